@@ -1,0 +1,534 @@
+"""The command line: parses arguments and calls the layers below. Never imports the UI unless asked."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from .model import AnnotationFilter, LabelreviewError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> None:
+    text = [[("" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in text:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def open_store(args: argparse.Namespace):
+    from .store import Store, find_store
+
+    return Store.open(find_store(explicit=args.store), author=args.author)
+
+
+def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
+    def split(values):
+        return [v for item in (values or []) for v in str(item).split(",") if v]
+
+    score = getattr(args, "score", None)
+    lo = hi = None
+    if score:
+        try:
+            a, _, b = score.partition(":")
+            lo, hi = (float(a) if a else None), (float(b) if b else None)
+        except ValueError:
+            raise LabelreviewError(f"--score takes MIN:MAX (either may be empty), not {score!r}") from None
+    return AnnotationFilter(
+        statuses=split(getattr(args, "status", None)), categories=split(getattr(args, "category", None)),
+        sources=split(getattr(args, "source_filter", None)), score_min=lo, score_max=hi,
+        authors=split(getattr(args, "by", None)), reasons=split(getattr(args, "reason_filter", None)),
+        image_ids=[int(v) for v in split(getattr(args, "image", None))],
+        conflicts=bool(getattr(args, "conflicts", False)),
+    )
+
+
+def add_filter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filter")
+    g.add_argument("--status", action="append", help="pending, accepted, relabeled, flagged, rejected (comma list)")
+    g.add_argument("--category", "--class", action="append", help="class name(s)")
+    g.add_argument("--source", dest="source_filter", action="append", help="import source name(s)")
+    g.add_argument("--score", help="score range MIN:MAX, e.g. 0.3:0.7 or :0.5")
+    g.add_argument("--by", action="append", help="who made the latest decision")
+    g.add_argument("--reason", dest="reason_filter", action="append", help="flag/reject reason")
+    g.add_argument("--image", action="append", help="image id(s)")
+    g.add_argument("--conflicts", action="store_true", help="only annotations with open conflicts")
+    g.add_argument("--order", default="file", help="file, score, score-desc, random, suspicion")
+    g.add_argument("--seed", type=int, default=0, help="seed for --order random")
+
+
+def finish(store, session=None) -> None:
+    """Every command that wrote ends with a checkpoint, so git holds what it did."""
+    store.checkpoint()
+
+
+# ---------------------------------------------------------------------- store commands
+
+
+@command("init")
+def cmd_init(args) -> int:
+    from .store import Store
+
+    root = Store.init(args.path, name=args.name)
+    if args.json:
+        emit_json({"store": str(root)})
+    else:
+        print(f"created store {root}")
+    return 0
+
+
+@command("import")
+def cmd_import(args) -> int:
+    from .review.roles import require
+    from .formats import registry
+
+    store = open_store(args)
+    try:
+        require(store, "admin")
+        fmt, batch = registry.read(args.format, args.path, args, store)
+        root = args.images or registry.default_image_root(fmt, args.path)
+        result = store.ingest(batch, source=args.source or Path(args.path).stem, image_root=root,
+                              check_images=not args.no_image_check)
+        finish(store)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(result)
+    else:
+        if fmt != args.format:
+            print(f"detected format: {fmt}")
+        print(f"imported {result['annotations']} annotations on {result['images']} images "
+              f"as {result['import']} (source {result['source']!r})")
+        warns = result["warnings"]
+        if warns:
+            print(f"{len(warns)} warning(s), recorded in imports/{result['import']}/warnings.jsonl:")
+            for w in warns[:20]:
+                print(f"  {w['where']}: {w['problem']} ({w['action']})")
+            if len(warns) > 20:
+                print(f"  ... and {len(warns) - 20} more")
+    return 0
+
+
+@command("export")
+def cmd_export(args) -> int:
+    from .review.roles import require
+    from .formats import registry
+    from .formats.snapshot import snapshot_from_store
+    from .store.history import at_revision
+
+    store = open_store(args)
+    try:
+        require(store, "admin")
+        include = tuple(v for item in (args.include or []) for v in item.split(",") if v)
+        if args.rev:
+            with at_revision(store, args.rev) as old:
+                result = registry.write(args.format, snapshot_from_store(old, include), args.out, args)
+        else:
+            result = registry.write(args.format, snapshot_from_store(store, include), args.out, args)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"wrote {result['annotations']} annotations on {result['images']} images to {result['file']}"
+              f" (provenance: {result['provenance']})")
+    return 0
+
+
+@command("status")
+def cmd_status(args) -> int:
+    store = open_store(args)
+    try:
+        counts = store.counts()
+        counts["store"] = str(store.root)
+        counts["author"] = store.identity.author
+    finally:
+        store.close()
+    if args.json:
+        emit_json(counts)
+        return 0
+    print(f"store {counts['store']}  ({counts['imports']} imports, {counts['images']} images)")
+    done = counts["total"] - counts["pending"]
+    print(f"{done} of {counts['total']} annotations reviewed")
+    for s in ("pending", "accepted", "relabeled", "flagged", "rejected"):
+        print(f"  {s:<10} {counts[s]}")
+    print(f"{counts['events']} events, {counts['uncommitted']} not yet in git, {counts['conflicts']} open conflicts")
+    return 0
+
+
+@command("ls")
+def cmd_ls(args) -> int:
+    store = open_store(args)
+    try:
+        flt = parse_filter(args)
+        if args.order == "suspicion":
+            from .review.suspicion import ranked
+
+            anns = ranked(store, flt)
+        else:
+            anns = store.annotations(flt, order=args.order)
+        rows = []
+        names = {im.id: im.file_name for im in store.images(sorted({a.image_id for a in anns}))} if anns else {}
+        for a in anns[: args.limit or None]:
+            row = {"id": a.id, "image": a.image_id, "file_name": names.get(a.image_id), "category": a.category,
+                   "proposed_category": a.proposed_category, "status": a.status, "score": a.score,
+                   "source": a.source, "source_id": a.source_id, "kind": a.kind, "bbox": a.bbox,
+                   "updated_by": a.updated_by, "reason": a.reason}
+            if getattr(a, "suspicion", None) is not None:
+                row["suspicion"], row["why"] = a.suspicion, a.why
+            rows.append(row)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(rows)
+    else:
+        table([[r["id"], r["image"], r["file_name"], r["category"], r["status"],
+                "" if r["score"] is None else f"{r['score']:.2f}", r["source"], r["reason"]] for r in rows],
+              ["id", "image", "file", "class", "status", "score", "source", "reason"])
+    return 0
+
+
+def _decide(args, fn) -> int:
+    from .review import ReviewSession
+
+    store = open_store(args)
+    events = []
+    try:
+        session = ReviewSession(store)
+        for ann_id in args.ids:
+            ev = fn(session, ann_id)
+            if ev is not None:
+                events.append(ev)
+        session.finish()
+    finally:
+        store.close()
+    if args.json:
+        emit_json(events)
+    else:
+        for ev in events:
+            print(f"{ev['action']} {ev['annotation']}: {ev['old']['category']} {ev['old']['status']} -> "
+                  f"{ev['new']['category']} {ev['new']['status']}")
+        if not events:
+            print("nothing to change")
+    return 0
+
+
+@command("accept")
+def cmd_accept(args) -> int:
+    return _decide(args, lambda s, i: s.accept(i, comment=args.comment))
+
+
+@command("relabel")
+def cmd_relabel(args) -> int:
+    args.ids = [args.id]
+    return _decide(args, lambda s, i: s.relabel(i, args.category, reason=args.reason, comment=args.comment))
+
+
+@command("flag")
+def cmd_flag(args) -> int:
+    return _decide(args, lambda s, i: s.flag(i, args.reason, comment=args.comment))
+
+
+@command("reject")
+def cmd_reject(args) -> int:
+    return _decide(args, lambda s, i: s.reject(i, reason=args.reason, comment=args.comment))
+
+
+@command("undo")
+def cmd_undo(args) -> int:
+    from .review import ReviewSession
+
+    store = open_store(args)
+    try:
+        session = ReviewSession(store)
+        ev = session.undo()
+        session.finish()
+    finally:
+        store.close()
+    if args.json:
+        emit_json(ev)
+    elif ev is None:
+        print("nothing to undo")
+    else:
+        print(f"undid {ev['reason'].split()[-1]} of annotation {ev['annotation']}: now "
+              f"{ev['new']['category']} {ev['new']['status']}")
+    return 0
+
+
+@command("commit")
+def cmd_commit(args) -> int:
+    store = open_store(args)
+    try:
+        sha = store.checkpoint(args.message)
+    finally:
+        store.close()
+    if args.json:
+        emit_json({"commit": sha})
+    else:
+        print(f"committed {sha}" if sha else "nothing to commit")
+    return 0
+
+
+@command("log")
+def cmd_log(args) -> int:
+    store = open_store(args)
+    try:
+        events = store.events(annotation=args.annotation, image=args.image_id, author=args.author_filter,
+                              action=args.action, since=args.since, limit=args.limit, newest_first=True)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(events)
+        return 0
+    table([[e["ts"][:19].replace("T", " "), e["author"], e["action"], e["annotation"],
+            f"{e['old']['category']}/{e['old']['status']} -> {e['new']['category']}/{e['new']['status']}",
+            e["reason"] or "", (e["commit"] or "(uncommitted)")[:10]] for e in events],
+          ["time (UTC)", "author", "action", "ann", "change", "reason", "commit"])
+    return 0
+
+
+@command("blame")
+def cmd_blame(args) -> int:
+    from .store.history import blame
+
+    store = open_store(args)
+    try:
+        rows = blame(store, annotation=args.id, image=args.image_id)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(rows)
+        return 0
+    table([[r["annotation"], r["category"], r["status"], r["author"] or "(proposal)",
+            (r["ts"] or "")[:19].replace("T", " "),
+            f"{r['old']['category']}/{r['old']['status']}" if r["old"] else f"proposed {r['proposed_category']}",
+            r["reason"] or "", (r["commit"] or ("(uncommitted)" if r["event"] else ""))[:10]] for r in rows],
+          ["ann", "class", "status", "by", "when (UTC)", "from", "why", "commit"])
+    return 0
+
+
+@command("diff")
+def cmd_diff(args) -> int:
+    from .store.history import diff
+
+    store = open_store(args)
+    try:
+        result = diff(store, args.rev_a, args.rev_b)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(result)
+        return 0
+    print(f"{args.rev_a} ({result['from'][:10]}) -> {args.rev_b} ({result['to'][:10]}): "
+          f"{result['events']} events, {len(result['changes'])} labels changed, {len(result['imports'])} imports")
+    for imp in result["imports"]:
+        print(f"  + import {imp}")
+    for c in result["changes"]:
+        print(f"  {c['annotation']:>6}  {c['old']['category']}/{c['old']['status']} -> "
+              f"{c['new']['category']}/{c['new']['status']}  by {', '.join(a.split(' <')[0] for a in c['authors'])}")
+    return 0
+
+
+@command("verify")
+def cmd_verify(args) -> int:
+    from .store.verify import verify
+
+    store = open_store(args)
+    try:
+        report = verify(store, images=not args.no_images)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        for p in report.problems:
+            print(f"{p.where}: {p.kind}: {p.message}")
+        state = "OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)"
+        print(f"verify {state}: {report.events} events from {report.writers} writers, "
+              f"{report.uncommitted} not yet committed, {report.images_checked} image hashes checked")
+    return 0 if report.ok else 1
+
+
+@command("reindex")
+def cmd_reindex(args) -> int:
+    store = open_store(args)
+    try:
+        counts = store.reindex()
+    finally:
+        store.close()
+    if args.json:
+        emit_json(counts)
+    else:
+        print(f"index rebuilt: {counts['annotations']} annotations, {counts['images']} images, "
+              f"{counts['events']} events")
+    return 0
+
+
+# ---------------------------------------------------------------------- review screen
+
+
+def demo_store(reset: bool = False) -> Path:
+    """The demo store under ``store/demo``, made from ``sample_data/`` the first time."""
+    from .formats import coco
+    from .store import Store
+
+    here = Path.cwd()
+    sample = here / "sample_data"
+    if not (sample / "proposals.json").is_file():
+        raise LabelreviewError("no sample_data/proposals.json here: run `labelreview` from the repository "
+                               "root, or `labelreview review --store DIR` on a store of yours")
+    root = here / "store" / "demo"
+    if reset and root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    if not (root / "labelreview.toml").exists():
+        Store.init(root, name="labelreview demo")
+        with Store.open(root) as store:
+            batch = coco.read(sample / "proposals.json")
+            store.ingest(batch, source="model-v1", image_root=sample / "images")
+            store.checkpoint()
+    return root
+
+
+@command("review")
+def cmd_review(args) -> int:
+    from .store import Store, find_store
+
+    root = demo_store(getattr(args, "reset", False)) if args.demo else find_store(explicit=args.store)
+    store = Store.open(root, author=args.author)
+    flt = parse_filter(args)
+    from .review import Queue
+
+    queue = Queue(store, flt, order=args.order, seed=args.seed)
+    from .tui.app import run  # the UI is imported only here
+
+    return run(store, queue, graphics=args.graphics)
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", help="store directory (default: found upward from here, or $LABELREVIEW_STORE)")
+    common.add_argument("--author", help="reviewer name (default: $LABELREVIEW_AUTHOR, git user, OS login)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = argparse.ArgumentParser(prog="labelreview", description="Review proposed ML labels in the terminal; "
+                                "every change is recorded and committed to git.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("init", parents=[common], help="create a store")
+    s.add_argument("path")
+    s.add_argument("--name")
+
+    s = sub.add_parser("import", parents=[common], help="import proposals (coco, auto, ...)")
+    s.add_argument("format", help="coco, or auto to detect")
+    s.add_argument("path")
+    s.add_argument("--images", help="folder the file's image paths are relative to")
+    s.add_argument("--source", help="name for this set of proposals (default: file name)")
+    s.add_argument("--gt", help="COCO results: the ground-truth file that names the images")
+    s.add_argument("--no-image-check", action="store_true", help="do not open and hash the images")
+
+    s = sub.add_parser("export", parents=[common], help="export reviewed labels")
+    s.add_argument("format")
+    s.add_argument("out")
+    s.add_argument("--include", action="append", help="also export flagged and/or pending")
+    s.add_argument("--rev", help="export the store as it was at this git revision")
+
+    sub.add_parser("status", parents=[common], help="counts per status")
+
+    s = sub.add_parser("ls", parents=[common], help="list annotations")
+    add_filter_args(s)
+    s.add_argument("--limit", type=int)
+
+    for name, helptext in (("accept", "accept annotations"), ("reject", "reject annotations"),
+                           ("flag", "flag annotations for a second look")):
+        s = sub.add_parser(name, parents=[common], help=helptext)
+        s.add_argument("ids", nargs="+", type=int)
+        s.add_argument("--reason", required=(name == "flag"))
+        s.add_argument("--comment")
+    s = sub.add_parser("relabel", parents=[common], help="change an annotation's class")
+    s.add_argument("id", type=int)
+    s.add_argument("category")
+    s.add_argument("--reason")
+    s.add_argument("--comment")
+    sub.add_parser("undo", parents=[common], help="undo your latest decision (recorded as a new event)")
+
+    s = sub.add_parser("commit", parents=[common], help="checkpoint the history to git now")
+    s.add_argument("-m", "--message")
+
+    s = sub.add_parser("log", parents=[common], help="history of changes")
+    s.add_argument("--annotation", type=int)
+    s.add_argument("--image", dest="image_id", type=int)
+    s.add_argument("--by", dest="author_filter", help="author or OS login")
+    s.add_argument("--action")
+    s.add_argument("--since", help="UTC time or date, e.g. 2026-11-28")
+    s.add_argument("--limit", type=int)
+
+    s = sub.add_parser("blame", parents=[common], help="who last changed an annotation, or each of an image's")
+    s.add_argument("id", type=int, nargs="?")
+    s.add_argument("--image", dest="image_id", type=int)
+
+    s = sub.add_parser("diff", parents=[common], help="label changes between two git revisions")
+    s.add_argument("rev_a")
+    s.add_argument("rev_b", nargs="?", default="HEAD")
+
+    s = sub.add_parser("verify", parents=[common], help="prove the history is intact")
+    s.add_argument("--no-images", action="store_true", help="skip re-hashing the image files")
+
+    sub.add_parser("reindex", parents=[common], help="rebuild the index from the committed files")
+
+    s = sub.add_parser("review", parents=[common], help="open the review screen")
+    add_filter_args(s)
+    s.add_argument("--demo", action="store_true", help="review the bundled sample data")
+    s.add_argument("--reset", action="store_true", help="with --demo: start the demo store afresh")
+    s.add_argument("--graphics", choices=["halfblock"], default="halfblock")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:
+        argv = ["review", "--demo"]
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LabelreviewError as e:
+        print(f"labelreview: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""What an export writes: the store's reviewed labels, with each label's provenance."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..model import Annotation, Category, Image, LabelreviewError
+
+#: Statuses exported by default; ``--include`` adds flagged or pending. Rejected: never.
+DEFAULT_STATUSES = ("accepted", "relabeled")
+INCLUDABLE = ("flagged", "pending")
+
+
+@dataclass(slots=True)
+class Snapshot:
+    images: list[Image]
+    annotations: list[Annotation]
+    categories: list[Category]
+    info: dict[str, Any] = field(default_factory=dict)
+    events: dict[int, dict[str, Any]] = field(default_factory=dict)  # annotation id -> last event
+    image_by_id: dict[int, Image] = field(default_factory=dict)
+
+    def provenance(self, a: Annotation, exported_id: Any) -> dict[str, Any]:
+        ev = self.events.get(a.id)
+        return {
+            "exported_id": exported_id, "annotation": a.id, "source": a.source, "source_id": a.source_id,
+            "import": a.import_id, "status": a.status, "category": a.category,
+            "proposed_category": a.proposed_category,
+            "decided_by": ev["author"] if ev else None, "decided_at": ev["ts"] if ev else None,
+            "action": ev["action"] if ev else None, "reason": ev["reason"] if ev else None,
+            "comment": ev["comment"] if ev else None, "event": ev["hash"] if ev else None,
+            "commit": ev["commit"] if ev else None,
+        }
+
+
+def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
+    """The reviewed labels of a store; ``include`` adds ``flagged`` and/or ``pending``."""
+    from ..model import AnnotationFilter
+
+    bad = [s for s in include if s not in INCLUDABLE]
+    if bad:
+        raise LabelreviewError(f"--include takes {', '.join(INCLUDABLE)}; not {', '.join(bad)}"
+                               + (" (rejected labels are never exported)" if "rejected" in bad else ""))
+    statuses = list(DEFAULT_STATUSES) + list(include)
+    anns = store.annotations(AnnotationFilter(statuses=statuses), order="id")
+    images = store.images()  # every image, so images left with no label stay in the dataset
+    last = {ev["annotation"]: ev for ev in store.events()} if anns else {}
+    used = {a.category for a in anns}
+    cats = store.categories()
+    names = {c.name for c in cats}
+    for extra in sorted(used - names):
+        cats.append(Category(name=extra))
+    info = {}
+    for imp in store.imports():
+        manifest = store.root / "imports" / imp["id"] / "manifest.json"
+        m = orjson.loads(manifest.read_bytes())
+        if m.get("info"):
+            info = m["info"]
+            break
+    return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
+                    image_by_id={im.id: im for im in images})
+
+
+def export_ids(source_ids: list[Any]) -> list[int]:
+    """Keep each source id that is a positive, unique integer; number the rest after the largest.
+
+    Id 0 is renumbered on purpose: COCOeval treats 0 as "unmatched" and miscounts.
+    """
+    seen: set[int] = set()
+    keep: list[int | None] = []
+    for sid in source_ids:
+        if isinstance(sid, int) and not isinstance(sid, bool) and 0 < sid < 2**63 and sid not in seen:
+            seen.add(sid)
+            keep.append(sid)
+        else:
+            keep.append(None)
+    nxt = max(seen, default=0) + 1
+    out = []
+    for k in keep:
+        if k is None:
+            k, nxt = nxt, nxt + 1
+        out.append(k)
+    return out
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file completely or not at all (a crash never leaves half an export)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def provenance_path(out: Path) -> Path:
+    return out.with_name(out.name + ".provenance.jsonl")
+
+
+def write_provenance(out: Path, rows: list[dict[str, Any]]) -> Path:
+    side = provenance_path(out)
+    write_bytes_atomic(side, b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows))
+    return side

@@ -1,0 +1,156 @@
+"""The review queue: which annotations, in what order, and where the reviewer is in it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import orjson
+
+from ..model import AnnotationFilter, LabelreviewError
+from ..store import Store
+from ..store.identity import slug
+
+ORDERS = ("file", "score", "score-desc", "random", "suspicion")
+
+
+class Queue:
+    """A fixed list of (annotation, image) in review order, grouped by image, with a position.
+
+    The list is taken when the queue opens, so an item decided during the session stays where it
+    is (a ``--status pending`` queue does not shrink under the reviewer's feet).
+    """
+
+    def __init__(self, store: Store, flt: AnnotationFilter | None = None, order: str = "file",
+                 seed: int = 0, resume: bool = True):
+        if order not in ORDERS:
+            raise LabelreviewError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
+        self.store, self.filter, self.order, self.seed = store, flt or AnnotationFilter(), order, seed
+        self.items: list[tuple[int, int]] = store.annotation_keys(self.filter, order, seed)
+        # Image-grouped view: an image appears once, at its first item's place in the order.
+        self.image_order: list[int] = []
+        self._by_image: dict[int, list[int]] = {}
+        for ann_id, image_id in self.items:
+            if image_id not in self._by_image:
+                self._by_image[image_id] = []
+                self.image_order.append(image_id)
+            self._by_image[image_id].append(ann_id)
+        self.flat: list[int] = [a for img in self.image_order for a in self._by_image[img]]
+        self._image_of = {a: i for a, i in self.items}
+        self.position = 0
+        if resume:
+            self._restore()
+
+    # -------------------------------------------------------------- where we are
+
+    def __len__(self) -> int:
+        return len(self.flat)
+
+    @property
+    def empty(self) -> bool:
+        return not self.flat
+
+    @property
+    def current(self) -> int | None:
+        return self.flat[self.position] if self.flat else None
+
+    @property
+    def current_image(self) -> int | None:
+        return self._image_of[self.current] if self.flat else None
+
+    def image_items(self, image_id: int | None = None) -> list[int]:
+        image_id = self.current_image if image_id is None else image_id
+        return list(self._by_image.get(image_id, []))
+
+    @property
+    def image_index(self) -> int:
+        return self.image_order.index(self.current_image) if self.flat else 0
+
+    # -------------------------------------------------------------- moving
+
+    def move(self, delta: int) -> int | None:
+        """Next/previous annotation; past the last one of an image is the next image's first."""
+        if self.flat:
+            self.position = max(0, min(len(self.flat) - 1, self.position + delta))
+            self._save()
+        return self.current
+
+    def move_image(self, delta: int) -> int | None:
+        if not self.flat:
+            return None
+        idx = max(0, min(len(self.image_order) - 1, self.image_index + delta))
+        return self.go_to_image(self.image_order[idx])
+
+    def go_to_image(self, image_id: int) -> int | None:
+        if image_id not in self._by_image:
+            raise LabelreviewError(f"image {image_id} is not in this queue")
+        self.position = self.flat.index(self._by_image[image_id][0])
+        self._save()
+        return self.current
+
+    def go_to(self, ann_id: int) -> int | None:
+        if ann_id not in self._image_of:
+            raise LabelreviewError(f"annotation {ann_id} is not in this queue")
+        self.position = self.flat.index(ann_id)
+        self._save()
+        return self.current
+
+    def next_pending(self) -> int | None:
+        """The next item still pending after the current one (wrapping), else stay."""
+        if not self.flat:
+            return None
+        pending = set(self.store.annotation_ids_with_status([*self.flat], "pending"))
+        n = len(self.flat)
+        for step in range(1, n + 1):
+            cand = self.flat[(self.position + step) % n]
+            if cand in pending:
+                self.position = (self.position + step) % n
+                self._save()
+                return cand
+        return self.move(+1)
+
+    def neighbours(self, radius: int = 1) -> list[int]:
+        """Image ids just before and after the current one, nearest first (for prefetch)."""
+        if not self.flat:
+            return []
+        i = self.image_index
+        out = []
+        for d in range(1, radius + 1):
+            for j in (i + d, i - d):
+                if 0 <= j < len(self.image_order):
+                    out.append(self.image_order[j])
+        return out
+
+    # -------------------------------------------------------------- progress
+
+    def progress(self) -> tuple[int, int]:
+        """(decided, total) over this queue."""
+        if not self.flat:
+            return 0, 0
+        pending = len(self.store.annotation_ids_with_status(self.flat, "pending"))
+        return len(self.flat) - pending, len(self.flat)
+
+    # -------------------------------------------------------------- resume
+
+    def _state_file(self) -> Path:
+        key = orjson.dumps({"f": asdict(self.filter), "o": self.order, "s": self.seed},
+                           option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(key).hexdigest()[:12]
+        return self.store.root / ".labelreview" / "positions" / f"{slug(self.store.identity.author_key)}-{digest}.json"
+
+    def _save(self) -> None:
+        path = self._state_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"annotation": self.current}))
+        os.replace(tmp, path)
+
+    def _restore(self) -> None:
+        try:
+            ann = orjson.loads(self._state_file().read_bytes()).get("annotation")
+        except (OSError, ValueError):
+            return
+        if ann in self._image_of:
+            self.position = self.flat.index(ann)

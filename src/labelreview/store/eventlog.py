@@ -1,0 +1,117 @@
+"""The append-only event logs: one JSONL file per writer per UTC day, hash-chained per writer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import canonical
+
+EVENTS_DIR = "events"
+EVENT_VERSION = 1
+
+
+def day_file(writer: str, ts: str) -> str:
+    """Relative path of the log a writer's event at ``ts`` goes into."""
+    return f"{EVENTS_DIR}/{writer}/{ts[:10]}.jsonl"
+
+
+def seal(event: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """Add the event's own hash; return it with the exact line to append."""
+    event = dict(event)
+    event.pop("hash", None)
+    event["hash"] = canonical.event_hash(event)
+    return event, canonical.dumps(event) + b"\n"
+
+
+def append_durably(path: Path, line: bytes) -> int:
+    """Append one whole line and fsync it; return the file's size afterwards (the line's end)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+    try:
+        written = os.write(fd, line)
+        if written != len(line):  # a short write on a full disk: undo it, report it
+            size = os.fstat(fd).st_size
+            os.ftruncate(fd, size - written)
+            raise OSError(f"{path}: short write ({written} of {len(line)} bytes); disk full?")
+        os.fsync(fd)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class LogLine:
+    path: str  # relative to the store root
+    number: int  # 1-based line number
+    start: int  # byte offset of the line
+    end: int  # byte offset after its newline
+    raw: bytes
+    event: dict[str, Any] | None  # None when the line is not valid JSON
+    error: str | None = None
+
+
+def read_lines(root: Path, rel: str, start: int = 0, first_line: int = 1) -> Iterator[LogLine]:
+    """Every complete line of a log from byte ``start``; an unterminated tail is not yielded."""
+    with open(root / rel, "rb") as f:
+        f.seek(start)
+        data = f.read()
+    pos, number = 0, first_line
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return
+        raw = data[pos:nl]
+        try:
+            ev = canonical.loads(raw)
+            err = None if isinstance(ev, dict) else "not a JSON object"
+            if err:
+                ev = None
+        except ValueError as e:
+            ev, err = None, f"not valid JSON ({e})"
+        yield LogLine(rel, number, start + pos, start + nl + 1, raw, ev, err)
+        pos, number = nl + 1, number + 1
+
+
+def list_files(root: Path) -> list[str]:
+    """All event logs, relative paths, in a stable order (writer, then day)."""
+    base = root / EVENTS_DIR
+    if not base.is_dir():
+        return []
+    out = [p.relative_to(root).as_posix() for p in base.rglob("*.jsonl") if p.is_file()]
+    return sorted(out)
+
+
+def writer_of(rel: str) -> str:
+    """``events/<author>/<host>/<day>.jsonl`` -> ``<author>/<host>``."""
+    parts = rel.split("/")
+    return "/".join(parts[1:-1])
+
+
+def torn_tail(root: Path, rel: str) -> int:
+    """Bytes after the last newline: a line cut short by a crash before it was acknowledged."""
+    path = root / rel
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb") as f:
+        back = min(size, 1 << 16)
+        f.seek(size - back)
+        tail = f.read()
+    nl = tail.rfind(b"\n")
+    if nl < 0:
+        return size if back == size else 0
+    return len(tail) - nl - 1

@@ -1,0 +1,73 @@
+"""Who is acting: the author a user names, and the OS login and host they cannot simply type."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+import subprocess
+from dataclasses import dataclass
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str, limit: int = 64) -> str:
+    """A file-name-safe form of a name: no separators, no dot-files, never empty."""
+    s = _SLUG.sub("-", text).strip(".-")[:limit]
+    return s or "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    author: str
+    login: str
+    host: str
+
+    @property
+    def writer(self) -> str:
+        """The key of this writer's hash chain and the folder of its event logs."""
+        return f"{slug(self.author_key)}/{slug(self.host)}"
+
+    @property
+    def author_key(self) -> str:
+        m = re.search(r"<([^>]+)>", self.author)
+        return m.group(1) if m else self.author
+
+    @property
+    def name(self) -> str:
+        return re.sub(r"\s*<[^>]*>\s*", "", self.author).strip() or self.login
+
+    @property
+    def email(self) -> str:
+        m = re.search(r"<([^>]+)>", self.author)
+        return m.group(1) if m else f"{slug(self.login)}@{slug(self.host)}"
+
+
+def os_login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        return str(os.getuid())
+
+
+def _git_author(cwd: str | None) -> str | None:
+    def get(key: str) -> str:
+        try:
+            out = subprocess.run(["git", "config", "--get", key], cwd=cwd, capture_output=True,
+                                 text=True, timeout=5)
+            return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    name, email = get("user.name"), get("user.email")
+    if name and email:
+        return f"{name} <{email}>"
+    return name or email or None
+
+
+def resolve_identity(author: str | None = None, cwd: str | None = None) -> Identity:
+    """--author, else LABELREVIEW_AUTHOR, else git's user.name/email, else the OS login."""
+    login = os_login()
+    chosen = (author or os.environ.get("LABELREVIEW_AUTHOR") or _git_author(cwd) or login).strip()
+    return Identity(author=chosen or login, login=login, host=socket.gethostname() or "localhost")

@@ -1,0 +1,58 @@
+"""The SQLite index: the live store, git-ignored, rebuilt from the committed files on demand."""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS imports (
+    id TEXT PRIMARY KEY, seq INTEGER, ts TEXT, author TEXT, login TEXT, host TEXT,
+    source TEXT, format TEXT, file TEXT, sha256 TEXT, image_root TEXT,
+    images INTEGER, annotations INTEGER, warnings INTEGER);
+CREATE TABLE IF NOT EXISTS categories (
+    name TEXT PRIMARY KEY, source_id INTEGER, supercategory TEXT, keypoints TEXT, skeleton TEXT,
+    extra TEXT);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY, import_id TEXT, file_name TEXT, width INTEGER, height INTEGER,
+    sha256 TEXT, source_id TEXT, extra TEXT);
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY, image_id INTEGER, import_id TEXT, source TEXT, source_id TEXT,
+    kind TEXT, category TEXT, proposed_category TEXT, status TEXT, score REAL, iscrowd INTEGER,
+    area REAL, bbox TEXT, segmentation TEXT, keypoints TEXT, extra TEXT, scores TEXT,
+    last_event TEXT, updated_at TEXT, updated_by TEXT, reason TEXT, comment TEXT);
+CREATE INDEX IF NOT EXISTS annotations_image ON annotations(image_id);
+CREATE INDEX IF NOT EXISTS annotations_status ON annotations(status);
+CREATE TABLE IF NOT EXISTS events (
+    ord INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT UNIQUE NOT NULL, writer TEXT, seq INTEGER,
+    ts TEXT, author TEXT, login TEXT, host TEXT, action TEXT, annotation INTEGER, image INTEGER,
+    old TEXT, new TEXT, reason TEXT, comment TEXT, base TEXT, undoes TEXT, prev TEXT,
+    file TEXT, line INTEGER, end_offset INTEGER, git_commit TEXT);
+CREATE INDEX IF NOT EXISTS events_annotation ON events(annotation);
+CREATE INDEX IF NOT EXISTS events_author ON events(author);
+CREATE INDEX IF NOT EXISTS events_uncommitted ON events(git_commit) WHERE git_commit IS NULL;
+CREATE TABLE IF NOT EXISTS event_files (
+    path TEXT PRIMARY KEY, writer TEXT, size INTEGER, lines INTEGER);
+CREATE TABLE IF NOT EXISTS writers (writer TEXT PRIMARY KEY, seq INTEGER, hash TEXT);
+CREATE TABLE IF NOT EXISTS conflicts (
+    event TEXT PRIMARY KEY, annotation INTEGER, base TEXT, current TEXT, resolved TEXT);
+"""
+
+
+def connect(path, timeout: float = 30.0) -> sqlite3.Connection:
+    """WAL, a busy timeout, and autocommit mode so every write names its own BEGIN IMMEDIATE."""
+    conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),))

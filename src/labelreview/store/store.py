@@ -1,0 +1,888 @@
+"""The Store: the one place that opens SQLite, writes event logs and import folders, and commits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from PIL import Image as PILImage
+
+from ..model import (
+    Annotation,
+    AnnotationFilter,
+    Category,
+    ConflictError,
+    Image,
+    ImportBatch,
+    ImportWarning,
+    LabelreviewError,
+)
+from . import canonical, eventlog, gitrepo, schema
+from .config import CONFIG_NAME, Config, load_config, write_template
+from .identity import Identity, resolve_identity, slug
+
+INDEX_DIR = ".labelreview"
+INDEX_NAME = "index.sqlite"
+IMPORTS_DIR = "imports"
+SHARD_SIZE = 100_000
+STORE_ENV = "LABELREVIEW_STORE"
+
+#: Sentinel: "decide on whatever the state is now" (the command line), as opposed to a named base.
+CURRENT = object()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def find_store(start: str | os.PathLike | None = None, explicit: str | os.PathLike | None = None) -> Path:
+    """--store, else LABELREVIEW_STORE, else the nearest folder upward holding labelreview.toml."""
+    given = explicit or os.environ.get(STORE_ENV)
+    if given:
+        root = Path(given).expanduser().resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise LabelreviewError(f"{root}: not a labelreview store (no {CONFIG_NAME}); "
+                                   f"create one with `labelreview init {given}`")
+        return root
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / CONFIG_NAME).is_file() and (d / ".git").exists():
+            return d
+    raise LabelreviewError("no labelreview store here or above; pass --store DIR, set "
+                           f"{STORE_ENV}, or create one with `labelreview init DIR`")
+
+
+def _j(value: Any) -> str | None:
+    return None if value is None else canonical.dumps(value).decode()
+
+
+def _uj(text: str | None) -> Any:
+    return None if text is None else canonical.loads(text)
+
+
+def _sid(value: Any) -> str | None:
+    """Source ids are kept as JSON so an int stays an int and a string stays a string."""
+    return None if value is None else canonical.dumps(value).decode()
+
+
+class Store:
+    """A label store: a git repository of imports and event logs, with a live SQLite index."""
+
+    def __init__(self, root: Path, identity: Identity, conn: sqlite3.Connection, config: Config):
+        self.root = root
+        self.identity = identity
+        self.conn = conn
+        self.config = config
+        self._repo = None
+        self._since_checkpoint = 0
+        #: Where relative image roots start from (differs only for a store rebuilt at a revision).
+        self.root_for_images = root
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def init(cls, path: str | os.PathLike, name: str | None = None) -> Path:
+        root = Path(path).expanduser().resolve()
+        if (root / CONFIG_NAME).exists():
+            raise LabelreviewError(f"{root}: already a labelreview store")
+        root.mkdir(parents=True, exist_ok=True)
+        os.umask(os.umask(0o002) & 0o002 | 0o002)  # group may share the store, others not write
+        repo = gitrepo.init_repo(root)
+        write_template(root, name or root.name)
+        (root / eventlog.EVENTS_DIR).mkdir(exist_ok=True)
+        (root / IMPORTS_DIR).mkdir(exist_ok=True)
+        for keep in (eventlog.EVENTS_DIR, IMPORTS_DIR):
+            (root / keep / ".keep").touch()
+        store = cls.open(root, author=None)
+        try:
+            store.checkpoint(f"labelreview init: new store {name or root.name}", force=True)
+        finally:
+            store.close()
+        del repo
+        return root
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, author: str | None = None, *, recover: bool = True) -> "Store":
+        root = Path(path).expanduser().resolve()
+        config = load_config(root)
+        identity = resolve_identity(author, cwd=str(root))
+        index = root / INDEX_DIR / INDEX_NAME
+        fresh = not index.exists()
+        index.parent.mkdir(exist_ok=True)
+        if fresh:
+            _rebuild_into(root, index)
+        conn = schema.connect(index)
+        schema.create(conn)
+        store = cls(root, identity, conn, config)
+        if recover:
+            store.recover()
+        return store
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            if self._repo is not None:
+                self._repo.close()
+                self._repo = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def repo(self):
+        if self._repo is None:
+            self._repo = gitrepo.open_repo(self.root)
+        return self._repo
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE so a read-then-write never fails half-way."""
+        conn = self.conn
+        for attempt in range(200):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        else:
+            raise LabelreviewError(f"{self.root}: the index stayed locked by another process; try again")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ reading
+
+    def image_root(self, import_id: str) -> Path:
+        override = self.config.image_roots.get(import_id)
+        if override:
+            return Path(override).expanduser()
+        row = self.conn.execute("SELECT image_root FROM imports WHERE id=?", (import_id,)).fetchone()
+        root = row["image_root"] if row else "."
+        return (self.root_for_images / root) if not os.path.isabs(root) else Path(root)
+
+    def _image(self, row: sqlite3.Row) -> Image:
+        return Image(
+            id=row["id"], import_id=row["import_id"], file_name=row["file_name"],
+            path=str(self.image_root(row["import_id"]) / row["file_name"]),
+            width=row["width"], height=row["height"], sha256=row["sha256"],
+            source_id=_uj(row["source_id"]), extra=_uj(row["extra"]) or {},
+        )
+
+    def image(self, image_id: int) -> Image:
+        row = self.conn.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+        if row is None:
+            raise LabelreviewError(f"no image with id {image_id}")
+        return self._image(row)
+
+    def images(self, ids: list[int] | None = None) -> list[Image]:
+        if ids is None:
+            rows = self.conn.execute("SELECT * FROM images ORDER BY id").fetchall()
+        else:
+            marks = ",".join("?" * len(ids))
+            rows = self.conn.execute(f"SELECT * FROM images WHERE id IN ({marks}) ORDER BY id", ids).fetchall()
+        return [self._image(r) for r in rows]
+
+    @staticmethod
+    def _annotation(row: sqlite3.Row) -> Annotation:
+        return Annotation(
+            id=row["id"], image_id=row["image_id"], category=row["category"], status=row["status"],
+            kind=row["kind"], bbox=_uj(row["bbox"]), segmentation=_uj(row["segmentation"]),
+            keypoints=_uj(row["keypoints"]), score=row["score"], iscrowd=row["iscrowd"],
+            area=row["area"], source=row["source"], source_id=_uj(row["source_id"]),
+            import_id=row["import_id"], extra=_uj(row["extra"]) or {}, scores=_uj(row["scores"]),
+            last_event=row["last_event"], updated_at=row["updated_at"], updated_by=row["updated_by"],
+            reason=row["reason"], comment=row["comment"], proposed_category=row["proposed_category"],
+        )
+
+    def annotation(self, ann_id: int) -> Annotation:
+        row = self.conn.execute("SELECT * FROM annotations WHERE id=?", (ann_id,)).fetchone()
+        if row is None:
+            raise LabelreviewError(f"no annotation with id {ann_id}")
+        return self._annotation(row)
+
+    def annotations(self, flt: AnnotationFilter | None = None, order: str = "file") -> list[Annotation]:
+        where, params = self._where(flt or AnnotationFilter())
+        rows = self.conn.execute(
+            f"SELECT * FROM annotations a WHERE {where} ORDER BY {self._order(order)}", params
+        ).fetchall()
+        return [self._annotation(r) for r in rows]
+
+    def annotation_keys(self, flt: AnnotationFilter | None = None, order: str = "file",
+                        seed: int = 0) -> list[tuple[int, int]]:
+        """(annotation id, image id) pairs of a queue, in order, without decoding geometry."""
+        where, params = self._where(flt or AnnotationFilter())
+        rows = self.conn.execute(
+            f"SELECT a.id, a.image_id FROM annotations a WHERE {where} ORDER BY {self._order(order)}",
+            params,
+        ).fetchall()
+        keys = [(r[0], r[1]) for r in rows]
+        if order == "random":
+            import random
+
+            # Shuffle whole images so a reviewer still sees an image's labels together.
+            by_image: dict[int, list[tuple[int, int]]] = {}
+            for k in keys:
+                by_image.setdefault(k[1], []).append(k)
+            groups = list(by_image.values())
+            random.Random(seed).shuffle(groups)
+            keys = [k for g in groups for k in g]
+        return keys
+
+    @staticmethod
+    def _order(order: str) -> str:
+        return {
+            "file": "a.image_id, a.id",
+            "random": "a.image_id, a.id",
+            "score": "a.score IS NULL, a.score ASC, a.id",
+            "score-desc": "a.score IS NULL, a.score DESC, a.id",
+            "id": "a.id",
+        }.get(order) or _bad_order(order)
+
+    @staticmethod
+    def _where(flt: AnnotationFilter) -> tuple[str, list[Any]]:
+        clauses, params = ["1=1"], []
+
+        def among(column: str, values: list[Any]) -> None:
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+
+        among("a.status", flt.statuses)
+        among("a.category", flt.categories)
+        among("a.source", flt.sources)
+        among("a.updated_by", flt.authors)
+        among("a.reason", flt.reasons)
+        among("a.image_id", flt.image_ids)
+        among("a.id", flt.ids)
+        if flt.score_min is not None:
+            clauses.append("a.score >= ?")
+            params.append(flt.score_min)
+        if flt.score_max is not None:
+            clauses.append("a.score <= ?")
+            params.append(flt.score_max)
+        if flt.conflicts:
+            clauses.append("a.id IN (SELECT annotation FROM conflicts WHERE resolved IS NULL)")
+        return " AND ".join(clauses), params
+
+    def annotation_ids_with_status(self, ids: list[int], status: str) -> list[int]:
+        out: list[int] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            out += [r[0] for r in self.conn.execute(
+                f"SELECT id FROM annotations WHERE status=? AND id IN ({','.join('?' * len(chunk))})",
+                [status, *chunk])]
+        return out
+
+    def categories(self) -> list[Category]:
+        rows = self.conn.execute("SELECT * FROM categories ORDER BY source_id IS NULL, source_id, name")
+        return [Category(name=r["name"], source_id=r["source_id"], supercategory=r["supercategory"],
+                         keypoints=_uj(r["keypoints"]), skeleton=_uj(r["skeleton"]),
+                         extra=_uj(r["extra"]) or {}) for r in rows]
+
+    def class_names(self) -> list[str]:
+        names = [c.name for c in self.categories()]
+        return names + [c for c in self.config.classes if c not in names]
+
+    def counts(self) -> dict[str, Any]:
+        by_status = dict(self.conn.execute("SELECT status, count(*) FROM annotations GROUP BY status").fetchall())
+        out: dict[str, Any] = {s: by_status.get(s, 0) for s in ("pending", "accepted", "relabeled", "flagged", "rejected")}
+        out["total"] = sum(by_status.values())
+        out["images"] = self.conn.execute("SELECT count(*) FROM images").fetchone()[0]
+        out["events"] = self.conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        out["uncommitted"] = self.uncommitted()
+        out["conflicts"] = self.conn.execute("SELECT count(*) FROM conflicts WHERE resolved IS NULL").fetchone()[0]
+        out["imports"] = self.conn.execute("SELECT count(*) FROM imports").fetchone()[0]
+        return out
+
+    def imports(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM imports ORDER BY seq")]
+
+    def uncommitted(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM events WHERE git_commit IS NULL").fetchone()[0]
+
+    def events(self, *, annotation: int | None = None, image: int | None = None,
+               author: str | None = None, action: str | None = None, since: str | None = None,
+               limit: int | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
+        clauses, params = ["1=1"], []
+        for column, value in (("annotation", annotation), ("image", image), ("action", action)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if author is not None:
+            clauses.append("(author = ? OR login = ? OR author LIKE ?)")
+            params += [author, author, f"%{author}%"]
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        sql = f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY ord {'DESC' if newest_first else 'ASC'}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._event_row(r) for r in self.conn.execute(sql, params)]
+
+    @staticmethod
+    def _event_row(r: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "hash": r["hash"], "writer": r["writer"], "seq": r["seq"], "ts": r["ts"],
+            "author": r["author"], "login": r["login"], "host": r["host"], "action": r["action"],
+            "annotation": r["annotation"], "image": r["image"], "old": _uj(r["old"]),
+            "new": _uj(r["new"]), "reason": r["reason"], "comment": r["comment"], "base": r["base"],
+            "undoes": r["undoes"], "commit": r["git_commit"], "file": r["file"], "line": r["line"],
+        }
+
+    # ------------------------------------------------------------------ the write path
+
+    def record(self, ann_id: int, action: str, new: dict[str, Any], *, reason: str | None = None,
+               comment: str | None = None, base: Any = CURRENT, undoes: str | None = None,
+               extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Make one change durable: fsync the log line, then update the index in one transaction.
+
+        ``base`` is the event hash (or None for an untouched proposal) the decision was made on;
+        if the annotation changed since, nothing is written and ConflictError says who changed it.
+        """
+        ident = self.identity
+        with self._write() as conn:
+            self._catch_up(conn, ident.writer)
+            row = conn.execute("SELECT * FROM annotations WHERE id=?", (ann_id,)).fetchone()
+            if row is None:
+                raise LabelreviewError(f"no annotation with id {ann_id}")
+            if base is not CURRENT and base != row["last_event"]:
+                raise ConflictError(
+                    f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
+                    f"({row['status']}, {row['category']}) after you saw it; nothing was written")
+            head = conn.execute("SELECT seq, hash FROM writers WHERE writer=?", (ident.writer,)).fetchone()
+            event = {
+                "v": eventlog.EVENT_VERSION, "writer": ident.writer,
+                "seq": (head["seq"] + 1) if head else 1, "ts": utc_now(),
+                "author": ident.author, "login": ident.login, "host": ident.host,
+                "action": action, "annotation": ann_id, "image": row["image_id"],
+                "old": {"category": row["category"], "status": row["status"]}, "new": new,
+                "reason": reason, "comment": comment, "base": row["last_event"],
+                "undoes": undoes, "prev": head["hash"] if head else None,
+            }
+            if extra:
+                event.update(extra)
+            event, line = eventlog.seal(event)
+            rel = eventlog.day_file(ident.writer, event["ts"])
+            end = eventlog.append_durably(self.root / rel, line)
+            self._apply(conn, event, rel, end)
+        self._since_checkpoint += 1
+        return event
+
+    def last_undoable(self, author: str | None = None) -> dict[str, Any] | None:
+        """This author's latest decision that no undo has taken back yet."""
+        author = author or self.identity.author
+        row = self.conn.execute(
+            "SELECT * FROM events e WHERE author=? AND action != 'undo' AND NOT EXISTS "
+            "(SELECT 1 FROM events u WHERE u.undoes = e.hash) ORDER BY ord DESC LIMIT 1", (author,),
+        ).fetchone()
+        return self._event_row(row) if row else None
+
+    def _apply(self, conn: sqlite3.Connection, ev: dict[str, Any], rel: str, end: int) -> None:
+        """Apply one sealed event to the index: the only code that changes an annotation's state."""
+        cur = conn.execute("SELECT last_event FROM annotations WHERE id=?", (ev["annotation"],)).fetchone()
+        file_row = conn.execute("SELECT lines FROM event_files WHERE path=?", (rel,)).fetchone()
+        line_no = (file_row["lines"] if file_row else 0) + 1
+        conn.execute(
+            "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
+            " old, new, reason, comment, base, undoes, prev, file, line, end_offset)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (ev["hash"], ev["writer"], ev["seq"], ev["ts"], ev["author"], ev.get("login"),
+             ev.get("host"), ev["action"], ev["annotation"], ev.get("image"), _j(ev.get("old")),
+             _j(ev.get("new")), ev.get("reason"), ev.get("comment"), ev.get("base"),
+             ev.get("undoes"), ev.get("prev"), rel, line_no, end),
+        )
+        if cur is not None and cur["last_event"] == ev.get("base"):
+            new = ev["new"]
+            conn.execute(
+                "UPDATE annotations SET category=?, status=?, last_event=?, updated_at=?, updated_by=?,"
+                " reason=?, comment=? WHERE id=?",
+                (new["category"], new["status"], ev["hash"], ev["ts"], ev["author"], ev.get("reason"),
+                 ev.get("comment"), ev["annotation"]),
+            )
+        elif cur is not None:
+            # Decided on a state that another writer had already changed: never a silent overwrite.
+            conn.execute(
+                "INSERT OR IGNORE INTO conflicts(event, annotation, base, current) VALUES(?,?,?,?)",
+                (ev["hash"], ev["annotation"], ev.get("base"), cur["last_event"]),
+            )
+        conn.execute(
+            "INSERT INTO writers(writer, seq, hash) VALUES(?,?,?) ON CONFLICT(writer) DO UPDATE SET"
+            " seq=excluded.seq, hash=excluded.hash", (ev["writer"], ev["seq"], ev["hash"]),
+        )
+        conn.execute(
+            "INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?) ON CONFLICT(path) DO"
+            " UPDATE SET size=excluded.size, lines=excluded.lines",
+            (rel, ev["writer"], end, line_no),
+        )
+
+    def _catch_up(self, conn: sqlite3.Connection, writer: str | None = None) -> int:
+        """Replay log lines the index has not seen (a crash between fsync and commit); in a write tx."""
+        known = {r["path"]: r["size"] for r in conn.execute("SELECT path, size FROM event_files")}
+        files = eventlog.list_files(self.root)
+        if writer is not None:
+            files = [f for f in files if eventlog.writer_of(f) == writer]
+        todo: list[tuple[str, int]] = []
+        for rel in files:
+            size = (self.root / rel).stat().st_size
+            if size > known.get(rel, 0):
+                todo.append((rel, known.get(rel, 0)))
+        replayed = 0
+        for rel, start in todo:
+            torn = eventlog.torn_tail(self.root, rel)
+            if torn:
+                self._drop_torn_tail(rel, torn)
+            for ll in eventlog.read_lines(self.root, rel, start):
+                if ll.event is None or "hash" not in ll.event:
+                    raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({ll.error}); "
+                                           "run `labelreview verify`")
+                if conn.execute("SELECT 1 FROM events WHERE hash=?", (ll.event["hash"],)).fetchone():
+                    continue
+                self._apply(conn, ll.event, rel, ll.end)
+                replayed += 1
+        return replayed
+
+    def _drop_torn_tail(self, rel: str, torn: int) -> None:
+        """A line cut short by a crash was never acknowledged: remove it, and say so in a local log."""
+        path = self.root / rel
+        size = path.stat().st_size
+        with open(path, "rb+") as f:
+            f.seek(size - torn)
+            cut = f.read()
+            f.truncate(size - torn)
+            os.fsync(f.fileno())
+        note = {"ts": utc_now(), "file": rel, "dropped_bytes": torn, "text": cut[:400].decode("utf-8", "replace")}
+        with open(self.root / INDEX_DIR / "recovery.log", "ab") as f:
+            f.write(canonical.dumps(note) + b"\n")
+
+    def recover(self) -> int:
+        """On start: replay any log tail the index has not seen, and any import it has not loaded."""
+        known = {r["path"]: r["size"] for r in self.conn.execute("SELECT path, size FROM event_files")}
+        stale = any((self.root / rel).stat().st_size != known.get(rel, 0)
+                    for rel in eventlog.list_files(self.root))
+        missing_imports = self._unloaded_imports()
+        if not stale and not missing_imports:
+            return 0
+        with self._write() as conn:
+            for folder in self._unloaded_imports():
+                _load_import_folder(conn, self.root / IMPORTS_DIR / folder)
+            return self._catch_up(conn)
+
+    def _unloaded_imports(self) -> list[str]:
+        base = self.root / IMPORTS_DIR
+        if not base.is_dir():
+            return []
+        have = {r[0] for r in self.conn.execute("SELECT id FROM imports")}
+        return sorted(p.name for p in base.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and p.name not in have
+                      and (p / "manifest.json").is_file())
+
+    # ------------------------------------------------------------------ git checkpoints
+
+    def maybe_checkpoint(self) -> str | None:
+        if self._since_checkpoint >= self.config.checkpoint_every:
+            return self.checkpoint()
+        return None
+
+    def checkpoint(self, message: str | None = None, force: bool = False) -> str | None:
+        """Commit the event logs and imports to git; None when there was nothing to commit."""
+        self._since_checkpoint = 0
+        repo = self.repo
+        with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock"):
+            with self._write():  # nobody appends while git reads the logs
+                changed = gitrepo.stage(repo)
+            if not changed and not force:
+                return None
+            pending = self.conn.execute(
+                "SELECT action, author FROM events WHERE git_commit IS NULL").fetchall()
+            msg = message or self._checkpoint_message(pending, changed)
+            sha = gitrepo.commit_staged(repo, self.identity, msg)
+            logs = [p for p in changed if p.startswith(eventlog.EVENTS_DIR + "/") and p.endswith(".jsonl")]
+            sizes = gitrepo.blob_sizes(repo, sha, logs)
+            with self._write() as conn:
+                for path, size in sizes.items():
+                    conn.execute("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? "
+                                 "AND end_offset <= ?", (sha, path, size))
+            return sha
+
+    def _checkpoint_message(self, pending: list[sqlite3.Row], changed: list[str]) -> str:
+        if not pending:
+            imports = sorted({p.split("/")[1] for p in changed if p.startswith(IMPORTS_DIR + "/")})
+            if imports:
+                return "import " + ", ".join(imports)
+            return "labelreview checkpoint"
+        words = {"accept": "accepted", "relabel": "relabeled", "flag": "flagged",
+                 "reject": "rejected", "undo": "undone", "resolve": "resolved"}
+        actions = Counter(r["action"] for r in pending)
+        authors = sorted({r["author"] for r in pending})
+        parts = [f"{n} {words.get(a, a)}" for a, n in actions.most_common()]
+        who = ", ".join(a.split(" <")[0] for a in authors)
+        return f"{', '.join(parts)} by {who}"
+
+    # ------------------------------------------------------------------ imports
+
+    def ingest(self, batch: ImportBatch, *, source: str, image_root: str | os.PathLike,
+               check_images: bool = True) -> dict[str, Any]:
+        """Add an import atomically: its folder is written completely, then indexed in one tx."""
+        src_path = Path(batch.source_file)
+        sha = canonical.file_sha256(src_path) if src_path.is_file() else canonical.sha256_hex(
+            canonical.dumps([batch.source_file, len(batch.proposals)]))
+        dup = self.conn.execute("SELECT id FROM imports WHERE sha256=? AND source=?", (sha, source)).fetchone()
+        if dup:
+            raise LabelreviewError(f"{batch.source_file}: already imported as {dup['id']} (source {source!r})")
+        root_abs = Path(image_root).expanduser().resolve()
+        try:
+            root_rec = os.path.relpath(root_abs, self.root)
+        except ValueError:
+            root_rec = str(root_abs)
+        if root_rec.startswith(".." + os.sep + ".." + os.sep + ".."):
+            root_rec = str(root_abs)
+        warnings = list(batch.warnings)
+        image_info = _check_images(batch, root_abs, warnings, check_images)
+        ts = utc_now()
+        import_id = f"{ts[:19].replace('-', '').replace(':', '')}-{slug(source, 32)}-{sha[:8]}"
+        folder = self.root / IMPORTS_DIR / import_id
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root / IMPORTS_DIR))
+        try:
+            with self._write() as conn:
+                result = _write_import(conn, tmp, batch, import_id=import_id, source=source, sha=sha,
+                                       ts=ts, identity=self.identity, image_root=root_rec,
+                                       image_info=image_info, warnings=warnings)
+                os.replace(tmp, folder)
+                eventlog.fsync_dir(folder.parent)
+                _load_import_folder(conn, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if folder.exists() and not self.conn.execute(
+                    "SELECT 1 FROM imports WHERE id=?", (import_id,)).fetchone():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return result
+
+    # ------------------------------------------------------------------ rebuild
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the index from the committed files and swap it in; returns what it holds."""
+        index = self.root / INDEX_DIR / INDEX_NAME
+        self.conn.close()
+        new = index.with_suffix(".rebuild")
+        _rebuild_into(self.root, new)
+        for suffix in ("-wal", "-shm"):
+            Path(str(index) + suffix).unlink(missing_ok=True)
+        os.replace(new, index)
+        self.conn = schema.connect(index)
+        c = self.counts()
+        return {"annotations": c["total"], "images": c["images"], "events": c["events"]}
+
+
+def _bad_order(order: str) -> str:
+    raise LabelreviewError(f"unknown order {order!r}; use file, score, score-desc, random or suspicion")
+
+
+# ---------------------------------------------------------------------- import helpers
+
+
+def _safe_image_path(root: Path, file_name: str) -> Path | None:
+    """The image's path if it stays inside the root (no absolute paths, ``..`` or symlinks out)."""
+    if not file_name or "\0" in file_name or os.path.isabs(file_name) or file_name.startswith("\\"):
+        return None
+    candidate = (root / file_name).resolve()
+    try:
+        candidate.relative_to(root)
+    except ValueError:
+        return None
+    return candidate
+
+
+def _probe_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
+    """sha256, (width, height) after EXIF orientation, or a problem; the header only, never pixels."""
+    try:
+        with PILImage.open(path) as im:
+            w, h = im.size
+            if w * h > (PILImage.MAX_IMAGE_PIXELS or 1 << 62):
+                return None, None, f"refused: {w}x{h} pixels looks like a decompression bomb"
+            try:
+                orientation = im.getexif().get(0x0112, 1)
+            except Exception:
+                orientation = 1
+            if orientation in (5, 6, 7, 8):
+                w, h = h, w
+    except PILImage.DecompressionBombError as e:
+        return None, None, f"refused: decompression bomb ({e})"
+    except FileNotFoundError:
+        return None, None, "image file missing"
+    except Exception as e:  # corrupt or not an image: reviewable from the list, recorded as a warning
+        return canonical.file_sha256(path) if path.is_file() else None, None, f"unreadable image ({e})"
+    return canonical.file_sha256(path), (w, h), None
+
+
+def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
+                  check: bool) -> dict[str, tuple[str | None, int | None, int | None, bool]]:
+    """Per image key: (sha256, width, height, keep). Escaping paths and bombs are dropped."""
+    info: dict[str, tuple[str | None, int | None, int | None, bool]] = {}
+    paths: dict[str, Path] = {}
+    for i, im in enumerate(batch.images):
+        p = _safe_image_path(root, im.file_name)
+        if p is None:
+            warnings.append(ImportWarning(f"images[{i}] (id {im.source_id})",
+                                          f"file name {im.file_name!r} escapes the image root", "skipped"))
+            info[im.key] = (None, None, None, False)
+        else:
+            paths[im.key] = p
+    if not check:
+        for k in paths:
+            info[k] = (None, None, None, True)
+        return info
+    by_key = {im.key: (i, im) for i, im in enumerate(batch.images)}
+    keys = list(paths)
+    missing = [k for k in keys if not paths[k].is_file()]
+    missing_set = set(missing)
+    for k in missing:
+        i, im = by_key[k]
+        warnings.append(ImportWarning(f"images[{i}] (id {im.source_id})",
+                                      f"image file missing: {im.file_name}", "kept"))
+        info[k] = (None, None, None, True)
+    present = [k for k in keys if k not in missing_set]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for k, (sha, size, problem) in zip(present, pool.map(lambda k: _probe_image(paths[k]), present)):
+            i, im = by_key[k]
+            where = f"images[{i}] (id {im.source_id})"
+            if problem and problem.startswith("refused"):
+                warnings.append(ImportWarning(where, f"{im.file_name}: {problem}", "skipped"))
+                info[k] = (None, None, None, False)
+                continue
+            if problem:
+                warnings.append(ImportWarning(where, f"{im.file_name}: {problem}", "kept"))
+            w, h = size if size else (None, None)
+            if size and im.width and im.height and (im.width, im.height) != size:
+                warnings.append(ImportWarning(
+                    where, f"{im.file_name}: file says {im.width}x{im.height}, the image is {w}x{h}",
+                    "kept"))
+            info[k] = (sha, w, h, True)
+    return info
+
+
+def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *, import_id: str,
+                  source: str, sha: str, ts: str, identity: Identity, image_root: str,
+                  image_info: dict, warnings: list[ImportWarning]) -> dict[str, Any]:
+    """Write the import's immutable folder: manifest, images, categories, proposals (sharded)."""
+    next_image = (conn.execute("SELECT max(id) FROM images").fetchone()[0] or 0) + 1
+    next_ann = (conn.execute("SELECT max(id) FROM annotations").fetchone()[0] or 0) + 1
+    seq = (conn.execute("SELECT max(seq) FROM imports").fetchone()[0] or 0) + 1
+    # The same picture imported twice (a second source) is one image: match by path, then hash.
+    existing_path = {}
+    existing_sha = {}
+    for r in conn.execute("SELECT id, import_id, file_name, sha256 FROM images"):
+        existing_path[(r["import_id"], r["file_name"])] = r["id"]
+        if r["sha256"]:
+            existing_sha[r["sha256"]] = r["id"]
+    roots = {r["id"]: r["image_root"] for r in conn.execute("SELECT id, image_root FROM imports")}
+    by_root_name = {(roots.get(imp), fn): i for (imp, fn), i in existing_path.items()}
+
+    image_ids: dict[str, int] = {}
+    image_lines = []
+    for im in batch.images:
+        sha_i, w, h, keep = image_info.get(im.key, (None, None, None, True))
+        if not keep:
+            continue
+        reuse = by_root_name.get((image_root, im.file_name)) or (existing_sha.get(sha_i) if sha_i else None)
+        if reuse:
+            image_ids[im.key] = reuse
+            image_lines.append({"id": reuse, "key": im.key, "reused": True, "file_name": im.file_name,
+                                "source_id": im.source_id})
+            continue
+        image_ids[im.key] = next_image
+        image_lines.append({"id": next_image, "key": im.key, "file_name": im.file_name,
+                            "width": im.width or w, "height": im.height or h, "sha256": sha_i,
+                            "source_id": im.source_id, "extra": im.extra or None})
+        next_image += 1
+
+    ann_lines = []
+    skipped = 0
+    for p in batch.proposals:
+        img = image_ids.get(p.image_key)
+        if img is None:
+            skipped += 1
+            continue
+        ann_lines.append({
+            "id": next_ann, "image": img, "category": p.category, "kind": p.kind, "bbox": p.bbox,
+            "segmentation": p.segmentation, "keypoints": p.keypoints, "score": p.score,
+            "iscrowd": p.iscrowd, "area": p.area, "source_id": p.source_id,
+            "extra": p.extra or None, "scores": p.scores,
+        })
+        next_ann += 1
+    if skipped:
+        warnings.append(ImportWarning("annotations", f"{skipped} annotation(s) on skipped images",
+                                      "skipped"))
+
+    shards = []
+    for n, start in enumerate(range(0, max(len(ann_lines), 1), SHARD_SIZE)):
+        name = f"annotations-{n:04d}.jsonl"
+        _write_jsonl(folder / name, ann_lines[start:start + SHARD_SIZE])
+        shards.append(name)
+    _write_jsonl(folder / "images.jsonl", image_lines)
+    _write_jsonl(folder / "warnings.jsonl", [w.as_dict() for w in warnings])
+    manifest = {
+        "id": import_id, "seq": seq, "ts": ts, "author": identity.author, "login": identity.login,
+        "host": identity.host, "source": source, "format": batch.format,
+        "file": os.path.basename(batch.source_file), "sha256": sha, "image_root": image_root,
+        "counts": {"images": len(image_lines), "annotations": len(ann_lines), "warnings": len(warnings)},
+        "categories": [{"name": c.name, "source_id": c.source_id, "supercategory": c.supercategory,
+                        "keypoints": c.keypoints, "skeleton": c.skeleton, "extra": c.extra or None}
+                       for c in batch.categories],
+        "info": batch.info or None, "shards": shards,
+        "warnings_by_problem": dict(Counter(_problem_kind(w.problem) for w in warnings)),
+    }
+    (folder / "manifest.json").write_bytes(canonical.dumps(manifest) + b"\n")
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    return {"import": import_id, "images": len(image_lines), "annotations": len(ann_lines),
+            "warnings": [w.as_dict() for w in warnings], "source": source, "format": batch.format}
+
+
+def _problem_kind(problem: str) -> str:
+    return problem.split(":")[0].split("(")[0].strip()[:60]
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    dumps = canonical.dumps
+    with open(path, "wb") as f:
+        f.write(b"".join(dumps(r) + b"\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield canonical.loads(line)
+
+
+def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
+    """Index one import folder (at import, at recovery and at rebuild: the same code)."""
+    m = canonical.loads((folder / "manifest.json").read_bytes())
+    conn.execute(
+        "INSERT INTO imports(id, seq, ts, author, login, host, source, format, file, sha256,"
+        " image_root, images, annotations, warnings) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (m["id"], m["seq"], m["ts"], m["author"], m["login"], m["host"], m["source"], m["format"],
+         m["file"], m["sha256"], m["image_root"], m["counts"]["images"], m["counts"]["annotations"],
+         m["counts"]["warnings"]),
+    )
+    for c in m.get("categories") or []:
+        conn.execute(
+            "INSERT OR IGNORE INTO categories(name, source_id, supercategory, keypoints, skeleton, extra)"
+            " VALUES(?,?,?,?,?,?)",
+            (c["name"], c.get("source_id"), c.get("supercategory"), _j(c.get("keypoints")),
+             _j(c.get("skeleton")), _j(c.get("extra"))),
+        )
+    conn.executemany(
+        "INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id, extra)"
+        " VALUES(?,?,?,?,?,?,?,?)",
+        ((r["id"], m["id"], r["file_name"], r.get("width"), r.get("height"), r.get("sha256"),
+          _sid(r.get("source_id")), _j(r.get("extra")))
+         for r in _read_jsonl(folder / "images.jsonl") if not r.get("reused")),
+    )
+    source = m["source"]
+    for shard in m["shards"]:
+        conn.executemany(
+            "INSERT INTO annotations(id, image_id, import_id, source, source_id, kind, category,"
+            " proposed_category, status, score, iscrowd, area, bbox, segmentation, keypoints, extra,"
+            " scores) VALUES(?,?,?,?,?,?,?,?,'pending',?,?,?,?,?,?,?,?)",
+            ((r["id"], r["image"], m["id"], source, _sid(r.get("source_id")), r["kind"], r["category"],
+              r["category"], r.get("score"), r.get("iscrowd") or 0, r.get("area"), _j(r.get("bbox")),
+              _j(r.get("segmentation")), _j(r.get("keypoints")), _j(r.get("extra")), _j(r.get("scores")))
+             for r in _read_jsonl(folder / shard)),
+        )
+
+
+def _rebuild_into(root: Path, index: Path) -> None:
+    """Build an index from the committed files alone: imports in order, then every event."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    conn = schema.connect(index)
+    try:
+        schema.create(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        base = root / IMPORTS_DIR
+        folders = []
+        if base.is_dir():
+            for p in base.iterdir():
+                if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file():
+                    m = canonical.loads((p / "manifest.json").read_bytes())
+                    folders.append((m["seq"], m["ts"], p))
+        for _, _, p in sorted(folders):
+            _load_import_folder(conn, p)
+        events = []
+        for rel in eventlog.list_files(root):
+            for ll in eventlog.read_lines(root, rel):
+                if ll.event is None:
+                    raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({ll.error})")
+                events.append((ll.event["ts"], ll.event["writer"], ll.event["seq"], rel, ll.end, ll.event))
+        events.sort(key=lambda t: t[:3])
+        applier = Store(root, resolve_identity("rebuild"), conn, Config())
+        for *_, rel, end, ev in events:
+            applier._apply(conn, ev, rel, end)
+        conn.execute("COMMIT")
+        _attribute_commits(root, conn)
+    finally:
+        conn.close()
+
+
+def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:
+    """After a rebuild: which git commit first held each event (by the log's blob size per commit)."""
+    try:
+        repo = gitrepo.open_repo(root)
+        if not repo.head.is_valid():
+            return
+        # Log paths are slugs ([A-Za-z0-9._-/]), so git never quotes them in --raw output.
+        out = repo.git.log("--reverse", "--format=C %H", "--raw", "--no-abbrev", "--", eventlog.EVENTS_DIR)
+    except Exception:
+        return
+    commit = None
+    blobs: list[tuple[str, str, str]] = []
+    for line in out.splitlines():
+        if line.startswith("C "):
+            commit = line[2:].strip()
+        elif line.startswith(":") and commit:
+            meta, path = line.split("\t", 1)
+            blobs.append((commit, path, meta.split()[3]))
+    shas = sorted({b for _, _, b in blobs if set(b) != {"0"}})
+    sizes = _batch_check(repo, shas) if shas else {}
+    conn.execute("BEGIN IMMEDIATE")
+    for commit, path, blob in blobs:
+        size = sizes.get(blob)
+        if size is not None:
+            conn.execute("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? AND end_offset<=?",
+                         (commit, path, size))
+    conn.execute("COMMIT")
+
+
+def _batch_check(repo, shas: list[str]) -> dict[str, int]:
+    import subprocess
+
+    proc = subprocess.run(["git", "cat-file", "--batch-check"], cwd=repo.working_tree_dir,
+                          input="\n".join(shas) + "\n", capture_output=True, text=True, check=True)
+    sizes = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            sizes[parts[0]] = int(parts[2])
+    return sizes
