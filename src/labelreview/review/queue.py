@@ -40,6 +40,9 @@ class Queue:
         self.flat: list[int] = [a for img in self.image_order for a in self._by_image[img]]
         self._image_of = {a: i for a, i in self.items}
         self.position = 0
+        #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
+        self._why: dict[int, list] = {}
+        self._decided: int | None = None
         if resume:
             self._restore()
 
@@ -126,11 +129,41 @@ class Queue:
     # -------------------------------------------------------------- progress
 
     def progress(self) -> tuple[int, int]:
-        """(decided, total) over this queue."""
-        if not self.flat:
-            return 0, 0
-        pending = len(self.store.annotation_ids_with_status(self.flat, "pending"))
-        return len(self.flat) - pending, len(self.flat)
+        """(decided, total) over this queue; counted once, then kept up to date by ``note``."""
+        if self._decided is None:
+            if self.order == "suspicion":  # may rank a subset of what the filter matches
+                pending = len(self.store.annotation_ids_with_status(self.flat, "pending"))
+                self._decided = len(self.flat) - pending
+            else:
+                self._decided = self.store.count_matching(self.filter, status_not="pending")
+        return self._decided, len(self.flat)
+
+    def note(self, ann_id: int, before: str | None, after: str) -> None:
+        """A decision on ``ann_id`` moved it from ``before`` to ``after``: keep progress true."""
+        if self._decided is not None and ann_id in self._image_of:
+            self._decided += (before == "pending") - (after == "pending")
+
+    def why(self, ann_id: int) -> list | None:
+        return self._why.get(ann_id)
+
+    def query_text(self) -> str:
+        """This queue as the text ``parse_query`` reads (shown for editing in the filter prompt)."""
+        f = self.filter
+        parts = []
+        for name, values in (("status", f.statuses), ("class", f.categories), ("source", f.sources),
+                             ("by", f.authors), ("reason", f.reasons)):
+            if values:
+                parts.append(f"{name}:{','.join(values)}")
+        if f.score_min is not None or f.score_max is not None:
+            lo = "" if f.score_min is None else f"{f.score_min:g}"
+            hi = "" if f.score_max is None else f"{f.score_max:g}"
+            parts.append(f"score:{lo}:{hi}")
+        if f.conflicts:
+            parts.append("conflicts:yes")
+        parts.append(f"order:{self.order}")
+        if self.order == "random":
+            parts.append(f"seed:{self.seed}")
+        return " ".join(parts)
 
     # -------------------------------------------------------------- resume
 
@@ -154,3 +187,43 @@ class Queue:
             return
         if ann in self._image_of:
             self.position = self.flat.index(ann)
+
+
+def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:
+    """``status:pending class:dog,cat score:0:0.5 order:score seed:3`` -> (filter, order, seed)."""
+    flt, order, seed = AnnotationFilter(), "file", 0
+    lists = {"status": flt.statuses, "class": flt.categories, "category": flt.categories,
+             "source": flt.sources, "by": flt.authors, "reason": flt.reasons}
+    for word in text.split():
+        key, sep, value = word.partition(":")
+        if not sep:
+            raise LabelreviewError(f"{word!r}: write filters as name:value, e.g. status:pending")
+        key = key.lower()
+        if key in lists:
+            lists[key].extend(v for v in value.split(",") if v)
+        elif key == "score":
+            lo, _, hi = value.partition(":")
+            try:
+                flt.score_min = float(lo) if lo else None
+                flt.score_max = float(hi) if hi else None
+            except ValueError:
+                raise LabelreviewError(f"score takes MIN:MAX, not {value!r}") from None
+        elif key == "order":
+            if value not in ORDERS:
+                raise LabelreviewError(f"unknown order {value!r}; use one of {', '.join(ORDERS)}")
+            order = value
+        elif key == "seed":
+            if not value.lstrip("-").isdigit():
+                raise LabelreviewError(f"seed takes a whole number, not {value!r}")
+            seed = int(value)
+        elif key == "conflicts":
+            flt.conflicts = value.lower() in ("1", "yes", "true", "y")
+        else:
+            raise LabelreviewError(f"unknown filter {key!r}; use status, class, source, score, by, reason, "
+                                   "conflicts, order, seed")
+    from ..model import STATUSES
+
+    bad = [s for s in flt.statuses if s not in STATUSES]
+    if bad:
+        raise LabelreviewError(f"unknown status {', '.join(bad)}; use {', '.join(STATUSES)}")
+    return flt, order, seed

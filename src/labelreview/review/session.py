@@ -14,8 +14,10 @@ from .roles import require
 class ReviewSession:
     """Decisions by one reviewer on one store; every decision is durable when the call returns."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, auto_checkpoint: bool = True):
         self.store = store
+        #: The command line checkpoints every N decisions itself; the TUI does it in a worker.
+        self.auto_checkpoint = auto_checkpoint
         self.started = time.monotonic()
         self.decisions = 0
 
@@ -101,7 +103,8 @@ class ReviewSession:
 
     def _after(self) -> None:
         self.decisions += 1
-        self.store.maybe_checkpoint()
+        if self.auto_checkpoint:
+            self.store.maybe_checkpoint()
 
     def finish(self) -> str | None:
         """End of a command or a review: commit what is not in git yet."""

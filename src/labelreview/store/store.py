@@ -283,6 +283,20 @@ class Store:
             clauses.append("a.id IN (SELECT annotation FROM conflicts WHERE resolved IS NULL)")
         return " AND ".join(clauses), params
 
+    def count_matching(self, flt: AnnotationFilter, status_not: str | None = None) -> int:
+        where, params = self._where(flt)
+        if status_not is not None:
+            where += " AND a.status != ?"
+            params.append(status_not)
+        return self.conn.execute(f"SELECT count(*) FROM annotations a WHERE {where}", params).fetchone()[0]
+
+    def checkpoint_due(self) -> bool:
+        return self._since_checkpoint >= self.config.checkpoint_every
+
+    def checkpoint_started(self) -> None:
+        """Another connection is checkpointing for this one: start counting afresh."""
+        self._since_checkpoint = 0
+
     def annotation_ids_with_status(self, ids: list[int], status: str) -> list[int]:
         out: list[int] = []
         for start in range(0, len(ids), 900):

@@ -1,0 +1,1 @@
+"""The review screen (Textual). Draws and dispatches keys; decisions go through labelreview.review."""

@@ -1,0 +1,67 @@
+"""The review app: wires the store and the review layer to the screen; checkpoints off the UI thread."""
+
+from __future__ import annotations
+
+import os
+
+from textual import work
+from textual.app import App
+
+from ..review import Queue, ReviewSession
+from ..store import Store
+from .screens.review import ReviewScreen
+
+TRUECOLOR_HINT = "256 colours: export COLORTERM=truecolor for true colour"
+
+
+class LabelReviewApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "labelreview"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, store: Store, queue: Queue):
+        super().__init__()
+        self.store = store
+        self.queue = queue
+        self.session = ReviewSession(store, auto_checkpoint=False)
+        self.keymap_overrides = dict(store.config.keys)
+        self.review_screen: ReviewScreen | None = None
+
+    def on_mount(self) -> None:
+        if self.keymap_overrides:
+            self.set_keymap(self.keymap_overrides)
+        self.review_screen = ReviewScreen(self.store, self.queue, self.session)
+        self.push_screen(self.review_screen)
+        if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
+            self.review_screen.color_hint = TRUECOLOR_HINT
+            self.notify("Your terminal reports 256 colours (COLORTERM is unset, common over SSH). For true "
+                        "colour: export COLORTERM=truecolor, or `ssh -o SendEnv=COLORTERM` with AcceptEnv "
+                        "on the server.", title="colours", timeout=12)
+
+    def schedule_checkpoint(self) -> None:
+        if self.store.checkpoint_due():
+            self.store.checkpoint_started()
+            self._checkpoint()
+
+    @work(thread=True, exclusive=True, group="checkpoint")
+    def _checkpoint(self) -> None:
+        # Its own connection: git and SQLite work happen off the UI thread, never between key and frame.
+        with Store.open(self.store.root, author=self.store.identity.author, recover=False) as other:
+            other.checkpoint()
+
+    def action_quit_review(self) -> None:
+        self.notify("Saving to git…", timeout=2)
+        self.store.checkpoint()
+        self.exit(0)
+
+
+def run(store: Store, queue: Queue, graphics: str = "halfblock") -> int:
+    app = LabelReviewApp(store, queue)
+    try:
+        app.run()
+    finally:
+        try:
+            store.checkpoint()  # also after a crash of the UI: what was decided goes to git
+        finally:
+            store.close()
+    return app.return_code or 0

@@ -1,0 +1,82 @@
+"""The relabel picker: type to filter, 1-9 or enter to choose, escape to cancel."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+
+class ClassPicker(ModalScreen[str | None]):
+    """Returns the chosen class name, or None. ``suggested`` (the model's other guesses) come first."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="picker_cancel"),
+        Binding("down", "cursor(1)", show=False, priority=True),
+        Binding("up", "cursor(-1)", show=False, priority=True),
+        *[Binding(str(n), f"pick_number({n})", show=False, priority=True) for n in range(1, 10)],
+    ]
+
+    def __init__(self, classes: list[str], current: str, suggested: list[tuple[str, float]] | None = None):
+        super().__init__()
+        scores = dict(suggested or [])
+        first = [c for c, _ in sorted(scores.items(), key=lambda kv: -kv[1]) if c != current and c in classes]
+        rest = [c for c in classes if c != current and c not in first]
+        self.classes = first + rest
+        self.scores = scores
+        self.current = current
+        self.shown: list[str] = list(self.classes)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Relabel [b]{self.current}[/b] as…  (type to filter · 1-9 or enter · esc)")
+            yield Input(placeholder="class name", id="filter")
+            yield OptionList(id="choices")
+
+    def on_mount(self) -> None:
+        self._refill("")
+        self.query_one(Input).focus()
+
+    def _refill(self, text: str) -> None:
+        text = text.strip().lower()
+        starts = [c for c in self.classes if c.lower().startswith(text)]
+        contains = [c for c in self.classes if text in c.lower() and c not in starts]
+        self.shown = starts + contains if text else list(self.classes)
+        options = self.query_one(OptionList)
+        options.clear_options()
+        for n, c in enumerate(self.shown):
+            key = f"{n + 1} " if n < 9 else "  "
+            score = f"  (model {self.scores[c]:.2f})" if c in self.scores else ""
+            options.add_option(Option(f"{key}{c}{score}", id=f"c{n}"))
+        if self.shown:
+            options.highlighted = 0
+
+    @on(Input.Changed, "#filter")
+    def _changed(self, event: Input.Changed) -> None:
+        self._refill(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _submitted(self) -> None:
+        options = self.query_one(OptionList)
+        if self.shown and options.highlighted is not None:
+            self.dismiss(self.shown[options.highlighted])
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.shown[event.option_index])
+
+    def action_cursor(self, delta: int) -> None:
+        options = self.query_one(OptionList)
+        if self.shown:
+            options.highlighted = max(0, min(len(self.shown) - 1, (options.highlighted or 0) + delta))
+
+    def action_pick_number(self, n: int) -> None:
+        if n <= len(self.shown):
+            self.dismiss(self.shown[n - 1])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,342 @@
+"""The review screen: the image with its proposals, the list, the detail, progress, and the keys."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ...model import Annotation, AnnotationFilter, LabelreviewError
+from ...review import Queue, ReviewSession
+from ...review.queue import parse_query
+from ...store import Store
+from ..render import Overlay, RenderOptions, class_color
+from ..widgets.annotation_list import STATUS_MARK, AnnotationList
+from ..widgets.detail import Detail
+from ..widgets.image_view import ImageView
+from ..widgets.progress import ProgressLine
+from .confirm import Confirm
+from .flag import ReasonDialog
+from .help import HelpScreen
+from .picker import ClassPicker
+from .prompt import Prompt
+
+#: (binding id, default keys, action, footer text, shown in the footer)
+KEYS = [
+    ("accept", "a", "accept", "Accept", True),
+    ("accept_next", "space", "accept_next", "Accept+next", True),
+    ("relabel", "r", "relabel", "Relabel", True),
+    ("flag", "f", "flag", "Flag", True),
+    ("reject", "x", "reject", "Reject", True),
+    ("undo", "u", "undo", "Undo", True),
+    ("next_annotation", "j,down", "move(1)", "Next", True),
+    ("previous_annotation", "k,up", "move(-1)", "Previous", False),
+    ("next_image", "n,right", "move_image(1)", "Next image", True),
+    ("previous_image", "p,left", "move_image(-1)", "Previous image", False),
+    ("accept_all", "A", "accept_all", "Accept rest of image", False),
+    ("zoom", "z", "toggle('zoom')", "Zoom", True),
+    ("masks", "m", "toggle('show_masks')", "Masks on/off", False),
+    ("names", "l", "toggle('show_names')", "Names on/off", False),
+    ("go_to_image", "g", "go_to_image", "Go to image", False),
+    ("filter", "slash", "filter", "Filter / order", False),
+    ("help", "question_mark", "help", "Help", True),
+    ("quit", "q", "quit_review", "Quit", True),
+]
+
+FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:alice reason:loose-box "
+               "order:score|score-desc|random|suspicion|file seed:7")
+
+
+class ReviewScreen(Screen):
+    BINDINGS = [Binding(keys, action, text, show=show, id=bid) for bid, keys, action, text, show in KEYS]
+
+    def __init__(self, store: Store, queue: Queue, session: ReviewSession):
+        super().__init__()
+        self.store, self.queue, self.session = store, queue, session
+        self.options = RenderOptions()
+        self.classes = store.class_names()
+        self.skeletons = {c.name: c.skeleton for c in store.categories() if c.skeleton}
+        self.image_anns: list[Annotation] = []
+        self.color_hint: str | None = None
+        self._why: dict[int, list] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with Horizontal(id="main"):
+            yield ImageView(id="image")
+            with Vertical(id="side"):
+                yield AnnotationList(id="list")
+                yield Detail(id="detail")
+        yield ProgressLine(id="progress")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.queue.empty:
+            self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
+                        severity="warning", timeout=10)
+        self.refresh_view()
+
+    # ------------------------------------------------------------ drawing
+
+    @property
+    def current(self) -> Annotation | None:
+        ann_id = self.queue.current
+        return next((a for a in self.image_anns if a.id == ann_id), None)
+
+    def _load_image_anns(self, image_id: int) -> list[Annotation]:
+        return self.store.annotations(AnnotationFilter(image_ids=[image_id]), order="id")
+
+    def _overlays(self, anns: list[Annotation], selected: int | None) -> tuple[Overlay, ...]:
+        out = []
+        for a in anns:
+            seg = a.segmentation
+            label = f"{a.category} {STATUS_MARK.get(a.status, '')}".strip()
+            if a.score is not None:
+                label += f" {a.score:.2f}"
+            out.append(Overlay(
+                ann_id=a.id, label=label, color=class_color(a.category),
+                bbox=tuple(a.bbox) if a.bbox else None,
+                polygons=tuple(tuple(p) for p in seg) if isinstance(seg, list) else (),
+                rle=seg if isinstance(seg, dict) else None,
+                keypoints=tuple(a.keypoints or ()),
+                skeleton=tuple(tuple(p) for p in (self.skeletons.get(a.category) or ())),
+                selected=a.id == selected, dimmed=a.id != selected or a.status == "rejected",
+            ))
+        return tuple(out)
+
+    def _request(self, image_id: int, anns: list[Annotation], selected: int | None):
+        overlays = self._overlays(anns, selected)
+        image = self.store.image(image_id)
+        key = (image_id, selected, overlays, self.options)
+        return key, image.path, overlays, self.options
+
+    def refresh_view(self) -> None:
+        image_id = self.queue.current_image
+        view = self.query_one(ImageView)
+        if image_id is None:
+            self.image_anns = []
+            self.query_one("#title", Static).update(Text(" labelreview — nothing to review", style="bold"))
+            self.query_one(AnnotationList).show([], None, set())
+            self.query_one(Detail).show(None, [])
+            self._show_progress()
+            return
+        self.image_anns = self._load_image_anns(image_id)
+        ann = self.current
+        view.show(*self._request(image_id, self.image_anns, ann.id if ann else None))
+        image = self.store.image(image_id)
+        size = f"{image.width}×{image.height}" if image.width else "size unknown"
+        self.query_one("#title", Static).update(Text.assemble(
+            (" labelreview ", "bold reverse"), f" {self.store.config.name} · ",
+            (image.file_name, "bold"), f" ({size}, image id {image.id}) · ",
+            (f"queue: {self.queue.order}", "dim")))
+        in_queue = set(self.queue.image_items(image_id))
+        self.query_one(AnnotationList).show(self.image_anns, ann.id if ann else None, in_queue)
+        history = self.store.events(annotation=ann.id) if ann else []
+        self.query_one(Detail).show(ann, history, self.queue.why(ann.id) if ann else None)
+        self._show_progress()
+        self._prefetch()
+
+    def _prefetch(self) -> None:
+        requests = []
+        for image_id in self.queue.neighbours(1):
+            anns = self._load_image_anns(image_id)
+            items = self.queue.image_items(image_id)
+            requests.append(self._request(image_id, anns, items[0] if items else None))
+        if requests:
+            self.query_one(ImageView).prefetch(requests)
+
+    def _show_progress(self) -> None:
+        pos = f"{self.queue.image_index + 1}/{len(self.queue.image_order)}" if not self.queue.empty else "0/0"
+        decided, total = self.queue.progress()
+        self.query_one(ProgressLine).show(
+            decided=decided, total=total, per_minute=self.session.rate_per_minute(),
+            unsaved=self.store.uncommitted(), image_pos=pos, zoom=self.options.zoom, color_hint=self.color_hint)
+
+    # ------------------------------------------------------------ decisions
+
+    def _base(self, ann: Annotation):
+        return ann.last_event  # the state on screen: a decision made on it must still hold
+
+    def _decided(self, before: str | None, event: dict | None) -> None:
+        if event is None:
+            return
+        self.queue.note(event["annotation"], before, event["new"]["status"])
+        self.app.schedule_checkpoint()
+
+    def _do(self, fn, *args, **kwargs) -> dict | None:
+        ann = self.current
+        if ann is None:
+            self.notify("No annotation selected.", severity="warning")
+            return None
+        try:
+            ev = fn(ann.id, *args, base=self._base(ann), **kwargs)
+        except LabelreviewError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            self.refresh_view()
+            return None
+        self._decided(ann.status, ev)
+        return ev
+
+    def action_accept(self) -> None:
+        self._do(self.session.accept)
+        self.refresh_view()
+
+    def action_accept_next(self) -> None:
+        ann = self.current
+        self._do(self.session.accept)
+        if ann is not None and self.queue.position == len(self.queue) - 1:
+            self.notify("End of the queue.", timeout=3)
+        self.queue.move(+1)
+        self.refresh_view()
+
+    def action_reject(self) -> None:
+        reasons = self.store.config.reject_reasons
+        if not reasons:
+            self._do(self.session.reject)
+            self.refresh_view()
+            return
+
+        def done(result) -> None:
+            if result is not None:
+                reason, comment = result
+                self._do(self.session.reject, reason=reason or None, comment=comment)
+            self.refresh_view()
+
+        if self.current is not None:
+            self.app.push_screen(ReasonDialog(f"Reject #{self.current.id} {self.current.category}", reasons,
+                                              optional=True), done)
+
+    def action_flag(self) -> None:
+        ann = self.current
+        if ann is None:
+            return
+
+        def done(result) -> None:
+            if result is not None:
+                reason, comment = result
+                self._do(self.session.flag, reason, comment=comment)
+            self.refresh_view()
+
+        reasons = self.store.config.flag_reasons or ["other"]
+        self.app.push_screen(ReasonDialog(f"Flag #{ann.id} {ann.category}", reasons), done)
+
+    def action_relabel(self) -> None:
+        ann = self.current
+        if ann is None:
+            return
+        suggested = sorted((ann.scores or {}).items(), key=lambda kv: -kv[1])
+
+        def done(category: str | None) -> None:
+            if category:
+                self._do(self.session.relabel, category)
+            self.refresh_view()
+
+        self.app.push_screen(ClassPicker(self.classes, ann.category, suggested), done)
+
+    def action_accept_all(self) -> None:
+        pending = [a for a in self.image_anns if a.status == "pending" and a.id in set(self.queue.image_items())]
+        if not pending:
+            self.notify("Nothing pending on this image.", timeout=3)
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                bases = {a.id: a.last_event for a in pending}
+                try:
+                    events = self.session.accept_all([a.id for a in pending], bases)
+                except LabelreviewError as e:
+                    self.notify(str(e), severity="error", timeout=8)
+                    events = []
+                for ev in events:
+                    self._decided("pending", ev)
+                self.notify(f"Accepted {len(events)} on this image.", timeout=3)
+            self.refresh_view()
+
+        self.app.push_screen(Confirm(f"Accept all {len(pending)} pending annotations on this image?"), done)
+
+    def action_undo(self) -> None:
+        try:
+            target = self.store.last_undoable()
+            before = self.store.annotation(target["annotation"]).status if target else None
+            ev = self.session.undo()
+        except LabelreviewError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return
+        if ev is None:
+            self.notify("Nothing to undo.", timeout=3)
+            return
+        self._decided(before, ev)
+        try:
+            self.queue.go_to(ev["annotation"])
+        except LabelreviewError:
+            pass  # undone outside this queue: stay where we are
+        self.notify(f"Undid {ev['reason'].split()[-1]} of #{ev['annotation']}.", timeout=3)
+        self.refresh_view()
+
+    # ------------------------------------------------------------ moving and viewing
+
+    def action_move(self, delta: int) -> None:
+        self.queue.move(delta)
+        self.refresh_view()
+
+    def action_move_image(self, delta: int) -> None:
+        self.queue.move_image(delta)
+        self.refresh_view()
+
+    def action_toggle(self, name: str) -> None:
+        from dataclasses import replace
+
+        self.options = replace(self.options, **{name: not getattr(self.options, name)})
+        self.refresh_view()
+
+    def action_go_to_image(self) -> None:
+        def done(text: str | None) -> None:
+            if text:
+                try:
+                    self.queue.go_to_image(self._find_image(text))
+                except LabelreviewError as e:
+                    self.notify(str(e), severity="error")
+            self.refresh_view()
+
+        self.app.push_screen(Prompt("Go to image", "number in the queue, #image-id, or part of a file name"), done)
+
+    def _find_image(self, text: str) -> int:
+        order = self.queue.image_order
+        if text.startswith("#") and text[1:].isdigit():
+            return int(text[1:])
+        if text.isdigit() and 1 <= int(text) <= len(order):
+            return order[int(text) - 1]
+        for im in self.store.images(order):
+            if text.lower() in im.file_name.lower():
+                return im.id
+        raise LabelreviewError(f"no image matching {text!r} in this queue")
+
+    def action_filter(self) -> None:
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                flt, order, seed = parse_query(text)
+                self.queue = Queue(self.store, flt, order=order, seed=seed)
+            except LabelreviewError as e:
+                self.notify(str(e), severity="error", timeout=8)
+                return
+            self.query_one(ImageView).prefetch([])
+            self.refresh_view()
+
+        self.app.push_screen(Prompt("Filter and order the queue", "status:pending", self.queue.query_text(),
+                                    FILTER_HINT), done)
+
+    def action_help(self) -> None:
+        rows = []
+        keymap = getattr(self.app, "keymap_overrides", {})
+        for bid, keys, _action, text, _show in KEYS:
+            rows.append((keymap.get(bid, keys).replace("slash", "/").replace("question_mark", "?"), text))
+        self.app.push_screen(HelpScreen(rows))
+
+    def action_quit_review(self) -> None:
+        self.app.action_quit_review()

@@ -1,0 +1,28 @@
+"""One line of progress: reviewed / total, pace, time left, what git does not hold yet."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class ProgressLine(Static):
+    def show(self, *, decided: int, total: int, per_minute: float, unsaved: int, image_pos: str,
+             zoom: bool, color_hint: str | None = None) -> None:
+        left = total - decided
+        if per_minute > 0.05 and left:
+            minutes = left / per_minute
+            eta = f"~{minutes:.0f} min left" if minutes < 120 else f"~{minutes / 60:.1f} h left"
+        else:
+            eta = "—"
+        pct = (100 * decided / total) if total else 100
+        text = Text.assemble(
+            (f" {decided}/{total} reviewed ", "bold"), (f"{pct:.0f}% ", "dim"),
+            f"· {per_minute:.1f}/min · {eta} · ",
+            (f"{unsaved} not in git yet" if unsaved else "all in git", "yellow" if unsaved else "green"),
+            f" · image {image_pos}",
+            (" · ZOOM" if zoom else "", "bold cyan"),
+        )
+        if color_hint:
+            text.append(f" · {color_hint}", style="dim")
+        self.update(text)
