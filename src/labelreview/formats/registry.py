@@ -8,23 +8,104 @@ from typing import Any
 
 from ..model import ImageRecord, ImportBatch, LabelreviewError
 
-READERS = ("coco",)
-WRITERS = ("coco",)
+YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", "yolo-obb")
+READERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic", "cvat", "labelstudio")
+WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic")
+
+#: The image root each reader settled on for a path, for ``default_image_root`` right after.
+_ROOTS: dict[str, Path] = {}
+
+
+def _head(p: Path, n: int = 4096) -> bytes:
+    try:
+        with open(p, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def _detect_file(p: Path) -> tuple[str, str] | None:
+    suffix = p.suffix.lower()
+    head = _head(p).lstrip(b"\xef\xbb\xbf").lstrip()
+    if suffix == ".json":
+        if head.startswith(b"["):
+            # Label Studio exports a list of tasks ({"data": ..., "annotations": ...}); COCO results
+            # are a list of {"image_id", "category_id", ...}.
+            if b'"data"' in head and (b'"annotations"' in head or b'"predictions"' in head
+                                      or b'"id"' in head):
+                return "labelstudio", "a list of Label Studio tasks"
+            if b'"image_id"' in head:
+                return "coco", "a COCO results list"
+            if head.startswith(b"[]") or not head[1:].strip():
+                return None
+            return None
+        if b'"data"' in head and (b'"annotations"' in head or b'"predictions"' in head):
+            return "labelstudio", "a Label Studio task"
+        if b'"images"' in head or b'"annotations"' in head or b'"categories"' in head:
+            return "coco", "a COCO file"
+        return None
+    if suffix in (".yaml", ".yml"):
+        return "yolo", "an Ultralytics data.yaml"
+    if p.name == "obj.data":
+        return "yolo", "a Darknet obj.data"
+    if suffix == ".xml":
+        if b"<annotations" in head and (b"<version>1.1" in head or b"<meta" in head):
+            return "cvat", "a CVAT for images XML"
+        if b"<annotation" in head:
+            return "voc", "a Pascal VOC XML"
+        return None
+    if suffix in (".csv", ".tsv"):
+        return "csv", "a classification CSV"
+    return None
+
+
+def _detect_dir(p: Path) -> tuple[str, str] | None:
+    names = {q.name for q in p.iterdir()}
+    lower = {n.lower() for n in names}
+    if names & {"data.yaml", "data.yml", "dataset.yaml"}:
+        return "yolo", "an Ultralytics dataset (data.yaml)"
+    if "obj.data" in names:
+        return "yolo", "a Darknet dataset (obj.data)"
+    if "Annotations" in names and any((p / "Annotations").glob("*.xml")):
+        if "SegmentationClass" in names:
+            return "voc", "a Pascal VOC dataset (Annotations/, SegmentationClass/)"
+        return "voc", "a Pascal VOC dataset (Annotations/)"
+    if "SegmentationClass" in names and "JPEGImages" in names:
+        return "voc", "a Pascal VOC segmentation dataset (SegmentationClass/)"
+    if "dataset_meta.json" in lower and ("masks" in lower or "images" in lower):
+        return "semantic", "a semantic segmentation dataset (masks/ + dataset_meta.json)"
+    if "labels" in lower and ("images" in lower or "classes.txt" in lower):
+        return "yolo", "a YOLO folder (labels/ + images/)"
+    csvs = [q for q in p.iterdir() if q.suffix.lower() == ".csv"]
+    xmls = [q for q in p.iterdir() if q.suffix.lower() == ".xml"]
+    if xmls and all(_detect_file(q) == ("voc", "a Pascal VOC XML") for q in xmls[:5]):
+        return "voc", "a folder of Pascal VOC XML files"
+    if len(csvs) == 1 and not xmls:
+        return "csv", f"a classification CSV ({csvs[0].name})"
+    return None
 
 
 def detect(path: str | os.PathLike) -> str:
     """The format of a file or folder when it is unambiguous; otherwise a clear error."""
+    return detect_why(path)[0]
+
+
+def detect_why(path: str | os.PathLike) -> tuple[str, str]:
+    """(format, what was recognised) or a clear error."""
     p = Path(path)
-    if p.is_file() and p.suffix.lower() == ".json":
-        with open(p, "rb") as f:
-            head = f.read(4096).lstrip()
-        if head.startswith(b"[") or b'"images"' in head or b'"annotations"' in head or b'"categories"' in head:
-            return "coco"
-    raise LabelreviewError(f"{path}: cannot tell the format; name it (one of {', '.join(READERS)})")
+    if not p.exists():
+        raise LabelreviewError(f"{path}: no such file or folder")
+    got = _detect_file(p) if p.is_file() else _detect_dir(p)
+    if got is None:
+        raise LabelreviewError(f"{path}: cannot tell the format; name it (one of {', '.join(READERS)})")
+    return got
 
 
 def default_image_root(fmt: str, path: str | os.PathLike) -> Path:
-    """Where a format's image paths start when --images is not given: beside the file."""
+    """Where a format's image paths start when --images is not given."""
+    got = _ROOTS.get(os.fspath(path))
+    if got is not None:
+        return got
     p = Path(path)
     return p.parent if p.is_file() else p
 
@@ -36,8 +117,16 @@ def _store_images(store) -> list[ImageRecord]:
 
 
 def read(fmt: str, path: str | os.PathLike, args: Any, store) -> tuple[str, ImportBatch]:
+    """(the format read, the batch). After ``auto`` the format says what was recognised, e.g.
+    "yolo-obb (an Ultralytics data.yaml)", which the command line prints."""
+    why = None
     if fmt == "auto":
-        fmt = detect(path)
+        fmt, why = detect_why(path)
+
+    def said(name: str) -> str:
+        return f"{name} ({why})" if why else name
+
+    images = getattr(args, "images", None)
     if fmt == "coco":
         from . import coco
 
@@ -51,7 +140,44 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store) -> tuple[str, Impo
                 if not gt:
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
                                            "ground-truth file with --gt or import it first")
-        return fmt, coco.read(path, gt_images=gt)
+        return said(fmt), coco.read(path, gt_images=gt)
+    if fmt in YOLO_FORMATS:
+        from . import yolo
+
+        batch, root = yolo.load(path, images=images, task=yolo.FORMATS[fmt], fmt=fmt)
+        _ROOTS[os.fspath(path)] = root
+        return said(batch.format), batch
+    if fmt == "voc":
+        from . import voc
+
+        batch, root = voc.read(path, images=images)
+        _ROOTS[os.fspath(path)] = root
+        return said(batch.format), batch
+    if fmt in ("csv", "imagefolder"):
+        from . import classification
+
+        reader = classification.read_csv if fmt == "csv" else classification.read_imagefolder
+        batch, root = reader(path, images=images)
+        _ROOTS[os.fspath(path)] = root
+        return said(batch.format), batch
+    if fmt == "semantic":
+        from . import semantic
+
+        batch, root = semantic.read(path, images=images)
+        _ROOTS[os.fspath(path)] = root
+        return said(batch.format), batch
+    if fmt == "cvat":
+        from . import cvat
+
+        batch, root = cvat.read(path, images=images)
+        _ROOTS[os.fspath(path)] = root
+        return said(batch.format), batch
+    if fmt == "labelstudio":
+        from . import labelstudio
+
+        batch, root = labelstudio.read(path, images=images)
+        _ROOTS[os.fspath(path)] = root
+        return said(batch.format), batch
     raise LabelreviewError(f"unknown import format {fmt!r}; use one of {', '.join(READERS)} or auto")
 
 
@@ -60,4 +186,27 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
         from . import coco
 
         return coco.write(snapshot, out)
+    if fmt in YOLO_FORMATS:
+        from . import yolo
+
+        return yolo.write(snapshot, out, task=yolo.FORMATS[fmt])
+    if fmt == "voc":
+        from . import voc
+
+        return voc.write(snapshot, out)
+    if fmt == "csv":
+        from . import classification
+
+        return classification.write_csv(snapshot, out)
+    if fmt == "imagefolder":
+        from . import classification
+
+        return classification.write_imagefolder(snapshot, out)
+    if fmt == "semantic":
+        from . import semantic
+
+        return semantic.write(snapshot, out)
+    if fmt in ("cvat", "labelstudio"):
+        raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, "
+                               "imagefolder or semantic")
     raise LabelreviewError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")

@@ -1,0 +1,197 @@
+"""Helpers shared by the readers and writers: text decoding, masks, atomic folder exports."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import orjson
+from pycocotools import mask as maskutils
+
+from ..model import InputError, LabelreviewError
+
+#: A file in every folder labelreview exports; an existing folder is replaced only if it has one.
+EXPORT_MARKER = ".labelreview-export"
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def read_text(path: str | os.PathLike, shown: str | None = None) -> str:
+    """A text file as str: UTF-8 (a BOM is dropped), any line ending; errors name the file."""
+    shown = shown or os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(shown, "", f"cannot read ({e.strerror or e})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(shown, f"line {line}", "not UTF-8 text") from None
+
+
+def finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def parse_float(tok: str) -> float | None:
+    """A finite float, or None (NaN, inf and non-numbers are all None)."""
+    try:
+        v = float(tok)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+# ---------------------------------------------------------------------- masks
+
+
+def encode_mask(mask: np.ndarray) -> dict:
+    """A boolean (h, w) mask as the store's compressed RLE {"size": [h, w], "counts": str}."""
+    rle = maskutils.encode(np.asfortranarray(mask.astype(np.uint8, copy=False)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_segmentation(seg: Any, h: int, w: int) -> np.ndarray:
+    """Any stored segmentation (polygons, compressed or uncompressed RLE) as a (h, w) uint8 mask."""
+    if isinstance(seg, list):
+        rles = maskutils.frPyObjects([p for p in seg if len(p) >= 6], h, w)
+        if not rles:
+            return np.zeros((h, w), np.uint8)
+        return maskutils.decode(maskutils.merge(rles))
+    if isinstance(seg.get("counts"), list):
+        return maskutils.decode(maskutils.frPyObjects(seg, *seg["size"]))
+    counts = seg["counts"]
+    return maskutils.decode({"size": seg["size"], "counts": counts.encode("ascii") if isinstance(counts, str)
+                             else counts})
+
+
+def mask_bbox(mask: np.ndarray) -> list[float] | None:
+    ys = np.flatnonzero(mask.any(axis=1))
+    if not len(ys):
+        return None
+    xs = np.flatnonzero(mask.any(axis=0))
+    return [float(xs[0]), float(ys[0]), float(xs[-1] - xs[0] + 1), float(ys[-1] - ys[0] + 1)]
+
+
+def polygon_bbox(points: Iterable[float]) -> list[float]:
+    pts = list(points)
+    xs, ys = pts[0::2], pts[1::2]
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def rotated_corners(cx: float, cy: float, w: float, h: float, angle_deg: float) -> list[float]:
+    """The corners of a w x h box centred on (cx, cy), turned by ``angle_deg`` (clockwise on screen,
+    y pointing down), starting top-left and going clockwise: x0, y0, ..., x3, y3."""
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    out = []
+    for dx, dy in ((-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2)):
+        out += [cx + dx * c - dy * s, cy + dx * s + dy * c]
+    return out
+
+
+def obb_angle(poly: list[float]) -> float:
+    """The angle in degrees of a 4-corner box's first edge (p0 -> p1), in (-180, 180]."""
+    return math.degrees(math.atan2(poly[3] - poly[1], poly[2] - poly[0]))
+
+
+def is_rectangle(poly: list[float], tol: float = 0.02) -> bool:
+    """Whether 4 points form a rectangle (opposite sides equal, diagonals equal) within ``tol`` relative."""
+    if len(poly) != 8:
+        return False
+    p = [(poly[i], poly[i + 1]) for i in range(0, 8, 2)]
+
+    def d(a, b):
+        return math.hypot(a[0] - b[0], a[1] - b[1])
+
+    s0, s1, s2, s3 = d(p[0], p[1]), d(p[1], p[2]), d(p[2], p[3]), d(p[3], p[0])
+    d0, d1 = d(p[0], p[2]), d(p[1], p[3])
+    scale = max(d0, d1)
+    if scale <= 0:
+        return False
+    return abs(s0 - s2) <= tol * scale and abs(s1 - s3) <= tol * scale and abs(d0 - d1) <= tol * scale
+
+
+# ---------------------------------------------------------------------- writing
+
+
+class FolderExport:
+    """Write an export into a hidden temporary folder beside ``out``, then swap it in.
+
+    A crash leaves either the old folder or the new one, never half of either. An existing folder is
+    replaced only if labelreview wrote it (it holds ``.labelreview-export``): an export never deletes
+    a user's dataset folder by accident.
+    """
+
+    def __init__(self, out: str | os.PathLike):
+        self.out = Path(out)
+        if self.out.exists():
+            if not self.out.is_dir():
+                raise LabelreviewError(f"{self.out}: exists and is not a folder; this format writes a folder")
+            if any(self.out.iterdir()) and not (self.out / EXPORT_MARKER).is_file():
+                raise LabelreviewError(f"{self.out}: folder exists, is not empty and was not written by a "
+                                       "labelreview export; choose a new folder (nothing was written)")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self._dirs: set[Path] = {self.tmp}
+
+    def path(self, rel: str) -> Path:
+        p = self.tmp / rel
+        if p.parent not in self._dirs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(p.parent)
+        return p
+
+    def write(self, rel: str, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        with open(self.path(rel), "wb") as f:
+            f.write(data)
+
+    def commit(self) -> None:
+        (self.tmp / EXPORT_MARKER).write_text("written by labelreview export; safe to replace by the next one\n")
+        os.sync()  # every file of the new folder on disk before it takes the old one's place
+        old = None
+        if self.out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+            os.replace(self.out, old / "x")
+        os.replace(self.tmp, self.out)
+        fd = os.open(self.out.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> "FolderExport":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def provenance_bytes(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS) + b"\n" for r in rows)
+
+
+PROVENANCE_NAME = "labelreview.provenance.jsonl"
+
+
+def fmt_num(v: float, digits: int = 6) -> str:
+    """A coordinate as text: up to ``digits`` decimals, trailing zeros dropped ('0.5', '12', '-0.25')."""
+    s = f"{v:.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s

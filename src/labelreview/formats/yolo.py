@@ -1,0 +1,802 @@
+"""YOLO text labels: Ultralytics (data.yaml) and Darknet (obj.data / obj.names) layouts, or a plain
+folder of label files; detection (+ a confidence column in prediction files), segmentation polygons,
+pose keypoints and oriented boxes.
+
+A label line is ``class x y ...`` with coordinates normalized to the image's size, so every image's
+size is read from its header (EXIF orientation applied, as Ultralytics does). The store holds pixels:
+
+- box ``cls cx cy w h [conf]`` -> kind "bbox", [x, y, w, h]
+- polygon ``cls x1 y1 ... xn yn [conf]`` (n >= 3) -> kind "polygon"
+- oriented box ``cls x1 y1 x2 y2 x3 y3 x4 y4 [conf]`` -> kind "polygon" with extra {"obb": true, "angle"}
+- pose ``cls cx cy w h (px py [pv]) * k [conf]`` (data.yaml ``kpt_shape: [k, 2|3]``) -> kind "keypoints"
+
+Which task a dataset is: ``kpt_shape`` means pose; lines of 8 coordinates that are all rectangles in
+pixels mean oriented boxes; other long lines are polygons. ``yolo-detect|seg|pose|obb`` force it.
+The image that a label file belongs to follows Ultralytics' rule (the last ``images`` folder of the
+image's path becomes ``labels``, the extension ``.txt``), then Darknet's (beside the image).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from . import images as imgs
+from .common import (PROVENANCE_NAME, FolderExport, fmt_num, is_rectangle, obb_angle, polygon_bbox,
+                     provenance_bytes, read_text)
+
+TASKS = ("detect", "segment", "pose", "obb")
+FORMATS = {"yolo": None, "yolo-detect": "detect", "yolo-seg": "segment", "yolo-segment": "segment",
+           "yolo-pose": "pose", "yolo-obb": "obb"}
+_FORMAT_OF_TASK = {"detect": "yolo", "segment": "yolo-seg", "pose": "yolo-pose", "obb": "yolo-obb"}
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
+#: Text files at the top of a folder that are not label files.
+_NOT_LABELS = {"classes.txt", "obj.names", "names.txt", "train.txt", "val.txt", "valid.txt", "test.txt",
+               "trainval.txt", "labels.txt", "notes.txt", "license.txt", "licence.txt"}
+_NAMES_FILES = ("classes.txt", "obj.names", "names.txt", "coco.names")
+#: Normalized values beyond these are not a slightly-outside box but pixels or garbage.
+_LO, _HI = -0.5, 1.5
+
+
+@dataclass
+class Layout:
+    kind: str  # "ultralytics" | "darknet" | "folder"
+    config: Path | None  # data.yaml / obj.data
+    base: Path  # where the dataset's relative paths start
+    label_root: Path  # where label files are looked for when they are not beside the images
+    image_root: Path  # what image file names are relative to
+    names: dict[int, str] | None = None
+    names_from: str = ""
+    kpt_shape: tuple[int, int] | None = None
+    kpt_names: list[str] | None = None
+    flip_idx: list[int] | None = None
+    images: list[tuple[str, Path]] = field(default_factory=list)  # (split, image path)
+    warnings: list[ImportWarning] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------- layout
+
+
+def _load_yaml(path: Path) -> dict:
+    import yaml
+
+    text = read_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise InputError(str(path), where, f"not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(data, dict):
+        raise InputError(str(path), "", "expected a YAML mapping (path, train, val, names ...)")
+    return data
+
+
+def _names_from_list(lines: list[str]) -> dict[int, str]:
+    return {i: n for i, n in enumerate(x.strip() for x in lines) if n}
+
+
+def _read_names_file(path: Path) -> dict[int, str]:
+    text = read_text(path)
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    out = {}
+    for i, line in enumerate(lines):
+        name = line.strip()
+        if not name:
+            raise InputError(str(path), f"line {i + 1}", "empty class name (a class's index is its line)")
+        out[i] = name
+    return out
+
+
+def _yaml_names(cfg: dict, path: Path, base: Path) -> dict[int, str] | None:
+    names = cfg.get("names")
+    if names is None:
+        return None
+    if isinstance(names, list):
+        out = {}
+        for i, n in enumerate(names):
+            if not isinstance(n, (str, int, float)) or isinstance(n, bool) or str(n).strip() == "":
+                raise InputError(str(path), f"names[{i}]", f"class name {n!r} is not a name")
+            out[i] = str(n).strip()
+    elif isinstance(names, dict):
+        out = {}
+        for k, n in names.items():
+            try:
+                i = int(k)
+            except (TypeError, ValueError):
+                raise InputError(str(path), f"names: {k!r}", "class index must be an integer") from None
+            if i < 0 or i != k and str(i) != str(k).strip():
+                raise InputError(str(path), f"names: {k!r}", "class index must be a non-negative integer")
+            if n is None or str(n).strip() == "":
+                raise InputError(str(path), f"names: {k}", "empty class name")
+            out[i] = str(n).strip()
+    elif isinstance(names, str):
+        f = _resolve(names, [path.parent, base])
+        if f is None or not f.is_file():
+            raise InputError(str(path), "names", f"names file {names!r} not found")
+        return _read_names_file(f)
+    else:
+        raise InputError(str(path), "names", "must be a list or a mapping of index: name")
+    nc = cfg.get("nc")
+    if nc is not None:
+        if not isinstance(nc, int) or isinstance(nc, bool) or nc < 0:
+            raise InputError(str(path), "nc", f"nc {nc!r} is not a class count")
+        if nc != len(out):
+            raise InputError(str(path), "nc", f"nc is {nc} but names has {len(out)} classes")
+    return out
+
+
+def _resolve(entry: str, bases: list[Path]) -> Path | None:
+    """The first existing path for ``entry`` against ``bases``; Darknet's 'data/' prefix and
+    Roboflow's leading '../' are tried off as well."""
+    entry = entry.strip().replace("\\", "/")
+    if not entry:
+        return None
+    p = Path(entry)
+    if p.is_absolute():
+        return p if p.exists() else None
+    variants = [entry]
+    e = entry
+    while e.startswith("./"):
+        e = e[2:]
+    if e.startswith("data/"):
+        variants.append(e[5:])
+    while e.startswith("../"):
+        e = e[3:]
+        variants.append(e)
+    for v in variants:
+        for b in bases:
+            c = b / v
+            if c.exists():
+                return c
+    return None
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return [folder / r for r in imgs.walk_files(folder) if imgs.is_image_name(r)]
+
+
+def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
+    """Add the images a data.yaml / obj.data split names: a folder, a list file, an image, or a list."""
+    entries = entry if isinstance(entry, list) else [entry]
+    bases = [layout.base, layout.config.parent if layout.config else layout.base, layout.image_root]
+    bases = list(dict.fromkeys(bases))
+    for k, e in enumerate(entries):
+        where = f"{split}" + (f"[{k}]" if isinstance(entry, list) else "")
+        if not isinstance(e, str):
+            raise InputError(shown, where, f"a split must name a folder, a list file or an image, not {e!r}")
+        p = _resolve(e, bases)
+        if p is None and not isinstance(entry, list):
+            for alias in _SPLIT_ALIASES.get(split, ()):
+                for cand in (layout.base / alias / "images", layout.base / "images" / alias):
+                    if cand.is_dir():
+                        p = cand
+                        break
+                if p is not None:
+                    break
+        if p is None:
+            layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} not found; split not imported",
+                                                 "skipped"))
+            continue
+        if not Path(e).is_absolute() and p.resolve() != (layout.base / e).resolve():
+            layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} read as {imgs.rel_posix(p, layout.base)}",
+                                                 "repaired"))
+        if p.is_dir():
+            layout.images += [(split, q) for q in _images_under(p)]
+        elif p.suffix.lower() == ".txt":
+            _list_file(layout, split, p)
+        elif imgs.is_image_name(p.name):
+            layout.images.append((split, p))
+        else:
+            raise InputError(shown, where, f"{e!r} is neither a folder, a .txt list nor an image")
+
+
+def _list_file(layout: Layout, split: str, lst: Path) -> None:
+    text = read_text(lst)
+    bases = list(dict.fromkeys([lst.parent, layout.base, layout.image_root]))
+    repaired = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        e = line.strip()
+        if not e or e.startswith("#"):
+            continue
+        p = _resolve(e, bases)
+        if p is None or not p.is_file():
+            layout.warnings.append(ImportWarning(f"{lst.name} line {n}", f"image {e!r} not found; skipped",
+                                                 "skipped"))
+            continue
+        if not (lst.parent / e).is_file() and not Path(e).is_absolute():
+            repaired += 1
+        layout.images.append((split, p))
+    if repaired:
+        layout.warnings.append(ImportWarning(lst.name, f"{repaired} image path(s) read relative to the dataset "
+                                             "folder (Darknet's 'data/' prefix or similar)", "repaired"))
+
+
+def find_layout(path: str | os.PathLike, images: str | os.PathLike | None = None) -> Layout:
+    p = Path(path)
+    if not p.exists():
+        raise LabelreviewError(f"{p}: no such file or folder")
+    img_arg = Path(images) if images else None
+    if p.is_dir():
+        for name in ("data.yaml", "data.yml", "dataset.yaml"):
+            if (p / name).is_file():
+                return find_layout(p / name, images)
+        if (p / "obj.data").is_file():
+            return find_layout(p / "obj.data", images)
+        yamls = [q for q in p.glob("*.y*ml") if q.suffix in (".yaml", ".yml")]
+        if len(yamls) == 1:
+            return find_layout(yamls[0], images)
+        lay = Layout("folder", None, p, p, img_arg or p)
+        for cand in [p / n for n in _NAMES_FILES] + [p.parent / n for n in _NAMES_FILES]:
+            if cand.is_file():
+                lay.names, lay.names_from = _read_names_file(cand), str(cand)
+                break
+        lay.images = [("", q) for q in _images_under(lay.image_root)]
+        return lay
+    if p.suffix.lower() in (".yaml", ".yml"):
+        cfg = _load_yaml(p)
+        base = p.parent
+        if isinstance(cfg.get("path"), str) and cfg["path"].strip():
+            cand = Path(cfg["path"].strip())
+            cand = cand if cand.is_absolute() else p.parent / cand
+            if cand.is_dir():
+                base = cand
+        lay = Layout("ultralytics", p, base, p.parent, img_arg or base)
+        lay.names, lay.names_from = _yaml_names(cfg, p, base), p.name
+        ks = cfg.get("kpt_shape")
+        if ks is not None:
+            if (not isinstance(ks, list) or len(ks) != 2 or not all(isinstance(v, int) for v in ks)
+                    or ks[0] < 1 or ks[1] not in (2, 3)):
+                raise InputError(str(p), "kpt_shape", f"{ks!r} is not [number of keypoints, 2 or 3]")
+            lay.kpt_shape = (ks[0], ks[1])
+            kn = cfg.get("kpt_names")
+            if isinstance(kn, list) and len(kn) == ks[0]:
+                lay.kpt_names = [str(v) for v in kn]
+            fi = cfg.get("flip_idx")
+            if isinstance(fi, list):
+                lay.flip_idx = fi
+        found = False
+        for split in SPLITS:
+            if cfg.get(split) not in (None, ""):
+                found = True
+                _split_images(lay, split, cfg[split], p.name)
+        if not found:
+            raise InputError(str(p), "", "names no split (train, val or test) to import")
+        return lay
+    if p.name == "obj.data" or p.suffix.lower() == ".data":
+        cfg = {}
+        for n, line in enumerate(read_text(p).splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            k, sep, v = line.partition("=")
+            if not sep:
+                raise InputError(str(p), f"line {n}", "expected 'key = value'")
+            cfg[k.strip()] = v.strip()
+        lay = Layout("darknet", p, p.parent, p.parent, img_arg or p.parent)
+        if cfg.get("names"):
+            f = _resolve(cfg["names"], [p.parent])
+            if f is None:
+                raise InputError(str(p), "names", f"names file {cfg['names']!r} not found")
+            lay.names, lay.names_from = _read_names_file(f), f.name
+        found = False
+        for split, key in (("train", "train"), ("val", "valid"), ("test", "test")):
+            if cfg.get(key):
+                found = True
+                _split_images(lay, split, cfg[key], p.name)
+        if not found:
+            raise InputError(str(p), "", "names no train/valid list to import")
+        if lay.names is not None and "classes" in cfg:
+            try:
+                nc = int(cfg["classes"])
+            except ValueError:
+                raise InputError(str(p), "classes", f"{cfg['classes']!r} is not a number") from None
+            if nc != len(lay.names):
+                raise InputError(str(p), "classes", f"classes = {nc} but {lay.names_from} has {len(lay.names)} names")
+        return lay
+    raise LabelreviewError(f"{p}: give a YOLO dataset folder, its data.yaml or its obj.data "
+                           "(or a folder of label .txt files)")
+
+
+# ---------------------------------------------------------------------- pairing
+
+
+def _strip_component(rel: str, comp: str) -> str:
+    parts = rel.split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == comp:
+            del parts[i]
+            break
+    return "/".join(parts)
+
+
+def label_rel_for(image_rel: str) -> str:
+    """Where a label file goes for an image at ``image_rel``: the last 'images' folder becomes
+    'labels' (Ultralytics); with no 'images' folder, under 'labels/'."""
+    stem = image_rel.rsplit(".", 1)[0] if "." in image_rel.rsplit("/", 1)[-1] else image_rel
+    parts = stem.split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return "/".join(parts) + ".txt"
+    return "labels/" + stem + ".txt"
+
+
+def _pair(layout: Layout) -> tuple[list[tuple[str, Path, Path | None]], list[Path]]:
+    """(split, image, label file or None) per image, and the label files no image claims."""
+    label_files: set[Path] = set()
+    if layout.kind == "folder":
+        for r in imgs.walk_files(layout.label_root):
+            if r.lower().endswith(".txt") and not ("/" not in r and (r.lower() in _NOT_LABELS
+                                                                     or r.lower().startswith("readme"))):
+                label_files.add(layout.label_root / r)
+    else:
+        scanned: set[Path] = set()
+        for _, im in layout.images:
+            for d in (im.parent, _labels_dir_of(im)):
+                if d is not None and d not in scanned:
+                    scanned.add(d)
+                    if d.is_dir():
+                        label_files.update(q for q in d.iterdir() if q.suffix == ".txt" and q.is_file()
+                                           and not (q.name.lower() in _NOT_LABELS and d == layout.base))
+    claimed: set[Path] = set()
+    out = []
+    by_key: dict[str, list[Path]] = {}
+    by_stem: dict[str, list[Path]] = {}
+
+    def index():
+        for q in label_files:
+            rel = imgs.rel_posix(q, layout.label_root)
+            by_key.setdefault(_strip_component(rel, "labels")[:-4], []).append(q)
+            by_stem.setdefault(q.stem, []).append(q)
+
+    for split, im in layout.images:
+        cands = []
+        ld = _labels_dir_of(im)
+        if ld is not None:
+            cands.append(ld / (im.stem + ".txt"))
+        cands.append(im.with_suffix(".txt"))
+        rel = imgs.rel_posix(im, layout.image_root)
+        if not rel.startswith(".."):
+            lr = label_rel_for(rel)
+            cands += [layout.label_root / lr, layout.label_root / (rel.rsplit(".", 1)[0] + ".txt")]
+        lab = next((c for c in cands if c in label_files), None)
+        if lab is None and label_files:
+            if not by_stem:
+                index()
+            key = _strip_component(rel, "images").rsplit(".", 1)[0]
+            hit = by_key.get(key)
+            if hit and len(hit) == 1:
+                lab = hit[0]
+            elif len(by_stem.get(im.stem, ())) == 1:
+                lab = by_stem[im.stem][0]
+        if lab is not None:
+            claimed.add(lab)
+        out.append((split, im, lab))
+    orphans = sorted(label_files - claimed)
+    return out, orphans
+
+
+def _labels_dir_of(im: Path) -> Path | None:
+    parts = im.parent.parts
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            return Path(*parts[:i], "labels", *parts[i + 1:])
+    return None
+
+
+# ---------------------------------------------------------------------- read
+
+
+def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None, task: str | None = None,
+         fmt: str = "yolo") -> ImportBatch:
+    """Read a YOLO dataset (folder, data.yaml or obj.data); ``images`` is the image root if elsewhere."""
+    return load(path, images=images, task=task, fmt=fmt)[0]
+
+
+def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, task: str | None = None,
+         fmt: str = "yolo") -> tuple[ImportBatch, Path]:
+    """The batch and the folder its image file names are relative to."""
+    if task is not None and task not in TASKS:
+        raise LabelreviewError(f"unknown YOLO task {task!r}; one of {', '.join(TASKS)}")
+    layout = find_layout(path, images)
+    warns = layout.warnings
+    pairs, orphans = _pair(layout)
+    root = layout.image_root
+    label_root = layout.label_root
+    if layout.kpt_shape is not None:
+        if task not in (None, "pose"):
+            raise LabelreviewError(f"{layout.config}: has kpt_shape (a pose dataset), but task {task} was asked")
+        task = "pose"
+    elif task == "pose":
+        raise LabelreviewError(f"{path}: a pose dataset needs kpt_shape in its data.yaml")
+    names = dict(layout.names) if layout.names is not None else None
+    auto_names: dict[int, str] = {}
+    images_out: list[ImageRecord] = []
+    proposals: list[Proposal] = []
+    seen_images: set[str] = set()
+    kshape = layout.kpt_shape
+    for o in orphans:
+        warns.append(ImportWarning(imgs.rel_posix(o, label_root), "label file with no image; skipped", "skipped"))
+    for split, im, lab in pairs:
+        rel = imgs.rel_posix(im, root)
+        if rel in seen_images:
+            continue
+        seen_images.add(rel)
+        if lab is None:
+            warns.append(ImportWarning(rel, "no label file; image imported with no labels", "kept"))
+            lines = None
+        else:
+            shown = imgs.rel_posix(lab, label_root)
+            lines = _parse_file(lab, shown, kshape, task, names, auto_names)
+        try:
+            w, h = imgs.image_size(im)
+        except imgs.ImageProblem as e:
+            n = len(lines) if lines else 0
+            warns.append(ImportWarning(rel, f"{e}; image and its {n} label(s) skipped", "skipped"))
+            continue
+        images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=rel,
+                                      extra={"split": split} if split else {}))
+        if lines:
+            _to_proposals(lines, rel, shown, w, h, kshape, proposals, warns)
+    # categories
+    if names is None:
+        names = {i: auto_names[i] for i in sorted(auto_names)}
+        if names:
+            warns.append(ImportWarning(str(path), "no class names (data.yaml, obj.names or classes.txt); "
+                                       f"classes named {names[min(names)]!r} ...", "repaired"))
+    cats: list[Category] = []
+    used_names: set[str] = set()
+    for i in sorted(names):
+        n = names[i]
+        if n in used_names:
+            new = f"{n}-{i}"
+            warns.append(ImportWarning(layout.names_from or "names", f"class {i}: duplicate name {n!r}; "
+                                       f"renamed {new!r}", "repaired"))
+            n = new
+        used_names.add(n)
+        extra: dict[str, Any] = {}
+        kp = None
+        if kshape:
+            extra["yolo_kpt_shape"] = list(kshape)
+            if layout.flip_idx is not None:
+                extra["yolo_flip_idx"] = layout.flip_idx
+            kp = layout.kpt_names or [str(k) for k in range(kshape[0])]
+        cats.append(Category(name=n, source_id=i, keypoints=kp, extra=extra))
+    cat_of = {i: c.name for i, c in zip(sorted(names), cats)}
+    for p in proposals:
+        p.category = cat_of[p.category]  # the class index, until now
+    detected = _settle_task(proposals, task, warns, path)
+    fmt_out = fmt if FORMATS.get(fmt) is not None else _FORMAT_OF_TASK[detected]
+    return ImportBatch(format=fmt_out, source_file=str(layout.config or path), images=images_out,
+                       categories=cats, proposals=proposals, warnings=warns, info={}), root
+
+
+def _class_index(tok: str, shown: str, n: int) -> int:
+    try:
+        return int(tok)
+    except ValueError:
+        pass
+    try:
+        v = float(tok)
+    except ValueError:
+        raise InputError(shown, f"line {n}", f"class {tok!r} is not a class index") from None
+    if not math.isfinite(v) or v != int(v):
+        raise InputError(shown, f"line {n}", f"class {tok!r} is not a class index")
+    return int(v)
+
+
+def _parse_file(lab: Path, shown: str, kshape, task, names, auto_names) -> list[tuple[int, int, list[float]]]:
+    """(line number, class index, values) per label line; every structural problem is an InputError."""
+    text = read_text(lab, shown)
+    out = []
+    isfinite = math.isfinite
+    for n, line in enumerate(text.splitlines(), 1):
+        toks = line.split()
+        if not toks:
+            continue
+        cls = _class_index(toks[0], shown, n)
+        if cls < 0:
+            raise InputError(shown, f"line {n}", f"class {cls} is negative")
+        if names is not None:
+            if cls not in names:
+                rng = f"0..{max(names)}" if names else "none"
+                raise InputError(shown, f"line {n}", f"class {cls} is not in the class names ({rng})")
+        elif cls not in auto_names:
+            auto_names[cls] = f"class-{cls}"
+        try:
+            vals = [float(t) for t in toks[1:]]
+        except ValueError:
+            bad = next(t for t in toks[1:] if not _isnum(t))
+            raise InputError(shown, f"line {n}", f"{bad!r} is not a number") from None
+        if not all(map(isfinite, vals)):
+            raise InputError(shown, f"line {n}", "NaN or infinite value")
+        nv = len(vals)
+        if kshape is not None:
+            need = 4 + kshape[0] * kshape[1]
+            if nv not in (need, need + 1):
+                raise InputError(shown, f"line {n}", f"{nv} values after the class; kpt_shape {list(kshape)} "
+                                 f"needs 4 + {kshape[0] * kshape[1]} = {need} (or {need + 1} with a confidence)")
+        elif task == "obb":
+            if nv not in (8, 9):
+                raise InputError(shown, f"line {n}", f"{nv} values after the class; an oriented box needs "
+                                 "8 corner coordinates (or 9 with a confidence)")
+        elif nv < 4 or nv == 4 and task == "segment":
+            raise InputError(shown, f"line {n}", f"{nv} value(s) after the class; a box needs 4 "
+                             "(cx cy w h), a polygon at least 6")
+        elif task == "detect" and nv not in (4, 5):
+            raise InputError(shown, f"line {n}", f"{nv} values after the class; a detection box needs 4 "
+                             "(or 5 with a confidence)")
+        if kshape is not None:
+            k, d = kshape
+            coords = vals[:4] + [v for j in range(k) for v in vals[4 + j * d:6 + j * d]]
+        elif nv % 2:
+            coords = vals[:-1]
+        else:
+            coords = vals
+        for v in coords:
+            if v < _LO or v > _HI:
+                raise InputError(shown, f"line {n}", f"value {v:g} is not normalized to 0..1 "
+                                 "(YOLO coordinates are fractions of the image size)")
+        out.append((n, cls, vals))
+    return out
+
+
+def _isnum(t: str) -> bool:
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
+
+
+def _clip_box(x0: float, y0: float, x1: float, y1: float, w: int, h: int):
+    return max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+
+
+def _to_proposals(lines, rel: str, shown: str, W: int, H: int, kshape, out: list[Proposal],
+                  warns: list[ImportWarning]) -> None:
+    has_poly = has_box = False
+    seen: dict[tuple, int] = {}
+    append = out.append
+    for n, cls, vals in lines:
+        nv = len(vals)
+        where = f"{shown} line {n}"
+        key = (cls, *vals)
+        if key in seen:
+            warns.append(ImportWarning(where, f"duplicate of line {seen[key]}", "kept"))
+        else:
+            seen[key] = n
+        sid = f"{shown}:{n}"
+        if kshape is not None or nv <= 5:
+            score = vals[4] if nv == 5 else (vals[-1] if kshape is not None and nv == 4 + kshape[0] * kshape[1] + 1
+                                               else None)
+            cx, cy, bw, bh = vals[0] * W, vals[1] * H, vals[2] * W, vals[3] * H
+            if bw < 0 or bh < 0:
+                raise InputError(shown, f"line {n}", "negative box width or height")
+            x0, y0, x1, y1 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
+            c = _clip_box(x0, y0, x1, y1, W, H)
+            if c != (x0, y0, x1, y1):
+                if c[2] <= c[0] or c[3] <= c[1]:
+                    warns.append(ImportWarning(where, f"box lies outside the {W}x{H} image", "skipped"))
+                    continue
+                if max(c[0] - x0, c[1] - y0, x1 - c[2], y1 - c[3]) > 0.01:  # not just rounding
+                    warns.append(ImportWarning(where, f"box reaches outside the {W}x{H} image; clipped",
+                                               "repaired"))
+                x0, y0, x1, y1 = c
+            if bw == 0 or bh == 0:
+                warns.append(ImportWarning(where, "box has zero width or height", "kept"))
+            bbox = [x0, y0, x1 - x0, y1 - y0]
+            if kshape is None:
+                has_box = True
+                append(Proposal(image_key=rel, category=cls, kind="bbox", bbox=bbox, score=score, source_id=sid))
+                continue
+            k, d = kshape
+            kv = vals[4:4 + k * d]
+            kps: list[float] = []
+            for j in range(k):
+                px, py = kv[j * d], kv[j * d + 1]
+                v = kv[j * d + 2] if d == 3 else (0 if px == 0 and py == 0 else 2)
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                kps += [px * W, py * H, v]
+            append(Proposal(image_key=rel, category=cls, kind="keypoints", bbox=bbox, keypoints=kps, score=score,
+                            source_id=sid, extra={"yolo_kpt_dims": d}))
+            continue
+        score = None
+        coords = vals
+        if nv % 2:
+            score, coords = vals[-1], vals[:-1]
+        pts = [v * (W if i % 2 == 0 else H) for i, v in enumerate(coords)]
+        if min(coords) < 0 or max(coords) > 1:
+            warns.append(ImportWarning(where, "a point lies outside the image; kept as is", "kept"))
+        x0, y0, bw, bh = polygon_bbox(pts)
+        c = _clip_box(x0, y0, x0 + bw, y0 + bh, W, H)
+        bbox = [c[0], c[1], max(0.0, c[2] - c[0]), max(0.0, c[3] - c[1])]
+        has_poly = True
+        append(Proposal(image_key=rel, category=cls, kind="polygon", bbox=bbox, segmentation=[pts], score=score,
+                        source_id=sid))
+    if has_poly and has_box:
+        warns.append(ImportWarning(shown, "mixes boxes and polygons; each line read by its length "
+                                   "(Ultralytics reads every line of such a file as a polygon)", "kept"))
+
+
+def _settle_task(proposals: list[Proposal], task: str | None, warns, path) -> str:
+    """The dataset's task; marks oriented boxes. Auto: all polygons 4-cornered rectangles -> obb."""
+    polys = [p for p in proposals if p.kind == "polygon"]
+    if task == "pose" or any(p.kind == "keypoints" for p in proposals):
+        return "pose"
+    if task is None:
+        if polys and all(len(p.segmentation[0]) == 8 and is_rectangle(p.segmentation[0]) for p in polys):
+            task = "obb"
+        elif polys:
+            task = "segment"
+        else:
+            task = "detect"
+    if task == "obb":
+        for p in polys:
+            p.extra = {"obb": True, "angle": round(obb_angle(p.segmentation[0]), 6)}
+    return task
+
+
+# ---------------------------------------------------------------------- write
+
+
+def _digits(w: int, h: int) -> int:
+    """Decimals so that a normalized value written back is within 0.005 px of the pixel value."""
+    return max(6, math.ceil(math.log10(max(w, h, 1))) + 3)
+
+
+def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str, Any]:
+    """Write Ultralytics-style labels (``labels/...``) and a data.yaml into the folder ``out``."""
+    anns = snapshot.annotations
+    cats = snapshot.categories
+    if task is None:
+        if any(a.kind == "keypoints" or a.keypoints for a in anns):
+            task = "pose"
+        elif any(a.kind in ("polygon",) for a in anns):
+            polys = [a for a in anns if a.kind == "polygon"]
+            task = "obb" if all((a.extra or {}).get("obb") for a in polys) else "segment"
+        else:
+            task = "detect"
+    # Class indices: the source's own when they are exactly 0..n-1 (a YOLO import), else 0..n-1 in order.
+    sids = [c.source_id for c in cats]
+    if sorted(s for s in sids if isinstance(s, int)) == list(range(len(cats))):
+        index = {c.name: c.source_id for c in cats}
+    else:
+        index = {c.name: i for i, c in enumerate(cats)}
+    kshape = None
+    if task == "pose":
+        k = max((len(a.keypoints) // 3 for a in anns if a.keypoints), default=0)
+        dims = 3
+        for c in cats:
+            ks = (c.extra or {}).get("yolo_kpt_shape")
+            if ks and ks[0] >= k:
+                k, dims = ks[0], ks[1]
+                break
+        if any((a.extra or {}).get("yolo_kpt_dims") == 3 for a in anns):
+            dims = 3
+        kshape = (k, dims)
+    by_image: dict[int, list] = {}
+    for a in anns:
+        by_image.setdefault(a.image_id, []).append(a)
+    skipped: dict[str, int] = {}
+    provenance = []
+    files = {}
+    split_dirs: dict[str, set[str]] = {}
+    for im in snapshot.images:
+        rel = label_rel_for(im.file_name)
+        split = (im.extra or {}).get("split") or "train"
+        img_dir = im.file_name.rsplit("/", 1)[0] if "/" in im.file_name else "."
+        split_dirs.setdefault(split if split in SPLITS else "train", set()).add(img_dir)
+        W, H = im.width, im.height
+        if not W or not H:
+            try:
+                W, H = imgs.image_size(im.path)
+            except imgs.ImageProblem:
+                W = H = None
+        lines = []
+        for a in by_image.get(im.id, ()):
+            if W is None:
+                skipped["image size unknown"] = skipped.get("image size unknown", 0) + 1
+                continue
+            line = _line(a, index[a.category], task, W, H, kshape)
+            if isinstance(line, str) and line.startswith("!"):
+                skipped[line[1:]] = skipped.get(line[1:], 0) + 1
+                continue
+            lines.append(line)
+            provenance.append(snapshot.provenance(a, f"{rel}:{len(lines)}"))
+        files[rel] = "".join(ln + "\n" for ln in lines)
+    names = {index[c.name]: c.name for c in cats}
+    yaml_lines = ["# written by labelreview export: labels only; images stay where they are", "path: ."]
+    for split in SPLITS:
+        dirs = sorted(split_dirs.get(split, ()))
+        if len(dirs) == 1:
+            yaml_lines.append(f"{split}: {_yaml_str(dirs[0])}")
+        elif dirs:
+            yaml_lines.append(f"{split}:")
+            yaml_lines += [f"  - {_yaml_str(d)}" for d in dirs]
+    if kshape:
+        yaml_lines.append(f"kpt_shape: [{kshape[0]}, {kshape[1]}]")
+        for c in cats:
+            fi = (c.extra or {}).get("yolo_flip_idx")
+            if fi:
+                yaml_lines.append(f"flip_idx: {list(fi)}")
+                break
+    yaml_lines.append(f"nc: {len(names)}")
+    yaml_lines.append("names:")
+    yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
+    with FolderExport(out) as fx:
+        for rel, text in files.items():
+            fx.write(rel, text)
+        fx.write("data.yaml", "\n".join(yaml_lines) + "\n")
+        fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
+        fx.commit()
+    res = {"file": str(out), "images": len(snapshot.images), "annotations": len(provenance),
+           "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
+    if skipped:
+        res["skipped"] = skipped
+    return res
+
+
+def _yaml_str(s: str) -> str:
+    import json
+
+    return s if s and all(ch.isalnum() or ch in "._-/" for ch in s) and not s[0] in "-." else json.dumps(s)
+
+
+def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
+    d = _digits(W, H)
+
+    def nx(v):
+        return fmt_num(v / W, d)
+
+    def ny(v):
+        return fmt_num(v / H, d)
+
+    seg = a.segmentation
+    polys = seg if isinstance(seg, list) and seg and isinstance(seg[0], list) else None
+    if task == "pose":
+        if not a.keypoints or not a.bbox:
+            return "!not keypoints (pose export)"
+        x, y, w, h = a.bbox
+        k, dims = kshape
+        kps = list(a.keypoints) + [0.0] * (3 * k - len(a.keypoints))
+        parts = [str(cls), nx(x + w / 2), ny(y + h / 2), nx(w), ny(h)]
+        for j in range(k):
+            px, py, pv = kps[3 * j:3 * j + 3]
+            parts += [nx(px), ny(py)]
+            if dims == 3:
+                parts.append(fmt_num(pv, 6))
+        return " ".join(parts)
+    if task in ("segment", "obb") and a.kind in ("rle", "mask"):
+        return "!a mask (YOLO polygons cannot hold it)"
+    if task == "detect" or (task in ("segment", "obb") and polys is None):
+        if a.bbox is None:
+            return "!no box (an image-level label)" if a.kind == "label" else "!no box"
+        x, y, w, h = a.bbox
+        if task == "detect":
+            return f"{cls} {nx(x + w / 2)} {ny(y + h / 2)} {nx(w)} {ny(h)}"
+        pts = [x, y, x + w, y, x + w, y + h, x, y + h]  # a box in a polygon dataset: its 4 corners
+    elif task == "obb":
+        pts = polys[0]
+        if len(polys) > 1 or len(pts) != 8:
+            if not a.bbox:
+                return "!not an oriented box"
+            x, y, w, h = a.bbox
+            pts = [x, y, x + w, y, x + w, y + h, x, y + h]
+    else:
+        pts = [v for p in polys for v in p]  # parts joined into one outline, as Ultralytics does
+    out = [str(cls)]
+    for i in range(0, len(pts), 2):
+        out += [nx(pts[i]), ny(pts[i + 1])]
+    return " ".join(out)
+
+
+__all__ = ["read", "write", "find_layout", "label_rel_for", "FORMATS", "TASKS"]
