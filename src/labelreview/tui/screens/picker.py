@@ -11,6 +11,15 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 
+class FilterInput(Input):
+    """The picker's filter box: it leaves digits to the picker (1-9 choose), takes every other key."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        if character is not None and character in "123456789":
+            return False
+        return super().check_consume_key(key, character)
+
+
 class ClassPicker(ModalScreen[str | None]):
     """Returns the chosen class name, or None. ``suggested`` (the model's other guesses) come first."""
 
@@ -34,7 +43,7 @@ class ClassPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(f"Relabel [b]{self.current}[/b] as…  (type to filter · 1-9 or enter · esc)")
-            yield Input(placeholder="class name", id="filter")
+            yield FilterInput(placeholder="class name", id="filter")
             yield OptionList(id="choices")
 
     def on_mount(self) -> None:

@@ -1,0 +1,293 @@
+"""The review screen, driven with Textual's Pilot: every key, and what the store recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelreview.review import Queue
+from labelreview.store import Store
+from labelreview.tui.app import LabelReviewApp
+from labelreview.tui.widgets.image_view import ImageView
+
+# sample_data/proposals.json: image 1 (chelsea) has annotation 1 (a cat proposed as "dog");
+# image 2 (coffee) has 2-5; the queue in file order is 1, 2, 3, 4, 5, ...
+
+
+def make_app(store_dir, **queue_kwargs) -> tuple[LabelReviewApp, Store]:
+    store = Store.open(store_dir)
+    return LabelReviewApp(store, Queue(store, **queue_kwargs)), store
+
+
+async def settle(pilot, app) -> None:
+    """Let workers finish (image decode/compose) and the screen refresh."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def rendered(app) -> str:
+    """All text the current screen shows, top to bottom (what capture-pane would read)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@pytest.fixture
+def app_store(sample_store):
+    app, store = make_app(sample_store)
+    yield app, store
+    store.close()
+
+
+async def test_accept_records_decision_with_author(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert "accepted" in rendered(app)
+    a = store.annotation(1)
+    assert a.status == "accepted" and a.category == "dog"
+    ev = store.events(annotation=1)[-1]
+    assert ev["action"] == "accept" and ev["author"] == "Test Reviewer <reviewer@example.org>"
+    assert ev["login"] and ev["host"]
+
+
+async def test_space_accepts_and_moves_on_to_the_next_image(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("space")
+        await settle(pilot, app)
+        assert app.queue.current == 2  # image 1 had one annotation: the next is on image 2
+        assert "coffee.jpg" in rendered(app)
+    assert store.annotation(1).status == "accepted"
+    assert store.annotation(2).status == "pending"
+
+
+async def test_relabel_picker_filters_as_you_type(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.press("c", "a", "t")
+        await pilot.press("enter")
+        await settle(pilot, app)
+    a = store.annotation(1)
+    assert (a.category, a.status, a.proposed_category) == ("cat", "relabeled", "dog")
+    assert store.events(annotation=1)[-1]["old"] == {"category": "dog", "status": "pending"}
+
+
+async def test_relabel_picker_digit_picks_and_escape_cancels(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r", "escape")
+        await settle(pilot, app)
+        assert store.annotation(1).status == "pending"
+        await pilot.press("r")
+        await pilot.pause()
+        first = app.screen.shown[0]
+        await pilot.press("1")
+        await settle(pilot, app)
+    assert store.annotation(1).category == first != "dog"
+
+
+async def test_flag_with_reason_and_comment(app_store):
+    app, store = app_store
+    reasons = store.config.flag_reasons
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f", "2")
+        await pilot.press(*"ears")
+        await pilot.press("enter")
+        await settle(pilot, app)
+    a = store.annotation(1)
+    assert (a.status, a.reason, a.comment) == ("flagged", reasons[1], "ears")
+
+
+async def test_reject_with_reason_then_undo(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("x", "1", "enter")
+        await settle(pilot, app)
+        assert store.annotation(1).status == "rejected"
+        assert store.annotation(1).reason == store.config.reject_reasons[0]
+        await pilot.press("u")
+        await settle(pilot, app)
+    assert store.annotation(1).status == "pending"
+    actions = [e["action"] for e in store.events(annotation=1)]
+    assert actions == ["reject", "undo"]  # an undo is a new event; the rejection stays in history
+
+
+async def test_moving_between_annotations_and_images(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("j")  # past the only annotation of image 1: the next image
+        assert (app.queue.current, app.queue.current_image) == (2, 2)
+        await pilot.press("down", "down")
+        assert app.queue.current == 4
+        await pilot.press("k", "up")
+        assert app.queue.current == 2
+        await pilot.press("n")
+        assert app.queue.current_image == 3
+        await pilot.press("right")
+        assert app.queue.current_image == 4
+        await pilot.press("p", "left")
+        assert app.queue.current_image == 2
+    assert store.counts()["events"] == 0  # moving never records anything
+
+
+async def test_accept_all_on_image_asks_first(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("n")  # image 2: annotations 2-5
+        await pilot.press("A", "n")
+        await settle(pilot, app)
+        assert store.counts()["accepted"] == 0
+        await pilot.press("A", "y")
+        await settle(pilot, app)
+    assert [store.annotation(i).status for i in (2, 3, 4, 5)] == ["accepted"] * 4
+    assert store.annotation(1).status == "pending"
+
+
+async def test_view_toggles_change_what_is_drawn(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        screen = app.screen
+        assert "dog" in rendered(app)
+        await pilot.press("l")
+        await settle(pilot, app)
+        assert not screen.options.show_names
+        image_text = "\n".join(screen.query_one(ImageView).render_line(y).text for y in range(30))
+        assert "dog" not in image_text
+        await pilot.press("m", "z")
+        await settle(pilot, app)
+        assert (screen.options.show_masks, screen.options.zoom) == (False, True)
+        assert "ZOOM" in rendered(app)
+
+
+async def test_go_to_image_by_number_id_and_name(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("g", "3", "enter")
+        assert app.queue.current_image == 3
+        await pilot.press("g", *"coins", "enter")
+        assert store.image(app.queue.current_image).file_name == "coins.png"
+        await pilot.press("g", "#", "2", "enter")
+        assert app.queue.current_image == 2
+
+
+async def test_filter_prompt_rebuilds_the_queue(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash")
+        await pilot.pause()
+        app.screen.query_one("Input").value = "class:coin order:score"
+        await pilot.press("enter")
+        await settle(pilot, app)
+        q = app.screen.queue
+        anns = [store.annotation(i) for i in q.flat]
+        assert anns and all(a.category == "coin" for a in anns)
+        assert [a.score for a in anns] == sorted(a.score for a in anns)
+
+
+async def test_help_lists_keys_and_quit_checkpoints_to_git(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = rendered(app)
+        assert "Accept+next" in text and "Relabel" in text
+        await pilot.press("escape", "a")
+        await settle(pilot, app)
+        assert store.uncommitted() == 1
+        await pilot.press("q")
+        await pilot.pause()
+    assert store.uncommitted() == 0
+    assert "1 accepted by Test Reviewer" in store.repo.head.commit.message
+
+
+async def test_missing_image_shows_a_message_and_review_goes_on(sample_store, sample_images):
+    (sample_images / "chelsea.jpg").unlink()
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert "chelsea.jpg" in rendered(app)
+            view_text = "\n".join(app.screen.query_one(ImageView).render_line(y).text for y in range(34))
+            assert "missing" in view_text.lower() or "not found" in view_text.lower()
+            await pilot.press("a")
+            await settle(pilot, app)
+        assert store.annotation(1).status == "accepted"
+    finally:
+        store.close()
+
+
+async def test_keys_remapped_in_config(sample_store):
+    cfg = sample_store / "labelreview.toml"
+    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\naccept = "y"\n'))
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("a")
+            await settle(pilot, app)
+            assert store.annotation(1).status == "pending"
+            await pilot.press("y")
+            await settle(pilot, app)
+        assert store.annotation(1).status == "accepted"
+    finally:
+        store.close()
+
+
+async def test_decision_on_a_stale_state_is_refused(sample_store):
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            # Someone else rejects annotation 1 while it is on our screen.
+            with Store.open(sample_store, author="Bob <bob@example.org>") as other:
+                from labelreview.review import ReviewSession
+
+                ReviewSession(other).reject(1, reason="false-positive")
+            await pilot.press("a")
+            await settle(pilot, app)
+            assert "after you saw it" in "\n".join(str(n.message) for n in app._notifications)
+        a = store.annotation(1)
+        assert a.status == "rejected" and a.updated_by.startswith("Bob")
+        assert [e["author"][:3] for e in store.events(annotation=1)] == ["Bob"]
+    finally:
+        store.close()
+
+
+async def test_position_survives_a_quit(sample_store):
+    app, store = make_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("n", "n", "j")
+    store.close()
+    app2, store2 = make_app(sample_store)
+    try:
+        assert app2.queue.current == app.queue.current
+        assert app2.queue.current_image == 3
+    finally:
+        store2.close()
+
+
+async def test_small_terminal_still_usable(app_store):
+    app, store = app_store
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        text = rendered(app)
+        assert "dog" in text and "Accept" in text
+        await pilot.press("space")
+        await settle(pilot, app)
+        await pilot.resize_terminal(100, 30) if hasattr(pilot, "resize_terminal") else None
+        await settle(pilot, app)
+    assert store.annotation(1).status == "accepted"
