@@ -1,0 +1,155 @@
+"""End to end: the real `labelreview` command in tmux, keys typed, the screen read, the store checked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import SAMPLE
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
+
+
+class Tmux:
+    """One private tmux server (-L, no user config) running one command at a fixed size."""
+
+    def __init__(self, cwd, command: list[str], env: dict[str, str], width=120, height=36):
+        self.socket = f"lr-{uuid.uuid4().hex[:8]}"
+        self.base = ["tmux", "-L", self.socket, "-f", "/dev/null"]
+        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        subprocess.run([*self.base, "new-session", "-d", "-x", str(width), "-y", str(height), *env_args,
+                        "-c", str(cwd), " ".join(command) + "; sleep 30"], check=True)
+
+    def keys(self, *keys: str) -> None:
+        for k in keys:
+            subprocess.run([*self.base, "send-keys", k], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run([*self.base, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            shown = self.screen()
+            if text in shown:
+                return shown
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} never appeared; the screen shows:\n{self.screen()}")
+
+    def wait_gone(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text not in self.screen():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} is still on the screen:\n{self.screen()}")
+
+    def app_pid(self) -> int:
+        """The labelreview process in the pane (the pane runs `sh -c 'labelreview ...; sleep 30'`)."""
+        pane = subprocess.run([*self.base, "display", "-p", "#{pane_pid}"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        kids = subprocess.run(["pgrep", "-P", pane], capture_output=True, text=True).stdout.split()
+        for pid in kids:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
+            if b"labelreview" in cmd:
+                return int(pid)
+        raise AssertionError(f"no labelreview process under pane {pane}")
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the repository's sample data, run from as if it were the repository root."""
+    shutil.copytree(SAMPLE, tmp_path / "sample_data")
+    return tmp_path
+
+
+def env_for(author: str) -> dict[str, str]:
+    keep = {k: os.environ[k] for k in ("PATH", "HOME", "GIT_CONFIG_NOSYSTEM") if k in os.environ}
+    return {**keep, "COLORTERM": "truecolor", "TERM": "xterm-256color", "LABELREVIEW_AUTHOR": author}
+
+
+def test_bare_labelreview_opens_the_demo_and_keys_reach_the_store(workdir):
+    tmux = Tmux(workdir, ["labelreview"], env_for("Erin <erin@example.org>"))
+    try:
+        tmux.wait_for("chelsea.jpg")
+        tmux.wait_for("0/25 reviewed")
+        tmux.keys("r")
+        tmux.wait_for("Relabel")
+        tmux.keys("c", "a", "t", "Enter")
+        tmux.wait_for("relabeled")
+        tmux.keys("j")                       # next: the coffee image
+        tmux.wait_for("coffee.jpg")
+        tmux.keys("a")
+        tmux.wait_for("2/25 reviewed")
+        tmux.keys("j", "f", "1")
+        tmux.wait_for("comment")
+        tmux.keys("t", "o", "o", " ", "b", "i", "g", "Enter")
+        tmux.wait_for("3/25 reviewed")
+        tmux.keys("u")                        # undo the flag
+        tmux.wait_for("2/25 reviewed")
+        tmux.keys("q")
+        tmux.wait_gone("reviewed")
+    finally:
+        tmux.close()
+    store = workdir / "store" / "demo"
+    log = subprocess.run(["labelreview", "log", "--json", "--store", str(store)], capture_output=True,
+                         text=True, check=True).stdout
+    import json
+
+    events = json.loads(log)
+    assert [e["action"] for e in reversed(events)] == ["relabel", "accept", "flag", "undo"]
+    assert all(e["author"] == "Erin <erin@example.org>" for e in events)
+    assert all(e["commit"] for e in events), "quitting must checkpoint every decision to git"
+    flag = next(e for e in events if e["action"] == "flag")
+    assert flag["comment"] == "too big" and flag["reason"] == "loose-box"
+    verify = subprocess.run(["labelreview", "verify", "--store", str(store)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_killed_review_loses_no_decision_shown(workdir):
+    tmux = Tmux(workdir, ["labelreview"], env_for("Finn <finn@example.org>"))
+    try:
+        tmux.wait_for("0/25 reviewed")
+        tmux.keys("space", "space", "space")
+        tmux.wait_for("3/25 reviewed")
+        os.kill(tmux.app_pid(), 9)
+    finally:
+        tmux.close()
+    store = workdir / "store" / "demo"
+    out = subprocess.run(["labelreview", "status", "--json", "--store", str(store)], capture_output=True,
+                         text=True, check=True).stdout
+    import json
+
+    counts = json.loads(out)
+    assert counts["accepted"] == 3
+    verify = subprocess.run(["labelreview", "verify", "--store", str(store)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout
+
+
+def test_256_colour_terminal_gets_a_hint(workdir):
+    env = env_for("Gus <gus@example.org>")
+    env.pop("COLORTERM")
+    tmux = Tmux(workdir, ["labelreview"], env)
+    try:
+        tmux.wait_for("chelsea.jpg")
+        tmux.wait_for("COLORTERM=truecolor")
+    finally:
+        tmux.close()
+
+
+def test_review_of_an_empty_filter_says_so(workdir):
+    tmux = Tmux(workdir, ["labelreview", "review", "--demo", "--status", "rejected"], env_for("H <h@x.org>"))
+    try:
+        tmux.wait_for("Nothing to review")
+    finally:
+        tmux.close()
+
