@@ -1,0 +1,192 @@
+"""Helpers for the format tests (snapshots made straight from a batch, geometry comparison), and the
+tests of the shared pieces: image header sizes, atomic folder exports, format detection."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage, ImageOps
+
+from conftest import CORPUS, SAMPLE
+from labelreview.formats.snapshot import Snapshot
+from labelreview.model import Annotation, Image, LabelreviewError
+
+TOL = 0.01  # px: round trips keep every coordinate within this
+
+
+def snapshot_of(batch, root, status: str = "accepted") -> Snapshot:
+    """What an export of a store holding just ``batch`` (every label accepted) would be handed."""
+    images, id_of = [], {}
+    for i, r in enumerate(batch.images, 1):
+        images.append(Image(id=i, import_id="t", file_name=r.file_name, path=str(Path(root) / r.file_name),
+                            width=r.width, height=r.height, sha256=None, source_id=r.source_id,
+                            extra=dict(r.extra or {})))
+        id_of[r.key] = i
+    anns = []
+    for j, p in enumerate(batch.proposals, 1):
+        anns.append(Annotation(id=j, image_id=id_of[p.image_key], category=p.category, status=status, kind=p.kind,
+                               bbox=p.bbox, segmentation=p.segmentation, keypoints=p.keypoints, score=p.score,
+                               iscrowd=p.iscrowd, area=p.area, source="t", source_id=p.source_id, import_id="t",
+                               extra=dict(p.extra or {}), scores=p.scores))
+    return Snapshot(images=images, annotations=anns, categories=list(batch.categories), info=dict(batch.info or {}),
+                    image_by_id={im.id: im for im in images})
+
+
+def by_image(batch) -> dict[str, list]:
+    names = {im.key: im.file_name for im in batch.images}
+    out: dict[str, list] = {im.file_name: [] for im in batch.images}
+    for p in batch.proposals:
+        out[names[p.image_key]].append(p)
+    return out
+
+
+def close(a, b, tol: float = TOL) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return len(a) == len(b) and all(math.isclose(x, y, abs_tol=tol) for x, y in zip(a, b))
+
+
+def assert_same_labels(before, after, tol: float = TOL, kinds: bool = True) -> None:
+    """Same images, and per image the same labels in the same order: class, kind and geometry."""
+    a, b = by_image(before), by_image(after)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        pa, pb = a[name], b[name]
+        assert len(pa) == len(pb), (name, len(pa), len(pb))
+        for x, y in zip(pa, pb):
+            assert x.category == y.category, (name, x, y)
+            if kinds:
+                assert x.kind == y.kind, (name, x.kind, y.kind)
+            assert close(x.bbox, y.bbox, tol), (name, x.bbox, y.bbox)
+            if isinstance(x.segmentation, list):
+                assert len(x.segmentation) == len(y.segmentation)
+                for s, t in zip(x.segmentation, y.segmentation):
+                    assert close(s, t, tol), (name, s, t)
+            if x.keypoints is not None:
+                assert close(x.keypoints, y.keypoints, tol), (name, x.keypoints, y.keypoints)
+
+
+# ---------------------------------------------------------------------- image sizes
+
+
+def test_image_size_matches_pillow_exif_transpose(tmp_path):
+    from labelreview.formats.images import image_size
+
+    files = [p for p in CORPUS.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    files += list((SAMPLE / "images").iterdir())
+    for o in range(1, 9):
+        for fmt in ("JPEG", "PNG"):
+            ex = PILImage.Exif()
+            ex[0x0112] = o
+            p = tmp_path / f"o{o}.{fmt.lower()}"
+            PILImage.new("RGB", (7, 3)).save(p, fmt, exif=ex.tobytes())
+            files.append(p)
+    p = tmp_path / "x.bmp"
+    PILImage.new("RGB", (9, 4)).save(p)
+    files.append(p)
+    assert len(files) > 40
+    for f in files:
+        with PILImage.open(f) as im:
+            assert image_size(f) == ImageOps.exif_transpose(im).size, f
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n\0\0", b"not an image at all"])
+def test_image_size_of_broken_files_is_a_problem_not_a_crash(tmp_path, data):
+    from labelreview.formats.images import ImageProblem, image_size
+
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(data)
+    with pytest.raises(ImageProblem):
+        image_size(p)
+    with pytest.raises(ImageProblem, match="missing"):
+        image_size(tmp_path / "nope.jpg")
+
+
+# ---------------------------------------------------------------------- folder exports
+
+
+def test_folder_export_never_replaces_a_folder_it_did_not_write(tmp_path):
+    from labelreview.formats.common import FolderExport
+
+    user = tmp_path / "dataset"
+    user.mkdir()
+    (user / "precious.jpg").write_bytes(b"x")
+    with pytest.raises(LabelreviewError, match="not written by a labelreview export"):
+        FolderExport(user)
+    assert (user / "precious.jpg").exists()
+    out = tmp_path / "out"
+    with FolderExport(out) as fx:
+        fx.write("a/b.txt", "1")
+        fx.commit()
+    with FolderExport(out) as fx:  # a previous export is replaced whole
+        fx.write("c.txt", "2")
+        fx.commit()
+    assert (out / "c.txt").read_text() == "2" and not (out / "a").exists()
+    with pytest.raises(RuntimeError):  # a failure half-way leaves the last export as it was
+        with FolderExport(out) as fx:
+            fx.write("d.txt", "3")
+            raise RuntimeError("disk full")
+    assert (out / "c.txt").exists() and not (out / "d.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ---------------------------------------------------------------------- detection
+
+
+DETECT = [
+    ("datumaro_cvat/tests/assets/yolo_dataset/yolo", "yolo"),
+    ("datumaro_cvat/tests/assets/yolo_dataset/yolov8_detection", "yolo"),
+    ("datumaro_cvat/tests/assets/yolo_dataset/yolov8_pose/data.yaml", "yolo"),
+    ("label_studio_converter/tests/data/test_import_yolo_data", "yolo"),
+    ("datumaro_openvino/tests/assets/roboflow_dataset/yolo", "yolo"),
+    ("datumaro_openvino/tests/assets/coco_dataset/coco/annotations/instances_val.json", "coco"),
+    ("cocoapi/results/instances_val2014_fakebbox100_results.json", "coco"),
+]
+
+
+@pytest.mark.parametrize("rel,fmt", DETECT)
+def test_detect(rel, fmt):
+    from labelreview.formats.registry import detect
+
+    p = CORPUS / rel
+    if not p.exists():
+        pytest.skip("corpus absent")
+    assert detect(p) == fmt
+
+
+def test_detect_refuses_what_it_cannot_tell(tmp_path):
+    from labelreview.formats.registry import detect
+
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(LabelreviewError, match="cannot tell the format"):
+        detect(tmp_path)
+    with pytest.raises(LabelreviewError, match="no such file"):
+        detect(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------- through a real store
+
+
+def store_round_trip(tmp_path, fmt: str, path, images=None, out_fmt: str | None = None, out_name: str = "out",
+                     reread_images=None):
+    """import -> store -> export (pending included) -> import the export: (first batch, second batch)."""
+    from types import SimpleNamespace
+
+    from labelreview.formats import registry
+    from labelreview.formats.snapshot import snapshot_from_store
+    from labelreview.store import Store
+
+    root = Store.init(tmp_path / "store", name="t")
+    args = SimpleNamespace(images=str(images) if images else None, gt=None)
+    with Store.open(root) as store:
+        got, batch = registry.read(fmt, path, args, store)
+        image_root = args.images or registry.default_image_root(got, path)
+        store.ingest(batch, source="first", image_root=image_root)
+        snap = snapshot_from_store(store, ("pending",))
+        out = tmp_path / out_name
+        result = registry.write(out_fmt or fmt, snap, out, args)
+        args2 = SimpleNamespace(images=str(reread_images or image_root), gt=None)
+        _, again = registry.read(out_fmt or fmt, out, args2, store)
+    return batch, again, result

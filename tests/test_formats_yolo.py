@@ -1,0 +1,422 @@
+"""YOLO: the real files of other projects import with the expected counts, round trips keep every
+coordinate, generated datasets round-trip, and corrupt ones fail with a clear error."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image as PILImage
+
+from conftest import CORPUS, run_cli
+from labelreview.formats import yolo
+from labelreview.model import InputError, LabelreviewError
+from test_formats_util import assert_same_labels, snapshot_of, store_round_trip
+
+Y = CORPUS / "datumaro_cvat/tests/assets/yolo_dataset"
+RF = CORPUS / "datumaro_openvino/tests/assets/roboflow_dataset/yolo"
+LS = CORPUS / "label_studio_converter/tests/data/test_import_yolo_data"
+
+pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus absent")
+
+# (path, format read, images, labels, classes)
+CASES = [
+    (Y / "yolo", "yolo", 1, 2, 10),
+    (Y / "yolo/obj.data", "yolo", 1, 2, 10),
+    (Y / "yolov8_detection", "yolo", 1, 2, 10),
+    (Y / "yolov8_detection/data.yaml", "yolo", 1, 2, 10),
+    (Y / "yolov8_detection_with_list_of_imgs", "yolo", 1, 2, 10),
+    (Y / "yolov8_detection_with_list_of_names", "yolo", 1, 2, 10),
+    (Y / "yolov8_detection_with_subset_txt", "yolo", 1, 2, 10),
+    (Y / "yolov8_oriented_boxes", "yolo-obb", 1, 2, 10),
+    (Y / "yolov8_segmentation", "yolo-seg", 1, 2, 10),
+    (Y / "yolov8_pose", "yolo-pose", 1, 1, 1),
+    (Y / "yolov8_pose_two_values_per_point", "yolo-pose", 1, 1, 1),
+    (RF, "yolo", 3, 4, 2),
+    (LS, "yolo", 7, 25, 4),
+]
+
+
+@pytest.mark.parametrize("path,fmt,n_images,n_labels,n_classes", CASES, ids=lambda v: str(v)[-40:])
+def test_corpus_counts(path, fmt, n_images, n_labels, n_classes):
+    batch = yolo.read(path)
+    assert batch.format == fmt
+    assert (len(batch.images), len(batch.proposals), len(batch.categories)) == (n_images, n_labels, n_classes)
+    for im in batch.images:
+        assert im.width and im.height
+
+
+def test_corpus_values():
+    b = yolo.read(Y / "yolov8_detection")
+    assert [p.category for p in b.proposals] == ["label_2", "label_4"]
+    # "4 0.266667 0.450000 0.133333 0.300000" on a 15x10 image
+    assert all(math.isclose(u, v, abs_tol=1e-4) for u, v in zip(b.proposals[1].bbox, [3, 3, 2, 3]))
+    seg = yolo.read(Y / "yolov8_segmentation").proposals
+    assert [len(p.segmentation[0]) for p in seg] == [6, 10] and seg[0].kind == "polygon"
+    assert seg[0].segmentation[0] == pytest.approx([1.5, 1, 6, 1, 6, 5])
+    obb = yolo.read(Y / "yolov8_oriented_boxes").proposals
+    assert all(p.extra["obb"] for p in obb)
+    assert obb[0].extra["angle"] == pytest.approx(30, abs=1e-3)
+    assert obb[1].segmentation[0][7] == pytest.approx(-0.09808)  # the corner outside is kept
+    pose = yolo.read(Y / "yolov8_pose").proposals[0]
+    assert pose.kind == "keypoints" and pose.keypoints == pytest.approx([1.5, 2, 2, 4.5, 4, 2, 7.5, 6, 2])
+    pose2 = yolo.read(Y / "yolov8_pose_two_values_per_point").proposals[0]
+    assert pose2.keypoints == pytest.approx([1.5, 2, 2, 4.5, 4, 2, 7.5, 6, 2])
+
+
+def test_crlf_labels_and_classes_real_photos():
+    b = yolo.read(LS)
+    assert [c.name for c in b.categories] == ["closed_door", "opened_door", "bus", "number"]
+    sizes = {im.file_name: (im.width, im.height) for im in b.images}
+    assert sizes["images/img_3.png"] == (1280, 720) and sizes["images/img_1.jpg"] == (640, 329)
+    first = [p for p in b.proposals if p.image_key == "images/img_1.jpg"][0]
+    # "2 0.49765625 0.46200607902735563 0.9640625 0.8693009118541033" on 640x329
+    assert first.category == "bus"
+    assert first.bbox == pytest.approx([(0.49765625 - 0.9640625 / 2) * 640, (0.46200607902735563 - 0.8693009118541033 / 2)
+                                        * 329, 0.9640625 * 640, 0.8693009118541033 * 329])
+
+
+def test_roboflow_paths_are_repaired_and_said():
+    b = yolo.read(RF)
+    probs = " ".join(w.problem for w in b.warnings)
+    assert "'../train/images' read as train/images" in probs and "'../valid/images' read as val/images" in probs
+    assert {im.extra["split"] for im in b.images} == {"train", "val"}
+
+
+def test_darknet_data_prefix():
+    b = yolo.read(Y / "yolo")
+    assert [im.file_name for im in b.images] == ["obj_train_data/1.jpg"]
+    assert any("data/" in w.problem for w in b.warnings)
+
+
+@pytest.mark.parametrize("path,fmt,n_images,n_labels,n_classes", CASES[2::2] + CASES[-2:],
+                         ids=lambda v: str(v)[-40:])
+def test_corpus_round_trip_through_store(tmp_path, path, fmt, n_images, n_labels, n_classes):
+    first, again, result = store_round_trip(tmp_path, "yolo", path)
+    assert result["annotations"] == n_labels
+    assert again.format == fmt
+    assert_same_labels(first, again)
+    assert (tmp_path / "out" / "labelreview.provenance.jsonl").read_text().count("\n") == n_labels
+
+
+def test_export_is_ultralytics_layout(tmp_path):
+    first, again, result = store_round_trip(tmp_path, "yolo", Y / "yolov8_pose")
+    out = tmp_path / "out"
+    assert (out / "labels/train/1.txt").is_file()
+    text = (out / "data.yaml").read_text()
+    assert "kpt_shape: [3, 3]" in text and "0: skeleton_label" in text and "train: images/train" in text
+    import yaml
+
+    cfg = yaml.safe_load(text)
+    assert cfg["names"] == {0: "skeleton_label"} and cfg["kpt_shape"] == [3, 3]
+
+
+def test_label_without_image_and_image_without_label_are_reported(tmp_path):
+    d = tmp_path / "ds"
+    shutil.copytree(LS, d)
+    (d / "labels/img_1.txt").unlink()
+    (d / "labels/ghost.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    b = yolo.read(d)
+    found = {(w.where, w.action) for w in b.warnings}
+    assert ("images/img_1.jpg", "kept") in found
+    assert ("labels/ghost.txt", "skipped") in found
+    assert len(b.images) == 7
+
+
+def test_unreadable_image_skips_its_labels_and_says_so(tmp_path):
+    d = tmp_path / "ds"
+    shutil.copytree(LS, d)
+    (d / "images/img_1.jpg").write_bytes(b"garbage")
+    b = yolo.read(d)
+    assert len(b.images) == 6 and len(b.proposals) == 21
+    w = [w for w in b.warnings if w.where == "images/img_1.jpg"][0]
+    assert "4 label(s) skipped" in w.problem and w.action == "skipped"
+
+
+def test_exif_rotated_image_normalizes_against_the_displayed_size(tmp_path):
+    d = tmp_path / "ds"
+    (d / "images").mkdir(parents=True)
+    (d / "labels").mkdir()
+    ex = PILImage.Exif()
+    ex[0x0112] = 6  # stored 40x20, shown 20x40
+    PILImage.new("RGB", (40, 20)).save(d / "images/a.jpg", exif=ex.tobytes())
+    (d / "labels/a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    b = yolo.read(d)
+    assert (b.images[0].width, b.images[0].height) == (20, 40)
+    assert b.proposals[0].bbox == pytest.approx([5, 10, 10, 20])
+
+
+def test_predictions_with_confidence_and_labels_elsewhere(tmp_path):
+    preds = tmp_path / "runs/predict/labels"
+    preds.mkdir(parents=True)
+    (preds / "img_1.txt").write_text("2 0.5 0.5 0.2 0.2 0.91\n0 0.1 0.1 0.05 0.05 0.33\n")
+    (tmp_path / "runs/predict/classes.txt").write_text("closed_door\nopened_door\nbus\nnumber\n")
+    b, root = yolo.load(preds, images=LS / "images")
+    assert root == LS / "images"
+    assert [(p.category, p.score) for p in b.proposals] == [("bus", 0.91), ("closed_door", 0.33)]
+    assert len(b.images) == 7  # the other six images are there, reported as having no labels
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def _one_label_dataset(tmp_path, text: bytes | str, names="a\nb\n", size=(20, 10)) -> Path:
+    d = tmp_path / "ds"
+    (d / "images").mkdir(parents=True, exist_ok=True)
+    (d / "labels").mkdir(exist_ok=True)
+    PILImage.new("RGB", size).save(d / "images/x.png")
+    (d / "labels/x.txt").write_bytes(text if isinstance(text, bytes) else text.encode())
+    if names is not None:
+        (d / "classes.txt").write_text(names)
+    return d
+
+
+@pytest.mark.parametrize("text,message", [
+    ("0 0.5 0.5 0.1\n", "line 1: 3 value(s) after the class"),
+    ("0 0.5 0.5 0.1 0.1\n1 0.5 nan 0.1 0.1\n", "line 2: NaN or infinite"),
+    ("0 0.5 0.5 -0.1 0.2\n", "line 1: negative box width"),
+    ("7 0.5 0.5 0.1 0.1\n", "line 1: class 7 is not in the class names"),
+    ("x 0.5 0.5 0.1 0.1\n", "line 1: class 'x' is not a class index"),
+    ("0 0.5 0.5 0.1 abc\n", "line 1: 'abc' is not a number"),
+    ("0 120 40 30 20\n", "line 1: value 120 is not normalized"),
+    ("-1 0.5 0.5 0.1 0.1\n", "line 1: class -1 is negative"),
+    (b"0 0.5 0.5 0.1 0.1\n\xff\xfe\n", "line 2: not UTF-8"),
+])
+def test_clear_errors(tmp_path, text, message):
+    d = _one_label_dataset(tmp_path, text)
+    with pytest.raises(InputError) as e:
+        yolo.read(d)
+    assert message in str(e.value)
+    assert str(e.value).startswith("labels/x.txt: ")
+
+
+def test_bad_data_yaml(tmp_path):
+    d = _one_label_dataset(tmp_path, "0 0.5 0.5 0.1 0.1\n", names=None)
+    (d / "data.yaml").write_text("train: images\nnames: [a, b\n")
+    with pytest.raises(InputError, match=r"data.yaml: line \d+: not valid YAML"):
+        yolo.read(d)
+    (d / "data.yaml").write_text("train: images\nnc: 3\nnames: [a, b]\n")
+    with pytest.raises(InputError, match="nc is 3 but names has 2"):
+        yolo.read(d)
+    (d / "data.yaml").write_text("train: images\nkpt_shape: [3]\nnames: [a, b]\n")
+    with pytest.raises(InputError, match="kpt_shape"):
+        yolo.read(d)
+    (d / "data.yaml").write_text("train: images\nkpt_shape: [2, 3]\nnames: [a, b]\n")
+    with pytest.raises(InputError, match=r"kpt_shape \[2, 3\] needs 4 \+ 6 = 10"):
+        yolo.read(d)
+
+
+def test_cli_error_is_a_message_and_nothing_is_imported(tmp_path):
+    d = _one_label_dataset(tmp_path, "0 0.5 0.5 0.1 0.1\n1 0.5 0.5\n")
+    store = tmp_path / "store"
+    assert run_cli("init", str(store)).returncode == 0
+    r = run_cli("import", "auto", str(d), "--store", str(store))
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("labelreview: error: labels/x.txt: line 2: 2 value(s) after the class; "
+                                "a box needs 4 (cx cy w h), a polygon at least 6")
+    assert "Traceback" not in r.stderr
+    assert [p for p in (store / "imports").iterdir() if not p.name.startswith(".")] == []
+    r = run_cli("status", "--store", str(store), "--json")
+    assert '"total": 0' in r.stdout
+
+
+def test_cli_auto_import_and_export(tmp_path):
+    store = tmp_path / "store"
+    run_cli("init", str(store))
+    r = run_cli("import", "auto", str(Y / "yolov8_oriented_boxes"), "--store", str(store))
+    assert r.returncode == 0, r.stderr
+    assert "detected format: yolo-obb (an Ultralytics dataset (data.yaml))" in r.stdout
+    assert "imported 2 annotations on 1 images" in r.stdout
+    r = run_cli("accept", "1", "2", "--store", str(store))
+    r = run_cli("export", "yolo", str(tmp_path / "out"), "--store", str(store))
+    assert r.returncode == 0, r.stderr
+    lines = (tmp_path / "out/labels/train/1.txt").read_text().splitlines()
+    src = (Y / "yolov8_oriented_boxes/labels/train/1.txt").read_text().splitlines()
+    for a, b in zip(lines, src):
+        assert [float(v) for v in a.split()] == pytest.approx([float(v) for v in b.split()], abs=1e-6)
+    r = run_cli("export", "yolo", str(Y / "yolov8_oriented_boxes"), "--store", str(store))
+    assert r.returncode == 1 and "not written by a labelreview export" in r.stderr
+
+
+# ---------------------------------------------------------------------- generated datasets
+
+_IMG_CACHE: dict[tuple[int, int], bytes] = {}
+
+
+def _png(w: int, h: int) -> bytes:
+    if (w, h) not in _IMG_CACHE:
+        import io
+
+        buf = io.BytesIO()
+        PILImage.new("1", (w, h)).save(buf, "PNG")
+        _IMG_CACHE[(w, h)] = buf.getvalue()
+    return _IMG_CACHE[(w, h)]
+
+
+unit = st.floats(0.0, 1.0, allow_nan=False, width=32)
+
+
+@st.composite
+def datasets(draw):
+    task = draw(st.sampled_from(["detect", "segment", "pose", "obb"]))
+    ncls = draw(st.integers(1, 5))
+    kshape = (draw(st.integers(1, 4)), draw(st.sampled_from([2, 3]))) if task == "pose" else None
+    images = []
+    for i in range(draw(st.integers(1, 3))):
+        lo = 20 if task == "obb" else 1
+        w, h = draw(st.integers(lo, 3000)), draw(st.integers(lo, 3000))
+        lines = []
+        for _ in range(draw(st.integers(0, 4))):
+            c = draw(st.integers(0, ncls - 1))
+            if task in ("detect", "pose"):
+                bw, bh = draw(unit), draw(unit)
+                cx = draw(st.floats(bw / 2, 1 - bw / 2)) if bw < 1 else 0.5
+                cy = draw(st.floats(bh / 2, 1 - bh / 2)) if bh < 1 else 0.5
+                vals = [cx, cy, bw, bh]
+                if task == "pose":
+                    for _ in range(kshape[0]):
+                        vals += [draw(unit), draw(unit)]
+                        if kshape[1] == 3:
+                            vals.append(draw(st.sampled_from([0, 1, 2])))
+                elif draw(st.booleans()):
+                    vals.append(round(draw(unit), 4))  # a prediction's confidence
+            elif task == "segment":
+                vals = [draw(unit) for _ in range(2 * draw(st.integers(3, 8)))]
+            else:
+                cx, cy = draw(st.floats(0.2, 0.8)), draw(st.floats(0.2, 0.8))
+                rw, rh = draw(st.floats(2, 0.3 * min(w, h))), draw(st.floats(2, 0.3 * min(w, h)))
+                ang = draw(st.floats(-89, 89))
+                from labelreview.formats.common import rotated_corners
+
+                pts = rotated_corners(cx * w, cy * h, rw, rh, ang)
+                vals = [v / (w if k % 2 == 0 else h) for k, v in enumerate(pts)]
+            lines.append((c, vals))
+        images.append((f"im{i}", w, h, lines))
+    return task, ncls, kshape, images
+
+
+def _write_dataset(d: Path, task, ncls, kshape, images, crlf=False) -> None:
+    if d.exists():
+        shutil.rmtree(d)
+    (d / "images/train").mkdir(parents=True)
+    (d / "labels/train").mkdir(parents=True)
+    y = ["path: .", "train: images/train", "names:"] + [f"  {i}: c{i}" for i in range(ncls)]
+    if kshape:
+        y.append(f"kpt_shape: [{kshape[0]}, {kshape[1]}]")
+    (d / "data.yaml").write_text("\n".join(y) + "\n")
+    nl = "\r\n" if crlf else "\n"
+    for name, w, h, lines in images:
+        (d / f"images/train/{name}.png").write_bytes(_png(w, h))
+        (d / f"labels/train/{name}.txt").write_text(
+            "".join(" ".join([str(c)] + [repr(v) for v in vals]) + nl for c, vals in lines), newline="")
+
+
+def _expected_pixels(vals, w, h, kind):
+    if kind == "box":
+        cx, cy, bw, bh = vals[:4]
+        return [cx * w - bw * w / 2, cy * h - bh * h / 2, bw * w, bh * h]
+    return [v * (w if k % 2 == 0 else h) for k, v in enumerate(vals)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=datasets())
+def test_generated_datasets_read_and_round_trip(tmp_path, data):
+    task, ncls, kshape, images = data
+    d = tmp_path / "gen"
+    _write_dataset(d, task, ncls, kshape, images)
+    b = yolo.read(d, task=None if task != "obb" else "obb")
+    n = sum(len(lines) for *_, lines in images)
+    assert len(b.proposals) == n and len(b.images) == len(images)
+    props = iter(b.proposals)
+    for name, w, h, lines in images:
+        for c, vals in lines:
+            p = next(props)
+            assert p.category == f"c{c}"
+            if task in ("detect", "pose"):
+                exp = _expected_pixels(vals, w, h, "box")
+                # boxes may be clipped by float rounding at the image border, never by more
+                assert all(math.isclose(a, e, abs_tol=0.01) for a, e in zip(p.bbox, exp)), (p.bbox, exp)
+                if len(vals) == 5:
+                    assert p.score == vals[4]
+            else:
+                assert p.segmentation[0] == pytest.approx(_expected_pixels(vals, w, h, "poly"), abs=1e-6)
+    out = tmp_path / "out"
+    if out.exists():
+        shutil.rmtree(out)
+    res = yolo.write(snapshot_of(b, d), out)
+    assert res["annotations"] == n
+    again = yolo.read(out, images=d, task=None if task != "obb" else "obb")
+    assert_same_labels(b, again)
+    # CRLF line endings read the same
+    _write_dataset(d, task, ncls, kshape, images, crlf=True)
+    crlf = yolo.read(d, task=None if task != "obb" else "obb")
+    assert_same_labels(b, crlf, tol=0)
+
+
+CORRUPTIONS = ["truncate", "drop_token", "add_token", "nan", "inf", "negative", "unknown_class", "garbage",
+               "crlf", "empty_line", "bad_class", "huge", "binary"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=datasets(), how=st.sampled_from(CORRUPTIONS), seed=st.integers(0, 10**6))
+def test_corrupt_files_give_a_clear_error_never_a_traceback(tmp_path, data, how, seed):
+    task, ncls, kshape, images = data
+    if not any(lines for *_, lines in images):
+        return
+    d = tmp_path / "gen"
+    _write_dataset(d, task, ncls, kshape, images)
+    rnd = random.Random(seed)
+    files = sorted(p for p in (d / "labels/train").iterdir() if p.stat().st_size)
+    f = rnd.choice(files)
+    text = f.read_bytes()
+    lines = text.decode().splitlines()
+    i = rnd.randrange(len(lines))
+    toks = lines[i].split()
+    j = rnd.randrange(1, len(toks))
+    if how == "truncate":
+        text = text[: rnd.randrange(1, len(text))]
+    elif how == "crlf":
+        text = text.replace(b"\n", b"\r\n")
+    elif how == "empty_line":
+        text = text.replace(b"\n", b"\n\n \n", 1)
+    elif how == "garbage":
+        text += b"#!@ garbage line\n"
+    elif how == "binary":
+        text = text[:5] + bytes(rnd.randrange(256) for _ in range(20)) + text[5:]
+    else:
+        if how == "drop_token":
+            del toks[j]
+        elif how == "add_token":
+            toks.insert(j, "0.5")
+        elif how == "nan":
+            toks[j] = "nan"
+        elif how == "inf":
+            toks[j] = "-inf"
+        elif how == "negative":
+            toks[j] = "-" + toks[j].lstrip("-")
+        elif how == "unknown_class":
+            toks[0] = str(ncls + rnd.randrange(5))
+        elif how == "bad_class":
+            toks[0] = rnd.choice(["1.5", "one", "-2", "0x1"])
+        elif how == "huge":
+            toks[j] = "1e300"
+        lines[i] = " ".join(toks)
+        text = ("\n".join(lines) + "\n").encode()
+    f.write_bytes(text)
+    try:
+        b = yolo.read(d, task=None if task != "obb" else "obb")
+    except InputError as e:
+        msg = str(e)
+        assert msg.startswith(f"labels/train/{f.name}: "), msg
+        assert "line " in msg or "UTF-8" in msg
+        return
+    except LabelreviewError:
+        return
+    if how in ("crlf", "empty_line"):
+        assert len(b.proposals) == sum(len(lines) for *_, lines in images)
