@@ -26,7 +26,8 @@ def read_text(path: str | os.PathLike, shown: str | None = None) -> str:
     """A text file as str: UTF-8 (a BOM is dropped), any line ending; errors name the file."""
     shown = shown or os.fspath(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise InputError(shown, "", f"cannot read ({e.strerror or e})") from None
     if data.startswith(b"\xef\xbb\xbf"):

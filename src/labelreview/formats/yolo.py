@@ -328,67 +328,91 @@ def label_rel_for(image_rel: str) -> str:
     return "labels/" + stem + ".txt"
 
 
-def _pair(layout: Layout) -> tuple[list[tuple[str, Path, Path | None]], list[Path]]:
-    """(split, image, label file or None) per image, and the label files no image claims."""
-    label_files: set[Path] = set()
+def _rel(path: str, root: str) -> str:
+    pre = root if root.endswith("/") else root + "/"
+    if path.startswith(pre):
+        return path[len(pre):]
+    return imgs.rel_posix(path, root)
+
+
+def _labels_dir(d: str) -> str | None:
+    """The Ultralytics labels folder for an image folder: its last 'images' component -> 'labels'."""
+    parts = d.split("/")
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return "/".join(parts)
+    return None
+
+
+def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]:
+    """(split, image, label file or None) per image, and the label files no image claims (str paths)."""
+    lroot, iroot, base = os.fspath(layout.label_root), os.fspath(layout.image_root), os.fspath(layout.base)
+    label_files: set[str] = set()
     if layout.kind == "folder":
-        for r in imgs.walk_files(layout.label_root):
+        for r in imgs.walk_files(lroot):
             if r.lower().endswith(".txt") and not ("/" not in r and (r.lower() in _NOT_LABELS
                                                                      or r.lower().startswith("readme"))):
-                label_files.add(layout.label_root / r)
+                label_files.add(f"{lroot}/{r}")
     else:
-        scanned: set[Path] = set()
-        for _, im in layout.images:
-            for d in (im.parent, _labels_dir_of(im)):
-                if d is not None and d not in scanned:
-                    scanned.add(d)
-                    if d.is_dir():
-                        label_files.update(q for q in d.iterdir() if q.suffix == ".txt" and q.is_file()
-                                           and not (q.name.lower() in _NOT_LABELS and d == layout.base))
-    claimed: set[Path] = set()
+        scanned: set[str] = set()
+        for d in {os.path.dirname(os.fspath(im)) for _, im in layout.images}:
+            for cand in (d, _labels_dir(d)):
+                if cand is None or cand in scanned:
+                    continue
+                scanned.add(cand)
+                try:
+                    with os.scandir(cand) as it:
+                        for e in it:
+                            if (e.name.endswith(".txt") and e.is_file()
+                                    and not (cand == base and e.name.lower() in _NOT_LABELS)):
+                                label_files.add(f"{cand}/{e.name}")
+                except OSError:
+                    continue
+    claimed: set[str] = set()
     out = []
-    by_key: dict[str, list[Path]] = {}
-    by_stem: dict[str, list[Path]] = {}
+    by_key: dict[str, list[str]] = {}
+    by_stem: dict[str, list[str]] = {}
+    ldirs: dict[str, str | None] = {}
 
     def index():
         for q in label_files:
-            rel = imgs.rel_posix(q, layout.label_root)
+            rel = _rel(q, lroot)
             by_key.setdefault(_strip_component(rel, "labels")[:-4], []).append(q)
-            by_stem.setdefault(q.stem, []).append(q)
+            by_stem.setdefault(os.path.basename(q)[:-4], []).append(q)
 
     for split, im in layout.images:
-        cands = []
-        ld = _labels_dir_of(im)
-        if ld is not None:
-            cands.append(ld / (im.stem + ".txt"))
-        cands.append(im.with_suffix(".txt"))
-        rel = imgs.rel_posix(im, layout.image_root)
-        if not rel.startswith(".."):
-            lr = label_rel_for(rel)
-            cands += [layout.label_root / lr, layout.label_root / (rel.rsplit(".", 1)[0] + ".txt")]
-        lab = next((c for c in cands if c in label_files), None)
-        if lab is None and label_files:
-            if not by_stem:
-                index()
-            key = _strip_component(rel, "images").rsplit(".", 1)[0]
-            hit = by_key.get(key)
-            if hit and len(hit) == 1:
-                lab = hit[0]
-            elif len(by_stem.get(im.stem, ())) == 1:
-                lab = by_stem[im.stem][0]
+        im = os.fspath(im)
+        d, fname = os.path.split(im)
+        stem = fname.rsplit(".", 1)[0] if "." in fname else fname
+        if d not in ldirs:
+            ldirs[d] = _labels_dir(d)
+        ld = ldirs[d]
+        lab = None
+        if ld is not None and f"{ld}/{stem}.txt" in label_files:
+            lab = f"{ld}/{stem}.txt"
+        elif f"{d}/{stem}.txt" in label_files:
+            lab = f"{d}/{stem}.txt"
+        elif label_files:
+            rel = _rel(im, iroot)
+            if not rel.startswith(".."):
+                for c in (f"{lroot}/{label_rel_for(rel)}", f"{lroot}/{rel.rsplit('.', 1)[0]}.txt"):
+                    if c in label_files:
+                        lab = c
+                        break
+            if lab is None:
+                if not by_stem:
+                    index()
+                hit = by_key.get(_strip_component(rel, "images").rsplit(".", 1)[0])
+                if hit and len(hit) == 1:
+                    lab = hit[0]
+                elif len(by_stem.get(stem, ())) == 1:
+                    lab = by_stem[stem][0]
         if lab is not None:
             claimed.add(lab)
         out.append((split, im, lab))
     orphans = sorted(label_files - claimed)
     return out, orphans
-
-
-def _labels_dir_of(im: Path) -> Path | None:
-    parts = im.parent.parts
-    for i in range(len(parts) - 1, -1, -1):
-        if parts[i] == "images":
-            return Path(*parts[:i], "labels", *parts[i + 1:])
-    return None
 
 
 # ---------------------------------------------------------------------- read
@@ -409,7 +433,7 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
     warns = layout.warnings
     pairs, orphans = _pair(layout)
     root = layout.image_root
-    label_root = layout.label_root
+    sroot, slabel_root = os.fspath(root), os.fspath(layout.label_root)
     if layout.kpt_shape is not None:
         if task not in (None, "pose"):
             raise LabelreviewError(f"{layout.config}: has kpt_shape (a pose dataset), but task {task} was asked")
@@ -423,9 +447,9 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
     seen_images: set[str] = set()
     kshape = layout.kpt_shape
     for o in orphans:
-        warns.append(ImportWarning(imgs.rel_posix(o, label_root), "label file with no image; skipped", "skipped"))
+        warns.append(ImportWarning(_rel(o, slabel_root), "label file with no image; skipped", "skipped"))
     for split, im, lab in pairs:
-        rel = imgs.rel_posix(im, root)
+        rel = _rel(im, sroot)
         if rel in seen_images:
             continue
         seen_images.add(rel)
@@ -433,7 +457,7 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
             warns.append(ImportWarning(rel, "no label file; image imported with no labels", "kept"))
             lines = None
         else:
-            shown = imgs.rel_posix(lab, label_root)
+            shown = _rel(lab, slabel_root)
             lines = _parse_file(lab, shown, kshape, task, names, auto_names)
         try:
             w, h = imgs.image_size(im)
@@ -492,7 +516,7 @@ def _class_index(tok: str, shown: str, n: int) -> int:
     return int(v)
 
 
-def _parse_file(lab: Path, shown: str, kshape, task, names, auto_names) -> list[tuple[int, int, list[float]]]:
+def _parse_file(lab: str, shown: str, kshape, task, names, auto_names) -> list[tuple[int, int, list[float]]]:
     """(line number, class index, values) per label line; every structural problem is an InputError."""
     text = read_text(lab, shown)
     out = []
