@@ -1,0 +1,548 @@
+"""Pascal VOC: Annotations/*.xml (boxes with pose, truncated, difficult, occluded, actions, parts),
+SegmentationClass/*.png (semantic masks) and SegmentationObject/*.png (instance masks of the objects).
+
+VOC boxes are 1-based inclusive pixel corners: xmin=1, xmax=W covers the whole width. In the store
+(COCO pixels): x = xmin - 1, w = xmax - xmin + 1, so x + w = xmax. Export writes the reverse, rounded
+to whole pixels as VOC tools expect. Child order inside ``<bndbox>`` does not matter (Roboflow writes
+xmin, xmax, ymin, ymax). Parts are reviewable boxes of their own, tied to their object.
+Also read: a folder of XML files with the images beside them (Roboflow, LabelImg), or one XML file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from . import images as imgs
+from . import semantic
+from .common import PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, fmt_num, provenance_bytes
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+               "train", "tvmonitor"]
+_FLAGS = ("truncated", "difficult", "occluded")
+
+
+def default_class_map() -> semantic.ClassMap:
+    pal = semantic.voc_colormap(256)
+    names = {i: n for i, n in enumerate(VOC_CLASSES)}
+    names[255] = "void"
+    return semantic.ClassMap(names=names, colors={i: pal[i] for i in names}, background=0, void=255)
+
+
+def read_labelmap(path: Path) -> semantic.ClassMap:
+    """Datumaro's labelmap.txt: ``name:r,g,b:parts:actions`` per line, value = line order."""
+    names, colors = {}, {}
+    idx = 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        name = name.strip()
+        if not name:
+            raise InputError(str(path), f"line {n}", "empty class name")
+        col = rest.split(":", 1)[0].strip()
+        if col:
+            try:
+                rgb = tuple(int(v) for v in col.split(","))
+            except ValueError:
+                raise InputError(str(path), f"line {n}", f"colour {col!r} is not r,g,b") from None
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise InputError(str(path), f"line {n}", f"colour {col!r} is not r,g,b")
+            colors[idx] = rgb
+        names[idx] = name
+        idx += 1
+    void = None
+    for i, nm in list(names.items()):
+        if nm.lower() in ("ignored", "void") and colors.get(i) == (224, 224, 192):
+            # VOC's void border is value 255 in palette PNGs; datumaro lists it as a class
+            void = i
+    pal = semantic.voc_colormap(256)
+    for i in names:
+        colors.setdefault(i, pal[i])
+    bg = next((i for i, nm in names.items() if nm.lower() in ("background", "_background_")), 0)
+    return semantic.ClassMap(names=names, colors=colors, background=bg, void=void)
+
+
+def _text(el: ET.Element | None, tag: str) -> str | None:
+    if el is None:
+        return None
+    c = el.find(tag)
+    if c is None or c.text is None:
+        return None
+    return c.text.strip()
+
+
+def _num(s: str | None) -> float | None:
+    if s is None:
+        return None
+    try:
+        v = float(s)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _flag(s: str | None) -> int | str | None:
+    if s is None or s == "":
+        return None
+    low = s.lower()
+    if low in ("1", "true", "yes"):
+        return 1
+    if low in ("0", "false", "no"):
+        return 0
+    v = _num(s)
+    return int(v) if v is not None and v == int(v) else s
+
+
+def _value(s: str | None) -> Any:
+    if s is None:
+        return None
+    v = _num(s)
+    if v is not None and s.strip().lstrip("-").replace(".", "", 1).isdigit():
+        return int(v) if v == int(v) and "." not in s else v
+    return s
+
+
+def _parse_xml(path: Path, shown: str) -> ET.Element:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(shown, "", f"cannot read ({e.strerror or e})") from None
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        line, col = getattr(e, "position", (0, 0))
+        raise InputError(shown, f"line {line}, column {col}", f"not well-formed XML ({e.msg if hasattr(e, 'msg') else e})"
+                         ) from None
+    if root.tag != "annotation":
+        raise InputError(shown, f"<{root.tag}>", "not a Pascal VOC annotation (the root must be <annotation>)")
+    return root
+
+
+def _box(el: ET.Element, shown: str, where: str) -> list[float]:
+    bb = el.find("bndbox")
+    if bb is None:
+        raise InputError(shown, where, "no <bndbox>")
+    vals = {}
+    for k in ("xmin", "ymin", "xmax", "ymax"):
+        t = _text(bb, k)
+        if t is None:
+            raise InputError(shown, where, f"<bndbox> has no <{k}>")
+        v = _num(t)
+        if v is None:
+            raise InputError(shown, where, f"<{k}> {t!r} is not a number")
+        vals[k] = v
+    if vals["xmax"] < vals["xmin"] or vals["ymax"] < vals["ymin"]:
+        raise InputError(shown, where, f"corners reversed (xmin {vals['xmin']:g}, xmax {vals['xmax']:g}, "
+                         f"ymin {vals['ymin']:g}, ymax {vals['ymax']:g})")
+    # 1-based inclusive corners -> COCO pixels
+    return [vals["xmin"] - 1, vals["ymin"] - 1, vals["xmax"] - vals["xmin"] + 1, vals["ymax"] - vals["ymin"] + 1]
+
+
+def _find_image(xml: Path, root: Path, vocroot: Path | None, filename: str | None, rel_path: str | None,
+                by_stem: dict[str, str]) -> str | None:
+    """The image's path relative to ``root``, or None."""
+    cands = []
+    if rel_path and not os.path.isabs(rel_path) and not rel_path.startswith(".."):
+        cands.append(root / rel_path)
+    if filename:
+        if vocroot is not None:
+            cands.append(vocroot / "JPEGImages" / filename)
+        cands += [xml.parent / filename, root / filename]
+    for c in cands:
+        if c.is_file():
+            r = imgs.rel_posix(c, root)
+            if not r.startswith(".."):
+                return r
+    return by_stem.get(xml.stem)
+
+
+def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
+    p = Path(path)
+    if not p.exists():
+        raise LabelreviewError(f"{p}: no such file or folder")
+    vocroot = None
+    if p.is_file():
+        xmls = [p]
+        base = p.parent
+        if base.name == "Annotations":
+            vocroot = base.parent
+    elif (p / "Annotations").is_dir():
+        vocroot = p
+        base = p / "Annotations"
+        xmls = sorted(base.glob("*.xml"))
+    else:
+        base = p
+        xmls = [p / r for r in imgs.walk_files(p) if r.lower().endswith(".xml")]
+    root = Path(images) if images else (vocroot if vocroot is not None else (p if p.is_dir() else p.parent))
+    # images by stem, to find one whose <filename> is wrong
+    image_dir = vocroot / "JPEGImages" if vocroot is not None and (vocroot / "JPEGImages").is_dir() else None
+    by_stem: dict[str, str] = {}
+    all_images: list[str] = []
+    for d in [image_dir] if image_dir is not None else ([p] if p.is_dir() else []):
+        for r in imgs.walk_files(d):
+            if imgs.is_image_name(r):
+                rel = imgs.rel_posix(d / r, root)
+                all_images.append(rel)
+                by_stem.setdefault(r.rsplit(".", 1)[0].rsplit("/", 1)[-1], rel)
+    cmap = None
+    if vocroot is not None and (vocroot / "labelmap.txt").is_file():
+        cmap = read_labelmap(vocroot / "labelmap.txt")
+    warns: list[ImportWarning] = []
+    images_out: list[ImageRecord] = []
+    proposals: list[Proposal] = []
+    cat_names: dict[str, None] = {}
+    part_names: set[str] = set()
+    objects_of: dict[str, list[Proposal]] = {}
+    used_images: set[str] = set()
+    for xml in xmls:
+        shown = imgs.rel_posix(xml, p if p.is_dir() else p.parent)
+        ann = _parse_xml(xml, shown)
+        filename = _text(ann, "filename")
+        path_el = _text(ann, "path")
+        rel = _find_image(xml, root, vocroot, filename, path_el, by_stem)
+        if rel is None:  # the image is not there: name it where it should be (the store reports it missing)
+            fn = filename or xml.stem + ".jpg"
+            if path_el and not os.path.isabs(path_el) and not path_el.startswith(".."):
+                rel = path_el.replace("\\", "/")
+            elif images:
+                rel = fn
+            else:
+                rel = imgs.rel_posix((vocroot / "JPEGImages" if vocroot is not None else xml.parent) / fn, root)
+        elif filename and os.path.basename(rel) != filename:
+            warns.append(ImportWarning(shown, f"<filename> {filename!r} does not match the image; "
+                                       f"read as {rel}", "repaired"))
+        if rel in used_images:
+            warns.append(ImportWarning(shown, f"a second annotation file for {rel}; skipped", "skipped"))
+            continue
+        used_images.add(rel)
+        size = ann.find("size")
+        w, h = _num(_text(size, "width")), _num(_text(size, "height"))
+        if w is not None and h is not None and (w <= 0 or h <= 0 or w != int(w) or h != int(h)):
+            warns.append(ImportWarning(shown, f"<size> {w:g}x{h:g} is not a size; read from the image", "repaired"))
+            w = h = None
+        w = int(w) if w is not None and h is not None else None
+        h = int(h) if w is not None and h is not None else None
+        extra: dict[str, Any] = {}
+        for k in ("folder", "segmented"):
+            t = _text(ann, k)
+            if t:
+                extra[k] = _value(t)
+        src = ann.find("source")
+        if src is not None:
+            extra["source"] = {c.tag: (c.text or "").strip() for c in src}
+        images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=xml.stem, extra=extra))
+        objs = objects_of.setdefault(rel, [])
+        for i, obj in enumerate(ann.findall("object")):
+            where = f"object[{i}]"
+            name = _text(obj, "name")
+            if not name:
+                raise InputError(shown, where, "no <name>")
+            where = f"object[{i}] ({name})"
+            bbox = _box(obj, shown, where)
+            oextra: dict[str, Any] = {}
+            pose = _text(obj, "pose")
+            if pose is not None:
+                oextra["pose"] = pose
+            for k in _FLAGS:
+                v = _flag(_text(obj, k))
+                if v is not None:
+                    oextra[k] = v
+            acts = obj.find("actions")
+            if acts is not None:
+                oextra["actions"] = {c.tag: _flag((c.text or "").strip()) for c in acts}
+            attrs = obj.find("attributes")
+            if attrs is not None:
+                oextra["attributes"] = {(_text(a, "name") or ""): _value(_text(a, "value")) for a in attrs}
+            sid = f"{xml.stem}#{i}"
+            cat_names.setdefault(name)
+            score = _num(_text(obj, "score"))
+            prop = Proposal(image_key=rel, category=name, kind="bbox", bbox=bbox, source_id=sid, extra=oextra,
+                            score=score)
+            if w and h:
+                _clip(prop, w, h, shown, where, warns)
+            proposals.append(prop)
+            objs.append(prop)
+            for j, part in enumerate(obj.findall("part")):
+                pname = _text(part, "name")
+                pwhere = f"{where} part[{j}]"
+                if not pname:
+                    raise InputError(shown, pwhere, "no <name>")
+                pb = _box(part, shown, pwhere)
+                part_names.add(pname)
+                cat_names.setdefault(pname)
+                pp = Proposal(image_key=rel, category=pname, kind="bbox", bbox=pb, source_id=f"{sid}.{j}",
+                              extra={"voc_part_of": sid})
+                if w and h:
+                    _clip(pp, w, h, shown, pwhere, warns)
+                proposals.append(pp)
+    # segmentation
+    if vocroot is not None and ((vocroot / "SegmentationClass").is_dir() or (vocroot / "SegmentationObject").is_dir()):
+        cmap = cmap or default_class_map()
+        proposals += _read_segmentation(vocroot, root, cmap, images_out, objects_of, by_stem, warns)
+        for n in cmap.names.values():
+            cat_names.setdefault(n)
+    if image_dir is not None:
+        for rel in all_images:
+            if rel not in used_images and not any(im.key == rel for im in images_out):
+                warns.append(ImportWarning(rel, "image with no annotation file; imported with no labels", "kept"))
+                images_out.append(ImageRecord(key=rel, file_name=rel, source_id=rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]))
+    cats = []
+    if cmap is not None:
+        cats = cmap.categories()
+    have = {c.name for c in cats}
+    for n in cat_names:
+        if n not in have:
+            cats.append(Category(name=n, extra={"voc_part": True} if n in part_names else {}))
+    if not xmls and not proposals:
+        raise LabelreviewError(f"{p}: no VOC annotation files (Annotations/*.xml) found")
+    batch = ImportBatch(format="voc", source_file=str(p), images=images_out, categories=cats, proposals=proposals,
+                        warnings=warns, info={})
+    return batch, root
+
+
+def _clip(prop: Proposal, w: int, h: int, shown: str, where: str, warns: list[ImportWarning]) -> None:
+    x, y, bw, bh = prop.bbox
+    x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
+    if (x0, y0, x1, y1) != (x, y, x + bw, y + bh):
+        warns.append(ImportWarning(f"{shown} {where}", f"box reaches outside the {w}x{h} image; clipped", "repaired"))
+        prop.bbox = [x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0)]
+
+
+def _read_segmentation(vocroot: Path, root: Path, cmap: semantic.ClassMap, images_out: list[ImageRecord],
+                       objects_of: dict[str, list[Proposal]], by_stem: dict[str, str],
+                       warns: list[ImportWarning]) -> list[Proposal]:
+    out: list[Proposal] = []
+    rec_of = {im.key: im for im in images_out}
+    rec_by_stem = {im.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]: im for im in images_out}
+    cls_dir, obj_dir = vocroot / "SegmentationClass", vocroot / "SegmentationObject"
+    if cls_dir.is_dir():
+        for r in imgs.walk_files(cls_dir):
+            if not r.lower().endswith(".png"):
+                continue
+            stem = r.rsplit(".", 1)[0]
+            shown = f"SegmentationClass/{r}"
+            im = rec_by_stem.get(stem)
+            if im is None:
+                rel = by_stem.get(stem)
+                if rel is None:
+                    warns.append(ImportWarning(shown, "mask with no image; skipped", "skipped"))
+                    continue
+                im = ImageRecord(key=rel, file_name=rel, source_id=stem)
+                images_out.append(im)
+                rec_of[rel] = rec_by_stem[stem] = im
+            values = semantic.read_mask(cls_dir / r, cmap, shown)
+            if not _size_ok(im, values.shape, root, shown, warns):
+                continue
+            im.extra = {**(im.extra or {}), "mask_file": shown}
+            props = semantic.proposals_from_values(values, cmap, im.key, shown)
+            out += props
+    if obj_dir.is_dir():
+        for r in imgs.walk_files(obj_dir):
+            if not r.lower().endswith(".png"):
+                continue
+            stem = r.rsplit(".", 1)[0]
+            shown = f"SegmentationObject/{r}"
+            im = rec_by_stem.get(stem)
+            if im is None:
+                warns.append(ImportWarning(shown, "instance mask with no annotation file; skipped", "skipped"))
+                continue
+            values = _instance_values(obj_dir / r, shown)
+            if not _size_ok(im, values.shape, root, shown, warns):
+                continue
+            objs = objects_of.get(im.key, [])
+            for v in np.unique(values):
+                v = int(v)
+                if v == 0 or v == 255:
+                    continue
+                if v > len(objs):
+                    warns.append(ImportWarning(shown, f"instance {v} has no <object> (the file has {len(objs)}); "
+                                               "dropped", "skipped"))
+                    continue
+                o = objs[v - 1]
+                o.segmentation = encode_mask(values == v)
+                o.kind = "rle"
+                o.area = float((values == v).sum())
+    return out
+
+
+def _instance_values(path: Path, shown: str) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as im:
+            if im.mode in ("P", "L"):
+                return np.asarray(im).astype(np.int32)
+            rgb = np.asarray(im.convert("RGB")).astype(np.int32)
+    except Exception as e:
+        raise InputError(shown, "", f"unreadable mask image ({e})") from None
+    pal = semantic.voc_colormap(256)
+    lut = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(pal)}
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    uniq, inv = np.unique(packed, return_inverse=True)
+    vals = []
+    for u in uniq:
+        i = lut.get(int(u))
+        if i is None:
+            raise InputError(shown, "", f"colour {((u >> 16) & 255, (u >> 8) & 255, u & 255)} is not a VOC palette colour")
+        vals.append(i)
+    return np.asarray(vals, np.int32)[inv].reshape(packed.shape)
+
+
+def _size_ok(im: ImageRecord, shape, root: Path, shown: str, warns) -> bool:
+    h, w = shape
+    if im.width is None:
+        try:
+            im.width, im.height = imgs.image_size(root / im.file_name)
+        except imgs.ImageProblem:
+            im.width, im.height = w, h
+    if (im.width, im.height) != (w, h):
+        warns.append(ImportWarning(shown, f"mask is {w}x{h} but the image is {im.width}x{im.height}; skipped",
+                                   "skipped"))
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------- write
+
+
+def _corner(v: float) -> str:
+    return str(int(round(v)))
+
+
+def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
+    anns = snapshot.annotations
+    by_image: dict[int, list] = {}
+    for a in anns:
+        by_image.setdefault(a.image_id, []).append(a)
+    mask_items, cmap, value_of = semantic.mask_images(snapshot, voc=True)
+    masks_of = {im.id: (m, h, w) for im, m, h, w in mask_items}
+    provenance = []
+    skipped: dict[str, int] = {}
+    stems: set[str] = set()
+    splits: dict[str, list[str]] = {}
+    with FolderExport(out) as fx:
+        for im in snapshot.images:
+            base = im.file_name.rsplit("/", 1)[-1]
+            stem = base.rsplit(".", 1)[0]
+            if stem in stems:
+                stem = f"{stem}-{im.id}"
+            stems.add(stem)
+            objs = [a for a in by_image.get(im.id, ()) if a.kind != "mask" and a.kind != "label"
+                    and a.bbox is not None and not (a.extra or {}).get("voc_part_of")]
+            skipped_here = [a for a in by_image.get(im.id, ()) if a.kind == "label" or (a.bbox is None and a.kind != "mask")]
+            for a in skipped_here:
+                skipped["no box"] = skipped.get("no box", 0) + 1
+            parts: dict[Any, list] = {}
+            for a in by_image.get(im.id, ()):
+                po = (a.extra or {}).get("voc_part_of")
+                if po is not None and a.bbox is not None:
+                    parts.setdefault(po, []).append(a)
+            exported_sids = {a.source_id for a in objs}
+            for po, plist in parts.items():
+                if po not in exported_sids:
+                    skipped["part of an object not exported"] = skipped.get("part of an object not exported", 0) + len(plist)
+            ex = im.extra or {}
+            lines = ["<annotation>", f"  <folder>{escape(str(ex.get('folder', '')))}</folder>",
+                     f"  <filename>{escape(base)}</filename>", f"  <path>{escape(im.file_name)}</path>"]
+            if isinstance(ex.get("source"), dict):
+                lines.append("  <source>")
+                lines += [f"    <{k}>{escape(str(v))}</{k}>" for k, v in ex["source"].items() if _tag_ok(k)]
+                lines.append("  </source>")
+            if im.width and im.height:
+                lines += ["  <size>", f"    <width>{im.width}</width>", f"    <height>{im.height}</height>",
+                          "    <depth>3</depth>", "  </size>"]
+            has_mask = im.id in masks_of
+            lines.append(f"  <segmented>{1 if has_mask else 0}</segmented>")
+            inst = []
+            for k, a in enumerate(objs):
+                lines += _object_xml(a, parts.get(a.source_id, []))
+                provenance.append(snapshot.provenance(a, f"Annotations/{stem}.xml#object[{k}]"))
+                for j, pa in enumerate(parts.get(a.source_id, [])):
+                    provenance.append(snapshot.provenance(pa, f"Annotations/{stem}.xml#object[{k}].part[{j}]"))
+                if isinstance(a.segmentation, (dict, list)) and a.kind in ("rle", "polygon") and im.width:
+                    inst.append((k + 1, a))
+            lines.append("</annotation>")
+            fx.write(f"Annotations/{stem}.xml", "\n".join(lines) + "\n")
+            splits.setdefault(str(ex.get("split") or "trainval"), []).append(stem)
+            if has_mask:
+                m, h, w = masks_of[im.id]
+                values = semantic.paint(m, h, w, value_of, cmap.background)
+                fx.write(f"SegmentationClass/{stem}.png", semantic.png_bytes(values, cmap))
+                for a in m:
+                    provenance.append(snapshot.provenance(a, f"SegmentationClass/{stem}.png#{value_of[a.category]}"))
+            if inst:
+                h, w = im.height, im.width
+                values = np.zeros((h, w), np.uint8)
+                for v, a in inst:
+                    mm = decode_segmentation(a.segmentation, h, w).astype(bool)
+                    if mm.shape == (h, w):
+                        values[mm] = v
+                pal = semantic.ClassMap(names={}, colors=dict(enumerate(semantic.voc_colormap(256))))
+                fx.write(f"SegmentationObject/{stem}.png", semantic.png_bytes(values, pal))
+        for split, stems_ in splits.items():
+            fx.write(f"ImageSets/Main/{split}.txt", "".join(s + "\n" for s in stems_))
+        label_lines = ["# label:color_rgb:parts:actions"]
+        for i in range(max(cmap.names, default=-1) + 1):
+            if i in cmap.names:
+                r, g, b = cmap.colors[i]
+                label_lines.append(f"{cmap.names[i]}:{r},{g},{b}::")
+            else:
+                label_lines.append(f"unused-{i}:{','.join(map(str, semantic.voc_colormap(256)[i % 256]))}::")
+        if mask_items:
+            fx.write("labelmap.txt", "\n".join(label_lines) + "\n")
+        fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
+        fx.commit()
+    res = {"file": str(out), "images": len(snapshot.images), "annotations": len(provenance),
+           "categories": len(snapshot.categories), "provenance": str(Path(out) / PROVENANCE_NAME)}
+    if skipped:
+        res["skipped"] = skipped
+    return res
+
+
+def _tag_ok(k: str) -> bool:
+    return bool(k) and (k[0].isalpha() or k[0] == "_") and all(c.isalnum() or c in "_-." for c in k)
+
+
+def _bndbox(bbox, indent: str) -> list[str]:
+    x, y, w, h = bbox
+    # COCO pixels -> 1-based inclusive corners
+    return [f"{indent}<bndbox>", f"{indent}  <xmin>{_corner(x + 1)}</xmin>", f"{indent}  <ymin>{_corner(y + 1)}</ymin>",
+            f"{indent}  <xmax>{_corner(x + w)}</xmax>", f"{indent}  <ymax>{_corner(y + h)}</ymax>", f"{indent}</bndbox>"]
+
+
+def _object_xml(a, parts: list) -> list[str]:
+    ex = a.extra or {}
+    out = ["  <object>", f"    <name>{escape(a.category)}</name>"]
+    if "pose" in ex:
+        out.append(f"    <pose>{escape(str(ex['pose']))}</pose>")
+    for k in _FLAGS:
+        if k in ex:
+            out.append(f"    <{k}>{escape(str(ex[k]))}</{k}>")
+    out += _bndbox(a.bbox, "    ")
+    for p in parts:
+        out += ["    <part>", f"      <name>{escape(p.category)}</name>"] + _bndbox(p.bbox, "      ") + ["    </part>"]
+    if isinstance(ex.get("actions"), dict):
+        out.append("    <actions>")
+        out += [f"      <{k}>{escape(str(v))}</{k}>" for k, v in ex["actions"].items() if _tag_ok(k)]
+        out.append("    </actions>")
+    if isinstance(ex.get("attributes"), dict):
+        out.append("    <attributes>")
+        for k, v in ex["attributes"].items():
+            out.append(f"      <attribute><name>{escape(str(k))}</name><value>{escape(str(v))}</value></attribute>")
+        out.append("    </attributes>")
+    if a.score is not None:
+        out.append(f"    <score>{fmt_num(a.score, 6)}</score>")
+    out.append("  </object>")
+    return out
+
+
+__all__ = ["read", "write", "VOC_CLASSES", "default_class_map", "read_labelmap"]
