@@ -138,6 +138,9 @@ class ReviewScreen(Screen):
         history = self.store.events(annotation=ann.id) if ann else []
         self.query_one(Detail).show(ann, history, self.queue.why(ann.id) if ann else None)
         self._show_progress()
+
+    def on_image_view_frame_shown(self, event: ImageView.FrameShown) -> None:
+        # Neighbours render only once this frame is on screen: they never compete with it.
         self._prefetch()
 
     def _prefetch(self) -> None:

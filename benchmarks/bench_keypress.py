@@ -1,0 +1,223 @@
+"""Key press to the next image on screen, in a real terminal (tmux), and time to the first frame.
+
+Generates 4000x3000 JPEGs with 30 labelled boxes each, imports them into a store, runs the real
+`labelreview review` in a 160x50 tmux pane with COLORTERM=truecolor, and talks to tmux in control
+mode (`tmux -C`), so each poll of the screen is a command on an open pipe, not a new process.
+A frame counts as shown when the selected box's class name (unique per image) is on the screen.
+
+    python benchmarks/bench_keypress.py                # 24 images, plus a 1M-annotation store
+    python benchmarks/bench_keypress.py --no-big       # skip the 1M store (takes a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+W, H = 4000, 3000
+BOXES = 30
+
+
+def make_image(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:H:4, 0:W:4]
+    base = np.stack([(x * (0.05 + 0.02 * c) + y * 0.03 * (c + 1) + seed * 40) % 255 for c in range(3)], -1)
+    small = Image.fromarray(base.astype(np.uint8)).resize((W, H), Image.BILINEAR)
+    draw = ImageDraw.Draw(small)
+    for _ in range(60):
+        x0, y0 = rng.integers(0, W - 400), rng.integers(0, H - 400)
+        draw.ellipse([x0, y0, x0 + rng.integers(50, 400), y0 + rng.integers(50, 400)],
+                     fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    noise = rng.integers(-12, 12, (H, W, 3), dtype=np.int16)
+    arr = np.clip(np.asarray(small, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(path, quality=90)
+
+
+def coco_for(names: list[str], extra_images: int = 0, anns_per_extra: int = 0) -> dict:
+    rng = np.random.default_rng(0)
+    images, anns, cats = [], [], {}
+    aid = 1
+    for i, name in enumerate(names + [f"missing_{k:07d}.jpg" for k in range(extra_images)], start=1):
+        images.append({"id": i, "file_name": name, "width": W, "height": H})
+        n = BOXES if i <= len(names) else anns_per_extra
+        for k in range(n):
+            label = f"im{i:03d}b{k:02d}" if i <= len(names) else f"c{k % 80}"
+            cats.setdefault(label, len(cats) + 1)
+            x, y = float(rng.integers(0, W - 600)), float(rng.integers(0, H - 600))
+            anns.append({"id": aid, "image_id": i, "category_id": cats[label], "iscrowd": 0,
+                         "bbox": [x, y, float(rng.integers(80, 600)), float(rng.integers(80, 600))],
+                         "area": 1.0, "score": round(float(rng.random()), 3)})
+            aid += 1
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": v, "name": k} for k, v in cats.items()]}
+
+
+class Control:
+    """A tmux server on a private socket, driven through one control-mode client."""
+
+    def __init__(self, cwd: Path, command: str, env: dict[str, str], width=160, height=50):
+        self.sock = f"lrbench-{uuid.uuid4().hex[:6]}"
+        base = ["tmux", "-L", self.sock, "-f", "/dev/null"]
+        env_args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
+        subprocess.run([*base, "new-session", "-d", "-x", str(width), "-y", str(height), *env_args,
+                        "-c", str(cwd), command + "; sleep 600"], check=True)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([*base, "-C", "attach"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     encoding="utf-8", errors="replace", bufsize=1)
+        self.base = base
+
+    def cmd(self, line: str) -> list[str]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        out, inside = [], False
+        while True:
+            row = self.proc.stdout.readline()
+            if not row:
+                raise RuntimeError("tmux control client ended")
+            if row.startswith("%begin"):
+                inside = True
+                continue
+            if row.startswith("%end") or row.startswith("%error"):
+                if inside:
+                    return out
+                continue
+            if inside:
+                out.append(row.rstrip("\n"))
+
+    def screen(self) -> str:
+        return "\n".join(self.cmd("capture-pane -p"))
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> float:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if text in self.screen():
+                return time.perf_counter()
+        raise RuntimeError(f"{text!r} never appeared:\n{self.screen()}")
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except Exception:
+            pass
+        self.proc.kill()
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+
+def run_store(root: Path, coco: dict, images_dir: Path, check_images: bool = True) -> Path:
+    from labelreview.formats import coco as coco_format
+    from labelreview.store import Store
+
+    (root / "p.json").write_text(json.dumps(coco))
+    store_dir = Store.init(root / "store")
+    with Store.open(store_dir) as store:
+        store.ingest(coco_format.read(root / "p.json"), source="bench", image_root=images_dir,
+                     check_images=check_images)
+        store.checkpoint()
+    return store_dir
+
+
+def env() -> dict[str, str]:
+    keep = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    return {**keep, "COLORTERM": "truecolor", "TERM": "xterm-256color", "LABELREVIEW_AUTHOR": "bench <b@x>"}
+
+
+def pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p))
+
+
+def bench_next_image(tmp: Path, n_images: int, pace: float) -> dict:
+    images_dir = tmp / "images"
+    images_dir.mkdir()
+    names = []
+    t = time.perf_counter()
+    for i in range(n_images):
+        name = f"photo_{i + 1:03d}.jpg"
+        make_image(images_dir / name, i)
+        names.append(name)
+    print(f"generated {n_images} {W}x{H} JPEGs in {time.perf_counter() - t:.1f} s "
+          f"({sum(f.stat().st_size for f in images_dir.iterdir()) / n_images / 1e6:.1f} MB each)")
+    store_dir = run_store(tmp, coco_for(names), images_dir)
+    ctl = Control(tmp, f"labelreview review --store {store_dir}", env())
+    try:
+        first = ctl.wait_for("im001b00") - ctl.started
+        time.sleep(pace)
+        forward, burst = [], []
+        for i in range(2, n_images + 1):
+            t0 = time.perf_counter()
+            ctl.cmd("send-keys n")
+            forward.append(ctl.wait_for(f"im{i:03d}b00") - t0)
+            time.sleep(pace)  # a reviewer's glance; prefetch of the next image runs meanwhile
+        for i in range(n_images - 1, 0, -1):  # back again without waiting: cached frames
+            t0 = time.perf_counter()
+            ctl.cmd("send-keys p")
+            burst.append(ctl.wait_for(f"im{i:03d}b00") - t0)
+        ctl.cmd("send-keys q")
+    finally:
+        ctl.close()
+    return {"first_frame_s": first, "next_ms": [v * 1000 for v in forward], "back_ms": [v * 1000 for v in burst]}
+
+
+def bench_big_first_frame(tmp: Path, annotations: int) -> dict:
+    images_dir = tmp / "big_images"
+    images_dir.mkdir()
+    make_image(images_dir / "photo_001.jpg", 1)
+    per = 10
+    coco = coco_for(["photo_001.jpg"], extra_images=(annotations - BOXES) // per, anns_per_extra=per)
+    t = time.perf_counter()
+    (tmp / "big").mkdir()
+    store_dir = run_store(tmp / "big", coco, images_dir, check_images=False)
+    build = time.perf_counter() - t
+    n = sum(1 for _ in coco["annotations"])
+    ctl = Control(tmp, f"labelreview review --store {store_dir}", env())
+    try:
+        first = ctl.wait_for("im001b00", timeout=120) - ctl.started
+        ctl.cmd("send-keys q")
+    finally:
+        ctl.close()
+    return {"annotations": n, "build_s": build, "first_frame_s": first}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--pace", type=float, default=0.4, help="seconds between key presses")
+    ap.add_argument("--big", type=int, default=1_000_000, help="annotations in the start-up store")
+    ap.add_argument("--no-big", action="store_true")
+    args = ap.parse_args()
+    if shutil.which("tmux") is None:
+        sys.exit("tmux is needed (apt-get install tmux)")
+    tmp = Path(tempfile.mkdtemp(prefix="lr-keypress-"))
+    try:
+        r = bench_next_image(tmp, args.images, args.pace)
+        nxt, back = r["next_ms"], r["back_ms"]
+        print(f"\nkey press -> next image on screen (tmux 160x50, {W}x{H} JPEG, {BOXES} boxes, "
+              f"prefetch, {args.pace:.1f} s between presses, n={len(nxt)}):")
+        print(f"  p50 {pct(nxt, 50):6.1f} ms   (aim <= 25 ms)")
+        print(f"  p95 {pct(nxt, 95):6.1f} ms   (aim <= 60 ms)")
+        print(f"  max {max(nxt):6.1f} ms")
+        print(f"back through already-seen images without pausing (n={len(back)}): p50 {pct(back, 50):.1f} ms, "
+              f"p95 {pct(back, 95):.1f} ms")
+        print(f"cold first image after launch (small store): {r['first_frame_s'] * 1000:.0f} ms")
+        if not args.no_big:
+            b = bench_big_first_frame(tmp, args.big)
+            print(f"\nfirst frame after launch on a store of {b['annotations']:,} annotations: "
+                  f"{b['first_frame_s']:.2f} s   (aim <= 1 s; store built in {b['build_s']:.0f} s)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
