@@ -160,7 +160,7 @@ class FolderExport:
 
     def commit(self) -> None:
         (self.tmp / EXPORT_MARKER).write_text("written by labelreview export; safe to replace by the next one\n")
-        os.sync()  # every file of the new folder on disk before it takes the old one's place
+        _syncfs(self.tmp)  # every file of the new folder on disk before it takes the old one's place
         old = None
         if self.out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
@@ -183,6 +183,23 @@ class FolderExport:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _syncfs(path: Path) -> None:
+    """Flush the filesystem holding ``path`` (Linux syncfs: one call for thousands of files)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
 
 
 def provenance_bytes(rows: list[dict[str, Any]]) -> bytes:

@@ -174,7 +174,7 @@ def _from_rgb(rgb: np.ndarray, cmap: ClassMap, shown: str) -> np.ndarray:
         i = lut.get(int(u))
         if i is None:
             y, x = (int(v[0]) for v in np.nonzero(packed == u))
-            raise InputError(shown, f"pixel ({x}, {y})", f"colour {((u >> 16) & 255, (u >> 8) & 255, u & 255)} "
+            raise InputError(shown, f"pixel ({x}, {y})", f"colour {(int(u) >> 16 & 255, int(u) >> 8 & 255, int(u) & 255)} "
                              "is not a class colour")
         out[k] = i
     return out[inv].reshape(packed.shape)

@@ -392,7 +392,7 @@ def _instance_values(path: Path, shown: str) -> np.ndarray:
     for u in uniq:
         i = lut.get(int(u))
         if i is None:
-            raise InputError(shown, "", f"colour {((u >> 16) & 255, (u >> 8) & 255, u & 255)} is not a VOC palette colour")
+            raise InputError(shown, "", f"colour {(int(u) >> 16 & 255, int(u) >> 8 & 255, int(u) & 255)} is not a VOC palette colour")
         vals.append(i)
     return np.asarray(vals, np.int32)[inv].reshape(packed.shape)
 

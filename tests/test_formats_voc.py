@@ -1,0 +1,170 @@
+"""Pascal VOC and semantic masks: corpus files import with the expected counts, round trips keep every
+box (0.5 px: VOC corners are whole pixels) and every mask pixel, corrupt files fail clearly."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image as PILImage
+
+from conftest import CORPUS
+from labelreview.formats import semantic, voc
+from labelreview.formats.common import decode_segmentation
+from labelreview.model import InputError, LabelreviewError
+from test_formats_util import assert_same_labels, snapshot_of, store_round_trip
+
+A = CORPUS / "datumaro_openvino/tests/assets"
+SEM = A / "common_semantic_segmentation_dataset"
+pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus absent")
+
+VOC_CASES = [  # path, images, labels (objects + parts + masks), warnings
+    (A / "voc_dataset/voc_dataset1", 2, 4, 1),
+    (A / "voc_dataset/voc_dataset2", 5, 4, 0),
+    (A / "voc_dataset/voc_dataset3", 1, 1, 0),
+    (A / "voc_dataset/voc_dataset3/Annotations/2007_000001.xml", 1, 1, 0),
+    (A / "roboflow_dataset/voc", 3, 4, 3),
+]
+
+
+@pytest.mark.parametrize("path,n_images,n_labels,n_warn", VOC_CASES, ids=lambda v: str(v)[-30:])
+def test_voc_corpus_counts(path, n_images, n_labels, n_warn):
+    b, _ = voc.read(path)
+    assert (len(b.images), len(b.proposals), len(b.warnings)) == (n_images, n_labels, n_warn)
+
+
+def test_voc_values():
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    cat, person, head, mask = b.proposals
+    assert cat.category == "cat" and cat.bbox == [0, 1, 3, 3]  # xmin 1..xmax 3 -> x 0, w 3
+    assert cat.extra == {"pose": "Unspecified", "truncated": 1, "difficult": 0}
+    assert cat.kind == "rle"  # SegmentationObject instance 1 is the first object
+    assert person.extra["actions"]["phoning"] == 1
+    assert head.category == "head" and head.bbox == [4.5, 5, 3, 3] and head.extra["voc_part_of"] == person.source_id
+    assert mask.kind == "mask" and mask.category == "bicycle" and mask.area == 200  # RGB class PNG
+    rb, _ = voc.read(A / "roboflow_dataset/voc")
+    assert rb.proposals[0].bbox == [1, 0, 4, 2]  # xmin 2, xmax 5, ymin 1, ymax 2 in Roboflow's child order
+
+
+@pytest.mark.parametrize("path,n_images,n_labels,n_warn", VOC_CASES, ids=lambda v: str(v)[-30:])
+def test_voc_round_trip(tmp_path, path, n_images, n_labels, n_warn):
+    b, root = voc.read(path)
+    voc.write(snapshot_of(b, root), tmp_path / "out")
+    again, _ = voc.read(tmp_path / "out", images=root)
+    assert_same_labels(b, again, tol=0.5)
+    for p, q in zip(b.proposals, again.proposals):
+        assert p.extra == q.extra
+        if p.segmentation is not None:  # every mask pixel
+            h, w = p.segmentation["size"]
+            assert (decode_segmentation(p.segmentation, h, w) == decode_segmentation(q.segmentation, h, w)).all()
+
+
+def test_voc_round_trip_through_store_with_decisions(tmp_path):
+    first, again, result = store_round_trip(tmp_path, "voc", A / "voc_dataset/voc_dataset1")
+    assert result["annotations"] == 4
+    assert_same_labels(first, again, tol=0.5)
+
+
+def test_voc_export_conventions(tmp_path):
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    voc.write(snapshot_of(b, root), tmp_path / "out")
+    xml = (tmp_path / "out/Annotations/2007_000001.xml").read_text()
+    assert "<xmin>1</xmin>" in xml and "<xmax>3</xmax>" in xml and "<part>" in xml
+    png = PILImage.open(tmp_path / "out/SegmentationClass/2007_000001.png")
+    assert png.mode == "P" and set(np.unique(np.asarray(png))) == {2}
+    obj = PILImage.open(tmp_path / "out/SegmentationObject/2007_000001.png")
+    assert set(np.unique(np.asarray(obj))) == {1}
+
+
+@pytest.mark.parametrize("xml,message", [
+    ("<annotation><object><name>a</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax></bndbox></object>"
+     "</annotation>", "object[0] (a): <bndbox> has no <ymax>"),
+    ("<annotation><object><name>a</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>nan</xmax><ymax>3</ymax>"
+     "</bndbox></object></annotation>", "<xmax> 'nan' is not a number"),
+    ("<annotation><object><name>a</name><bndbox><xmin>5</xmin><ymin>1</ymin><xmax>2</xmax><ymax>3</ymax>"
+     "</bndbox></object></annotation>", "corners reversed"),
+    ("<annotation><object><bndbox/></object></annotation>", "object[0]: no <name>"),
+    ("<annotation><object><name>a</name>", "not well-formed XML"),
+    ("<html></html>", "not a Pascal VOC annotation"),
+    ("", "not well-formed XML"),
+])
+def test_voc_clear_errors(tmp_path, xml, message):
+    (tmp_path / "x.xml").write_text(xml)
+    with pytest.raises(InputError) as e:
+        voc.read(tmp_path)
+    assert str(e.value).startswith("x.xml: ") and message in str(e.value)
+
+
+def test_voc_billion_laughs_is_refused(tmp_path):
+    bomb = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+            + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefgh", "bcdefghi"))
+            + ']><annotation><filename>&i;</filename></annotation>')
+    (tmp_path / "x.xml").write_text(bomb)
+    with pytest.raises(InputError, match="x.xml"):
+        voc.read(tmp_path)
+
+
+# ---------------------------------------------------------------------- semantic masks
+
+
+@pytest.mark.parametrize("name,n_images,n_masks", [("dataset", 2, 4), ("non_standard_dataset", 2, 5)])
+def test_semantic_corpus(tmp_path, name, n_images, n_masks):
+    b, root = semantic.read(SEM / name)
+    assert (len(b.images), len(b.proposals)) == (n_images, n_masks)
+    assert all(p.kind == "mask" for p in b.proposals)
+    semantic.write(snapshot_of(b, root), tmp_path / "out")
+    again, _ = semantic.read(tmp_path / "out", images=root)
+    assert [(p.image_key, p.category, p.segmentation) for p in b.proposals] == \
+           [(p.image_key, p.category, p.segmentation) for p in again.proposals]
+
+
+def test_semantic_through_store(tmp_path):
+    first, again, result = store_round_trip(tmp_path, "semantic", SEM / "dataset")
+    assert result["annotations"] == 4
+    assert [p.segmentation for p in first.proposals] == [p.segmentation for p in again.proposals]
+
+
+def test_semantic_unknown_colour_is_a_clear_error(tmp_path):
+    d = tmp_path / "ds"
+    shutil.copytree(SEM / "dataset", d)
+    PILImage.new("RGB", (5, 1), (1, 2, 3)).save(d / "masks/0001.png")
+    with pytest.raises(InputError, match=r"masks/0001.png: pixel \(0, 0\): colour \(1, 2, 3\) is not a class colour"):
+        semantic.read(d)
+    (d / "dataset_meta.json").write_text("{")
+    with pytest.raises(InputError, match="dataset_meta.json"):
+        semantic.read(d)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 40), w=st.integers(1, 40), ncls=st.integers(1, 6), seed=st.integers(0, 2**31),
+       palette=st.booleans())
+def test_semantic_generated_round_trip(tmp_path, h, w, ncls, seed, palette):
+    rnd = np.random.default_rng(seed)
+    values = rnd.integers(0, ncls + 1, size=(h, w)).astype(np.uint8)
+    d = tmp_path / "gen"
+    shutil.rmtree(d, ignore_errors=True)
+    (d / "images").mkdir(parents=True)
+    (d / "masks").mkdir()
+    cmap = semantic.ClassMap(names={i: f"c{i}" for i in range(ncls + 1)},
+                             colors={i: c for i, c in enumerate(semantic.voc_colormap(ncls + 1))}, background=0)
+    PILImage.new("RGB", (w, h)).save(d / "images/a.jpg")
+    if palette:
+        (d / "masks/a.png").write_bytes(semantic.png_bytes(values, cmap))
+    else:
+        rgb = np.array([cmap.colors[int(v)] for v in values.ravel()], np.uint8).reshape(h, w, 3)
+        PILImage.fromarray(rgb).save(d / "masks/a.png")
+    import orjson
+
+    (d / "dataset_meta.json").write_bytes(orjson.dumps({"label_map": {str(i): n for i, n in cmap.names.items()},
+                                                        "segmentation_colors": [list(cmap.colors[i]) for i in
+                                                                                sorted(cmap.names)],
+                                                        "background_label": "0"}))
+    b, root = semantic.read(d)
+    assert {p.category for p in b.proposals} == {f"c{v}" for v in np.unique(values) if v}
+    out = tmp_path / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    semantic.write(snapshot_of(b, root), out)
+    back = np.asarray(PILImage.open(out / "masks/a.png"))
+    assert (back == values).all()  # every pixel
