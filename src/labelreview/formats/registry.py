@@ -82,6 +82,11 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
         return "voc", "a folder of Pascal VOC XML files"
     if len(csvs) == 1 and not xmls:
         return "csv", f"a classification CSV ({csvs[0].name})"
+    from .images import is_image_name, walk_files
+
+    files = walk_files(p)
+    if files and all(is_image_name(f) or f.endswith(".provenance.jsonl") for f in files) and any("/" in f for f in files):
+        return "imagefolder", "an ImageFolder (class/image)"
     return None
 
 

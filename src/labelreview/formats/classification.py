@@ -1,0 +1,284 @@
+"""Image classification: CSV files (single-label ``image,label`` rows, several rows per image for
+multi-label, or one-hot ``image,class1,class2,...`` columns) and ImageFolder trees (``class/image.jpg``,
+optionally under ``train/``, ``val/``, ``test/``). Every label is a reviewable annotation of kind
+"label" (no geometry)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from . import images as imgs
+from .common import PROVENANCE_NAME, FolderExport, provenance_bytes, read_text
+
+_IMAGE_COLS = ("image_name", "image", "filename", "file_name", "file", "path", "image_path", "img", "id",
+               "image_id", "name")
+_LABEL_COLS = ("label_name", "label", "class", "class_name", "category", "category_name", "labels", "tag")
+_SCORE_COLS = ("score", "confidence", "conf", "probability", "prob")
+_BOX_COLS = {"x1", "y1", "x2", "y2", "xmin", "ymin", "xmax", "ymax", "bbox", "w", "h", "width", "height"}
+_SPLITS = {"train", "val", "valid", "validation", "test", "training", "testing"}
+_ONE = {"1", "1.0", "true", "yes", "y", "t"}
+_ZERO = {"0", "0.0", "false", "no", "n", "f", "", "-1"}
+
+
+def _resolver(root: Path):
+    """name -> path relative to ``root`` (exact, else by stem for names without an extension)."""
+    files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)] if root.is_dir() else []
+    exact = set(files)
+    by_stem: dict[str, list[str]] = {}
+    by_base: dict[str, list[str]] = {}
+    for r in files:
+        by_stem.setdefault(r.rsplit(".", 1)[0], []).append(r)
+        by_base.setdefault(r.rsplit("/", 1)[-1], []).append(r)
+
+    def resolve(name: str) -> str | None:
+        n = name.replace("\\", "/").lstrip("./") if not name.startswith("../") else name
+        if n in exact:
+            return n
+        hit = by_stem.get(n)
+        if hit and len(hit) == 1:
+            return hit[0]
+        hit = by_base.get(n)
+        if hit and len(hit) == 1:
+            return hit[0]
+        return None
+
+    return resolve, files
+
+
+def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
+    p = Path(path)
+    if p.is_dir():
+        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv"))
+        if len(csvs) != 1:
+            raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
+        p = csvs[0]
+    shown = p.name
+    text = read_text(p, shown)
+    delim = "\t" if p.suffix.lower() == ".tsv" else ","
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, skipinitialspace=True))
+    while rows and not any(c.strip() for c in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise InputError(shown, "", "empty file (a header row is needed)")
+    header = [h.strip() for h in rows[0]]
+    low = [h.lower() for h in header]
+    if len(header) < 2 or any(not h for h in header):
+        raise InputError(shown, "line 1", "the header needs an image column and a label column (or class columns)")
+    if len(set(low)) != len(low):
+        raise InputError(shown, "line 1", "two columns have the same name")
+    if _BOX_COLS & set(low) and len(_BOX_COLS & set(low)) >= 1 and any(c in low for c in _LABEL_COLS):
+        raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
+                         "look like a detection CSV (boxes); import CSVs of image classes only")
+    img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
+    label_col = next((i for i, h in enumerate(low) if h in _LABEL_COLS and i != img_col), None)
+    score_col = next((i for i, h in enumerate(low) if h in _SCORE_COLS and i != img_col), None)
+    if label_col is None and len(header) == 2:
+        label_col = 1 - img_col
+    one_hot = label_col is None
+    class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
+    # where the images are
+    if images:
+        root = Path(images)
+    else:
+        root = p.parent
+        first = next((r[img_col].strip() for r in rows[1:] if len(r) > img_col and r[img_col].strip()), None)
+        if first and (p.parent / "images").is_dir() and _resolver(p.parent)[0](first) is None:
+            root = p.parent / "images"
+    resolve, files = _resolver(root)
+    warns: list[ImportWarning] = []
+    image_of: dict[str, ImageRecord] = {}
+    images_out: list[ImageRecord] = []
+    proposals: list[Proposal] = []
+    classes: dict[str, None] = {}
+    if one_hot:
+        for i in class_cols:
+            classes.setdefault(header[i])
+    seen: set[tuple[str, str]] = set()
+    for n, row in enumerate(rows[1:], 2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise InputError(shown, f"line {n}", f"{len(row)} columns, the header has {len(header)}")
+        name = row[img_col].strip()
+        if not name:
+            raise InputError(shown, f"line {n}", f"empty {header[img_col]!r}")
+        rel = resolve(name)
+        if rel is None:
+            rel = name.replace("\\", "/")
+            if rel not in image_of:
+                warns.append(ImportWarning(f"{shown} line {n}", f"image {name!r} not found under {root}; "
+                                           "labels kept", "kept"))
+        im = image_of.get(rel)
+        if im is None:
+            im = image_of[rel] = ImageRecord(key=rel, file_name=rel, source_id=name)
+            images_out.append(im)
+        score = None
+        if score_col is not None and row[score_col].strip():
+            try:
+                score = float(row[score_col])
+            except ValueError:
+                score = None
+            if score is None or score != score or score in (float("inf"), float("-inf")):
+                raise InputError(shown, f"line {n}", f"{header[score_col]} {row[score_col]!r} is not a number")
+        if one_hot:
+            for i in class_cols:
+                v = row[i].strip().lower()
+                if v in _ONE:
+                    cls = header[i]
+                elif v in _ZERO:
+                    continue
+                else:
+                    raise InputError(shown, f"line {n}", f"column {header[i]!r}: {row[i]!r} is not 0 or 1")
+                _add(proposals, seen, warns, rel, cls, score, f"{shown}:{n}:{header[i]}", f"{shown} line {n}")
+        else:
+            cls = row[label_col].strip()
+            if not cls:
+                warns.append(ImportWarning(f"{shown} line {n}", "empty label; image kept without it", "kept"))
+                continue
+            classes.setdefault(cls)
+            _add(proposals, seen, warns, rel, cls, score, f"{shown}:{n}", f"{shown} line {n}")
+    listed = set(image_of)
+    for r in files:
+        if r not in listed and not r.startswith("masks/"):
+            warns.append(ImportWarning(r, f"image not in {shown}; not imported", "skipped"))
+    cats = [Category(name=c, source_id=i) for i, c in enumerate(classes)]
+    return ImportBatch(format="csv", source_file=str(p), images=images_out, categories=cats, proposals=proposals,
+                       warnings=warns, info={}), root
+
+
+def _add(proposals, seen, warns, rel, cls, score, sid, where) -> None:
+    if (rel, cls) in seen:
+        warns.append(ImportWarning(where, f"{rel} is labelled {cls!r} twice; once kept", "skipped"))
+        return
+    seen.add((rel, cls))
+    proposals.append(Proposal(image_key=rel, category=cls, kind="label", score=score, source_id=sid))
+
+
+def read_imagefolder(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
+    root = Path(images) if images else Path(path)
+    if not root.is_dir():
+        raise LabelreviewError(f"{root}: an ImageFolder is a folder of class folders")
+    files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)]
+    if not files:
+        raise LabelreviewError(f"{root}: no images found")
+    tops = {r.split("/", 1)[0] for r in files if "/" in r}
+    split_layout = bool(tops) and all(t.lower() in _SPLITS for t in tops) and all(
+        r.count("/") >= 2 for r in files if "/" in r)
+    warns: list[ImportWarning] = []
+    images_out, proposals = [], []
+    classes: dict[str, None] = {}
+    nested = 0
+    for r in files:
+        parts = r.split("/")
+        split = None
+        if split_layout and len(parts) >= 2:
+            split, parts = parts[0], parts[1:]
+        extra = {"split": split} if split else {}
+        images_out.append(ImageRecord(key=r, file_name=r, source_id=r, extra=extra))
+        if len(parts) == 1:
+            warns.append(ImportWarning(r, "not in a class folder; imported with no label", "kept"))
+            continue
+        if len(parts) > 2:
+            nested += 1
+            warns.append(ImportWarning(r, f"in a nested folder; class taken from {parts[0]!r}", "repaired"))
+        cls = parts[0]
+        classes.setdefault(cls)
+        proposals.append(Proposal(image_key=r, category=cls, kind="label", source_id=r))
+    cats = [Category(name=c, source_id=i) for i, c in enumerate(sorted(classes))]
+    return ImportBatch(format="imagefolder", source_file=str(root), images=images_out, categories=cats,
+                       proposals=proposals, warnings=warns, info={}), root
+
+
+# ---------------------------------------------------------------------- write
+
+
+def _labels(snapshot) -> tuple[dict[int, list], int]:
+    by_image: dict[int, list] = {}
+    skipped = 0
+    for a in snapshot.annotations:
+        if a.kind != "label":
+            skipped += 1
+            continue
+        by_image.setdefault(a.image_id, []).append(a)
+    return by_image, skipped
+
+
+def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
+    """``image_name,label_name`` when no image has two labels, else one-hot class columns."""
+    from .snapshot import write_bytes_atomic, write_provenance
+
+    by_image, skipped = _labels(snapshot)
+    multi = any(len({a.category for a in v}) > 1 for v in by_image.values())
+    classes = [c.name for c in snapshot.categories if c.name in {a.category for v in by_image.values() for a in v}]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    provenance = []
+    unlabelled = 0
+    if multi:
+        w.writerow(["image_name", *classes])
+        for n, im in enumerate(snapshot.images, 2):
+            anns = by_image.get(im.id, [])
+            have = {a.category for a in anns}
+            w.writerow([im.file_name, *[1 if c in have else 0 for c in classes]])
+            provenance += [snapshot.provenance(a, f"line {n}:{a.category}") for a in anns]
+    else:
+        w.writerow(["image_name", "label_name"])
+        n = 1
+        for im in snapshot.images:
+            anns = by_image.get(im.id, [])
+            if not anns:
+                unlabelled += 1
+                continue
+            n += 1
+            w.writerow([im.file_name, anns[0].category])
+            provenance += [snapshot.provenance(a, f"line {n}") for a in anns]
+    out = Path(out)
+    write_bytes_atomic(out, buf.getvalue().encode("utf-8"))
+    side = write_provenance(out, provenance)
+    res = {"file": str(out), "images": len(snapshot.images) - unlabelled, "annotations": len(provenance),
+           "categories": len(classes), "layout": "one-hot" if multi else "single-label", "provenance": str(side)}
+    if skipped or unlabelled:
+        res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled)) if v}
+    return res
+
+
+def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
+    """``class/<image>`` symbolic links to the images (they stay where they are)."""
+    by_image, skipped = _labels(snapshot)
+    provenance = []
+    unlabelled = 0
+    used: set[str] = set()
+    splits = all((im.extra or {}).get("split") for im in snapshot.images if im.id in by_image)
+    with FolderExport(out) as fx:
+        for im in snapshot.images:
+            anns = by_image.get(im.id, [])
+            if not anns:
+                unlabelled += 1
+                continue
+            base = im.file_name.rsplit("/", 1)[-1]
+            for a in anns:
+                rel = f"{a.category}/{base}"
+                if splits:
+                    rel = f"{im.extra['split']}/{rel}"
+                if rel in used:
+                    rel = rel[: -len(base)] + f"{im.id}-{base}"
+                used.add(rel)
+                target = fx.path(rel)
+                os.symlink(os.path.abspath(im.path), target)
+                provenance.append(snapshot.provenance(a, rel))
+        fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
+        fx.commit()
+    res = {"file": str(out), "images": len(snapshot.images) - unlabelled, "annotations": len(provenance),
+           "categories": len({a.category for v in by_image.values() for a in v}),
+           "provenance": str(Path(out) / PROVENANCE_NAME)}
+    if skipped or unlabelled:
+        res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled)) if v}
+    return res
+
+
+__all__ = ["read_csv", "read_imagefolder", "write_csv", "write_imagefolder"]
