@@ -185,7 +185,7 @@ def cmd_ls(args) -> int:
         if args.order == "suspicion":
             from .review.suspicion import ranked
 
-            anns = ranked(store, flt)
+            anns = ranked(store, flt, limit=args.limit)
         else:
             anns = store.annotations(flt, order=args.order)
         rows = []
@@ -202,10 +202,56 @@ def cmd_ls(args) -> int:
         store.close()
     if args.json:
         emit_json(rows)
+    elif args.order == "suspicion":
+        from .review.suspicion import describe
+
+        table([[r["id"], r["image"], r["file_name"], r["category"], r["status"],
+                "" if r["score"] is None else f"{r['score']:.2f}", r["source"], f"{r['suspicion']:.2f}",
+                describe(r["why"])] for r in rows],
+              ["id", "image", "file", "class", "status", "score", "source", "suspicion", "why here"])
     else:
         table([[r["id"], r["image"], r["file_name"], r["category"], r["status"],
                 "" if r["score"] is None else f"{r['score']:.2f}", r["source"], r["reason"]] for r in rows],
               ["id", "image", "file", "class", "status", "score", "source", "reason"])
+    return 0
+
+
+@command("compare")
+def cmd_compare(args) -> int:
+    from .review.suspicion import compare
+
+    store = open_store(args)
+    try:
+        report = compare(store, args.source_a, args.source_b)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(report)
+        return 0
+    s = report["summary"]
+    print(f"{s['source_a']} (a) vs {s['source_b']} (b) on {s['images_compared']} images both labelled: "
+          f"{s['a']} vs {s['b']} boxes, {s['matched']} matched with the same class")
+    print(f"  {s['class_mismatch']} class mismatches (IoU >= {s['iou_thresholds']['class_mismatch']}), "
+          f"{s['low_iou']} poor overlaps (IoU < {s['iou_thresholds']['low_iou']}), "
+          f"{s['only_in_a']} only in a, {s['only_in_b']} only in b")
+    if s["a_not_compared"] or s["b_not_compared"]:
+        print(f"  not compared (the other source has nothing on their image): {s['a_not_compared']} of a, "
+              f"{s['b_not_compared']} of b")
+    if report["classes"]:
+        print()
+        table([[c["class"], c["a"], c["b"], c["matched"], c["class_mismatch"], c["low_iou"], c["only_in_a"],
+                c["only_in_b"]] for c in report["classes"]],
+              ["class", "a", "b", "matched", "mismatch", "low iou", "only a", "only b"])
+    rows = report["disagreements"]
+    if rows:
+        print()
+        shown = rows[: args.limit or None]
+        table([[r["image"], r["file_name"], r["kind"], r["a"], r["a_class"], r["b"], r["b_class"],
+                "" if r["iou"] is None else f"{r['iou']:.2f}",
+                "" if r["b_score"] is None else f"{r['b_score']:.2f}"] for r in shown],
+              ["image", "file", "disagreement", "a", "a class", "b", "b class", "iou", "b score"])
+        if len(shown) < len(rows):
+            print(f"... and {len(rows) - len(shown)} more (--limit 0 for all, --json for scripts)")
     return 0
 
 
@@ -352,10 +398,17 @@ def cmd_diff(args) -> int:
 
 @command("verify")
 def cmd_verify(args) -> int:
+    from .store import Store, find_store
     from .store.verify import verify
 
-    store = open_store(args)
+    # Recovery (replaying an unindexed tail, dropping a torn last line) is what any command does on
+    # start; if the logs are too damaged for it, verify still runs and reports each damaged place.
+    store = Store.open(find_store(explicit=args.store), author=args.author, recover=False)
     try:
+        try:
+            store.recover()
+        except LabelreviewError:
+            pass
         report = verify(store, images=not args.no_images)
     finally:
         store.close()
@@ -491,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("blame", parents=[common], help="who last changed an annotation, or each of an image's")
     s.add_argument("id", type=int, nargs="?")
     s.add_argument("--image", dest="image_id", type=int)
+
+    s = sub.add_parser("compare", parents=[common], help="match two sources' boxes per image; list disagreements")
+    s.add_argument("source_a")
+    s.add_argument("source_b")
+    s.add_argument("--limit", type=int, default=50, help="disagreements shown in the table (0: all)")
 
     s = sub.add_parser("diff", parents=[common], help="label changes between two git revisions")
     s.add_argument("rev_a")

@@ -86,6 +86,25 @@ def read_lines(root: Path, rel: str, start: int = 0, first_line: int = 1) -> Ite
         pos, number = nl + 1, number + 1
 
 
+_REQUIRED = {"hash": str, "writer": str, "seq": int, "ts": str, "author": str, "action": str,
+             "annotation": int, "new": dict}
+
+
+def problem_of(event: dict[str, Any]) -> str | None:
+    """Why a parsed line cannot be applied as an event (a missing or mistyped field), else None."""
+    for key, kind in _REQUIRED.items():
+        value = event.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"field {key!r} is missing or not a {kind.__name__}"
+    new = event["new"]
+    if not isinstance(new.get("category"), str) or not isinstance(new.get("status"), str):
+        return "field 'new' needs a category and a status"
+    for key in ("old",):
+        if event.get(key) is not None and not isinstance(event[key], dict):
+            return f"field {key!r} is not an object"
+    return None
+
+
 def list_files(root: Path) -> list[str]:
     """All event logs, relative paths, in a stable order (writer, then day)."""
     base = root / EVENTS_DIR

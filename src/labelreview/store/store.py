@@ -410,11 +410,13 @@ class Store:
         ).fetchone()
         return self._event_row(row) if row else None
 
-    def _apply(self, conn: sqlite3.Connection, ev: dict[str, Any], rel: str, end: int) -> None:
+    def _apply(self, conn: sqlite3.Connection, ev: dict[str, Any], rel: str, end: int,
+               line: int | None = None) -> None:
         """Apply one sealed event to the index: the only code that changes an annotation's state."""
         cur = conn.execute("SELECT last_event FROM annotations WHERE id=?", (ev["annotation"],)).fetchone()
-        file_row = conn.execute("SELECT lines FROM event_files WHERE path=?", (rel,)).fetchone()
-        line_no = (file_row["lines"] if file_row else 0) + 1
+        if line is None:
+            file_row = conn.execute("SELECT lines FROM event_files WHERE path=?", (rel,)).fetchone()
+            line = (file_row["lines"] if file_row else 0) + 1
         conn.execute(
             "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
             " old, new, reason, comment, base, undoes, prev, file, line, end_offset)"
@@ -422,7 +424,7 @@ class Store:
             (ev["hash"], ev["writer"], ev["seq"], ev["ts"], ev["author"], ev.get("login"),
              ev.get("host"), ev["action"], ev["annotation"], ev.get("image"), _j(ev.get("old")),
              _j(ev.get("new")), ev.get("reason"), ev.get("comment"), ev.get("base"),
-             ev.get("undoes"), ev.get("prev"), rel, line_no, end),
+             ev.get("undoes"), ev.get("prev"), rel, line, end),
         )
         if cur is not None and cur["last_event"] == ev.get("base"):
             new = ev["new"]
@@ -445,32 +447,35 @@ class Store:
         conn.execute(
             "INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?) ON CONFLICT(path) DO"
             " UPDATE SET size=excluded.size, lines=excluded.lines",
-            (rel, ev["writer"], end, line_no),
+            (rel, ev["writer"], end, line),
         )
 
     def _catch_up(self, conn: sqlite3.Connection, writer: str | None = None) -> int:
         """Replay log lines the index has not seen (a crash between fsync and commit); in a write tx."""
-        known = {r["path"]: r["size"] for r in conn.execute("SELECT path, size FROM event_files")}
+        known = {r["path"]: (r["size"], r["lines"])
+                 for r in conn.execute("SELECT path, size, lines FROM event_files")}
         files = eventlog.list_files(self.root)
         if writer is not None:
             files = [f for f in files if eventlog.writer_of(f) == writer]
-        todo: list[tuple[str, int]] = []
+        todo: list[tuple[str, int, int]] = []
         for rel in files:
             size = (self.root / rel).stat().st_size
-            if size > known.get(rel, 0):
-                todo.append((rel, known.get(rel, 0)))
+            start, lines = known.get(rel, (0, 0))
+            if size > start:
+                todo.append((rel, start, lines))
         replayed = 0
-        for rel, start in todo:
+        for rel, start, lines in todo:
             torn = eventlog.torn_tail(self.root, rel)
             if torn:
                 self._drop_torn_tail(rel, torn)
-            for ll in eventlog.read_lines(self.root, rel, start):
-                if ll.event is None or "hash" not in ll.event:
-                    raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({ll.error}); "
+            for ll in eventlog.read_lines(self.root, rel, start, first_line=lines + 1):
+                problem = ll.error if ll.event is None else eventlog.problem_of(ll.event)
+                if problem:
+                    raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({problem}); "
                                            "run `labelreview verify`")
                 if conn.execute("SELECT 1 FROM events WHERE hash=?", (ll.event["hash"],)).fetchone():
                     continue
-                self._apply(conn, ll.event, rel, ll.end)
+                self._apply(conn, ll.event, rel, ll.end, ll.number)
                 replayed += 1
         return replayed
 
@@ -827,8 +832,12 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
         )
 
 
-def _rebuild_into(root: Path, index: Path) -> None:
-    """Build an index from the committed files alone: imports in order, then every event."""
+def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
+    """Build an index from the committed files alone: imports in order, then every event.
+
+    ``strict``: an unreadable or repeated event line is an error naming its place; otherwise it is
+    left out (``verify`` reports it through the hash chains and compares the rest).
+    """
     for suffix in ("", "-wal", "-shm"):
         Path(str(index) + suffix).unlink(missing_ok=True)
     conn = schema.connect(index)
@@ -845,15 +854,24 @@ def _rebuild_into(root: Path, index: Path) -> None:
         for _, _, p in sorted(folders):
             _load_import_folder(conn, p)
         events = []
+        seen: dict[str, str] = {}
         for rel in eventlog.list_files(root):
             for ll in eventlog.read_lines(root, rel):
-                if ll.event is None:
-                    raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({ll.error})")
-                events.append((ll.event["ts"], ll.event["writer"], ll.event["seq"], rel, ll.end, ll.event))
+                problem = ll.error if ll.event is None else eventlog.problem_of(ll.event)
+                if problem is None and ll.event["hash"] in seen:
+                    problem = f"the same event as {seen[ll.event['hash']]}"
+                if problem:
+                    if strict:
+                        raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({problem}); "
+                                               "run `labelreview verify`")
+                    continue
+                seen[ll.event["hash"]] = f"{rel}:{ll.number}"
+                events.append((ll.event["ts"], ll.event["writer"], ll.event["seq"], rel, ll.end, ll.number,
+                               ll.event))
         events.sort(key=lambda t: t[:3])
         applier = Store(root, resolve_identity("rebuild"), conn, Config())
-        for *_, rel, end, ev in events:
-            applier._apply(conn, ev, rel, end)
+        for *_, rel, end, number, ev in events:
+            applier._apply(conn, ev, rel, end, number)
         conn.execute("COMMIT")
         _attribute_commits(root, conn)
     finally:

@@ -66,6 +66,9 @@ def _check_chains(root: Path, report: Report) -> None:
                 report.problems.append(Problem("json", where, f"line is {ll.error}"))
                 continue
             report.events += 1
+            problem = eventlog.problem_of(ev)
+            if problem:
+                report.problems.append(Problem("json", where, f"not a valid event: {problem}"))
             if canonical.event_hash(ev) != ev.get("hash"):
                 report.problems.append(Problem("hash", where, "event content does not match its hash "
                                                "(the line was edited)"))
@@ -81,11 +84,13 @@ def _check_chains(root: Path, report: Report) -> None:
             if ev.get("prev") != prev:
                 report.problems.append(Problem("chain", where, "previous-hash link broken: an earlier "
                                                "event was removed, edited or reordered"))
-            if ev.get("hash") in seen:
+            h = ev.get("hash") if isinstance(ev.get("hash"), str) else None
+            if h in seen:
                 report.problems.append(Problem("chain", where, "duplicate event"))
-            seen.add(ev.get("hash"))
-            heads[writer] = (ev.get("seq") or 0, ev.get("hash"))
-            if ev.get("ts", "")[:10] != rel.rsplit("/", 1)[-1][:10]:
+            seen.add(h)
+            seq_now = ev.get("seq")
+            heads[writer] = (seq_now if isinstance(seq_now, int) else 0, ev.get("hash"))
+            if str(ev.get("ts", ""))[:10] != rel.rsplit("/", 1)[-1][:10]:
                 report.problems.append(Problem("chain", where, f"event time {ev.get('ts')} is not in this day's log"))
         if size and eventlog.torn_tail(root, rel):
             report.problems.append(Problem("json", f"{rel}:end", "unterminated last line"))
@@ -127,16 +132,31 @@ def _check_git(store: Store, report: Report) -> None:
             size = sizes.get(blob)
             if size is None or size > len(data) or _blob_id(data[:size]) != blob:
                 shown = commit[:10]
-                if size is not None and size <= len(data):
-                    line = data[:size].count(b"\n")
-                    bad = _first_difference(repo, commit, path, data)
-                    where = f"{path}:{bad or line}"
+                if not file.is_file():
+                    where, what = path, "is gone"
                 else:
-                    where = f"{path}"
-                report.problems.append(Problem("git", where, f"differs from what commit {shown} holds: "
-                                               "committed events were edited, removed or reordered"))
+                    bad = _first_difference(repo, commit, path, data)
+                    where = f"{path}:{bad}" if bad else path
+                    what = f"differs from what commit {shown} holds"
+                report.problems.append(Problem("git", where, f"{what}: committed events were edited, "
+                                               "removed or reordered"))
                 break
+    _check_imports(store, report)
     report.uncommitted = store.uncommitted()
+
+
+def _check_imports(store: Store, report: Report) -> None:
+    """An import folder never changes once committed: any difference from HEAD is tampering."""
+    repo = store.repo
+    out = repo.git.diff("HEAD", "--name-status", "--no-renames", "-z", "--", "imports")
+    fields = [f for f in out.split("\0") if f]
+    for status, path in zip(fields[0::2], fields[1::2]):
+        what = {"D": "was deleted", "A": "was added outside an import"}.get(status[:1], "was edited")
+        line = None
+        if status.startswith("M"):
+            line = _first_difference(repo, "HEAD", path, (store.root / path).read_bytes())
+        report.problems.append(Problem("import", f"{path}:{line}" if line else path,
+                                       f"{what} since it was committed (imports are immutable)"))
 
 
 def _first_difference(repo, commit: str, path: str, data: bytes) -> int | None:
@@ -144,9 +164,12 @@ def _first_difference(repo, commit: str, path: str, data: bytes) -> int | None:
         old = repo.git.show(f"{commit}:{path}", stdout_as_string=False)
     except Exception:
         return None
-    for n, (a, b) in enumerate(zip(old.split(b"\n"), data.split(b"\n")), start=1):
+    old_lines, new_lines = old.split(b"\n"), data.split(b"\n")
+    for n, (a, b) in enumerate(zip(old_lines, new_lines), start=1):
         if a != b:
             return n
+    if len(old_lines) != len(new_lines):
+        return min(len(old_lines), len(new_lines))
     return None
 
 
@@ -154,7 +177,7 @@ def _check_index(store: Store, report: Report) -> None:
     """The live index equals a fresh replay of the committed files."""
     with tempfile.TemporaryDirectory(dir=store.root / INDEX_DIR) as tmp:
         fresh_path = Path(tmp) / "replay.sqlite"
-        _rebuild_into(store.root, fresh_path)
+        _rebuild_into(store.root, fresh_path, strict=False)
         fresh = schema.connect(fresh_path)
         try:
             _compare(store.conn, fresh, report)
@@ -162,29 +185,46 @@ def _check_index(store: Store, report: Report) -> None:
             fresh.close()
 
 
+#: Every column a user can see through the tool (log, blame, ls, export); not the bookkeeping
+#: (``git_commit``, offsets) that legitimately differs until a checkpoint is attributed.
 _COMPARE = {
-    "annotations": ("id", "image_id, category, status, last_event, updated_by, reason, comment, kind, bbox, "
-                    "segmentation, score"),
-    "events": ("hash", "writer, seq, action, annotation, old, new, reason, base"),
-    "images": ("id", "file_name, width, height, sha256"),
-    "imports": ("id", "sha256, source, images, annotations"),
+    "annotations": ("id", "image_id, import_id, source, source_id, kind, category, proposed_category, status, "
+                    "score, iscrowd, area, bbox, segmentation, keypoints, extra, scores, last_event, "
+                    "updated_at, updated_by, reason, comment"),
+    "events": ("hash", "writer, seq, ts, author, login, host, action, annotation, image, old, new, reason, "
+               "comment, base, undoes, prev, file, line"),
+    "images": ("id", "import_id, file_name, width, height, sha256, source_id, extra"),
+    "imports": ("id", "seq, ts, author, login, host, source, format, file, sha256, image_root, images, "
+                "annotations, warnings"),
+    "categories": ("name", "source_id, supercategory, keypoints, skeleton, extra"),
+    "conflicts": ("event", "annotation, base, current, resolved"),
 }
 
 
 def _compare(live: sqlite3.Connection, fresh: sqlite3.Connection, report: Report) -> None:
     for table, (key, cols) in _COMPARE.items():
         sql = f"SELECT {key}, {cols} FROM {table} ORDER BY {key}"
+        names = [key, *[c.strip() for c in cols.split(",")]]
         a = {r[0]: tuple(r) for r in live.execute(sql)}
         b = {r[0]: tuple(r) for r in fresh.execute(sql)}
+
+        def where(k, row) -> str:
+            # An event is best found by its line in the log (from whichever side still has it).
+            if table == "events":
+                file, line = row[names.index("file")], row[names.index("line")]
+                return f"{file}:{line}"
+            return f"index:{table}:{k}"
+
         for k in sorted(set(a) | set(b), key=str):
             if k not in b:
-                report.problems.append(Problem("index", f"index:{table}:{k}", "in the index but not in the logs"))
+                report.problems.append(Problem("index", where(k, a[k]),
+                                               f"{table} {k} is in the index but not in the logs"))
             elif k not in a:
-                report.problems.append(Problem("index", f"index:{table}:{k}", "in the logs but missing from the index"))
+                report.problems.append(Problem("index", where(k, b[k]),
+                                               f"{table} {k} is in the logs but missing from the index"))
             elif a[k] != b[k]:
-                names = [key, *[c.strip() for c in cols.split(",")]]
                 diffs = [f"{n}: index {x!r} vs logs {y!r}" for n, x, y in zip(names, a[k], b[k]) if x != y]
-                report.problems.append(Problem("index", f"index:{table}:{k}",
+                report.problems.append(Problem("index", where(k, b[k]),
                                                "edited behind the tool's back: " + "; ".join(diffs)))
 
 

@@ -1,0 +1,257 @@
+"""`verify` proves the history is intact: every kind of tampering is reported with its place, and an
+untouched store verifies OK."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from helpers import build_sample, empty_store, run, templates  # noqa: F401
+from labelreview.review import ReviewSession
+from labelreview.store import Store, canonical, eventlog
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def build_reviewed(store: Path, images: Path) -> None:
+    """4 committed decisions (lines 1-4) then 3 uncommitted ones (lines 5-7)."""
+    build_sample(store, images)
+    with Store.open(store) as st:
+        s = ReviewSession(st, auto_checkpoint=False)
+        s.accept(1)
+        s.relabel(2, "saucer", reason="wrong-class")
+        s.flag(3, "loose-box", comment="edge cut")
+        s.reject(4, reason="duplicate")
+        st.checkpoint()
+        s.accept(5)
+        s.accept(6)
+        s.undo()
+        assert st.uncommitted() == 3
+
+
+@pytest.fixture
+def reviewed(templates, tmp_path) -> Path:
+    return templates.copy("reviewed", build_reviewed, tmp_path / "reviewed")[0]
+
+
+@pytest.fixture
+def reviewed_images(reviewed) -> Path:
+    return reviewed.parent / "images"
+
+
+def log_of(root: Path) -> tuple[Path, list[bytes]]:
+    files = eventlog.list_files(root)
+    assert len(files) == 1  # one writer, one day
+    path = root / files[0]
+    return path, path.read_bytes().splitlines(keepends=True)
+
+
+class Result:
+    def __init__(self, rc, out, err):
+        self.returncode, self.stdout, self.stderr = rc, out, err
+
+
+def cli_verify(root: Path, *more: str) -> Result:
+    return Result(*run("verify", "--store", root, *more))
+
+
+def assert_reported(root: Path, where: str, *, kinds: set[str] | None = None) -> None:
+    """`labelreview verify` exits non-zero and names the place (file:line, or table:row)."""
+    r = cli_verify(root, "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False
+    assert any(p["where"] == where for p in doc["problems"]), (where, doc["problems"])
+    if kinds:
+        assert kinds <= {p["kind"] for p in doc["problems"]}, doc["problems"]
+
+
+def test_problems_are_listed_one_a_line_then_the_verdict(reviewed):
+    path, lines = log_of(reviewed)
+    lines[1] = _edit(lines[1], False)
+    path.write_bytes(b"".join(lines))
+    r = run_cli("verify", "--store", str(reviewed))  # the real console script
+    assert r.returncode == 1
+    out = r.stdout.splitlines()
+    assert out[0].startswith(f"{path.relative_to(reviewed).as_posix()}:2: hash: ")
+    assert out[-1].startswith("verify FAILED: ")
+
+
+def test_untouched_store_verifies_ok(reviewed):
+    r = run_cli("verify", "--store", str(reviewed))  # the real console script, once
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verify OK: 7 events from 1 writers, 3 not yet committed, 5 image hashes checked" in r.stdout
+    doc = json.loads(cli_verify(reviewed, "--json").stdout)
+    assert doc["ok"] is True and doc["problems"] == [] and doc["events"] == 7
+
+
+def test_fresh_and_empty_stores_verify_ok(empty_store):
+    assert cli_verify(empty_store).returncode == 0
+
+
+def _edit(line: bytes, same_length: bool) -> bytes:
+    ev = json.loads(line)
+    if same_length:  # one digit of the time: the size stays, only the content gives it away
+        ts = ev["ts"]
+        ev["ts"] = ts[:-2] + str((int(ts[-2]) + 1) % 10) + "Z"
+    else:
+        ev["author"] = "Mallory <m@evil.example>"
+    out = canonical.dumps(ev) + b"\n"
+    assert (len(out) == len(line)) == same_length
+    return out
+
+
+@pytest.mark.parametrize("line_no", [2, 4, 6, 7], ids=["committed", "last-committed", "uncommitted", "last"])
+@pytest.mark.parametrize("same_length", [True, False], ids=["same-size", "resized"])
+def test_edited_line_is_reported(reviewed, line_no, same_length):
+    path, lines = log_of(reviewed)
+    lines[line_no - 1] = _edit(lines[line_no - 1], same_length)
+    path.write_bytes(b"".join(lines))
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:{line_no}")
+
+
+@pytest.mark.parametrize("line_no", [2, 4, 6, 7], ids=["committed", "last-committed", "uncommitted", "last"])
+def test_edited_and_resealed_line_is_reported(reviewed, line_no):
+    """A forger who recomputes the edited event's own hash is still caught."""
+    path, lines = log_of(reviewed)
+    ev = json.loads(lines[line_no - 1])
+    ev["author"] = "Mallory <m@evil.example>"
+    _, lines[line_no - 1] = eventlog.seal(ev)
+    path.write_bytes(b"".join(lines))
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:{line_no}")
+
+
+@pytest.mark.parametrize("line_no", [1, 3, 4, 5, 7], ids=["first", "committed", "last-committed", "uncommitted",
+                                                          "last"])
+def test_deleted_line_is_reported(reviewed, line_no):
+    path, lines = log_of(reviewed)
+    del lines[line_no - 1]
+    path.write_bytes(b"".join(lines))
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:{line_no}")
+
+
+@pytest.mark.parametrize("line_no", [1, 3, 4, 6], ids=["committed", "committed-2", "across-commit", "uncommitted"])
+def test_reordered_lines_are_reported(reviewed, line_no):
+    path, lines = log_of(reviewed)
+    lines[line_no - 1], lines[line_no] = lines[line_no], lines[line_no - 1]
+    path.write_bytes(b"".join(lines))
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:{line_no}", kinds={"chain"})
+
+
+def test_garbage_line_is_reported(reviewed):
+    path, lines = log_of(reviewed)
+    lines.insert(5, b'{"not": "an event"\n')
+    path.write_bytes(b"".join(lines))
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:6")
+
+
+def test_event_missing_fields_is_reported_not_a_traceback(reviewed):
+    path, lines = log_of(reviewed)
+    ev = json.loads(lines[6])
+    del ev["ts"], ev["new"]
+    _, lines[6] = eventlog.seal(ev)
+    path.write_bytes(b"".join(lines))
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:7")
+    run("ls", "--store", reviewed)  # no traceback from other commands either
+    assert run("reindex", "--store", reviewed)[2].startswith(
+        f"labelreview: error: {path.relative_to(reviewed).as_posix()}:7: unreadable event line")
+
+
+def test_deleted_log_file_is_reported(reviewed):
+    path, _ = log_of(reviewed)
+    rel = path.relative_to(reviewed).as_posix()
+    path.unlink()
+    r = cli_verify(reviewed)
+    assert r.returncode == 1 and rel in r.stdout
+
+
+def test_log_of_a_forged_writer_is_reported(reviewed):
+    """Lines copied into another writer's folder do not pass as that writer's history."""
+    path, lines = log_of(reviewed)
+    forged = reviewed / "events" / "mallory" / "host" / path.name
+    forged.parent.mkdir(parents=True)
+    forged.write_bytes(lines[0])
+    assert_reported(reviewed, f"{forged.relative_to(reviewed).as_posix()}:1")
+
+
+@pytest.mark.parametrize("sql,where", [
+    ("UPDATE annotations SET category='dog' WHERE id=3", "index:annotations:3"),
+    ("UPDATE annotations SET status='accepted', last_event=NULL WHERE id=9", "index:annotations:9"),
+    ("UPDATE annotations SET bbox='[0,0,1,1]' WHERE id=10", "index:annotations:10"),
+    ("DELETE FROM annotations WHERE id=11", "index:annotations:11"),
+    ("UPDATE images SET file_name='other.jpg' WHERE id=2", "index:images:2"),
+])
+def test_index_edited_behind_the_tools_back(reviewed, sql, where):
+    conn = sqlite3.connect(reviewed / ".labelreview" / "index.sqlite")
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    assert_reported(reviewed, where, kinds={"index"})
+
+
+def test_forged_author_in_the_index_is_reported(reviewed):
+    """What `log` and `blame` show comes from the index: forging it there must not pass."""
+    conn = sqlite3.connect(reviewed / ".labelreview" / "index.sqlite")
+    h = conn.execute("SELECT hash FROM events WHERE annotation=2").fetchone()[0]
+    conn.execute("UPDATE events SET author='Mallory', ts='2020-01-01T00:00:00.000000Z' WHERE hash=?", (h,))
+    conn.execute("UPDATE annotations SET updated_by='Mallory' WHERE id=2")
+    conn.commit()
+    conn.close()
+    path, _ = log_of(reviewed)
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:2", kinds={"index"})
+    assert "Mallory" in run("blame", "2", "--store", reviewed)[1]  # the forgery is visible... and verify above said so
+
+
+def test_changed_image_is_reported(reviewed, reviewed_images):
+    with open(reviewed_images / "coffee.jpg", "r+b") as f:
+        f.seek(2000)
+        b = f.read(1)
+        f.seek(2000)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert_reported(reviewed, "coffee.jpg", kinds={"image"})
+    assert cli_verify(reviewed, "--no-images").returncode == 0
+
+
+def test_missing_image_is_reported(reviewed, reviewed_images):
+    (reviewed_images / "coins.png").unlink()
+    assert_reported(reviewed, "coins.png", kinds={"image"})
+
+
+def test_edited_import_is_reported(reviewed):
+    """Imports are immutable: a proposal edited in its committed file is caught, even after a reindex."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    shard = imp / "annotations-0000.jsonl"
+    text = shard.read_text().replace('"category":"coin"', '"category":"cat"', 1)
+    shard.write_text(text)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if '"category":"cat"' in t)
+    assert run("reindex", "--store", reviewed)[0] == 0
+    assert_reported(reviewed, f"{shard.relative_to(reviewed).as_posix()}:{line}", kinds={"import"})
+
+
+def test_torn_last_line_is_dropped_by_recovery_then_verifies(reviewed):
+    """A line cut short by a crash was never acknowledged: recovery drops it and says so."""
+    path, lines = log_of(reviewed)
+    path.write_bytes(b"".join(lines) + lines[-1][:40])
+    r = cli_verify(reviewed)
+    assert r.returncode == 0, r.stdout
+    assert path.read_bytes() == b"".join(lines)
+    note = json.loads((reviewed / ".labelreview" / "recovery.log").read_text().splitlines()[-1])
+    assert note["file"] == path.relative_to(reviewed).as_posix() and note["dropped_bytes"] == 40
+
+
+def test_verify_does_not_change_a_tampered_store(reviewed):
+    path, lines = log_of(reviewed)
+    lines[1] = _edit(lines[1], False)
+    path.write_bytes(b"".join(lines))
+    before = path.read_bytes()
+    assert cli_verify(reviewed).returncode == 1
+    assert cli_verify(reviewed).returncode == 1
+    assert path.read_bytes() == before
+    assert git(reviewed, "status", "--porcelain") == f" M {path.relative_to(reviewed).as_posix()}\n"
