@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from pycocotools import mask as maskutils
 
@@ -38,6 +39,11 @@ def load_json(path: str | os.PathLike) -> Any:
     finally:
         if enabled:
             gc.enable()
+
+
+def _is_id(x: Any) -> bool:
+    """COCO ids are integers (or, in the wild, strings); anything else can name nothing."""
+    return isinstance(x, (int, str)) and not isinstance(x, bool)
 
 
 def _finite(x: Any) -> bool:
@@ -93,13 +99,48 @@ def _check_rle(seg: dict, hw: tuple[int, int] | None, where: str) -> tuple[dict 
         counts = counts.decode("ascii")
     if not isinstance(counts, str):
         return None, "RLE counts must be a list or a string"
-    try:
-        area = int(maskutils.area({"size": [h, w], "counts": counts.encode("ascii")}))
-    except Exception as e:  # pycocotools rejects malformed strings
-        return None, f"compressed RLE does not decode ({e})"
-    if area > h * w:
-        return None, "compressed RLE covers more pixels than its size"
+    runs = _rle_string_runs(counts)
+    if runs is None:
+        return None, "compressed RLE counts are not a valid COCO RLE string"
+    if (runs < 0).any():
+        return None, "compressed RLE has a negative run length"
+    total = int(runs.sum())
+    if total != h * w:
+        return None, f"compressed RLE counts sum to {total}, not height*width = {h * w}"
     return {"size": [h, w], "counts": counts}, None
+
+
+def _rle_string_runs(counts: str) -> np.ndarray | None:
+    """The run lengths of a compressed RLE string (pycocotools' ``rleFrString``), or None if malformed.
+
+    pycocotools itself never checks the runs against the mask size (``area`` happily sums garbage,
+    ``decode`` fails later), so an importer has to.
+    """
+    try:
+        raw = counts.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    c = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
+    if c.size == 0:
+        return np.zeros(0, np.int64)
+    if (c < 0).any() or (c > 63).any():
+        return None
+    more = (c & 0x20) != 0
+    if more[-1]:
+        return None  # the last number is cut short
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 12:  # more than 60 bits: not a run length
+        return None
+    k = np.arange(c.size) - np.repeat(starts, lengths)
+    vals = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    neg = (c[ends] & 0x10) != 0
+    vals[neg] -= np.left_shift(1, 5 * lengths[neg])
+    # from the third number on, each is stored as the difference to the one two places before
+    vals[1::2] = np.cumsum(vals[1::2])
+    vals[2::2] = np.cumsum(vals[2::2])
+    return vals
 
 
 def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None) -> ImportBatch:
@@ -128,6 +169,8 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
     for i, c in enumerate(cats):
         if not isinstance(c, dict) or "id" not in c:
             raise InputError(path, f"categories[{i}]", "a category needs an id")
+        if not _is_id(c["id"]):
+            raise InputError(path, f"categories[{i}]", f"category id {c['id']!r} must be an integer or a string")
         name = str(c.get("name") if c.get("name") not in (None, "") else f"category-{c['id']}")
         if name in names:
             name = f"{name}-{c['id']}"
@@ -186,7 +229,7 @@ def _read_dataset(path: str, data: dict) -> ImportBatch:
         if "segments_info" in anns[0]:
             raise InputError(path, "annotations[0]", "COCO panoptic files are not supported; "
                              "import the instances file instead")
-        if "caption" in anns[0] and "category_id" not in anns[0]:
+        if "caption" in anns[0] and not any(k in anns[0] for k in ("bbox", "segmentation", "keypoints")):
             raise InputError(path, "annotations[0]", "COCO captions are not labels labelreview reviews "
                              "(supported: instances, keypoints, image labels, detection results)")
     cats, cat_names = _read_categories(path, data.get("categories"), warns)
@@ -209,7 +252,7 @@ def _read_results(path: str, data: list, gt_images: list[ImageRecord] | None) ->
     for i, r in enumerate(data):
         if not isinstance(r, dict):
             raise InputError(path, f"[{i}]", "a result must be a JSON object")
-        im = img_by_id.get(r.get("image_id"))
+        im = img_by_id.get(r.get("image_id")) if _is_id(r.get("image_id")) else None
         if im is not None:
             used[im.source_id] = im
     cat_ids = sorted({r.get("category_id") for r in data if isinstance(r.get("category_id"), int)})
@@ -248,16 +291,23 @@ def _read_annotations(path: str, anns: list, img_by_id: dict[Any, ImageRecord], 
             raise InputError(path, f"{label}[{i}]", "an annotation must be a JSON object")
         aid = a.get("id")
         where = f"{label}[{i}]" + (f" (id {aid})" if aid is not None else "")
+        if aid is not None and not _is_id(aid):
+            warns.append(ImportWarning(where, f"annotation id {aid!r} is not an integer; exported with a new id",
+                                       "repaired"))
+            aid = None
         if aid is not None:
             if aid in seen_ids:
                 warns.append(ImportWarning(where, f"duplicate annotation id {aid}; kept, exported with a new id",
                                            "repaired"))
             seen_ids.add(aid)
-        im = img_by_id.get(a.get("image_id"))
+        im = img_by_id.get(a.get("image_id")) if _is_id(a.get("image_id")) else None
         if im is None:
             warns.append(ImportWarning(where, f"image_id {a.get('image_id')!r} is not in images", "skipped"))
             continue
         cid = a.get("category_id")
+        if cid is not None and not _is_id(cid):
+            warns.append(ImportWarning(where, f"category_id {cid!r} is not an id", "skipped"))
+            continue
         name = cat_names.get(cid)
         if name is None:
             if cid is None:
