@@ -31,8 +31,8 @@ def _detect_file(p: Path) -> tuple[str, str] | None:
         if head.startswith(b"["):
             # Label Studio exports a list of tasks ({"data": ..., "annotations": ...}); COCO results
             # are a list of {"image_id", "category_id", ...}.
-            if b'"data"' in head and (b'"annotations"' in head or b'"predictions"' in head
-                                      or b'"id"' in head):
+            head = _head(p, 65536)
+            if (b'"data"' in head or b'"result"' in head) and (b'"annotations"' in head or b'"predictions"' in head):
                 return "labelstudio", "a list of Label Studio tasks"
             if b'"image_id"' in head:
                 return "coco", "a COCO results list"

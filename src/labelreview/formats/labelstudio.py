@@ -1,0 +1,230 @@
+"""Label Studio JSON export (a list of tasks): annotations and predictions, coordinates in percent of
+``original_width`` / ``original_height``, rectangles turned by ``rotation`` degrees about their
+top-left corner.
+
+Store kinds: rectangle -> "bbox", or a 4-corner "polygon" with extra {"obb": true, "angle"} when turned;
+polygon -> "polygon"; keypoint -> "keypoints" (one point); choices -> "label". Every label of a region
+is one reviewable annotation. Predictions keep their score; extra "ls_origin" says which it was.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from . import images as imgs
+from .coco import load_json
+from .common import obb_angle, polygon_bbox
+
+_LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices", "brushlabels",
+               "ellipselabels", "polylinelabels", "taxonomy")
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+
+
+def _image_name(data: dict) -> str | None:
+    for key in ("image", "img", "image_url", "url", "ocr"):
+        v = data.get(key)
+        if isinstance(v, str) and v:
+            break
+    else:
+        v = next((x for x in data.values() if isinstance(x, str) and imgs.is_image_name(x.split("?")[0])), None)
+        if v is None:
+            return None
+    u = urlparse(v)
+    if "d" in parse_qs(u.query):  # /data/local-files/?d=folder/img.jpg
+        return unquote(parse_qs(u.query)["d"][0]).lstrip("/")
+    return unquote(u.path)
+
+
+def _num(v: Any, shown: str, where: str, what: str) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        raise InputError(shown, where, f"{what} {v!r} is not a number")
+    return float(v)
+
+
+def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
+    p = Path(path)
+    shown = p.name
+    data = load_json(p)
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise InputError(shown, "top level", "expected a list of Label Studio tasks")
+    root = Path(images) if images else p.parent
+    files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)] if root.is_dir() else []
+    exact = set(files)
+    by_base: dict[str, list[str]] = {}
+    for r in files:
+        by_base.setdefault(r.rsplit("/", 1)[-1], []).append(r)
+    warns: list[ImportWarning] = []
+    image_of: dict[str, ImageRecord] = {}
+    images_out: list[ImageRecord] = []
+    proposals: list[Proposal] = []
+    cats: dict[str, None] = {}
+    for ti, task in enumerate(data):
+        wt = f"[{ti}]"
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise InputError(shown, wt, "a task must be an object with a 'data' object")
+        tid = task.get("id", ti)
+        wt = f"[{ti}] (task {tid})"
+        name = _image_name(task["data"])
+        if not name:
+            warns.append(ImportWarning(wt, "task names no image; skipped", "skipped"))
+            continue
+        rel = _resolve(name, exact, by_base)
+        if rel not in image_of:
+            im = ImageRecord(key=rel, file_name=rel, source_id=tid, extra={"ls_image": name} if name != rel else {})
+            if rel not in exact:
+                warns.append(ImportWarning(wt, f"image {name!r} not found under {root}", "kept"))
+            image_of[rel] = im
+            images_out.append(im)
+        im = image_of[rel]
+        for origin in ("annotations", "predictions"):
+            groups = task.get(origin) or []
+            if not isinstance(groups, list):
+                raise InputError(shown, f"{wt} {origin}", "must be a list")
+            for gi, g in enumerate(groups):
+                wg = f"{wt} {origin}[{gi}]"
+                if not isinstance(g, dict):
+                    raise InputError(shown, wg, "must be an object with a 'result' list")
+                if g.get("was_cancelled"):
+                    warns.append(ImportWarning(wg, "cancelled annotation; skipped", "skipped"))
+                    continue
+                results = g.get("result") or []
+                if not isinstance(results, list):
+                    raise InputError(shown, wg, "'result' must be a list")
+                gscore = g.get("score") if isinstance(g.get("score"), (int, float)) else None
+                for ri, r in enumerate(results):
+                    wr = f"{wg} result[{ri}]"
+                    for prop in _result(r, im, shown, wr, warns):
+                        prop.extra["ls_origin"] = origin[:-1]
+                        if origin == "predictions":
+                            if prop.score is None and gscore is not None and math.isfinite(gscore):
+                                prop.score = float(gscore)
+                            if g.get("model_version"):
+                                prop.extra["model_version"] = g["model_version"]
+                        elif g.get("completed_by") is not None:
+                            prop.extra["completed_by"] = g["completed_by"]
+                        prop.source_id = f"{tid}/{origin[:-1]}/{g.get('id', gi)}/{r.get('id', ri)}"
+                        cats.setdefault(prop.category)
+                        proposals.append(prop)
+    lower: dict[str, str] = {}
+    for c in cats:
+        if c.lower() in lower:
+            warns.append(ImportWarning("labels", f"{lower[c.lower()]!r} and {c!r} differ only in case; kept as two "
+                                       "classes (relabel to merge them)", "kept"))
+        lower.setdefault(c.lower(), c)
+    return ImportBatch(format="labelstudio", source_file=str(p), images=images_out,
+                       categories=[Category(name=c) for c in cats], proposals=proposals, warnings=warns,
+                       info={}), root
+
+
+def _resolve(name: str, exact: set[str], by_base: dict[str, list[str]]) -> str:
+    n = name.lstrip("/")
+    for cand in (n, n.split("/data/", 1)[-1]):
+        if cand in exact:
+            return cand
+    base = n.rsplit("/", 1)[-1]
+    for b in (base, _UPLOAD_PREFIX.sub("", base)):  # Label Studio prefixes uploads with 8 hex digits
+        hit = by_base.get(b)
+        if hit and len(hit) == 1:
+            return hit[0]
+    return _UPLOAD_PREFIX.sub("", base) if n.startswith("data/upload/") else n
+
+
+def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportWarning]) -> list[Proposal]:
+    if not isinstance(r, dict):
+        raise InputError(shown, where, "a result must be an object")
+    typ = r.get("type")
+    v = r.get("value")
+    if typ in ("relation", None) and not isinstance(v, dict):
+        return []
+    if not isinstance(v, dict):
+        raise InputError(shown, where, "no 'value' object")
+    labels = None
+    for k in _LABEL_KEYS:
+        if k in v:
+            labels = v[k]
+            break
+    if labels is None:
+        warns.append(ImportWarning(where, f"{typ} result without labels; skipped", "skipped"))
+        return []
+    if not isinstance(labels, list) or not all(isinstance(x, (str, list)) for x in labels):
+        raise InputError(shown, where, "labels must be a list of names")
+    labels = ["/".join(x) if isinstance(x, list) else x for x in labels]
+    score = r.get("score")
+    score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
+    if typ == "choices" or typ == "taxonomy":
+        return [Proposal(image_key=im.key, category=lab, kind="label", score=score, extra={}) for lab in labels]
+    W, H = r.get("original_width"), r.get("original_height")
+    if W is None or H is None:
+        if im.width is None:
+            try:
+                im.width, im.height = imgs.image_size(im.file_name) if os.path.isabs(im.file_name) else (None, None)
+            except imgs.ImageProblem:
+                pass
+        W, H = im.width, im.height
+        if not W or not H:
+            warns.append(ImportWarning(where, "no original_width/original_height to turn percent into pixels; "
+                                       "skipped", "skipped"))
+            return []
+    W, H = _num(W, shown, where, "original_width"), _num(H, shown, where, "original_height")
+    if W <= 0 or H <= 0:
+        raise InputError(shown, where, f"original size {W:g}x{H:g} is not a size")
+    if im.width is None:
+        im.width, im.height = int(W), int(H)
+    rot_img = r.get("image_rotation") or 0
+    if rot_img:
+        warns.append(ImportWarning(where, f"image_rotation {rot_img} is not applied", "kept"))
+    out = []
+    if typ == "rectanglelabels":
+        x, y = _num(v.get("x"), shown, where, "x") * W / 100, _num(v.get("y"), shown, where, "y") * H / 100
+        w, h = _num(v.get("width"), shown, where, "width") * W / 100, _num(v.get("height"), shown, where, "height") * H / 100
+        if w < 0 or h < 0:
+            raise InputError(shown, where, "negative width or height")
+        rot = float(v.get("rotation") or 0)
+        if not math.isfinite(rot):
+            raise InputError(shown, where, "rotation is not a number")
+        for lab in labels:
+            if rot % 360 == 0:
+                out.append(Proposal(image_key=im.key, category=lab, kind="bbox", bbox=[x, y, w, h], score=score, extra={}))
+            else:
+                a = math.radians(rot)  # about the top-left corner, clockwise on screen
+                c, s = math.cos(a), math.sin(a)
+                pts = [x, y, x + w * c, y + w * s, x + w * c - h * s, y + w * s + h * c, x - h * s, y + h * c]
+                out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=polygon_bbox(pts),
+                                    segmentation=[pts], score=score,
+                                    extra={"obb": True, "angle": round(obb_angle(pts), 6), "ls_rotation": rot}))
+    elif typ in ("polygonlabels", "polylinelabels"):
+        pts_in = v.get("points")
+        if not isinstance(pts_in, list) or len(pts_in) < (3 if typ == "polygonlabels" else 2):
+            raise InputError(shown, where, "a polygon needs a list of at least 3 [x, y] points")
+        pts = []
+        for pt in pts_in:
+            if not isinstance(pt, list) or len(pt) != 2:
+                raise InputError(shown, where, f"point {pt!r} is not [x, y]")
+            pts += [_num(pt[0], shown, where, "x") * W / 100, _num(pt[1], shown, where, "y") * H / 100]
+        for lab in labels:
+            if typ == "polygonlabels":
+                out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=polygon_bbox(pts),
+                                    segmentation=[pts], score=score, extra={}))
+            else:
+                kps = [c for i in range(0, len(pts), 2) for c in (pts[i], pts[i + 1], 2)]
+                out.append(Proposal(image_key=im.key, category=lab, kind="keypoints", bbox=polygon_bbox(pts),
+                                    keypoints=kps, score=score, extra={"ls_shape": "polyline"}))
+    elif typ == "keypointlabels":
+        x, y = _num(v.get("x"), shown, where, "x") * W / 100, _num(v.get("y"), shown, where, "y") * H / 100
+        for lab in labels:
+            out.append(Proposal(image_key=im.key, category=lab, kind="keypoints", bbox=[x, y, 0.0, 0.0],
+                                keypoints=[x, y, 2], score=score, extra={}))
+    else:
+        warns.append(ImportWarning(where, f"{typ} results are not supported; skipped", "skipped"))
+    return out
+
+
+__all__ = ["read"]
