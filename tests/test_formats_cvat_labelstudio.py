@@ -1,0 +1,147 @@
+"""CVAT for images 1.1 and Label Studio JSON: corpus counts, rotation conventions (CVAT about the
+centre, Label Studio about the top-left corner), CVAT mask RLE, clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from conftest import CORPUS
+from labelreview.formats import cvat, labelstudio
+from labelreview.formats.common import decode_segmentation
+from labelreview.model import InputError, LabelreviewError
+from test_formats_util import store_round_trip
+
+pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus absent")
+CV = CORPUS / "datumaro_cvat/tests/assets/cvat_dataset"
+PROJ = CORPUS / "datumaro_openvino/tests/assets/cvat_dataset/for_images/export_project/annotations.xml"
+LSD = CORPUS / "label_studio_converter/tests/data/test_export_yolo"
+
+
+def test_cvat_task_corpus():
+    b, root = cvat.read(CV / "for_images/train.xml")
+    assert (len(b.images), len(b.proposals)) == (2, 6)
+    kinds = [(p.image_key, p.kind, p.category) for p in b.proposals]
+    assert kinds[0] == ("img0.jpg", "bbox", "label1")
+    box = b.proposals[0]
+    assert box.bbox == [0, 2, 4, 2] and box.extra["attributes"] == {"a1": "true", "a2": "v3", "a3": "0003", "a4": "2.4"}
+    assert box.extra["occluded"] == 1
+    skel = b.proposals[2]
+    assert skel.kind == "keypoints" and skel.keypoints == [1, 1, 0, 2, 2, 2, 3, 3, 2, 4, 4, 2]  # outside -> v 0
+    cat = [c for c in b.categories if c.name == "skeleton"][0]
+    assert cat.keypoints == ["1", "2", "3", "4"] and cat.skeleton == [[3, 2], [1, 4]]
+    assert sum("empty label" in w.problem for w in b.warnings) == 2
+
+
+def test_cvat_project_export_keys_images_by_subset():
+    b, root = cvat.read(PROJ)
+    assert (len(b.images), len(b.proposals)) == (6, 12)
+    assert {im.file_name for im in b.images} == {f"{s}/img{i}.jpg" for s in ("Test", "Train", "Validation")
+                                                 for i in (0, 1)}
+    assert all((root / im.file_name).is_file() for im in b.images)
+
+
+def test_cvat_video_is_refused_clearly():
+    with pytest.raises(InputError, match="CVAT for video .* not supported"):
+        cvat.read(CV / "for_video/annotations.xml")
+
+
+def test_cvat_through_store(tmp_path):
+    first, again, _ = store_round_trip(tmp_path, "cvat", CV / "for_images/train.xml", out_fmt="coco",
+                                       out_name="out.json")
+    assert len(again.proposals) == len(first.proposals)
+
+
+def _cvat(tmp_path, body: str) -> str:
+    x = tmp_path / "a.xml"
+    x.write_text(f'<annotations><version>1.1</version><image id="0" name="i.jpg" width="10" height="6">{body}'
+                 "</image></annotations>")
+    return x
+
+
+def test_cvat_rotated_box_turns_about_its_centre_and_mask_rle_is_row_major(tmp_path):
+    b, _ = cvat.read(_cvat(tmp_path, '<box label="a" xtl="2" ytl="1" xbr="6" ybr="3" rotation="90"/>'
+                           '<mask label="m" rle="1, 2, 3, 2" left="1" top="2" width="4" height="2"/>'
+                           '<tag label="sunny"/>'))
+    box, mask, tag = b.proposals
+    pts = box.segmentation[0]
+    assert box.kind == "polygon" and box.extra["obb"] and box.extra["cvat_rotation"] == 90
+    assert sum(pts[0::2]) / 4 == pytest.approx(4) and sum(pts[1::2]) / 4 == pytest.approx(2)  # same centre
+    assert box.bbox == pytest.approx([3, 0, 2, 4])  # 4x2 turned a quarter: 2 wide, 4 high
+    m = decode_segmentation(mask.segmentation, 6, 10)
+    expect = np.zeros((6, 10), np.uint8)
+    expect[2, 2:4] = 1  # runs 1 off, 2 on, 3 off, 2 on over the 4x2 box at (1, 2), row by row
+    expect[3, 3:5] = 1
+    assert (m == expect).all() and mask.kind == "rle"
+    assert tag.kind == "label" and tag.category == "sunny"
+
+
+@pytest.mark.parametrize("body,message", [
+    ('<box label="a" xtl="2" ytl="1" xbr="nan" ybr="3"/>', "xbr='nan' is not a number"),
+    ('<box label="a" xtl="2" ytl="1" xbr="1" ybr="3"/>', "xbr/ybr lie before"),
+    ('<polygon label="a" points="1,2;3"/>', "point '3' is not x,y"),
+    ('<polygon label="a" points="1,2;3,4"/>', "at least 3 points"),
+    ('<mask label="m" rle="1, 2" left="0" top="0" width="4" height="2"/>', "rle covers 3 pixels"),
+    ('<box label="a"', "not well-formed XML"),
+])
+def test_cvat_clear_errors(tmp_path, body, message):
+    with pytest.raises(InputError) as e:
+        cvat.read(_cvat(tmp_path, body))
+    assert str(e.value).startswith("a.xml: ") and message in str(e.value)
+
+
+@pytest.mark.parametrize("name,n_images,n_labels", [("data.json", 2, 6), ("data_obb.json", 3, 25),
+                                                     ("data_polygons.json", 1, 1)])
+def test_labelstudio_corpus(name, n_images, n_labels):
+    b, _ = labelstudio.read(LSD / name)
+    assert (len(b.images), len(b.proposals)) == (n_images, n_labels)
+
+
+def test_labelstudio_percent_and_rotation_about_top_left():
+    b, _ = labelstudio.read(LSD / "data.json")
+    p = b.proposals[0]  # x 37.158 %, y 70.674 % of 2800 x 2800
+    assert p.bbox == pytest.approx([37.15846994535519 * 28, 70.67395264116576 * 28, 4.189435336976321 * 28,
+                                    4.735883424408015 * 28])
+    ob, _ = labelstudio.read(LSD / "data_obb.json")
+    r = ob.proposals[0]
+    pts = r.segmentation[0]
+    assert pts[:2] == pytest.approx([10.537066764905694 * 5.97, 79.55767690059092 * 7.68])  # corner stays put
+    w = 19.045470024656687 * 5.97
+    assert math.hypot(pts[2] - pts[0], pts[3] - pts[1]) == pytest.approx(w)
+    assert r.extra["angle"] == pytest.approx(328.33240366032834 - 360)
+    assert any("differ only in case" in w.problem for w in ob.warnings)
+
+
+def test_labelstudio_predictions_and_errors(tmp_path):
+    task = {"id": 7, "data": {"image": "/data/upload/3/deadbeef-x.jpg"},
+            "predictions": [{"id": 1, "model_version": "m1", "score": 0.4, "result": [
+                {"type": "rectanglelabels", "original_width": 100, "original_height": 50,
+                 "value": {"x": 10, "y": 20, "width": 30, "height": 40, "rectanglelabels": ["car"]}, "score": 0.9},
+                {"type": "choices", "value": {"choices": ["day"]}}]}],
+            "annotations": [{"id": 2, "was_cancelled": True, "result": []}]}
+    (tmp_path / "x.jpg").write_bytes(b"")
+    (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "a.json")
+    assert b.images[0].file_name == "x.jpg"  # the upload prefix is dropped to find the file
+    box, label = b.proposals
+    assert box.bbox == [10, 10, 30, 20] and box.score == 0.9 and box.extra["model_version"] == "m1"
+    assert label.kind == "label" and label.score == 0.4
+    task["predictions"][0]["result"][0]["value"]["width"] = None
+    (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
+    with pytest.raises(InputError, match=r"a.json: \[0\] \(task 7\) predictions\[0\] result\[0\]: width None"):
+        labelstudio.read(tmp_path / "a.json")
+    (tmp_path / "a.json").write_text('[{"data": ')
+    with pytest.raises(InputError, match="not valid JSON"):
+        labelstudio.read(tmp_path / "a.json")
+
+
+def test_import_only_formats_refuse_export(tmp_path):
+    from types import SimpleNamespace
+
+    from labelreview.formats import registry
+
+    with pytest.raises(LabelreviewError, match="import format only"):
+        registry.write("cvat", None, tmp_path / "x", SimpleNamespace())
