@@ -158,6 +158,10 @@ class FolderExport:
         with open(self.path(rel), "wb") as f:
             f.write(data)
 
+    def open(self, rel: str):
+        """A binary file handle inside the new folder (for writing a big file in pieces)."""
+        return open(self.path(rel), "wb")
+
     def commit(self) -> None:
         (self.tmp / EXPORT_MARKER).write_text("written by labelreview export; safe to replace by the next one\n")
         _syncfs(self.tmp)  # every file of the new folder on disk before it takes the old one's place

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
 from .common import (PROVENANCE_NAME, FolderExport, fmt_num, is_rectangle, obb_angle, polygon_bbox,
@@ -711,58 +713,66 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     for a in anns:
         by_image.setdefault(a.image_id, []).append(a)
     skipped: dict[str, int] = {}
-    provenance = []
-    files = {}
+    n_written = 0
     split_dirs: dict[str, set[str]] = {}
-    for im in snapshot.images:
-        rel = label_rel_for(im.file_name)
-        split = (im.extra or {}).get("split") or "train"
-        img_dir = im.file_name.rsplit("/", 1)[0] if "/" in im.file_name else "."
-        split_dirs.setdefault(split if split in SPLITS else "train", set()).add(img_dir)
-        W, H = im.width, im.height
-        if not W or not H:
-            try:
-                W, H = imgs.image_size(im.path)
-            except imgs.ImageProblem:
-                W = H = None
-        lines = []
-        for a in by_image.get(im.id, ()):
-            if W is None:
-                skipped["image size unknown"] = skipped.get("image size unknown", 0) + 1
-                continue
-            line = _line(a, index[a.category], task, W, H, kshape)
-            if isinstance(line, str) and line.startswith("!"):
-                skipped[line[1:]] = skipped.get(line[1:], 0) + 1
-                continue
-            lines.append(line)
-            provenance.append(snapshot.provenance(a, f"{rel}:{len(lines)}"))
-        files[rel] = "".join(ln + "\n" for ln in lines)
     names = {index[c.name]: c.name for c in cats}
-    yaml_lines = ["# written by labelreview export: labels only; images stay where they are", "path: ."]
-    for split in SPLITS:
-        dirs = sorted(split_dirs.get(split, ()))
-        if len(dirs) == 1:
-            yaml_lines.append(f"{split}: {_yaml_str(dirs[0])}")
-        elif dirs:
-            yaml_lines.append(f"{split}:")
-            yaml_lines += [f"  - {_yaml_str(d)}" for d in dirs]
-    if kshape:
-        yaml_lines.append(f"kpt_shape: [{kshape[0]}, {kshape[1]}]")
-        for c in cats:
-            fi = (c.extra or {}).get("yolo_flip_idx")
-            if fi:
-                yaml_lines.append(f"flip_idx: {list(fi)}")
-                break
-    yaml_lines.append(f"nc: {len(names)}")
-    yaml_lines.append("names:")
-    yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
+    used_rel: set[str] = set()
+    dumps = orjson.dumps
+    opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     with FolderExport(out) as fx:
-        for rel, text in files.items():
-            fx.write(rel, text)
+        prov = fx.open(PROVENANCE_NAME)  # streamed: half a million rows need not sit in memory
+        for im in snapshot.images:
+            rel = label_rel_for(im.file_name)
+            if rel in used_rel:  # two images (from two imports) with the same file name
+                rel = f"labels/{im.import_id}/{im.file_name.rsplit('.', 1)[0]}.txt"
+            used_rel.add(rel)
+            split = (im.extra or {}).get("split") or "train"
+            img_dir = im.file_name.rsplit("/", 1)[0] if "/" in im.file_name else "."
+            split_dirs.setdefault(split if split in SPLITS else "train", set()).add(img_dir)
+            W, H = im.width, im.height
+            if not W or not H:
+                try:
+                    W, H = imgs.image_size(im.path)
+                except imgs.ImageProblem:
+                    W = H = None
+            lines = []
+            rows = []
+            for a in by_image.get(im.id, ()):
+                if W is None:
+                    skipped["image size unknown"] = skipped.get("image size unknown", 0) + 1
+                    continue
+                line = _line(a, index[a.category], task, W, H, kshape)
+                if line.startswith("!"):
+                    skipped[line[1:]] = skipped.get(line[1:], 0) + 1
+                    continue
+                lines.append(line)
+                rows.append(dumps(snapshot.provenance(a, f"{rel}:{len(lines)}"), option=opts))
+            fx.write(rel, "".join(ln + "\n" for ln in lines))
+            if rows:
+                prov.write(b"\n".join(rows) + b"\n")
+                n_written += len(rows)
+        prov.close()
+        yaml_lines = ["# written by labelreview export: labels only; images stay where they are", "path: ."]
+        for split in SPLITS:
+            dirs = sorted(split_dirs.get(split, ()))
+            if len(dirs) == 1:
+                yaml_lines.append(f"{split}: {_yaml_str(dirs[0])}")
+            elif dirs:
+                yaml_lines.append(f"{split}:")
+                yaml_lines += [f"  - {_yaml_str(d)}" for d in dirs]
+        if kshape:
+            yaml_lines.append(f"kpt_shape: [{kshape[0]}, {kshape[1]}]")
+            for c in cats:
+                fi = (c.extra or {}).get("yolo_flip_idx")
+                if fi:
+                    yaml_lines.append(f"flip_idx: {list(fi)}")
+                    break
+        yaml_lines.append(f"nc: {len(names)}")
+        yaml_lines.append("names:")
+        yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
         fx.write("data.yaml", "\n".join(yaml_lines) + "\n")
-        fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
         fx.commit()
-    res = {"file": str(out), "images": len(snapshot.images), "annotations": len(provenance),
+    res = {"file": str(out), "images": len(snapshot.images), "annotations": n_written,
            "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
