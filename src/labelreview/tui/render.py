@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import struct
@@ -9,13 +10,14 @@ import textwrap
 import threading
 import warnings
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from itertools import islice
 
 import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageOps
-from pycocotools import mask as mask_utils
 from rich.cells import cell_len, set_cell_size
 from rich.color import Color, ColorType
 from rich.color_triplet import ColorTriplet
@@ -207,8 +209,6 @@ _COLORS: dict[int, Color] = {}
 _HALVES = [HALF_BLOCK * n for n in range(1025)]
 _TRUECOLOR = ColorType.TRUECOLOR
 _new_tuple = tuple.__new__  # NamedTuple constructors are Python-level and cost ~1 us per cell here
-
-
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype="S1")
 
 
@@ -227,8 +227,9 @@ def _add_colors(values: np.ndarray) -> None:
 def _color(rgb: int) -> Color:
     color = _COLORS.get(rgb)
     if color is None:
-        _add_colors(np.array([rgb], dtype=np.int64))
-        color = _COLORS[rgb]
+        triplet = _new_tuple(ColorTriplet, (rgb >> 16, (rgb >> 8) & 255, rgb & 255))
+        color = _new_tuple(Color, (f"#{rgb:06x}", _TRUECOLOR, None, triplet))
+        _COLORS[rgb] = color
     return color
 
 
@@ -281,18 +282,69 @@ def _darken(c: tuple[int, int, int], amount: float = 0.5) -> tuple[int, int, int
     return tuple(int(v * (1.0 - amount)) for v in c)  # type: ignore[return-value]
 
 
-def _rle_object(rle: dict) -> dict:
-    """A compressed RLE object pycocotools can decode."""
+@lru_cache(maxsize=4096)
+def _string_counts(text: bytes) -> tuple[int, ...]:
+    """Run lengths of a COCO compressed RLE string (pycocotools' rleFrString, in Python)."""
+    counts: list[int] = []
+    p, n = 0, len(text)
+    while p < n:
+        x = k = 0
+        more = True
+        while more:
+            if p >= n:
+                raise ValueError("truncated RLE string")
+            c = text[p] - 48
+            if not 0 <= c < 64:
+                raise ValueError("invalid character in RLE string")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return tuple(counts)
+
+
+def _rle_runs(rle: dict) -> tuple[int, int, np.ndarray]:
+    """(h, w, cumulative run ends) of a COCO RLE; runs alternate 0, 1, 0, ... in column-major order.
+
+    Checked here because pycocotools does not check counts against h x w (it writes past the
+    buffer); a mask shorter than h x w is taken as zero-padded.
+    """
     h, w = (int(v) for v in rle["size"])
     counts = rle["counts"]
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     if isinstance(counts, str):
         counts = counts.encode("ascii")
-    return {"size": [h, w], "counts": counts}
+    if isinstance(counts, bytes):
+        counts = _string_counts(counts)
+    runs = np.asarray(counts, dtype=np.int64)
+    if h <= 0 or w <= 0 or runs.ndim != 1 or len(runs) == 0 or (runs < 0).any():
+        raise ValueError("malformed RLE")
+    ends = np.cumsum(runs)
+    if ends[-1] > h * w:
+        raise ValueError(f"RLE counts sum to {ends[-1]}, more than {h}x{w}")
+    return h, w, ends
 
 
-def _bounds(ov: Overlay) -> tuple[float, float, float, float] | None:
+def _rle_bounds(rle: dict, orig_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    h, w, ends = _rle_runs(rle)
+    starts = np.concatenate([[0], ends[:-1]])
+    ones = (np.arange(len(ends)) % 2 == 1) & (ends > starts)
+    first, last = starts[ones], ends[ones] - 1
+    if not len(first):
+        return None
+    c0, c1 = first // h, last // h
+    spans = c1 > c0  # a run over several columns covers whole columns in between
+    y0 = np.where(spans, 0, first % h).min()
+    y1 = np.where(spans, h - 1, last % h).max()
+    fx, fy = orig_size[0] / w, orig_size[1] / h
+    return (float(c0.min()) * fx, float(y0) * fy, float(c1.max() + 1) * fx, float(y1 + 1) * fy)
+
+
+def _bounds(ov: Overlay, orig_size: tuple[int, int]) -> tuple[float, float, float, float] | None:
     """x0, y0, x1, y1 of an overlay in original pixels: its bbox, else its geometry."""
     if ov.bbox is not None:
         x, y, w, h = ov.bbox
@@ -304,11 +356,11 @@ def _bounds(ov: Overlay) -> tuple[float, float, float, float] | None:
         ys.extend(poly[1::2])
     if not xs and ov.rle is not None:
         try:
-            x, y, w, h = (float(v) for v in mask_utils.toBbox(_rle_object(ov.rle)))
+            bounds = _rle_bounds(ov.rle, orig_size)
         except (KeyError, TypeError, ValueError):
-            return None
-        if w > 0 and h > 0:
-            return (x, y, x + w, y + h)
+            bounds = None
+        if bounds is not None:
+            return bounds
     for i in range(0, len(ov.keypoints) - 2, 3):
         if ov.keypoints[i + 2] > 0:
             xs.append(ov.keypoints[i])
@@ -323,7 +375,7 @@ def _zoom_region(
 ) -> tuple[float, float, float, float] | None:
     """The crop around the selected overlay, widened to the display aspect and kept inside the image."""
     selected = next((ov for ov in overlays if ov.selected), None)
-    bounds = _bounds(selected) if selected is not None else None
+    bounds = _bounds(selected, orig_size) if selected is not None else None
     if bounds is None:
         return None
     W, H = orig_size
@@ -354,7 +406,30 @@ class _Mapper:
         self.sy = size[1] / (region[3] - region[1])
 
     def xy(self, x: float, y: float) -> tuple[float, float]:
-        return ((x - self.x0) * self.sx, (y - self.y0) * self.sy)
+        # Clamped: a wild coordinate far off the picture would overflow PIL's C ints.
+        px = min(max((x - self.x0) * self.sx, -_COORD_LIMIT), _COORD_LIMIT)
+        py = min(max((y - self.y0) * self.sy, -_COORD_LIMIT), _COORD_LIMIT)
+        return (px, py)
+
+
+_COORD_LIMIT = 1e5
+
+
+def _finite(values: Sequence[float]) -> bool:
+    try:
+        return all(math.isfinite(v) for v in values)
+    except TypeError:
+        return False
+
+
+def _usable(ov: Overlay) -> Overlay:
+    """The overlay without geometry that cannot be drawn (NaN, infinities, non-numbers)."""
+    bbox = ov.bbox if ov.bbox is None or (len(ov.bbox) == 4 and _finite(ov.bbox)) else None
+    polygons = tuple(p for p in ov.polygons if _finite(p))
+    keypoints = ov.keypoints if _finite(ov.keypoints) else ()
+    if bbox == ov.bbox and polygons == ov.polygons and keypoints == ov.keypoints:
+        return ov
+    return replace(ov, bbox=bbox, polygons=polygons, keypoints=keypoints)
 
 
 def _polygon_mask(polys: Sequence[Sequence[float]], m: _Mapper, size: tuple[int, int]) -> np.ndarray | None:
@@ -369,20 +444,25 @@ def _polygon_mask(polys: Sequence[Sequence[float]], m: _Mapper, size: tuple[int,
     return np.asarray(canvas, dtype=bool) if drawn else None
 
 
-def _rle_mask(rle: dict, m: _Mapper, size: tuple[int, int]) -> np.ndarray | None:
+def _rle_mask(
+    rle: dict, m: _Mapper, size: tuple[int, int], orig_size: tuple[int, int]
+) -> np.ndarray | None:
+    """The mask sampled at each display pixel's centre, straight from the runs.
+
+    Never decodes the full mask: pycocotools takes ~60 ms to decode one 4000x3000 mask.
+    """
     try:
-        full = mask_utils.decode(_rle_object(rle))
+        h, w, ends = _rle_runs(rle)
     except (KeyError, TypeError, ValueError):
         return None
-    h, w = full.shape[:2]
-    # Nearest sample at each display pixel centre: cheap, and at display size as good as averaging.
-    cols = ((np.arange(size[0]) + 0.5) / m.sx + m.x0).astype(np.int64)
-    rows = ((np.arange(size[1]) + 0.5) / m.sy + m.y0).astype(np.int64)
-    inside_c = (cols >= 0) & (cols < w)
-    inside_r = (rows >= 0) & (rows < h)
-    out = np.zeros((size[1], size[0]), dtype=bool)
-    out[np.ix_(inside_r, inside_c)] = full[np.ix_(rows[inside_r], cols[inside_c])] > 0
-    return out
+    # A mask stored at another resolution than the image is stretched over it.
+    fx, fy = w / orig_size[0], h / orig_size[1]
+    cols = np.floor(((np.arange(size[0]) + 0.5) / m.sx + m.x0) * fx).astype(np.int64)
+    rows = np.floor(((np.arange(size[1]) + 0.5) / m.sy + m.y0) * fy).astype(np.int64)
+    inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+    index = np.clip(cols, 0, w - 1)[None, :] * h + np.clip(rows, 0, h - 1)[:, None]
+    run = np.searchsorted(ends, index, side="right")
+    return inside & (run % 2 == 1) & (index < ends[-1])
 
 
 def _edge(mask: np.ndarray) -> np.ndarray:
@@ -399,14 +479,14 @@ def _draw_order(overlays: Sequence[Overlay]) -> list[Overlay]:
     return sorted(overlays, key=lambda ov: (not ov.dimmed, ov.selected))
 
 
-def _paint_masks(arr: np.ndarray, overlays: Sequence[Overlay], m: _Mapper) -> None:
+def _paint_masks(arr: np.ndarray, overlays: Sequence[Overlay], m: _Mapper, orig_size: tuple[int, int]) -> None:
     size = (arr.shape[1], arr.shape[0])
     for ov in overlays:
         if not ov.polygons and ov.rle is None:
             continue
         mask = _polygon_mask(ov.polygons, m, size) if ov.polygons else None
         if mask is None and ov.rle is not None:
-            mask = _rle_mask(ov.rle, m, size)
+            mask = _rle_mask(ov.rle, m, size, orig_size)
         if mask is None or not mask.any():
             continue
         alpha = _ALPHA_SELECTED if ov.selected else _ALPHA_DIMMED if ov.dimmed else _ALPHA_NORMAL
@@ -476,6 +556,7 @@ def _place_labels(
     cells: np.ndarray,
     picture: tuple[int, int, int, int],
     m: _Mapper,
+    orig_size: tuple[int, int],
 ) -> list[_Label]:
     """Put each class name on the row above its box (or just inside it), never over another name."""
     rows, cols = cells.shape[:2]
@@ -485,7 +566,7 @@ def _place_labels(
     # The selected name is placed first so it always gets its spot; dimmed ones last.
     for ov in sorted(overlays, key=lambda ov: (not ov.selected, ov.dimmed)):
         text = _clean_label(ov.label)
-        bounds = _bounds(ov)
+        bounds = _bounds(ov, orig_size)
         if not text or bounds is None:
             continue
         px0, py0 = m.xy(bounds[0], bounds[1])
@@ -522,6 +603,7 @@ def compose(
 ) -> Frame:
     """Fit the picture into `cells` (columns, rows) of half blocks, with overlays and class names."""
     cols, rows = int(cells[0]), int(cells[1])
+    overlays = [_usable(ov) for ov in overlays]
     if cols < 1 or rows < 1:
         return Frame(strips=[], width=max(cols, 0), height=max(rows, 0))
     pw, ph = cols, rows * 2  # one cell = 1 px wide, 2 px tall: square pixels
@@ -546,7 +628,7 @@ def compose(
 
     if options.show_masks and any(ov.polygons or ov.rle is not None for ov in ordered):
         arr = np.array(picture)
-        _paint_masks(arr, ordered, m)
+        _paint_masks(arr, ordered, m, decoded.orig_size)
         picture = Image.fromarray(arr, "RGB")
     _paint_lines(picture, ordered, m)
 
@@ -557,7 +639,7 @@ def compose(
     labels: list[_Label] = []
     cell_rgb = canvas.reshape(rows, 2, cols, 3)
     if options.show_names and overlays:
-        labels = _place_labels(ordered, cell_rgb[:, 1], (ox, oy, dw, dh), m)
+        labels = _place_labels(ordered, cell_rgb[:, 1], (ox, oy, dw, dh), m, decoded.orig_size)
 
     packed = canvas.astype(np.int64)
     packed = (packed[..., 0] << 16) | (packed[..., 1] << 8) | packed[..., 2]
@@ -570,7 +652,40 @@ def compose(
     return Frame(strips, cols, rows, region=region, scale=mapping_scale, offset=(ox, oy))
 
 
+_gc_lock = threading.Lock()
+_gc_pausers = 0  # render threads currently holding the GC off
+_gc_resume = False  # whether the GC was on when the first of them started
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off the cyclic GC while a frame allocates its ~10^4 styles and segments.
+
+    Those allocations otherwise trigger collections that scan the whole app's heap; measured at
+    about half the cost of a frame with new colours. Counted, so overlapping render threads agree,
+    and a GC someone else turned off stays off.
+    """
+    global _gc_pausers, _gc_resume
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_resume:
+                gc.enable()
+
+
 def _build_strips(keys: np.ndarray, labels: list[_Label]) -> list[Strip]:
+    with _gc_paused():
+        return _build_strips_unpaused(keys, labels)
+
+
+def _build_strips_unpaused(keys: np.ndarray, labels: list[_Label]) -> list[Strip]:
     rows, cols = keys.shape
     # Runs of identical cells become one segment; boundaries are found for all rows at once.
     change = np.ones((rows, cols), dtype=bool)
@@ -600,8 +715,10 @@ def _build_strips(keys: np.ndarray, labels: list[_Label]) -> list[Strip]:
             label = labels[-1 - key]
             append(_new_tuple(Segment, (label.text, label.style, None)))
         else:
-            # A concurrent render may have evicted the style since _add_styles; rebuild it then.
-            style = styles.get(key) or _cell_style(key)
+            try:
+                style = styles[key]
+            except KeyError:  # evicted by a concurrent render since _add_styles
+                style = _cell_style(key)
             append(_new_tuple(Segment, (halves[length], style, None)))
         if last:
             strips.append(Strip(segments, cols))

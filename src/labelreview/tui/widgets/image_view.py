@@ -1,0 +1,325 @@
+"""ImageView: one image with its annotation overlays as half-block text, rendered off the UI thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
+
+from textual import events, work
+from textual.cache import LRUCache
+from textual.message import Message
+from textual.strip import Strip
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.worker import get_current_worker
+
+from labelreview.tui.render import (
+    Decoded,
+    Frame,
+    ImageUnavailable,
+    Overlay,
+    RenderOptions,
+    compose,
+    decode,
+    placeholder,
+)
+
+LOADING_DELAY = 0.15  # seconds before "loading…" replaces the previous frame
+PREFETCH_YIELD_TIMEOUT = 1.0  # longest a prefetch waits for a foreground render to finish
+
+Cells = tuple[int, int]
+CacheKey = tuple[Any, ...]
+_DecodeKey = tuple[str, "tuple[int, int] | None"]
+PrefetchRequest = tuple[Hashable, "str | PathLike[str] | None", Sequence[Overlay], RenderOptions]
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    key: Hashable
+    path: str | None
+    overlays: tuple[Overlay, ...]
+    options: RenderOptions
+
+    @classmethod
+    def make(
+        cls, key: Hashable, path: str | PathLike[str] | None, overlays: Sequence[Overlay], options: RenderOptions
+    ) -> _Request:
+        return cls(key, None if path is None else str(path), tuple(overlays), options)
+
+    def cache_key(self, cells: Cells) -> CacheKey:
+        return (self.key, self.path, self.overlays, self.options, cells)
+
+    def decode_target(self, cells: Cells) -> tuple[int, int] | None:
+        # Zoom crops from the full-resolution picture; otherwise decode just big enough for the cells.
+        if self.options.zoom and any(ov.selected for ov in self.overlays):
+            return None
+        return (cells[0], cells[1] * 2)
+
+
+class _DecodeCache:
+    """Small LRUs of decoded pictures shared by the render threads; each key is decoded once at a time."""
+
+    def __init__(self, maxsize: int, full_size_max: int = 2) -> None:
+        self._small: LRUCache[_DecodeKey, Decoded] = LRUCache(maxsize)
+        # Full-resolution pictures (zoom) are ~36 MB each at 12 MP: keep only a couple.
+        self._full: LRUCache[_DecodeKey, Decoded] = LRUCache(full_size_max)
+        self._lock = threading.Lock()  # LRUCache itself is not thread-safe
+        self._key_locks: dict[_DecodeKey, threading.Lock] = {}
+
+    def _cache(self, key: _DecodeKey) -> LRUCache[_DecodeKey, Decoded]:
+        return self._full if key[1] is None else self._small
+
+    def get(self, path: str, target: tuple[int, int] | None) -> Decoded:
+        key = (path, target)
+        cache = self._cache(key)
+        with self._lock:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        # A prefetch may be decoding this very file: wait for it rather than decode it twice.
+        with key_lock:
+            with self._lock:
+                hit = cache.get(key)
+            if hit is not None:
+                return hit
+            try:
+                decoded = decode(path, target)
+                with self._lock:
+                    cache.set(key, decoded)
+            finally:
+                with self._lock:
+                    self._key_locks.pop(key, None)
+            return decoded
+
+
+class ImageView(Widget):
+    """Shows a rendered `Frame` through the Line API; frames are built in thread workers and cached."""
+
+    DEFAULT_CSS = """
+    ImageView {
+        width: 1fr;
+        height: 1fr;
+    }
+    """
+
+    class FrameShown(Message):
+        """The frame for `key` is on screen; `message` is set when it is a placeholder (e.g. missing image)."""
+
+        def __init__(self, key: Hashable, message: str | None = None) -> None:
+            super().__init__()
+            self.key = key
+            self.message = message
+
+    def __init__(
+        self,
+        *,
+        frame_cache_size: int = 32,
+        decode_cache_size: int = 6,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        self._frames: LRUCache[CacheKey, Frame] = LRUCache(frame_cache_size)  # main thread only
+        self._decoded = _DecodeCache(decode_cache_size)
+        self._request: _Request | None = None
+        self._frame: Frame | None = None
+        self._shown: CacheKey | None = None  # cache key of the frame on screen (None while loading)
+        self._loading_timer: Timer | None = None
+        # Foreground renders in flight; prefetch waits while there are any.
+        self._foreground_lock = threading.Lock()
+        self._foreground_count = 0
+        self._foreground_idle = threading.Event()
+        self._foreground_idle.set()
+        self._prefetch_lock = threading.Lock()
+        self._prefetch_queue: list[tuple[_Request, Cells, CacheKey]] = []
+        self._prefetch_running = False
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def frame(self) -> Frame | None:
+        """The frame on screen (possibly a placeholder)."""
+        return self._frame
+
+    @property
+    def shown_key(self) -> Hashable | None:
+        """The key whose frame is on screen, or None while loading."""
+        return self._shown[0] if self._shown is not None else None
+
+    def show(
+        self,
+        key: Hashable,
+        path: str | PathLike[str] | None,
+        overlays: Sequence[Overlay],
+        options: RenderOptions = RenderOptions(),
+    ) -> None:
+        """Show `path` with `overlays`: at once if cached, else after a background render."""
+        self._request = _Request.make(key, path, overlays, options)
+        self._update()
+
+    def prefetch(self, requests: Sequence[PrefetchRequest]) -> None:
+        """Render (key, path, overlays, options) requests into the cache in the background.
+
+        A later call replaces the requests still waiting; the current frame always goes first.
+        """
+        cells = self._cells()
+        if cells is None:
+            return
+        wanted = self._wanted()
+        jobs = []
+        for key, path, overlays, options in requests:
+            if path is None:
+                continue
+            request = _Request.make(key, path, overlays, options)
+            cache_key = request.cache_key(cells)
+            if cache_key != wanted and cache_key not in self._frames:
+                jobs.append((request, cells, cache_key))
+        with self._prefetch_lock:
+            self._prefetch_queue = jobs
+            start = bool(jobs) and not self._prefetch_running
+            if start:
+                self._prefetch_running = True
+        if start:
+            self._prefetch_worker()
+
+    # ------------------------------------------------------------------ Line API
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        frame = self._frame
+        if frame is None or y >= len(frame.strips):
+            return Strip.blank(width, self.rich_style)
+        strip = frame.strips[y]
+        if strip.cell_length != width:  # an older frame while the new size renders
+            strip = strip.crop_extend(0, width, self.rich_style)
+        return strip
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._update()
+
+    # ------------------------------------------------------------------ internals
+
+    def _cells(self) -> Cells | None:
+        width, height = self.size
+        return (width, height) if width > 0 and height > 0 else None
+
+    def _wanted(self) -> CacheKey | None:
+        cells = self._cells()
+        if self._request is None or cells is None:
+            return None
+        return self._request.cache_key(cells)
+
+    def _update(self) -> None:
+        request, cells = self._request, self._cells()
+        if request is None or cells is None:
+            return  # rendered on the first resize
+        cache_key = request.cache_key(cells)
+        if request.path is None:
+            self._display(cache_key, placeholder(cells, "no image"))
+            return
+        frame = self._frames.get(cache_key)
+        if frame is not None:
+            self._display(cache_key, frame)
+            return
+        # Counted from the latest request: while keys repeat quickly the previous image stays up.
+        self._stop_loading_timer()
+        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+        self._render(request, cells, cache_key)
+
+    def _display(self, cache_key: CacheKey, frame: Frame) -> None:
+        self._stop_loading_timer()
+        self._frame = frame
+        self._shown = cache_key
+        self.refresh()
+        self.call_after_refresh(self.post_message, self.FrameShown(cache_key[0], frame.message))
+
+    def _show_loading(self) -> None:
+        self._loading_timer = None
+        cells = self._cells()
+        if cells is not None and self._shown != self._wanted():
+            self._frame = placeholder(cells, "loading…")
+            self._shown = None
+            self.refresh()
+
+    def _stop_loading_timer(self) -> None:
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+            self._loading_timer = None
+
+    def _deliver(self, cache_key: CacheKey, frame: Frame, cacheable: bool) -> None:
+        """Main thread: keep a finished frame, and show it if it is still the one wanted."""
+        if cacheable:
+            self._frames.set(cache_key, frame)
+        if cache_key == self._wanted() and cache_key != self._shown:
+            self._display(cache_key, frame)
+
+    def _call_main(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            self.app.call_from_thread(callback, *args)
+        except RuntimeError:
+            pass  # the app is shutting down; nobody is waiting for this frame
+
+    @contextmanager
+    def _foreground(self) -> Iterator[None]:
+        with self._foreground_lock:
+            self._foreground_count += 1
+            self._foreground_idle.clear()
+        try:
+            yield
+        finally:
+            with self._foreground_lock:
+                self._foreground_count -= 1
+                if self._foreground_count == 0:
+                    self._foreground_idle.set()
+
+    def _build(self, request: _Request, cells: Cells, background: bool) -> tuple[Frame | None, bool]:
+        """Worker thread: (frame, cacheable); frame is None if the work was abandoned."""
+        worker = get_current_worker()
+        assert request.path is not None
+        try:
+            if background:
+                self._foreground_idle.wait(PREFETCH_YIELD_TIMEOUT)
+            if worker.is_cancelled:  # superseded while queued for a pool thread
+                return None, False
+            decoded = self._decoded.get(request.path, request.decode_target(cells))
+            if worker.is_cancelled:
+                return None, False
+            if background:
+                self._foreground_idle.wait(PREFETCH_YIELD_TIMEOUT)
+            return compose(decoded, request.overlays, cells, request.options), True
+        except ImageUnavailable as exc:
+            # Not cached: the file may appear or be repaired before the reviewer comes back.
+            return placeholder(cells, exc.message), False
+        except Exception as exc:  # noqa: BLE001 - a bad annotation must not take the review down
+            return placeholder(cells, f"cannot render {request.path}: {exc!r}"), False
+
+    @work(thread=True, exclusive=True, group="render", exit_on_error=False)
+    def _render(self, request: _Request, cells: Cells, cache_key: CacheKey) -> None:
+        with self._foreground():
+            frame, cacheable = self._build(request, cells, background=False)
+        if frame is not None:
+            self._call_main(self._deliver, cache_key, frame, cacheable)
+
+    @work(thread=True, group="prefetch", exit_on_error=False)
+    def _prefetch_worker(self) -> None:
+        worker = get_current_worker()
+        try:
+            while not worker.is_cancelled:
+                with self._prefetch_lock:
+                    if not self._prefetch_queue:
+                        self._prefetch_running = False
+                        return
+                    request, cells, cache_key = self._prefetch_queue.pop(0)
+                frame, cacheable = self._build(request, cells, background=True)
+                if frame is not None and cacheable:
+                    self._call_main(self._deliver, cache_key, frame, True)
+        finally:
+            with self._prefetch_lock:
+                self._prefetch_running = False

@@ -1,0 +1,194 @@
+"""Tests for the ImageView widget: background rendering, caching, placeholders, stale results."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from PIL import Image
+from textual.app import App, ComposeResult
+
+from labelreview.tui.render import Overlay, RenderOptions
+from labelreview.tui.widgets.image_view import ImageView
+
+TIMEOUT = 5.0
+
+
+class ViewApp(App[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[ImageView.FrameShown] = []
+        self._arrived = asyncio.Event()
+
+    def compose(self) -> ComposeResult:
+        yield ImageView()
+
+    def on_image_view_frame_shown(self, message: ImageView.FrameShown) -> None:
+        self.shown.append(message)
+        self._arrived.set()
+
+    async def frame_for(self, key) -> ImageView.FrameShown:
+        """Wait until a FrameShown for `key` has been posted."""
+
+        async def wait() -> ImageView.FrameShown:
+            while True:
+                for message in self.shown:
+                    if message.key == key:
+                        return message
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+def screen_text(view: ImageView) -> str:
+    return "\n".join(view.render_line(y).text for y in range(view.size.height))
+
+
+@pytest.fixture
+def image(tmp_path):
+    arr = np.full((120, 160, 3), 60, dtype=np.uint8)
+    arr[40:80, 40:100] = (200, 30, 30)
+    path = tmp_path / "img.jpg"
+    Image.fromarray(arr).save(path, quality=90)
+    return path
+
+
+def boxes(label="zebra", selected=False):
+    return [Overlay(ann_id=1, label=label, color=(0, 255, 0), bbox=(40, 40, 60, 40), selected=selected)]
+
+
+async def test_show_renders_frame_with_label_text(image):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        shown = await app.frame_for("a")
+        assert shown.message is None
+        assert view.shown_key == "a"
+        assert "zebra" in screen_text(view)
+        assert view.frame.width == view.size.width and view.frame.height == view.size.height
+        assert "▀" in screen_text(view)
+
+
+async def test_missing_image_shows_placeholder_instead_of_crashing(tmp_path):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        missing = tmp_path / "gone.jpg"
+        view.show("m", missing, boxes(), RenderOptions())
+        shown = await app.frame_for("m")
+        assert "image missing" in shown.message
+        assert "image missing" in screen_text(view)
+        assert "gone.jpg" in screen_text(view)
+        assert app.is_running
+
+
+async def test_corrupt_image_and_no_path_show_placeholders(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("bad", bad, boxes(), RenderOptions())
+        assert "bad.jpg" in (await app.frame_for("bad")).message
+        view.show("none", None, [], RenderOptions())
+        assert (await app.frame_for("none")).message == "no image"
+        assert "no image" in screen_text(view)
+
+
+async def test_cached_frame_is_shown_at_once(image):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        view.show("b", image, boxes(label="okapi"), RenderOptions())
+        await app.frame_for("b")
+        view.show("a", image, boxes(), RenderOptions())
+        assert view.shown_key == "a"  # synchronously, no worker
+        assert "zebra" in screen_text(view)
+
+
+async def test_stale_result_is_ignored(image):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("old", image, boxes(label="old"), RenderOptions())
+        view.show("new", image, boxes(label="new"), RenderOptions())
+        await app.frame_for("new")
+        await app.workers.wait_for_complete()
+        await asyncio.sleep(0.05)
+        assert view.shown_key == "new"
+        assert "new" in screen_text(view) and "old" not in screen_text(view)
+        assert all(m.key == "new" for m in app.shown)
+
+
+async def test_prefetch_fills_the_cache(image):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        view.prefetch([("next", image, boxes(label="okapi", selected=True), RenderOptions())])
+        await app.workers.wait_for_complete()
+        await asyncio.sleep(0.05)  # the worker hands the frame over via call_from_thread
+        view.show("next", image, boxes(label="okapi", selected=True), RenderOptions())
+        assert view.shown_key == "next"
+        assert "okapi" in screen_text(view)
+
+
+async def test_resize_rerenders_for_new_size(image):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        app.shown.clear()
+        await pilot.resize_terminal(100, 30)
+        await app.frame_for("a")
+        assert (view.frame.width, view.frame.height) == (100, 30)
+
+
+async def test_zoom_re_renders_from_same_file(image):
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(selected=True), RenderOptions())
+        await app.frame_for("a")
+        whole = view.frame.region
+        view.show("a-zoom", image, boxes(selected=True), RenderOptions(zoom=True))
+        await app.frame_for("a-zoom")
+        x0, y0, x1, y1 = view.frame.region
+        assert (x1 - x0) < (whole[2] - whole[0])
+        assert "zebra" in screen_text(view)
+
+
+async def test_slow_render_shows_loading_then_frame(image, monkeypatch):
+    import threading
+
+    from labelreview.tui.widgets import image_view
+
+    release = threading.Event()
+    real_decode = image_view.decode
+
+    def slow_decode(path, target):
+        release.wait(TIMEOUT)
+        return real_decode(path, target)
+
+    monkeypatch.setattr(image_view, "decode", slow_decode)
+    monkeypatch.setattr(image_view, "LOADING_DELAY", 0.01)
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("slow", image, boxes(), RenderOptions())
+        for _ in range(100):
+            if view.frame is not None and view.frame.message == "loading…":
+                break
+            await asyncio.sleep(0.01)
+        assert "loading…" in screen_text(view)
+        assert view.shown_key is None
+        release.set()
+        await app.frame_for("slow")
+        assert "zebra" in screen_text(view)

@@ -1,0 +1,276 @@
+"""Tests for labelreview.tui.render: decoding, overlays and half-block frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from labelreview.tui.render import (
+    Frame,
+    ImageUnavailable,
+    Overlay,
+    RenderOptions,
+    class_color,
+    compose,
+    decode,
+    placeholder,
+)
+
+GREY = (50, 50, 50)
+RED = (255, 0, 0)
+GREEN = (0, 255, 0)
+
+
+def cell_colors(frame: Frame, col: int, row: int) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None, str]:
+    """(top colour, bottom colour, character) of one cell."""
+    x = 0
+    for seg in frame.strips[row]:
+        width = len(seg.text)
+        if x <= col < x + width:
+            style = seg.style
+            fg = style.color.triplet if style and style.color else None
+            bg = style.bgcolor.triplet if style and style.bgcolor else None
+            return (tuple(fg) if fg else None, tuple(bg) if bg else None, seg.text[col - x])
+        x += width
+    raise IndexError(col)
+
+
+@pytest.fixture
+def red_square(tmp_path):
+    """64x48 grey PNG with a red square at x 16..31, y 12..27."""
+    arr = np.full((48, 64, 3), GREY, dtype=np.uint8)
+    arr[12:28, 16:32] = RED
+    path = tmp_path / "square.png"
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def box(label="cat", color=GREEN, **kw) -> Overlay:
+    return Overlay(ann_id=1, label=label, color=color, bbox=(16, 12, 16, 16), **kw)
+
+
+def test_compose_returns_rows_of_cols_cells(red_square):
+    frame = compose(decode(red_square, (32, 24)), [box()], (32, 12), RenderOptions())
+    assert (frame.width, frame.height) == (32, 12)
+    assert len(frame.strips) == 12
+    assert all(strip.cell_length == 32 for strip in frame.strips)
+
+
+def test_picture_is_aspect_fitted_and_centred(red_square):
+    # 64x48 into 40 columns x 24 pixel rows: 32x24 picture, 4 black columns each side.
+    frame = compose(decode(red_square, (40, 24)), [], (40, 12), RenderOptions())
+    assert frame.offset == (4, 0)
+    assert cell_colors(frame, 0, 6)[:2] == ((0, 0, 0), (0, 0, 0))
+    assert cell_colors(frame, 4, 1)[:2] == (GREY, GREY)
+
+
+def test_class_name_is_real_text_above_the_box(red_square):
+    frame = compose(decode(red_square, (32, 24)), [box(label="cat")], (32, 12), RenderOptions())
+    # Box top at y=12 -> display pixel 6 -> cell row 3; the name goes on row 2 at the box's left edge.
+    assert "cat" in frame.strips[2].text
+    assert frame.strips[2].text.index("cat") == 8
+    assert not any("cat" in strip.text for i, strip in enumerate(frame.strips) if i != 2)
+
+
+def test_names_hidden_when_option_off(red_square):
+    frame = compose(decode(red_square, (32, 24)), [box()], (32, 12), RenderOptions(show_names=False))
+    assert not any("cat" in strip.text for strip in frame.strips)
+
+
+def test_box_outline_and_picture_colours_at_expected_cells(red_square):
+    frame = compose(decode(red_square, (32, 24)), [box(color=GREEN)], (32, 12), RenderOptions())
+    assert frame.to_cell(16, 20) == (8, 5)
+    top, bottom, char = cell_colors(frame, 8, 5)  # left edge of the box
+    assert (top, bottom, char) == (GREEN, GREEN, "▀")
+    assert cell_colors(frame, 12, 5)[:2] == (RED, RED)  # inside the box: the red square
+    assert cell_colors(frame, 2, 9)[:2] == (GREY, GREY)  # outside
+
+
+def test_selected_box_is_brighter_and_dimmed_darker(red_square):
+    sel = compose(decode(red_square, (32, 24)), [box(color=(200, 0, 0), selected=True)], (32, 12))
+    dim = compose(decode(red_square, (32, 24)), [box(color=(200, 0, 0), dimmed=True)], (32, 12))
+    assert sum(cell_colors(sel, 8, 5)[0]) > 200
+    assert sum(cell_colors(dim, 8, 5)[0]) < 200
+
+
+def test_polygon_and_rle_masks_are_filled(red_square):
+    decoded = decode(red_square, (64, 48))
+    poly = Overlay(ann_id=2, label="p", color=(0, 0, 255), polygons=((40, 30, 60, 30, 60, 45, 40, 45),))
+    m = np.zeros((48, 64), dtype=np.uint8, order="F")
+    m[2:10, 2:12] = 1
+    rle = mask_utils.encode(m)
+    rle_str = Overlay(ann_id=3, label="r", color=(0, 0, 255), rle={"size": rle["size"], "counts": rle["counts"].decode()})
+    # Uncompressed RLE (counts as a list), column-major runs starting with zeros.
+    counts = [2 * 48 + 2, 8] + [40, 8] * 9 + [48 * 64 - (2 * 48 + 2) - 8 * 10 - 40 * 9]
+    rle_list = Overlay(ann_id=4, label="u", color=(0, 0, 255), rle={"size": [48, 64], "counts": counts})
+    for ov, (x, y) in ((poly, (50, 38)), (rle_str, (6, 6)), (rle_list, (6, 6))):
+        frame = compose(decoded, [ov], (64, 24), RenderOptions(show_names=False))
+        col, row = frame.to_cell(x, y)
+        top = cell_colors(frame, col, row)[0]
+        assert top[2] > GREY[2] and top[0] < GREY[0] + 5, (ov.ann_id, top)
+        hidden = compose(decoded, [ov], (64, 24), RenderOptions(show_masks=False))
+        assert cell_colors(hidden, col, row)[0] == GREY
+
+
+def test_keypoints_and_skeleton_are_drawn(red_square):
+    kp = Overlay(ann_id=5, label="k", color=GREEN, keypoints=(4, 40, 2, 60, 40, 2, 30, 4, 0), skeleton=((1, 2), (2, 3)))
+    frame = compose(decode(red_square, (64, 48)), [kp], (64, 24), RenderOptions(show_names=False))
+    assert cell_colors(frame, 4, 20)[0] == GREEN  # first keypoint (y 40 -> top half of row 20)
+    assert cell_colors(frame, 30, 20)[0] != GREY  # skeleton line between the two visible points
+
+
+def test_zoom_crops_around_the_selected_box(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (400, 300), GREY).save(path)
+    target = Overlay(ann_id=1, label="t", color=GREEN, bbox=(300, 200, 40, 30), selected=True)
+    other = Overlay(ann_id=2, label="o", color=RED, bbox=(10, 10, 20, 20))
+    frame = compose(decode(path, None), [other, target], (80, 24), RenderOptions(zoom=True))
+    x0, y0, x1, y1 = frame.region
+    assert x0 <= 300 and y0 <= 200 and x1 >= 340 and y1 >= 230
+    c0, r0 = frame.to_cell(300, 200)
+    c1, r1 = frame.to_cell(339.9, 229.9)
+    assert max((c1 - c0 + 1) / frame.width, (r1 - r0 + 1) / frame.height) > 0.7
+    assert frame.to_cell(15, 15) is None  # the other box is out of the crop
+    unzoomed = compose(decode(path, None), [other, target], (80, 24), RenderOptions())
+    assert unzoomed.region == (0, 0, 400, 300)
+
+
+def test_missing_file_is_unavailable_with_path(tmp_path):
+    path = tmp_path / "nope.jpg"
+    with pytest.raises(ImageUnavailable, match="nope.jpg") as info:
+        decode(path, (10, 10))
+    assert str(path) in info.value.message
+
+
+def test_truncated_jpeg_is_unavailable_with_path(tmp_path):
+    path = tmp_path / "cut.jpg"
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    for target in ((32, 32), None):
+        with pytest.raises(ImageUnavailable, match="cut.jpg"):
+            decode(path, target)
+
+
+def test_not_an_image_is_unavailable(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("hello")
+    with pytest.raises(ImageUnavailable, match="notes.jpg"):
+        decode(path, (10, 10))
+
+
+@pytest.mark.parametrize("limit", [2000, 1000])  # 3072 px: above the warning, above the error threshold
+def test_decompression_bomb_is_refused(red_square, monkeypatch, limit):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with pytest.raises(ImageUnavailable, match="decompression bomb"):
+        decode(red_square, (32, 24))
+
+
+def test_draft_decode_is_reduced_but_covers_target(tmp_path):
+    path = tmp_path / "big.jpg"
+    Image.new("RGB", (1600, 1200), GREY).save(path, quality=90)
+    decoded = decode(path, (160, 96))
+    assert decoded.orig_size == (1600, 1200)
+    assert 160 <= decoded.image.width < 400 and 96 <= decoded.image.height
+    assert decoded.image.mode == "RGB"
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (80, 40), GREY).save(path, exif=exif)
+    decoded = decode(path, (20, 20))
+    assert decoded.orig_size == (40, 80)
+    assert decoded.image.height > decoded.image.width
+
+
+def test_sixteen_bit_image_is_stretched_not_clipped(tmp_path):
+    path = tmp_path / "depth.png"
+    arr = np.linspace(0, 4000, 32 * 16, dtype=np.uint16).reshape(16, 32)
+    Image.fromarray(arr).save(path)
+    img = np.asarray(decode(path, (32, 16)).image)
+    assert img.min() == 0 and img.max() == 255 and img[8, 16, 0] < 255
+
+
+def test_placeholder_centres_message():
+    frame = placeholder((40, 9), "image missing: /data/x.jpg")
+    assert len(frame.strips) == 9 and all(s.cell_length == 40 for s in frame.strips)
+    assert frame.strips[4].text.strip() == "image missing: /data/x.jpg"
+    assert frame.message == "image missing: /data/x.jpg"
+
+
+def test_placeholder_wraps_long_messages():
+    frame = placeholder((10, 5), "a very long message that wraps")
+    text = " ".join(s.text.strip() for s in frame.strips if s.text.strip())
+    assert text == "a very long message that wraps"
+
+
+def test_class_color_is_stable_and_varied():
+    assert class_color("person") == class_color("person")
+    assert len({class_color(n) for n in ("person", "car", "dog", "cat", "bus", "bike")}) >= 4
+
+
+def test_overlay_with_rle_is_hashable():
+    ov = Overlay(ann_id=1, label="x", color=RED, rle={"size": [2, 2], "counts": [0, 4]})
+    assert hash(ov) == hash(Overlay(ann_id=1, label="x", color=RED, rle={"size": [2, 2], "counts": [0, 4]}))
+
+
+def test_rle_sampling_matches_pycocotools(tmp_path):
+    # 1:1 display so every display pixel is one mask pixel; blue fill shows where the mask is.
+    path = tmp_path / "black.png"
+    Image.new("RGB", (40, 30), (0, 0, 0)).save(path)
+    rng = np.random.default_rng(1)
+    m = np.asfortranarray((rng.random((30, 40)) > 0.6).astype(np.uint8))
+    rle = mask_utils.encode(m)
+    expected = mask_utils.decode(rle).astype(bool)
+    for counts in (rle["counts"].decode(), rle["counts"]):
+        ov = Overlay(ann_id=1, label="m", color=(0, 0, 200), rle={"size": rle["size"], "counts": counts})
+        frame = compose(decode(path, (40, 30)), [ov], (40, 15), RenderOptions(show_names=False))
+        got = np.zeros((30, 40), dtype=bool)
+        for row in range(15):
+            for col in range(40):
+                top, bottom, _ = cell_colors(frame, col, row)
+                got[2 * row, col], got[2 * row + 1, col] = top != (0, 0, 0), bottom != (0, 0, 0)
+        assert (got == expected).all()
+
+
+def test_rle_only_overlay_gets_a_label_at_its_bounds(red_square):
+    m = np.zeros((48, 64), dtype=np.uint8, order="F")
+    m[20:30, 40:50] = 1
+    rle = mask_utils.encode(m)
+    ov = Overlay(ann_id=1, label="blob", color=(0, 0, 255), rle={"size": rle["size"], "counts": rle["counts"].decode()})
+    frame = compose(decode(red_square, (64, 48)), [ov], (64, 24), RenderOptions())
+    # Mask top at y=20 -> cell row 10; the name goes on row 9 at column 40.
+    assert frame.strips[9].text.index("blob") == 40
+
+
+@pytest.mark.parametrize(
+    "rle",
+    [
+        {"size": [48, 64], "counts": [10, 48 * 64]},  # sums past h*w: pycocotools would overrun
+        {"size": [48, 64], "counts": [-5, 10]},
+        {"size": [48, 64], "counts": "\x7f\x7f garbage"},
+        {"size": [48, 64], "counts": "0"},  # truncated continuation
+        {"size": [0, 0], "counts": []},
+        {"counts": [1, 2]},
+    ],
+)
+def test_malformed_rle_is_skipped_not_fatal(red_square, rle):
+    ov = Overlay(ann_id=1, label="bad", color=(0, 0, 255), rle=rle)
+    frame = compose(decode(red_square, (64, 48)), [ov], (64, 24), RenderOptions(zoom=True))
+    assert len(frame.strips) == 24
+
+
+def test_unusable_geometry_is_skipped_not_fatal(red_square):
+    nan = float("nan")
+    bad = [
+        Overlay(ann_id=1, label="nan", color=RED, bbox=(nan, 1, 2, 3), polygons=((1, 2, nan, 4, 5, 6),)),
+        Overlay(ann_id=2, label="huge", color=RED, bbox=(-1e30, -1e30, 1e31, 1e31), keypoints=(1e40, 2, 2), selected=True),
+        Overlay(ann_id=3, label="short", color=RED, polygons=((1, 2, 3, 4),), skeleton=((1, 9),)),
+        box(label="fine"),
+    ]
+    frame = compose(decode(red_square, (64, 48)), bad, (64, 24), RenderOptions(zoom=True))
+    assert any("fine" in strip.text for strip in frame.strips)
