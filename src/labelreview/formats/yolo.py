@@ -683,11 +683,12 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     """Write Ultralytics-style labels (``labels/...``) and a data.yaml into the folder ``out``."""
     anns = snapshot.annotations
     cats = snapshot.categories
-    if task is None:
-        if any(a.kind == "keypoints" or a.keypoints for a in anns):
+    if task is None:  # the task that writes every label there is: pose only when all are keypoints
+        geo = [a for a in anns if a.kind != "label"]
+        polys = [a for a in geo if a.kind == "polygon"]
+        if geo and all(a.kind == "keypoints" and a.bbox for a in geo) and any(a.keypoints for a in geo):
             task = "pose"
-        elif any(a.kind in ("polygon",) for a in anns):
-            polys = [a for a in anns if a.kind == "polygon"]
+        elif polys:
             task = "obb" if all((a.extra or {}).get("obb") for a in polys) else "segment"
         else:
             task = "detect"
