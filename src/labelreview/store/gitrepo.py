@@ -15,12 +15,21 @@ from ..model import LabelreviewError
 from .identity import Identity
 
 COMMITTED = ("labelreview.toml", "imports", "events", ".gitignore")
+#: How long a git lock held by another git process (the user's own) is waited for.
+LOCK_WAIT = 5.0
+#: After a holder of our lock died: how long a git it started may still run before its locks count as stale.
+STALE_GRACE = 2.0
 GITIGNORE = ".labelreview/\n"
 
 
 @contextmanager
-def file_lock(path: Path, timeout: float = 60.0) -> Iterator[None]:
-    """An exclusive lock between processes (git allows one commit at a time per repository)."""
+def file_lock(path: Path, timeout: float = 60.0) -> Iterator[bool]:
+    """An exclusive lock between processes (git allows one commit at a time per repository).
+
+    Yields True when the previous holder died while holding it (kill -9, power cut): the kernel
+    released its lock, but the mark it wrote on taking the lock is still there. Whatever git
+    lock files that holder's git left behind are then stale.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
     deadline = time.monotonic() + timeout
@@ -33,9 +42,54 @@ def file_lock(path: Path, timeout: float = 60.0) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     raise LabelreviewError(f"{path}: still locked by another process after {timeout:.0f} s")
                 time.sleep(0.01)
-        yield
+        crashed = os.pread(fd, 64, 0) != b""
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield crashed
+        finally:
+            os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+def clear_stale_git_locks(root: Path) -> list[str]:
+    """After a holder of our lock died: remove the lock files its git left (waiting a moment for a
+    git that outlived it to finish first). Returns what was removed."""
+    gitdir = root / ".git"
+    candidates = [gitdir / "index.lock", gitdir / "HEAD.lock", *gitdir.glob("refs/heads/**/*.lock")]
+    deadline = time.monotonic() + STALE_GRACE
+    while any(p.exists() for p in candidates) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    removed = []
+    for p in candidates:
+        try:
+            p.unlink()
+            removed.append(p.relative_to(root).as_posix())
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _run_git(repo: git.Repo, *args: str, **kwargs) -> str:
+    """One git command; a lock held by another git (the user's own) is waited for, then reported."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return repo.git.execute(["git", *args], **kwargs)
+        except git.GitCommandError as e:
+            err = str(e.stderr or "").strip().strip("'").strip()
+            locked = ".lock': File exists" in err or ".lock': file exists" in err.lower()
+            if locked and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            first = err.splitlines()[0] if err else str(e)
+            if locked:
+                raise LabelreviewError(
+                    f"git {args[0]} failed: {first.removeprefix('stderr:').strip()} Another git process is "
+                    "using the store; if none is running, remove that lock file. Your decisions are "
+                    "safe in the event log and go into the next checkpoint.") from None
+            raise LabelreviewError(f"git {args[0]} failed: {first.removeprefix('stderr:').strip()}") from None
 
 
 def init_repo(root: Path) -> git.Repo:
@@ -65,14 +119,14 @@ def stage(repo: git.Repo) -> list[str]:
     root = Path(repo.working_tree_dir)
     present = [p for p in COMMITTED if (root / p).exists()]
     if present:
-        repo.git.add("--", *present)
-    out = repo.git.diff("--cached", "--name-only", "-z")
+        _run_git(repo, "add", "--", *present)
+    out = _run_git(repo, "diff", "--cached", "--name-only", "-z")
     return [p for p in out.split("\0") if p]
 
 
 def commit_staged(repo: git.Repo, identity: Identity, message: str) -> str:
     """Commit with the real git CLI, so ``commit.gpgsign`` and hooks apply as the user set them."""
-    repo.git.commit("-q", "-m", message, env=commit_env(identity, repo))
+    _run_git(repo, "commit", "-q", "-m", message, env=commit_env(identity, repo))
     return repo.head.commit.hexsha
 
 

@@ -116,10 +116,9 @@ class Store:
         config = load_config(root)
         identity = resolve_identity(author, cwd=str(root))
         index = root / INDEX_DIR / INDEX_NAME
-        fresh = not index.exists()
         index.parent.mkdir(exist_ok=True)
-        if fresh:
-            _rebuild_into(root, index)
+        if not index.exists():
+            _build_index_once(root, index)
         conn = schema.connect(index)
         schema.create(conn)
         store = cls(root, identity, conn, config)
@@ -488,9 +487,12 @@ class Store:
             cut = f.read()
             f.truncate(size - torn)
             os.fsync(f.fileno())
-        note = {"ts": utc_now(), "file": rel, "dropped_bytes": torn, "text": cut[:400].decode("utf-8", "replace")}
+        self._note_recovery({"file": rel, "dropped_bytes": torn, "text": cut[:400].decode("utf-8", "replace")})
+
+    def _note_recovery(self, note: dict[str, Any]) -> None:
+        """What recovery changed, for whoever wonders later (a local, git-ignored log)."""
         with open(self.root / INDEX_DIR / "recovery.log", "ab") as f:
-            f.write(canonical.dumps(note) + b"\n")
+            f.write(canonical.dumps({"ts": utc_now(), **note}) + b"\n")
 
     def recover(self) -> int:
         """On start: replay any log tail the index has not seen, and any import it has not loaded."""
@@ -525,22 +527,36 @@ class Store:
         """Commit the event logs and imports to git; None when there was nothing to commit."""
         self._since_checkpoint = 0
         repo = self.repo
-        with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock"):
+        with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock") as holder_died:
+            if holder_died:  # a checkpoint was killed inside git: its lock files would block us forever
+                removed = gitrepo.clear_stale_git_locks(self.root)
+                if removed:
+                    self._note_recovery({"removed_stale_git_locks": removed})
             with self._write():  # nobody appends while git reads the logs
                 changed = gitrepo.stage(repo)
-            if not changed and not force:
-                return None
+            if not changed:
+                # Events a killed checkpoint committed but did not get to mark as committed.
+                self._mark_committed(repo, "HEAD")
+                if not force:
+                    return None
             pending = self.conn.execute(
                 "SELECT action, author FROM events WHERE git_commit IS NULL").fetchall()
             msg = message or self._checkpoint_message(pending, changed)
             sha = gitrepo.commit_staged(repo, self.identity, msg)
-            logs = [p for p in changed if p.startswith(eventlog.EVENTS_DIR + "/") and p.endswith(".jsonl")]
-            sizes = gitrepo.blob_sizes(repo, sha, logs)
-            with self._write() as conn:
-                for path, size in sizes.items():
-                    conn.execute("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? "
-                                 "AND end_offset <= ?", (sha, path, size))
+            self._mark_committed(repo, sha)
             return sha
+
+    def _mark_committed(self, repo, rev: str) -> None:
+        """Record which events commit ``rev`` holds (by how much of each log its blob holds)."""
+        files = [r[0] for r in self.conn.execute("SELECT DISTINCT file FROM events WHERE git_commit IS NULL")]
+        if not files or not repo.head.is_valid():
+            return
+        sha = repo.git.rev_parse(rev)
+        sizes = gitrepo.blob_sizes(repo, sha, files)
+        with self._write() as conn:
+            for path, size in sizes.items():
+                conn.execute("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? "
+                             "AND end_offset <= ?", (sha, path, size))
 
     def _checkpoint_message(self, pending: list[sqlite3.Row], changed: list[str]) -> str:
         if not pending:
@@ -610,6 +626,23 @@ class Store:
         self.conn = schema.connect(index)
         c = self.counts()
         return {"annotations": c["total"], "images": c["images"], "events": c["events"]}
+
+
+def _build_index_once(root: Path, index: Path) -> None:
+    """Build a missing index (a fresh clone) privately, then move it into place whole, once: several
+    processes may start on the same fresh store at the same moment."""
+    with gitrepo.file_lock(index.parent / "rebuild.lock"):
+        if index.exists():  # another process built it while we waited
+            return
+        tmp = index.with_name(f"{index.name}.{os.getpid()}.rebuild")
+        try:
+            _rebuild_into(root, tmp)
+            for suffix in ("-wal", "-shm"):  # a stale journal must never be applied to the new file
+                Path(str(index) + suffix).unlink(missing_ok=True)
+            os.replace(tmp, index)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(tmp) + suffix).unlink(missing_ok=True)
 
 
 def _bad_order(order: str) -> str:

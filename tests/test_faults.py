@@ -1,0 +1,280 @@
+"""Faults: kill -9 in the middle of a review, crashes between the two steps of a decision, torn
+lines, and several processes deciding on one store at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import _sample, run, sample_images, sample_store, set_config, templates  # noqa: F401
+from labelreview.store import Store, eventlog
+from labelreview.store.verify import verify
+
+# A reviewer in a loop: every decision it prints has been acknowledged (durable) by the store.
+REVIEWER = textwrap.dedent("""
+    import random, sys
+    from labelreview.model import ConflictError, LabelreviewError
+    from labelreview.review import ReviewSession
+    from labelreview.store import Store
+
+    root, author, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    store = Store.open(root, author=author)
+    session = ReviewSession(store)
+    ids = [a.id for a in store.annotations()]
+    rng = random.Random(seed)
+    print("ready", flush=True)
+    n = 0
+    while count < 0 or n < count:
+        n += 1
+        ann = store.annotation(rng.choice(ids))
+        kind = rng.randrange(6)
+        try:
+            if kind == 0:
+                ev = session.accept(ann.id, base=ann.last_event)
+            elif kind == 1:
+                ev = session.reject(ann.id, reason="duplicate", base=ann.last_event)
+            elif kind == 2:
+                ev = session.flag(ann.id, rng.choice(["loose-box", "occluded"]), base=ann.last_event)
+            elif kind == 3:
+                ev = session.relabel(ann.id, rng.choice(["cat", "dog", "cup"]), base=ann.last_event)
+            elif kind == 4:
+                ev = session.undo()
+            else:
+                ev = session.accept(ann.id)
+        except ConflictError:
+            print("conflict", flush=True)
+            continue
+        except LabelreviewError as e:
+            if "already" in str(e) or "cannot undo" in str(e):
+                continue
+            raise
+        if ev is not None:
+            print(ev["hash"], flush=True)
+    session.finish()
+    store.close()
+    print("done", flush=True)
+""")
+
+
+def spawn(root: Path, author: str, seed: int, count: int = -1, *, setup: str = "") -> subprocess.Popen:
+    code = setup + REVIEWER
+    return subprocess.Popen([sys.executable, "-c", code, str(root), author, str(seed), str(count)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def acknowledged(stdout: str) -> list[str]:
+    """Hashes printed on complete lines (a line cut by the kill was not acknowledged)."""
+    lines = stdout.split("\n")[:-1]
+    return [ln for ln in lines if len(ln) == 64]
+
+
+def indexed_hashes(store: Store) -> set[str]:
+    return {r[0] for r in store.conn.execute("SELECT hash FROM events")}
+
+
+def test_kill_9_mid_review_loses_no_acknowledged_decision(sample_store):
+    """SIGKILL the whole process group (the reviewer and any git it runs) at random moments; after
+    each restart every acknowledged decision is in the index and the history verifies."""
+    set_config(sample_store, checkpoint_every=2)  # so some kills land inside a git checkpoint
+    rng = random.Random(7)
+    acked: list[str] = []
+    rounds = 6
+    for r in range(rounds):
+        proc = spawn(sample_store, "Kim <kim@example.org>", r)
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+        first = ""
+        if r % 2:  # every other round, let it get going first (a slow machine must not starve it)
+            first = proc.stdout.readline()
+        time.sleep(rng.uniform(0.02, 0.2))
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        assert "Traceback" not in err, err
+        got = acknowledged(first + out)
+        acked += got
+        with Store.open(sample_store) as store:  # recovery runs here
+            missing = [h for h in acked if h not in indexed_hashes(store)]
+            assert not missing, f"round {r}: {len(missing)} acknowledged decisions lost"
+            report = verify(store, images=False)
+            assert report.ok, (r, report.as_dict())
+    assert len(acked) >= rounds // 2  # the reviewer did get work done between kills
+    # git still works after all of that: a checkpoint commits everything, nothing left over
+    with Store.open(sample_store) as store:
+        store.checkpoint()
+        assert store.uncommitted() == 0
+    rc, out, err = run("verify", "--store", sample_store)
+    assert rc == 0, out + err
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=sample_store, capture_output=True, text=True)
+    assert status.stdout == ""
+
+
+def test_stale_git_lock_of_a_killed_checkpoint_is_cleared(sample_store, monkeypatch):
+    """A checkpoint killed inside `git add`/`git commit` leaves .git/index.lock behind; the next
+    checkpoint must not fail forever on it."""
+    from labelreview.store import gitrepo
+
+    monkeypatch.setattr(gitrepo, "STALE_GRACE", 0.2)
+    lock = sample_store / ".labelreview" / "git.lock"
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text("12345\n")  # the mark of a holder that died while committing
+    (sample_store / ".git" / "index.lock").write_bytes(b"")
+    rc, out, err = run("accept", "1", "--store", sample_store)
+    assert rc == 0, err
+    assert not (sample_store / ".git" / "index.lock").exists()
+    with Store.open(sample_store) as store:
+        assert store.uncommitted() == 0
+    assert "index.lock" in (sample_store / ".labelreview" / "recovery.log").read_text()
+
+
+def test_git_lock_of_someone_else_is_a_clear_error_not_a_traceback(sample_store, monkeypatch):
+    """A live git (say, the user's own) holding index.lock: no traceback, the decision is kept."""
+    from labelreview.store import gitrepo
+
+    monkeypatch.setattr(gitrepo, "LOCK_WAIT", 0.3)
+    (sample_store / ".git" / "index.lock").write_bytes(b"")
+    rc, out, err = run("accept", "1", "--store", sample_store)
+    assert rc == 1 and "index.lock" in err, (out, err)
+    (sample_store / ".git" / "index.lock").unlink()
+    with Store.open(sample_store) as store:
+        assert store.annotation(1).status == "accepted"  # durable before git was asked
+        assert store.uncommitted() == 1
+    assert run("commit", "--store", sample_store)[0] == 0
+
+
+CRASH_AFTER_FSYNC = textwrap.dedent("""
+    import os
+    from labelreview.store import store as _store_mod
+    _real_apply = _store_mod.Store._apply
+    def _apply(self, conn, ev, rel, end, line=None):
+        if ev["annotation"] == 7:  # the log line is fsync'd; the index transaction never commits
+            os._exit(9)
+        return _real_apply(self, conn, ev, rel, end, line)
+    _store_mod.Store._apply = _apply
+""")
+
+TORN_WRITE = textwrap.dedent("""
+    import os
+    from labelreview.store import eventlog as _ev, store as _store_mod
+    _real = _ev.append_durably
+    def append_durably(path, line):
+        if b'"annotation":7,' in line:  # the power goes out half-way through the write
+            with open(path, "ab") as f:
+                f.write(line[: len(line) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+            os._exit(9)
+        return _real(path, line)
+    _store_mod.eventlog.append_durably = append_durably
+""")
+
+
+def _decide_until_crash(root: Path, setup: str) -> list[str]:
+    code = setup + textwrap.dedent("""
+        import sys
+        from labelreview.review import ReviewSession
+        from labelreview.store import Store
+        store = Store.open(sys.argv[1])
+        s = ReviewSession(store)
+        for i in (5, 6, 7, 8):
+            print(s.accept(i)["hash"], flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    return acknowledged(proc.stdout)
+
+
+def test_crash_between_fsync_and_index_commit_is_replayed(sample_store):
+    acked = _decide_until_crash(sample_store, CRASH_AFTER_FSYNC)
+    assert len(acked) == 2
+    with Store.open(sample_store) as store:
+        assert store.annotation(7).status == "accepted"  # the durable line was replayed
+        assert store.annotation(8).status == "pending"
+        assert indexed_hashes(store) >= set(acked)
+        assert verify(store, images=False).ok
+        assert store.counts()["events"] == 3
+
+
+def test_torn_line_is_dropped_noted_and_the_chain_goes_on(sample_store):
+    acked = _decide_until_crash(sample_store, TORN_WRITE)
+    assert len(acked) == 2
+    log = sample_store / eventlog.list_files(sample_store)[0]
+    assert not log.read_bytes().endswith(b"\n")
+    rc, out, err = run("accept", "8", "--store", sample_store)  # a new process, same writer
+    assert rc == 0, err
+    assert log.read_bytes().endswith(b"\n")
+    notes = [json.loads(x) for x in (sample_store / ".labelreview" / "recovery.log").read_text().splitlines()]
+    assert notes[-1]["file"] == log.relative_to(sample_store).as_posix() and notes[-1]["dropped_bytes"] > 0
+    assert '"annotation":7' in notes[-1]["text"]
+    with Store.open(sample_store) as store:
+        assert store.annotation(7).status == "pending"  # never acknowledged, so never happened
+        assert store.annotation(8).status == "accepted"
+        seqs = [e["seq"] for e in store.events()]
+        assert seqs == [1, 2, 3]
+    assert run("verify", "--store", sample_store)[0] == 0
+
+
+@pytest.mark.parametrize("authors", [
+    ["Ann <ann@example.org>", "Bob <bob@example.org>", "Cy <cy@example.org>"],
+    ["Ann <ann@example.org>", "Ann <ann@example.org>", "Ann <ann@example.org>"],
+], ids=["different-authors", "same-author"])
+def test_writers_at_once_lose_nothing(sample_store, authors):
+    set_config(sample_store, checkpoint_every=5)
+    procs = [spawn(sample_store, a, seed, count=30) for seed, a in enumerate(authors)]
+    results = [p.communicate(timeout=180) for p in procs]
+    acked: list[str] = []
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+        assert "locked" not in err and "Traceback" not in err, err
+        assert out.rstrip().endswith("done")
+        acked += acknowledged(out)
+    assert len(acked) == len(set(acked)) >= 30
+    with Store.open(sample_store) as store:
+        have = indexed_hashes(store)
+        assert set(acked) <= have
+        assert store.uncommitted() == 0  # each finished with a checkpoint
+        report = verify(store, images=False)
+        assert report.ok, report.as_dict()
+        assert report.writers == len(set(authors))
+        # each writer's chain is one unbroken sequence, even when one author wrote from 3 processes
+        for w in {e["writer"] for e in store.events()}:
+            seqs = [e["seq"] for e in store.events() if e["writer"] == w]
+            assert sorted(seqs) == list(range(1, len(seqs) + 1))
+
+
+def test_fresh_clone_opened_by_several_processes_at_once(sample_store, tmp_path):
+    """No index yet (a fresh clone): several reviewers start together; each gets a whole index."""
+    with Store.open(sample_store) as store:
+        for i in (1, 2, 3):
+            store.record(i, "accept", {"category": store.annotation(i).category, "status": "accepted"})
+        store.checkpoint()
+    clone = sample_store.parent / "clone"
+    subprocess.run(["git", "clone", "-q", str(sample_store), str(clone)], check=True)
+    code = textwrap.dedent("""
+        import sys, time
+        from labelreview.store import Store, store as _store_mod
+        _real = _store_mod._rebuild_into
+        def _slow_rebuild(*a, **k):  # widen the window between "no index yet" and building one
+            time.sleep(0.5)
+            return _real(*a, **k)
+        _store_mod._rebuild_into = _slow_rebuild
+        with Store.open(sys.argv[1]) as s:
+            c = s.counts()
+            print(c["total"], c["accepted"], c["events"])
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(clone)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.split() == ["25", "3", "3"]
+    rc, out, err = run("verify", "--no-images", "--store", clone)
+    assert rc == 0, out + err
