@@ -1,0 +1,214 @@
+"""The command line as a user (or a script reading --json) meets it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE, run_cli
+from helpers import AUTHOR, _sample, empty_store, git, run, sample_images, sample_store, templates  # noqa: F401
+
+SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def ok(*argv) -> str:
+    rc, out, err = run(*argv)
+    assert rc == 0, err
+    return out
+
+
+def js(*argv):
+    return json.loads(ok(*argv, "--json"))
+
+
+def test_readme_first_steps_with_the_real_console_script(tmp_path, sample_images):
+    store = tmp_path / "x"
+    r = run_cli("init", str(store))
+    assert r.returncode == 0 and r.stdout == f"created store {store}\n"
+    r = run_cli("import", "coco", str(SAMPLE / "proposals.json"), "--images", str(sample_images), "--store", str(store))
+    assert r.returncode == 0 and "imported 25 annotations on 5 images as " in r.stdout, r.stderr
+    r = run_cli("accept", "2", "--store", str(store))
+    assert r.stdout == "accept 2: cup pending -> cup accepted\n"
+    r = run_cli("accept", "999", "--store", str(store))
+    assert r.returncode == 1 and r.stderr == "labelreview: error: no annotation with id 999\n"
+
+
+def test_decisions_print_what_changed(sample_store):
+    s = ["--store", str(sample_store)]
+    assert ok("accept", "1", "2", *s) == ("accept 1: dog pending -> dog accepted\n"
+                                          "accept 2: cup pending -> cup accepted\n")
+    assert ok("accept", "1", *s) == "nothing to change\n"
+    assert ok("relabel", "1", "cat", "--reason", "wrong-class", *s) == "relabel 1: dog accepted -> cat relabeled\n"
+    assert ok("flag", "3", "--reason", "loose-box", "--comment", "rim cut", *s) == \
+        "flag 3: saucer pending -> saucer flagged\n"
+    assert ok("reject", "4", "5", "--reason", "duplicate", *s).count("-> spoon rejected") == 2
+    assert ok("undo", *s) == "undid reject of annotation 5: now spoon pending\n"
+    rc, _, err = run("flag", "6", "--reason", "meh", *s)
+    assert rc == 1 and "unknown flag reason 'meh'" in err
+    rc, _, err = run("relabel", "6", "persn", *s)
+    assert rc == 1 and "did you mean person" in err
+    assert git(sample_store, "status", "--porcelain") == ""  # every command ends with a checkpoint
+
+
+def test_log_json(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", *s)
+    ok("relabel", "2", "saucer", "--reason", "wrong-class", "--comment", "plate", *s)
+    events = js("log", *s)
+    assert [e["action"] for e in events] == ["relabel", "accept"]  # newest first
+    e = events[0]
+    assert e["author"] == AUTHOR and e["annotation"] == 2 and e["image"] == 2
+    assert e["old"] == {"category": "cup", "status": "pending"}
+    assert e["new"] == {"category": "saucer", "status": "relabeled"}
+    assert e["reason"] == "wrong-class" and e["comment"] == "plate"
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$", e["ts"])
+    assert SHA.match(e["commit"]) and e["commit"] == git(sample_store, "rev-parse", "HEAD").strip()
+    assert SHA.match(events[1]["commit"]) and events[1]["commit"] != e["commit"]
+    assert [e["annotation"] for e in js("log", "--annotation", "1", *s)] == [1]
+    assert [e["action"] for e in js("log", "--action", "accept", *s)] == ["accept"]
+    assert js("log", "--by", "nobody", *s) == []
+    assert len(js("log", "--by", "reviewer@example.org", *s)) == 2
+    assert len(js("log", "--limit", "1", *s)) == 1
+    assert js("log", "--since", "2999-01-01", *s) == []
+    text = ok("log", *s)
+    assert "cup/pending -> saucer/relabeled" in text and e["commit"][:10] in text
+
+
+def test_log_shows_uncommitted_until_a_checkpoint(sample_store):
+    from labelreview.review import ReviewSession
+    from labelreview.store import Store
+
+    with Store.open(sample_store) as store:
+        ReviewSession(store).accept(1)  # no finish(): not in git yet
+    assert js("log", "--store", sample_store)[0]["commit"] is None
+    assert ok("log", "--store", sample_store).splitlines()[1].endswith("(uncommitted)")
+    assert ok("blame", "1", "--store", sample_store).splitlines()[1].endswith("(uncommitted)")
+    assert js("status", "--store", sample_store)["uncommitted"] == 1
+    sha = js("commit", "-m", "by hand", "--store", sample_store)["commit"]
+    assert SHA.match(sha) and git(sample_store, "log", "-1", "--format=%s") == "by hand\n"
+    assert js("log", "--store", sample_store)[0]["commit"] == sha
+
+
+def test_ls_json(sample_store):
+    s = ["--store", str(sample_store)]
+    rows = js("ls", *s)
+    assert len(rows) == 25
+    r = next(r for r in rows if r["id"] == 3)
+    assert {k: r[k] for k in ("id", "image", "category", "status", "score", "source", "source_id")} == \
+        {"id": 3, "image": 2, "category": "saucer", "status": "pending", "score": r["score"], "source": "model-v1",
+         "source_id": 3}
+    assert isinstance(r["score"], float) and r["file_name"] == "coffee.jpg" and r["kind"] == "rle"
+    ok("accept", "3", *s)
+    ok("flag", "4", "--reason", "occluded", *s)
+    assert [r["id"] for r in js("ls", "--status", "accepted,flagged", *s)] == [3, 4]
+    assert {r["category"] for r in js("ls", "--class", "coin", *s)} == {"coin"}
+    assert all(0.5 <= r["score"] <= 0.9 for r in js("ls", "--score", "0.5:0.9", *s))
+    scores = [r["score"] for r in js("ls", "--order", "score", *s)]
+    assert scores == sorted(scores)
+    assert [r["id"] for r in js("ls", "--reason", "occluded", *s)] == [4]
+    assert len(js("ls", "--image", "5", *s)) == 10
+    assert len(js("ls", "--limit", "3", *s)) == 3
+    rc, _, err = run("ls", "--score", "a:b", *s)
+    assert rc == 1 and "--score takes MIN:MAX" in err
+    rc, _, err = run("ls", "--order", "sideways", *s)
+    assert rc == 1 and "unknown order 'sideways'" in err
+
+
+def test_status_json(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", "2", *s)
+    ok("reject", "3", *s)
+    st = js("status", *s)
+    assert st == {"pending": 22, "accepted": 2, "relabeled": 0, "flagged": 0, "rejected": 1, "total": 25,
+                  "images": 5, "events": 3, "uncommitted": 0, "conflicts": 0, "imports": 1,
+                  "store": str(sample_store), "author": AUTHOR}
+    assert "3 of 25 annotations reviewed" in ok("status", *s)
+
+
+def test_blame(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("relabel", "7", "dog", "--reason", "wrong-class", "--author", "Ann <ann@example.org>", *s)
+    ok("accept", "7", "--author", "Bob <bob@example.org>", *s)
+    [b] = js("blame", "7", *s)
+    assert b["annotation"] == 7 and b["category"] == "dog" and b["status"] == "accepted"
+    assert b["author"] == "Bob <bob@example.org>" and b["action"] == "accept"
+    assert b["old"] == {"category": "dog", "status": "relabeled"} and b["proposed_category"] == "person"
+    assert SHA.match(b["commit"])
+    rows = js("blame", "--image", "3", *s)
+    assert [r["annotation"] for r in rows] == [6, 7, 8, 9, 10]
+    assert rows[0]["action"] == "imported" and rows[0]["author"] is None
+    text = ok("blame", "--image", "3", *s)
+    assert "proposed person" in text and "Bob <bob@example.org>" in text
+    rc, _, err = run("blame", *s)
+    assert rc == 1 and "blame needs an annotation id or --image" in err
+
+
+def test_diff_between_revisions(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", *s)
+    ok("relabel", "2", "saucer", *s)
+    ok("flag", "3", "--reason", "occluded", *s)
+    ok("reject", "3", *s)
+    d = js("diff", "HEAD~3", "HEAD", *s)
+    assert d["events"] == 3 and d["imports"] == []
+    changes = {c["annotation"]: c for c in d["changes"]}
+    assert set(changes) == {2, 3}
+    assert changes[3]["old"] == {"category": "saucer", "status": "pending"}
+    assert changes[3]["new"] == {"category": "saucer", "status": "rejected"} and changes[3]["events"] == 2
+    assert changes[2]["authors"] == [AUTHOR]
+    whole = js("diff", "HEAD~5", *s)  # from the init to now: the import too
+    assert len(whole["imports"]) == 1 and whole["events"] == 4
+    text = ok("diff", "HEAD~1", "HEAD", *s)
+    assert text.startswith("HEAD~1 (") and "3  saucer/flagged -> saucer/rejected  by Test Reviewer" in text
+    rc, _, err = run("diff", "nope", *s)
+    assert rc == 1 and "'nope' is not a revision" in err
+
+
+def test_export_at_a_past_revision(sample_store, tmp_path):
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", "2", *s)
+    rev = git(sample_store, "rev-parse", "HEAD").strip()
+    ok("relabel", "1", "cat", *s)
+    ok("accept", "3", *s)
+    ok("reject", "2", *s)
+    then, now = tmp_path / "then.json", tmp_path / "now.json"
+    ok("export", "coco", str(then), "--rev", rev, *s)
+    ok("export", "coco", str(now), *s)
+
+    def labels(p: Path):
+        doc = json.loads(p.read_text())
+        names = {c["id"]: c["name"] for c in doc["categories"]}
+        return sorted((a["id"], names[a["category_id"]]) for a in doc["annotations"])
+
+    assert labels(then) == [(1, "dog"), (2, "cup")]
+    assert labels(now) == [(1, "cat"), (3, "saucer")]
+    prov = [json.loads(x) for x in (tmp_path / "then.json.provenance.jsonl").read_text().splitlines()]
+    assert {p["commit"] for p in prov} == {rev}
+    rc, _, err = run("export", "coco", str(tmp_path / "x.json"), "--rev", "v9", *s)
+    assert rc == 1 and "'v9' is not a revision" in err
+    assert git(sample_store, "status", "--porcelain") == ""
+
+
+def test_commands_outside_a_store_fail_clearly(tmp_path):
+    for argv in (["status"], ["ls"], ["log"], ["verify"], ["accept", "1"], ["export", "coco", "x.json"]):
+        rc, out, err = run(*argv, cwd=tmp_path)
+        assert rc == 1 and err.startswith("labelreview: error: no labelreview store here or above"), argv
+
+
+def test_unknown_formats_are_named(sample_store, tmp_path):
+    rc, _, err = run("export", "tiff", str(tmp_path / "x"), "--store", sample_store)
+    assert rc == 1 and "unknown export format 'tiff'" in err
+    p = tmp_path / "x.txt"
+    p.write_text("hello")
+    rc, _, err = run("import", "auto", str(p), "--store", sample_store)
+    assert rc == 1 and "cannot tell the format" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["accept", "--help"]])
+def test_help(argv):
+    with pytest.raises(SystemExit) as e:
+        run(*argv)
+    assert e.value.code == 0
