@@ -28,7 +28,12 @@ class Queue:
         if order not in ORDERS:
             raise LabelreviewError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
         self.store, self.filter, self.order, self.seed = store, flt or AnnotationFilter(), order, seed
-        self.items: list[tuple[int, int]] = store.annotation_keys(self.filter, order, seed)
+        if order == "suspicion":
+            from . import suspicion
+
+            self.items: list[tuple[int, int]] = suspicion.queue_keys(store, self.filter)
+        else:
+            self.items = store.annotation_keys(self.filter, order, seed)
         # Image-grouped view: an image appears once, at its first item's place in the order.
         self.image_order: list[int] = []
         self._by_image: dict[int, list[int]] = {}
@@ -38,10 +43,17 @@ class Queue:
                 self.image_order.append(image_id)
             self._by_image[image_id].append(ann_id)
         self.flat: list[int] = [a for img in self.image_order for a in self._by_image[img]]
+        if order == "suspicion":
+            # Per annotation, not grouped: at realistic error rates most images hold an error, and
+            # grouping by image brings the ranking down to about file order (benchmarks/README.md,
+            # "Suspicion ordering"). An image may come up again; the view still shows all its boxes.
+            self.flat = [a for a, _ in self.items]
         self._image_of = {a: i for a, i in self.items}
         self.position = 0
         #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
         self._why: dict[int, list] = {}
+        if order == "suspicion":
+            self._why = suspicion.WhyLookup(store)  # read per item when shown: cheap at 1M items
         self._decided: int | None = None
         if resume:
             self._restore()
@@ -81,10 +93,35 @@ class Queue:
         return self.current
 
     def move_image(self, delta: int) -> int | None:
+        """First item of the next (previous) image in the order: the next run of items on one
+        image. In image-grouped orders a run is the image; in the suspicion order an image can
+        come up more than once, and this never jumps back to where it came up first."""
         if not self.flat:
             return None
-        idx = max(0, min(len(self.image_order) - 1, self.image_index + delta))
-        return self.go_to_image(self.image_order[idx])
+        pos = self._run_start(self.position)
+        for _ in range(abs(delta)):
+            if delta > 0:
+                end = self._run_end(pos)
+                if end >= len(self.flat):
+                    break
+                pos = end
+            elif pos > 0:
+                pos = self._run_start(pos - 1)
+        self.position = pos
+        self._save()
+        return self.current
+
+    def _run_start(self, pos: int) -> int:
+        image = self._image_of[self.flat[pos]]
+        while pos > 0 and self._image_of[self.flat[pos - 1]] == image:
+            pos -= 1
+        return pos
+
+    def _run_end(self, pos: int) -> int:
+        image = self._image_of[self.flat[pos]]
+        while pos < len(self.flat) and self._image_of[self.flat[pos]] == image:
+            pos += 1
+        return pos
 
     def go_to_image(self, image_id: int) -> int | None:
         if image_id not in self._by_image:
@@ -115,15 +152,21 @@ class Queue:
         return self.move(+1)
 
     def neighbours(self, radius: int = 1) -> list[int]:
-        """Image ids just before and after the current one, nearest first (for prefetch)."""
+        """Image ids of the runs just after and before the current one, nearest first (prefetch)."""
         if not self.flat:
             return []
-        i = self.image_index
+        ahead, behind = [], []
+        pos = self._run_end(self.position)
+        while len(ahead) < radius and pos < len(self.flat):
+            ahead.append(self._image_of[self.flat[pos]])
+            pos = self._run_end(pos)
+        pos = self._run_start(self.position)
+        while len(behind) < radius and pos > 0:
+            pos = self._run_start(pos - 1)
+            behind.append(self._image_of[self.flat[pos]])
         out = []
-        for d in range(1, radius + 1):
-            for j in (i + d, i - d):
-                if 0 <= j < len(self.image_order):
-                    out.append(self.image_order[j])
+        for d in range(radius):
+            out += [lst[d] for lst in (ahead, behind) if d < len(lst)]
         return out
 
     # -------------------------------------------------------------- progress
