@@ -26,6 +26,9 @@ from labelreview.formats import coco
 from labelreview.model import LabelreviewError
 from labelreview.store import Store
 
+# pycocotools 2.0.x on numpy 2 warns on every decode; the warning is theirs, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+
 # ---------------------------------------------------------------------- helpers
 
 

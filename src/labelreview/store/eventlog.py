@@ -92,6 +92,15 @@ _REQUIRED = {"hash": str, "writer": str, "seq": int, "ts": str, "author": str, "
 
 def problem_of(event: dict[str, Any]) -> str | None:
     """Why a parsed line cannot be applied as an event (a missing or mistyped field), else None."""
+    try:  # the common case, fast (verify and rebuild call this for every line)
+        new, old = event["new"], event.get("old")
+        if (type(event["hash"]) is str and type(event["writer"]) is str and type(event["seq"]) is int
+                and type(event["ts"]) is str and type(event["author"]) is str and type(event["action"]) is str
+                and type(event["annotation"]) is int and type(new["category"]) is str
+                and type(new["status"]) is str and (old is None or type(old) is dict)):
+            return None
+    except (KeyError, TypeError):
+        pass
     for key, kind in _REQUIRED.items():
         value = event.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
