@@ -125,6 +125,8 @@ def _set(path, value):
 REFUSED = [
     ("wrong top-level type: string", lambda d: "hello", "top level"),
     ("wrong top-level type: number", lambda d: 42, "top level"),
+    ("not COCO at all", lambda d: {"name": "my-package", "version": "1.0"}, "not a COCO file"),
+    ("empty object", lambda d: {}, "not a COCO file"),
     ("images is a dict", _set(["images"], {"1": "a.png"}), "images: must be a list"),
     ("annotations is a string", _set(["annotations"], "none"), "annotations: must be a list"),
     ("categories is a number", _set(["categories"], 3), "categories: must be a list"),

@@ -222,6 +222,10 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning]) -> tuple[list
 
 def _read_dataset(path: str, data: dict) -> ImportBatch:
     warns: list[ImportWarning] = []
+    if not any(k in data for k in ("images", "annotations", "categories")):
+        keys = ", ".join(list(data)[:5]) or "none"
+        raise InputError(path, "top level", f"not a COCO file: no images, annotations or categories "
+                         f"(keys: {keys})")
     if "annotations" in data and not isinstance(data["annotations"], list):
         raise InputError(path, "annotations", "must be a list")
     anns = data.get("annotations") or []
