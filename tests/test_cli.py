@@ -212,3 +212,32 @@ def test_help(argv):
     with pytest.raises(SystemExit) as e:
         run(*argv)
     assert e.value.code == 0
+
+
+def test_an_unknown_id_among_several_refuses_them_all(sample_store):
+    head = git(sample_store, "rev-parse", "HEAD")
+    rc, out, err = run("accept", "2", "999", "--store", sample_store)
+    assert rc == 1 and err == "labelreview: error: no annotation with id 999\n" and out == ""
+    assert js("status", "--store", sample_store)["events"] == 0
+    assert git(sample_store, "rev-parse", "HEAD") == head
+
+
+def test_a_refusal_half_way_says_what_was_done_and_commits_it(sample_store, monkeypatch):
+    """A conflict on the second of three ids: the first stays decided, is printed and committed."""
+    from labelreview.model import ConflictError
+    from labelreview.review import ReviewSession
+
+    real = ReviewSession.accept
+
+    def accept(self, ann_id, **kw):
+        if ann_id == 7:
+            raise ConflictError("annotation 7 was changed by Other after you saw it; nothing was written")
+        return real(self, ann_id, **kw)
+
+    monkeypatch.setattr(ReviewSession, "accept", accept)
+    rc, out, err = run("accept", "6", "7", "8", "--store", sample_store)
+    assert rc == 1 and "annotation 7 was changed by Other" in err
+    assert out == "accept 6: person pending -> person accepted\n"
+    assert git(sample_store, "status", "--porcelain") == ""
+    st = js("status", "--store", sample_store)
+    assert st["accepted"] == 1 and st["uncommitted"] == 0

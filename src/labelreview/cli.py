@@ -260,13 +260,20 @@ def _decide(args, fn) -> int:
 
     store = open_store(args)
     events = []
+    failure = None
     try:
+        for ann_id in args.ids:  # an unknown id refuses the whole command before anything is written
+            store.annotation(ann_id)
         session = ReviewSession(store)
-        for ann_id in args.ids:
-            ev = fn(session, ann_id)
-            if ev is not None:
-                events.append(ev)
-        session.finish()
+        try:
+            for ann_id in args.ids:
+                ev = fn(session, ann_id)
+                if ev is not None:
+                    events.append(ev)
+        except LabelreviewError as e:  # e.g. a conflict half-way: what was decided stays, and is said
+            failure = e
+        if events:
+            session.finish()
     finally:
         store.close()
     if args.json:
@@ -275,8 +282,10 @@ def _decide(args, fn) -> int:
         for ev in events:
             print(f"{ev['action']} {ev['annotation']}: {ev['old']['category']} {ev['old']['status']} -> "
                   f"{ev['new']['category']} {ev['new']['status']}")
-        if not events:
+        if not events and failure is None:
             print("nothing to change")
+    if failure is not None:
+        raise failure
     return 0
 
 
