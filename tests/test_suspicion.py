@@ -428,3 +428,12 @@ def test_load_columns_reads_what_the_store_holds(two_sources, open_store):
     assert cols.image_w[0] == 100 and cols.categories[cols.category[0]] == "bus"
     only = scores.load_columns(store.conn, image_ids=[2])
     assert only.id.tolist() == [2, 31, 33]
+
+
+def test_load_columns_survives_a_box_that_is_not_four_numbers(two_sources, open_store):
+    store = open_store(two_sources)
+    store.conn.execute("UPDATE annotations SET bbox = '[1, 2, 3]' WHERE id = 5")
+    store.conn.execute("UPDATE annotations SET bbox = '[1, 2, 3, 4, 5]' WHERE id = 7")
+    cols = scores.load_columns(store.conn)
+    assert np.isnan(cols.box[[4, 6]]).all()
+    assert cols.box[5].tolist() == [10, 10, 40, 30] and cols.id.tolist() == list(range(1, 63))

@@ -54,8 +54,8 @@ class Columns:
 def fingerprint(conn: sqlite3.Connection) -> dict[str, int]:
     """What the scores were computed from: a new import or a new decision changes it."""
     n, top = conn.execute("SELECT count(*), ifnull(max(id), 0) FROM annotations").fetchone()
-    ev = conn.execute("SELECT ifnull(max(ord), 0) FROM events").fetchone()[0]
-    return {"annotations": n, "max_annotation": top, "events": ev}
+    n_ev, last = conn.execute("SELECT count(*), ifnull(max(ord), 0) FROM events").fetchone()
+    return {"annotations": n, "max_annotation": top, "event_count": n_ev, "events": last}
 
 
 def load_state(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -75,45 +75,25 @@ def load_columns(conn: sqlite3.Connection, *, sources: list[str] | None = None,
                  image_ids: list[int] | None = None) -> Columns:
     """Every annotation (or those of some sources / images) as arrays, without decoding row by row.
 
-    At 1M annotations the cost is Python objects: names are turned into codes by SQLite (a join
-    with a temporary table) so only small ints cross over, and the boxes of a chunk come as one
-    text (``group_concat``) parsed by one ``orjson.loads``. One read transaction: one snapshot.
+    At 1M annotations the cost is Python objects, one per value fetched. So SQLite hands over a
+    chunk of rows as three texts (``group_concat``): the numbers, parsed by one ``orjson.loads``,
+    and the class and source names, split once and turned into codes. One read transaction.
     """
     clauses, params = ["1=1"], []
     if sources is not None:
         clauses.append(f"a.source IN ({','.join('?' * len(sources))})")
         params += sources
     cur = conn.cursor()
-    cur.row_factory = None  # plain tuples: a sqlite3.Row per row costs seconds at 1M
+    cur.row_factory = None
     cur.execute("BEGIN")
     try:
         if image_ids is not None:
-            _temp_ids(conn, "lr_images", image_ids)
+            _temp_ids(cur, "lr_images", image_ids)
             clauses.append("a.image_id IN (SELECT id FROM temp.lr_images)")
         where = " AND ".join(clauses)
-        names = {}
-        for col in ("source", "category"):
-            names[col] = [r[0] for r in conn.execute(f"SELECT DISTINCT a.{col} FROM annotations a WHERE {where}",
-                                                     params)]
-            conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS lr_{col} (name TEXT PRIMARY KEY, code INTEGER)")
-            conn.execute(f"DELETE FROM temp.lr_{col}")
-            conn.executemany(f"INSERT INTO temp.lr_{col}(name, code) VALUES(?,?)",
-                             [(n, i) for i, n in enumerate(names[col])])
-        lo, hi = conn.execute(f"SELECT ifnull(min(a.id), 0), ifnull(max(a.id), -1) FROM annotations a"
-                              f" WHERE {where}", params).fetchone()
-        numeric, boxes = [], []
-        for start in range(lo - 1, hi, CHUNK):
-            rng = [*params, start, start + CHUNK]
-            rows = cur.execute(
-                "SELECT a.id, a.image_id, s.code, c.code,"
-                " (a.status = 'rejected') + 2 * (a.kind = 'label') + 4 * (ifnull(a.iscrowd, 0) != 0), a.score"
-                " FROM annotations a"
-                " JOIN temp.lr_source s ON s.name = a.source JOIN temp.lr_category c ON c.name = a.category"
-                f" WHERE {where} AND a.id > ? AND a.id <= ? ORDER BY a.id", rng).fetchall()
-            if not rows:
-                continue
-            numeric.append(np.array(rows, dtype=np.float64).reshape(-1, 6))
-            boxes.append(_chunk_boxes(cur, where, rng, len(rows)))
+        lo, hi = cur.execute(f"SELECT ifnull(min(a.id), 0), ifnull(max(a.id), -1) FROM annotations a"
+                             f" WHERE {where}", params).fetchone()
+        chunks = [_chunk(cur, where, [*params, start, start + CHUNK]) for start in range(lo - 1, hi, CHUNK)]
         prob_rows = cur.execute(
             "SELECT a.id,"
             " ifnull((SELECT j.value FROM json_each(a.scores) j WHERE j.key = a.category), 0),"
@@ -122,14 +102,18 @@ def load_columns(conn: sqlite3.Connection, *, sources: list[str] | None = None,
             f" FROM annotations a WHERE {where} AND a.scores IS NOT NULL AND json_valid(a.scores)"
             " AND json_type(a.scores) = 'object'", params).fetchall()
         image_rows = cur.execute("SELECT id, ifnull(width, -1), ifnull(height, -1) FROM images ORDER BY id"
-                                  ).fetchall()
+                                 ).fetchall()
     finally:
         cur.execute("COMMIT")
-    num = np.concatenate(numeric) if numeric else np.zeros((0, 6))
-    box = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+    num = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0, 8))
     n = len(num)
+    src_codes: dict[str, int] = {}
+    cat_codes: dict[str, int] = {}
+    source = np.fromiter((src_codes.setdefault(v, len(src_codes)) for c in chunks for v in c[2]), np.int32, n)
+    category = np.fromiter((cat_codes.setdefault(v, len(cat_codes)) for c in chunks for v in c[1]), np.int32, n)
     ids = num[:, 0].astype(np.int64)
     image = num[:, 1].astype(np.int64)
+    flags = num[:, 2].astype(np.int64)
     # Image sizes: one lookup per distinct image, by sorted search.
     img = np.array(image_rows, dtype=np.float64).reshape(-1, 3)
     w = np.full(n, np.nan)
@@ -140,8 +124,6 @@ def load_columns(conn: sqlite3.Connection, *, sources: list[str] | None = None,
         w[found], h[found] = img[pos[found], 1], img[pos[found], 2]
         w[w <= 0], h[h <= 0] = np.nan, np.nan
     # Class probabilities: SQLite's json_each did the per-row work.
-    categories = names["category"]
-    cat_codes = {c: i for i, c in enumerate(categories)}
     self_p = np.full(n, np.nan)
     top_p = np.full(n, np.nan)
     top_class = np.full(n, -1, dtype=np.int32)
@@ -151,37 +133,50 @@ def load_columns(conn: sqlite3.Connection, *, sources: list[str] | None = None,
         self_p[at] = [v if isinstance(v, (int, float)) else np.nan for v in pself]
         top_p[at] = [v if isinstance(v, (int, float)) else np.nan for v in pmax]
         top_class[at] = [cat_codes.setdefault(c, len(cat_codes)) if isinstance(c, str) else -1 for c in ptop]
-    flags = num[:, 4].astype(np.int64)
     return Columns(
-        id=ids, image=image, source=num[:, 2].astype(np.int32), category=num[:, 3].astype(np.int32),
-        rejected=(flags & 1) != 0, is_label=(flags & 2) != 0, crowd=(flags & 4) != 0, score=num[:, 5], box=box,
+        id=ids, image=image, source=source, category=category, rejected=(flags & 1) != 0,
+        is_label=(flags & 2) != 0, crowd=(flags & 4) != 0, score=num[:, 3], box=num[:, 4:8],
         image_w=w, image_h=h, self_p=self_p, top_p=top_p, top_class=top_class,
-        sources=names["source"], categories=list(cat_codes))
+        sources=list(src_codes), categories=list(cat_codes))
 
 
-_NO_BOX = "1e308,1e308,1e308,1e308"
+_NONE = "1e308"  # stands for "none" in the numbers' text: no score, no box
+_END = "-7e307"  # ends each row's numbers: a box of another length shows as a misplaced end
+_SEP = "\x1f"  # between names (a unit separator inside a name is read as a space)
+_ROW = (
+    "a.id || ',' || a.image_id || ',' ||"
+    " ((a.status = 'rejected') + 2 * (a.kind = 'label') + 4 * (ifnull(a.iscrowd, 0) != 0)) || ',' ||"
+    f" ifnull(a.score, '{_NONE}') || ',' || ifnull(a.bbox, '[{','.join([_NONE] * 4)}]') || ',{_END}'"
+)
+_NO_BRACKETS = str.maketrans("[]", "  ")
 
 
-def _chunk_boxes(conn: sqlite3.Connection | sqlite3.Cursor, where: str, params: list, n: int) -> np.ndarray:
-    """The boxes of one chunk of rows, in id order, as (n, 4); nan where there is none."""
-    text = conn.execute(
-        "SELECT group_concat(b, ',') FROM (SELECT CASE WHEN a.bbox LIKE '[%]'"
-        " AND length(a.bbox) - length(replace(a.bbox, ',', '')) = 3"
-        f" THEN substr(a.bbox, 2, length(a.bbox) - 2) ELSE '{_NO_BOX}' END AS b FROM annotations a"
-        f" WHERE {where} AND a.id > ? AND a.id <= ? ORDER BY a.id)", params).fetchone()[0]
+def _chunk(cur: sqlite3.Cursor, where: str, params: list) -> tuple[np.ndarray, list[str], list[str]]:
+    """One chunk of rows in id order: (n, 8) numbers (id, image, flags, score, x, y, w, h; nan for
+    none), the class names, the source names."""
+    numbers, cats, srcs, n = cur.execute(
+        "SELECT group_concat(n, ','), group_concat(c, char(31)), group_concat(s, char(31)), count(*) FROM"
+        f" (SELECT {_ROW} AS n, replace(a.category, char(31), ' ') AS c, replace(a.source, char(31), ' ') AS s"
+        f" FROM annotations a WHERE {where} AND a.id > ? AND a.id <= ? ORDER BY a.id)", params).fetchone()
+    if not n:
+        return np.zeros((0, 8)), [], []
     try:
-        flat = np.array(orjson.loads("[" + (text or "") + "]"), dtype=np.float64)
+        flat = np.array(orjson.loads("[" + numbers.translate(_NO_BRACKETS) + "]"), dtype=np.float64)
     except (orjson.JSONDecodeError, TypeError, ValueError):
         flat = np.zeros(0)
-    if flat.size != 4 * n:  # a box that is not 4 numbers (never in a valid import): row by row
-        rows = conn.execute(f"SELECT a.bbox FROM annotations a WHERE {where} AND a.id > ? AND a.id <= ?"
-                            " ORDER BY a.id", params).fetchall()
-        return _parse_boxes([r[0] for r in rows])
-    flat[flat >= 1e308] = np.nan
-    return flat.reshape(n, 4)
+    if flat.size == 9 * n and (flat[8::9] == float(_END)).all():
+        flat = flat.reshape(n, 9)[:, :8]
+    else:  # a box that is not 4 numbers (never in a valid import): row by row
+        rows = cur.execute("SELECT a.id, a.image_id, (a.status = 'rejected') + 2 * (a.kind = 'label') +"
+                           " 4 * (ifnull(a.iscrowd, 0) != 0), a.score, a.bbox FROM annotations a"
+                           f" WHERE {where} AND a.id > ? AND a.id <= ? ORDER BY a.id", params).fetchall()
+        flat = np.concatenate([np.array([r[:4] for r in rows], dtype=np.float64).reshape(-1, 4),
+                               _parse_boxes([r[4] for r in rows])], axis=1)
+    num = np.where(flat >= 1e308, np.nan, flat)
+    return num, cats.split(_SEP), srcs.split(_SEP)
 
 
-def _temp_ids(conn: sqlite3.Connection, name: str, ids: Iterable[int]) -> None:
+def _temp_ids(conn: sqlite3.Connection | sqlite3.Cursor, name: str, ids: Iterable[int]) -> None:
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} (id INTEGER PRIMARY KEY)")
     conn.execute(f"DELETE FROM temp.{name}")
     conn.executemany(f"INSERT OR IGNORE INTO temp.{name}(id) VALUES(?)", ((int(i),) for i in ids))
