@@ -406,7 +406,7 @@ def test_random_corruptions_never_crash(empty_store, tiny, tmp_path):
     store = Store.open(empty_store)
     counter = iter(range(10**9))
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(corrupted(doc))
     def check(data):
         path = tmp_path / f"fuzz-{next(counter)}.json"
