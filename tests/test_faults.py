@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import _sample, run, sample_images, sample_store, set_config, templates  # noqa: F401
+from helpers import _sample, empty_store, run, sample_images, sample_store, set_config, templates  # noqa: F401
 from labelreview.store import Store, eventlog
 from labelreview.store.verify import verify
 
@@ -278,3 +278,48 @@ def test_fresh_clone_opened_by_several_processes_at_once(sample_store, tmp_path)
         assert out.split() == ["25", "3", "3"]
     rc, out, err = run("verify", "--no-images", "--store", clone)
     assert rc == 0, out + err
+
+
+KILLED_IMPORT = textwrap.dedent("""
+    import os, sys
+    from labelreview.formats import coco
+    from labelreview.store import store as sm
+    stage = sys.argv[2]
+    if stage == "writing":  # killed while the import's files are being written
+        real = sm._write_jsonl
+        def _write_jsonl(path, rows):
+            real(path, rows)
+            if path.name == "images.jsonl":
+                os._exit(9)
+        sm._write_jsonl = _write_jsonl
+    else:  # killed after the folder is in place, before the index knows it
+        def _load(conn, folder):
+            os._exit(9)
+        sm._load_import_folder = _load
+    with sm.Store.open(sys.argv[1]) as s:
+        s.ingest(coco.read(sys.argv[3]), source="m", image_root=sys.argv[4])
+""")
+
+
+@pytest.mark.parametrize("stage", ["writing", "renamed"])
+def test_import_killed_half_way(empty_store, sample_images, stage):
+    from conftest import SAMPLE
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_IMPORT, str(empty_store), stage,
+                           str(SAMPLE / "proposals.json"), str(sample_images)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    rc, out, err = run("status", "--json", "--store", empty_store)  # recovery runs
+    assert rc == 0, err
+    expected = 0 if stage == "writing" else 25  # a whole import folder is loaded on the next start
+    assert json.loads(out)["total"] == expected
+    assert run("commit", "--store", empty_store)[0] == 0
+    tracked = subprocess.run(["git", "ls-files", "imports"], cwd=empty_store, capture_output=True, text=True).stdout
+    assert ".tmp" not in tracked and "import-" not in tracked
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=empty_store, capture_output=True,
+                          text=True).stdout == ""
+    if stage == "writing":  # and the import can simply be run again
+        rc, out, err = run("import", "coco", SAMPLE / "proposals.json", "--images", sample_images,
+                           "--store", empty_store)
+        assert rc == 0, err
+    assert run("verify", "--store", empty_store)[0] == 0

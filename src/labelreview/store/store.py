@@ -595,7 +595,9 @@ class Store:
         ts = utc_now()
         import_id = f"{ts[:19].replace('-', '').replace(':', '')}-{slug(source, 32)}-{sha[:8]}"
         folder = self.root / IMPORTS_DIR / import_id
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root / IMPORTS_DIR))
+        # Written beside the index (git-ignored), then renamed into imports/ whole: an import killed
+        # half-way leaves nothing a checkpoint could commit.
+        tmp = Path(tempfile.mkdtemp(prefix="import-", dir=self.root / INDEX_DIR))
         try:
             with self._write() as conn:
                 result = _write_import(conn, tmp, batch, import_id=import_id, source=source, sha=sha,
