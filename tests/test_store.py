@@ -259,8 +259,9 @@ def test_a_failing_signature_is_a_clear_error_and_the_decision_stays(sample_stor
     git(sample_store, "config", "user.signingkey", "nobody-has-this-key@example.org")
     git(sample_store, "config", "commit.gpgsign", "true")
     git(sample_store, "config", "gpg.program", "false")
-    rc, _, err = run("accept", "1", "--store", sample_store)
-    assert rc == 1 and "git commit failed" in err and "Traceback" not in err
+    rc, out, err = run("accept", "1", "--store", sample_store)
+    assert rc == 1 and "git commit failed" in err and "1 decision(s) not in git yet are safe" in err
+    assert out == "accept 1: dog pending -> dog accepted\n"  # the user is told what did happen
     with Store.open(sample_store) as store:
         assert store.annotation(1).status == "accepted" and store.uncommitted() == 1
 

@@ -273,7 +273,10 @@ def _decide(args, fn) -> int:
         except LabelreviewError as e:  # e.g. a conflict half-way: what was decided stays, and is said
             failure = e
         if events:
-            session.finish()
+            try:
+                session.finish()
+            except LabelreviewError as e:  # git refused (a lock, a signature): the decisions stand
+                failure = failure or e
     finally:
         store.close()
     if args.json:

@@ -87,8 +87,7 @@ def _run_git(repo: git.Repo, *args: str, **kwargs) -> str:
             if locked:
                 raise LabelreviewError(
                     f"git {args[0]} failed: {first.removeprefix('stderr:').strip()} Another git process is "
-                    "using the store; if none is running, remove that lock file. Your decisions are "
-                    "safe in the event log and go into the next checkpoint.") from None
+                    "using the store; if none is running, remove that lock file.") from None
             raise LabelreviewError(f"git {args[0]} failed: {first.removeprefix('stderr:').strip()}") from None
 
 

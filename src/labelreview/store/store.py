@@ -532,17 +532,22 @@ class Store:
                 removed = gitrepo.clear_stale_git_locks(self.root)
                 if removed:
                     self._note_recovery({"removed_stale_git_locks": removed})
-            with self._write():  # nobody appends while git reads the logs
-                changed = gitrepo.stage(repo)
-            if not changed:
-                # Events a killed checkpoint committed but did not get to mark as committed.
-                self._mark_committed(repo, "HEAD")
-                if not force:
-                    return None
-            pending = self.conn.execute(
-                "SELECT action, author FROM events WHERE git_commit IS NULL").fetchall()
-            msg = message or self._checkpoint_message(pending, changed)
-            sha = gitrepo.commit_staged(repo, self.identity, msg)
+            try:
+                with self._write():  # nobody appends while git reads the logs
+                    changed = gitrepo.stage(repo)
+                if not changed:
+                    # Events a killed checkpoint committed but did not get to mark as committed.
+                    self._mark_committed(repo, "HEAD")
+                    if not force:
+                        return None
+                pending = self.conn.execute(
+                    "SELECT action, author FROM events WHERE git_commit IS NULL").fetchall()
+                msg = message or self._checkpoint_message(pending, changed)
+                sha = gitrepo.commit_staged(repo, self.identity, msg)
+            except LabelreviewError as e:
+                n = self.uncommitted()
+                raise LabelreviewError(f"{e} ({n} decision(s) not in git yet are safe in the event log; the "
+                                       "next checkpoint commits them)" if n else str(e)) from None
             self._mark_committed(repo, sha)
             return sha
 
