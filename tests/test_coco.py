@@ -153,6 +153,7 @@ def test_malformed_document_is_refused_and_nothing_is_written(tiny_store, tiny, 
     assert str(path) in err and message in err, err
     assert state(tiny_store) == before
     assert [p.name for p in (tiny_store / "imports").iterdir()] == [".keep"]
+    assert list((tiny_store / ".labelreview").glob("import-*")) == []
 
 
 @pytest.mark.parametrize("raw,line", [
@@ -343,6 +344,7 @@ def test_failure_while_ingesting_leaves_no_import_folder(tiny_store, tiny, tmp_p
     assert rc == 1 and "disk on fire" in err
     monkeypatch.undo()
     assert state(tiny_store) == before
+    assert list((tiny_store / ".labelreview").glob("import-*")) == []
 
 
 # ---------------------------------------------------------------------- property: random corruption
@@ -434,7 +436,8 @@ def test_random_corruptions_never_crash(empty_store, tiny, tmp_path):
         assert report.ok, report.as_dict()
     finally:
         store.close()
-    assert [p for p in (empty_store / "imports").iterdir() if p.name.startswith(".tmp")] == []
+    assert [p.name for p in (empty_store / "imports").iterdir() if p.name.startswith(".")] == [".keep"]
+    assert list((empty_store / ".labelreview").glob("import-*")) == []  # no half-written import left
 
 
 # ---------------------------------------------------------------------- the corpus
