@@ -9,8 +9,10 @@ Signals (weights in ``WEIGHTS``):
 
 - ``low-score`` / ``near-threshold``: the proposal's own score is low, or close to the decision
   threshold. Damped when another source confirms the box (same class, good IoU).
-- ``class-mismatch``: another source has a box at IoU >= ``swap_iou`` with a different class.
-- ``low-iou``: another source's matching box (same class) overlaps poorly: bad localization.
+- ``class-mismatch``: another source has a box at IoU >= ``swap_iou`` with a different class
+  (as strong as that box's score, when it has one).
+- ``low-iou``: another source's matching box (same class) overlaps poorly: below ``loc_iou``, or
+  far below how well the two sources usually agree (robust z of the logit IoU): bad localization.
 - ``unmatched``: another source that labelled this image has nothing here: a spurious box, or, for a
   prediction, a label missing from the other source. Its strength is how often that source does
   match boxes like this one (same class; same score decile, or same size band when unscored), so
