@@ -7,8 +7,8 @@ single signal type has to be calibrated against the others beyond its weight.
 
 Signals (weights in ``WEIGHTS``):
 
-- ``low-score`` / ``near-threshold``: the proposal's own score is low, or close to the decision
-  threshold. Damped when another source confirms the box (same class, good IoU).
+- ``low-score`` / ``near-threshold``: the proposal's own score is below the decision threshold,
+  or close to it on either side. Damped when another source confirms the box (same class, good IoU).
 - ``class-mismatch``: another source has a box at IoU >= ``swap_iou`` with a different class
   (as strong as that box's score, when it has one).
 - ``low-iou``: another source's matching box (same class) overlaps poorly: below ``loc_iou``, or
@@ -77,7 +77,7 @@ _PRIOR = 5.0  # pseudo-count pulling a sparse bin's rate to its class's, and a c
 @dataclass(frozen=True)
 class Params:
     threshold: float = 0.5  # the decision threshold the proposals' scores are used with
-    band: float = 0.1  # near-threshold: |score - threshold| below this; low-score starts at threshold + band
+    band: float = 0.1  # near-threshold: |score - threshold| below this
     match_iou: float = 0.1  # two boxes below this IoU are not the same object
     swap_iou: float = 0.5  # a class mismatch counts at or above this IoU
     loc_iou: float = 0.7  # a matched pair below this IoU: possible bad localization
@@ -244,14 +244,14 @@ def _self_confidence(cols: Columns, params: Params, sig: Signals) -> None:
 
 
 def _score(cols: Columns, params: Params, sig: Signals, confirmed: np.ndarray) -> None:
-    """Low score: rising from 0 at threshold + band to 1 at 0. Near threshold: peaks at it."""
+    """Low score: below the threshold, up to 1 at 0. Near the threshold: within the band either side."""
     s = cols.score
     fin = np.flatnonzero(np.isfinite(s) & ~cols.rejected)
     s_f = s[fin]
-    damp = np.where(confirmed[fin], 0.25, 1.0)
-    top = params.threshold + params.band
-    low = s_f < top
-    sig.add("low-score", fin[low], damp[low] * (top - s_f[low]) / top, value=np.round(s_f[low], 4))
+    damp = np.where(confirmed[fin], 0.25, 1.0)  # another source agrees: the low score matters less
+    low = s_f < params.threshold
+    sig.add("low-score", fin[low], damp[low] * (params.threshold - s_f[low]) / params.threshold,
+            value=np.round(s_f[low], 4))
     near = np.abs(s_f - params.threshold) < params.band
     sig.add("near-threshold", fin[near], damp[near] * (1 - np.abs(s_f[near] - params.threshold) / params.band),
             value=np.round(s_f[near], 4))
