@@ -34,6 +34,7 @@ per annotation (loops run over source pairs, chunks of pairs and matching rounds
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -43,6 +44,7 @@ import orjson
 from ..model import Annotation, AnnotationFilter, LabelreviewError
 from ..store import scores
 from ..store.scores import Columns
+from ..store.store import utc_now
 
 #: Bump when the scoring changes, so stored scores are recomputed.
 VERSION = 1
@@ -558,10 +560,6 @@ def why_texts(cols: Columns, res: Result) -> list[str | None]:
 def refresh(store, params: Params = DEFAULT, *, force: bool = False) -> dict[str, Any]:
     """Bring the stored scores up to date: nothing if nothing changed, the images decisions touched
     if only decisions happened, else everything. Returns what was done."""
-    import time
-
-    from ..store.store import utc_now
-
     conn = store.conn
     t0 = time.perf_counter()
     fp = scores.fingerprint(conn)  # read first: a change during the computation triggers another
@@ -573,9 +571,9 @@ def refresh(store, params: Params = DEFAULT, *, force: bool = False) -> dict[str
     old = state["fingerprint"] if same_key else None
     partial = (not force and old is not None and old["annotations"] == fp["annotations"]
                and old["max_annotation"] == fp["max_annotation"] and fp["events"] > old["events"])
-    if partial:
+    if partial:  # rescoring a few images with the last full run's statistics; many: start afresh
         images = scores.touched_images(conn, old["events"])
-        partial = len(images) <= max(1000, fp["annotations"] // 50)
+        partial = len(images) <= max(1000, conn.execute("SELECT count(*) FROM images").fetchone()[0] // 20)
     if partial:
         cols = scores.load_columns(conn, image_ids=images)
         res = compute(cols, params, stats=state["stats"])
