@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS events (
     ord INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT UNIQUE NOT NULL, writer TEXT, seq INTEGER,
     ts TEXT, author TEXT, login TEXT, host TEXT, action TEXT, annotation INTEGER, image INTEGER,
     old TEXT, new TEXT, reason TEXT, comment TEXT, base TEXT, undoes TEXT, prev TEXT,
-    file TEXT, line INTEGER, end_offset INTEGER, git_commit TEXT);
+    file TEXT, line INTEGER, end_offset INTEGER, blind INTEGER, resolves TEXT, git_commit TEXT);
 CREATE INDEX IF NOT EXISTS events_annotation ON events(annotation);
 CREATE INDEX IF NOT EXISTS events_author ON events(author);
 CREATE INDEX IF NOT EXISTS events_uncommitted ON events(git_commit) WHERE git_commit IS NULL;
@@ -38,6 +38,17 @@ CREATE TABLE IF NOT EXISTS event_files (
 CREATE TABLE IF NOT EXISTS writers (writer TEXT PRIMARY KEY, seq INTEGER, hash TEXT);
 CREATE TABLE IF NOT EXISTS conflicts (
     event TEXT PRIMARY KEY, annotation INTEGER, base TEXT, current TEXT, resolved TEXT);
+CREATE INDEX IF NOT EXISTS conflicts_annotation ON conflicts(annotation);
+-- Fold bookkeeping (derived, like everything here): decisions that did not change the state because
+-- it already was what they chose (the same decision made twice, concurrently) ...
+CREATE TABLE IF NOT EXISTS fold_alias (event TEXT PRIMARY KEY, annotation INTEGER);
+CREATE INDEX IF NOT EXISTS fold_alias_annotation ON fold_alias(annotation);
+-- ... and blind decisions (double review) waiting for the second reviewer's.
+CREATE TABLE IF NOT EXISTS blind_pending (
+    annotation INTEGER, author TEXT, event TEXT, new TEXT, PRIMARY KEY(annotation, author));
+-- Who is looking at which image now (one server, several reviewers): not history, never committed.
+CREATE TABLE IF NOT EXISTS leases (
+    image_id INTEGER PRIMARY KEY, holder TEXT, login TEXT, host TEXT, pid INTEGER, expires REAL);
 """
 
 
@@ -53,6 +64,19 @@ def connect(path, timeout: float = 30.0) -> sqlite3.Connection:
     return conn
 
 
+#: Columns added since an index may have been built: (table, column, type). Older events never
+#: carried these fields, so an added column's NULL is what a rebuild would give them too.
+ADDED_COLUMNS = (("events", "blind", "INTEGER"), ("events", "resolves", "TEXT"))
+
+
 def create(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    for table, column, kind in ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as e:  # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),))

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -84,6 +84,8 @@ class Store:
         self.config = config
         self._repo = None
         self._since_checkpoint = 0
+        #: Annotations the last catch-up (recovery, sync) re-folded.
+        self.last_caught_up: set[int] = set()
         #: Where relative image roots start from (differs only for a store rebuilt at a revision).
         self.root_for_images = root
 
@@ -377,14 +379,20 @@ class Store:
             row = conn.execute("SELECT * FROM annotations WHERE id=?", (ann_id,)).fetchone()
             if row is None:
                 raise LabelreviewError(f"no annotation with id {ann_id}")
-            if base is not CURRENT and base != row["last_event"]:
+            if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
+                    "SELECT 1 FROM fold_alias WHERE event=? AND annotation=?", (base, ann_id)).fetchone()):
                 raise ConflictError(
                     f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
                     f"({row['status']}, {row['category']}) after you saw it; nothing was written")
             head = conn.execute("SELECT seq, hash FROM writers WHERE writer=?", (ident.writer,)).fetchone()
+            # Never earlier than what it follows (this writer's last event, the state it was made on,
+            # the events it resolves), whatever the clock says: the canonical fold order keeps cause
+            # before effect even across machines whose clocks disagree.
+            after = [head["hash"] if head else None, row["last_event"], *((extra or {}).get("resolves") or ())]
+            ts = _not_before(utc_now(), conn, [h for h in after if h])
             event = {
                 "v": eventlog.EVENT_VERSION, "writer": ident.writer,
-                "seq": (head["seq"] + 1) if head else 1, "ts": utc_now(),
+                "seq": (head["seq"] + 1) if head else 1, "ts": ts,
                 "author": ident.author, "login": ident.login, "host": ident.host,
                 "action": action, "annotation": ann_id, "image": row["image_id"],
                 "old": {"category": row["category"], "status": row["status"]}, "new": new,
@@ -410,35 +418,28 @@ class Store:
         return self._event_row(row) if row else None
 
     def _apply(self, conn: sqlite3.Connection, ev: dict[str, Any], rel: str, end: int,
-               line: int | None = None) -> None:
-        """Apply one sealed event to the index: the only code that changes an annotation's state."""
-        cur = conn.execute("SELECT last_event FROM annotations WHERE id=?", (ev["annotation"],)).fetchone()
+               line: int | None = None, *, fold: bool = True) -> None:
+        """Apply one sealed event to the index: record it, then fold it into its annotation's state.
+
+        ``fold=False`` records the event only (the caller re-folds the annotations it touched)."""
         if line is None:
             file_row = conn.execute("SELECT lines FROM event_files WHERE path=?", (rel,)).fetchone()
             line = (file_row["lines"] if file_row else 0) + 1
         conn.execute(
             "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
-            " old, new, reason, comment, base, undoes, prev, file, line, end_offset)"
-            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " old, new, reason, comment, base, undoes, prev, file, line, end_offset, blind, resolves)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ev["hash"], ev["writer"], ev["seq"], ev["ts"], ev["author"], ev.get("login"),
              ev.get("host"), ev["action"], ev["annotation"], ev.get("image"), _j(ev.get("old")),
              _j(ev.get("new")), ev.get("reason"), ev.get("comment"), ev.get("base"),
-             ev.get("undoes"), ev.get("prev"), rel, line, end),
+             ev.get("undoes"), ev.get("prev"), rel, line, end, 1 if ev.get("blind") is True else None,
+             _j(_resolves_of(ev))),
         )
-        if cur is not None and cur["last_event"] == ev.get("base"):
-            new = ev["new"]
-            conn.execute(
-                "UPDATE annotations SET category=?, status=?, last_event=?, updated_at=?, updated_by=?,"
-                " reason=?, comment=? WHERE id=?",
-                (new["category"], new["status"], ev["hash"], ev["ts"], ev["author"], ev.get("reason"),
-                 ev.get("comment"), ev["annotation"]),
-            )
-        elif cur is not None:
-            # Decided on a state that another writer had already changed: never a silent overwrite.
-            conn.execute(
-                "INSERT OR IGNORE INTO conflicts(event, annotation, base, current) VALUES(?,?,?,?)",
-                (ev["hash"], ev["annotation"], ev.get("base"), cur["last_event"]),
-            )
+        if fold:
+            st = _load_fold(conn, ev["annotation"])
+            if st is not None:
+                _fold_step(st, ev)
+                _save_fold(conn, st)
         conn.execute(
             "INSERT INTO writers(writer, seq, hash) VALUES(?,?,?) ON CONFLICT(writer) DO UPDATE SET"
             " seq=excluded.seq, hash=excluded.hash", (ev["writer"], ev["seq"], ev["hash"]),
@@ -448,6 +449,41 @@ class Store:
             " UPDATE SET size=excluded.size, lines=excluded.lines",
             (rel, ev["writer"], end, line),
         )
+
+    def refold(self, annotation_ids: list[int] | set[int], conn: sqlite3.Connection | None = None) -> int:
+        """Recompute the state of these annotations from their events in canonical order.
+
+        Each annotation goes back to its proposal, loses its conflicts and fold bookkeeping, and its
+        events (the rows stay) are folded again in (ts, writer, seq) order, the order a rebuild uses:
+        after a sync brought events older than some already applied, both machines agree again."""
+        ids = sorted(set(annotation_ids))
+        if not ids:
+            return 0
+        if conn is None:
+            with self._write() as c:
+                return self.refold(ids, c)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(f"UPDATE annotations SET category=proposed_category, status='pending', last_event=NULL,"
+                         f" updated_at=NULL, updated_by=NULL, reason=NULL, comment=NULL WHERE id IN ({marks})", chunk)
+            for table in ("conflicts", "fold_alias", "blind_pending"):
+                conn.execute(f"DELETE FROM {table} WHERE annotation IN ({marks})", chunk)
+            states = {i: _load_fold(conn, i) for i in chunk}
+            rows = conn.execute(
+                f"SELECT hash, ts, writer, seq, author, action, annotation, new, base, reason, comment, blind,"
+                f" resolves FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk)
+            for r in rows:
+                st = states.get(r["annotation"])
+                if st is not None:
+                    _fold_step(st, {"hash": r["hash"], "ts": r["ts"], "author": r["author"],
+                                    "action": r["action"], "new": _uj(r["new"]), "base": r["base"],
+                                    "reason": r["reason"], "comment": r["comment"], "blind": r["blind"] == 1,
+                                    "resolves": _uj(r["resolves"])})
+            for st in states.values():
+                if st is not None:
+                    _save_fold(conn, st)
+        return len(ids)
 
     def _catch_up(self, conn: sqlite3.Connection, writer: str | None = None) -> int:
         """Replay log lines the index has not seen (a crash between fsync and commit); in a write tx."""
@@ -463,6 +499,7 @@ class Store:
             if size > start:
                 todo.append((rel, start, lines))
         replayed = 0
+        touched: set[int] = set()
         for rel, start, lines in todo:
             torn = eventlog.torn_tail(self.root, rel)
             if torn:
@@ -474,8 +511,13 @@ class Store:
                                            "run `labelreview verify`")
                 if conn.execute("SELECT 1 FROM events WHERE hash=?", (ll.event["hash"],)).fetchone():
                     continue
-                self._apply(conn, ll.event, rel, ll.end, ll.number)
+                # Lines that arrive late (a crash's tail, or another machine's, by sync) may be older than
+                # events already folded: record them, then fold their annotations again in canonical order.
+                self._apply(conn, ll.event, rel, ll.end, ll.number, fold=False)
+                touched.add(ll.event["annotation"])
                 replayed += 1
+        self.refold(touched, conn)
+        self.last_caught_up = touched
         return replayed
 
     def _drop_torn_tail(self, rel: str, torn: int) -> None:
@@ -650,6 +692,127 @@ def _build_index_once(root: Path, index: Path) -> None:
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(tmp) + suffix).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- the fold
+#
+# An annotation's state is the fold of ITS events in (ts, writer, seq) order. An event applies when its
+# ``base`` is the state it was made on: the current last event, or a decision the state already agreed
+# with (the same decision made twice, concurrently: an alias, never a conflict). Otherwise it is a
+# conflict, kept for adjudication. A ``resolve`` that applies closes the conflicts it names. A blind
+# decision (double review) changes nothing until a second reviewer's blind decision on the same
+# state: the same choice stands, different choices become two conflicts. Live writes, catch-up,
+# refold and rebuild all go through ``_fold_step``, so every machine folds the same way.
+
+_STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
+
+
+def _resolves_of(ev: dict[str, Any]) -> list[str] | None:
+    r = ev.get("resolves")
+    return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
+
+
+def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT category, status, last_event, updated_at, updated_by, reason, comment"
+                       " FROM annotations WHERE id=?", (ann_id,)).fetchone()
+    if row is None:
+        return None
+    st: dict[str, Any] = {k: row[k] for k in _STATE}
+    st["id"] = ann_id
+    st["aliases"] = {r[0] for r in conn.execute("SELECT event FROM fold_alias WHERE annotation=?", (ann_id,))}
+    st["blind"] = {r[0]: (r[1], _uj(r[2])) for r in conn.execute(
+        "SELECT author, event, new FROM blind_pending WHERE annotation=?", (ann_id,))}
+    st["open"] = {r[0] for r in conn.execute(
+        "SELECT event FROM conflicts WHERE annotation=? AND resolved IS NULL", (ann_id,))}
+    st["new_conflicts"], st["resolved"], st["aux"] = [], {}, False
+    return st
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    return bool(a and b) and a.get("category") == b.get("category") and a.get("status") == b.get("status")
+
+
+def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
+    new = ev["new"]
+    st.update(category=new["category"], status=new["status"], last_event=ev["hash"], updated_at=ev["ts"],
+              updated_by=ev["author"], reason=ev.get("reason"), comment=ev.get("comment"))
+    if st["aliases"] or st["blind"]:
+        st["aliases"], st["blind"], st["aux"] = set(), {}, True
+
+
+def _conflict(st: dict[str, Any], event: str, base: str | None) -> None:
+    st["new_conflicts"].append((event, base, st["last_event"]))
+    st["open"].add(event)
+
+
+def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> None:
+    """Fold one event into one annotation's state (``st``, from ``_load_fold``); pure Python."""
+    base, new = ev.get("base"), ev["new"]
+    blind = ev.get("blind") is True
+    if base == st["last_event"] or base in st["aliases"]:
+        if blind:
+            author = ev["author"]
+            if ev["action"] == "undo":  # a blind decision taken back before the second reviewer's
+                st["aux"] |= st["blind"].pop(author, None) is not None
+                return
+            other = next((v for a, v in st["blind"].items() if a != author), None)
+            st["aux"] = True
+            if other is None:  # the first of two: it waits, unseen
+                st["blind"][author] = (ev["hash"], new)
+                return
+            st["blind"] = {}
+            if _same(other[1], new):  # two reviewers agree: that state stands
+                _set_state(st, ev)
+                st["aliases"] = {other[0]}
+            else:  # they disagree: both go to adjudication
+                _conflict(st, other[0], base)
+                _conflict(st, ev["hash"], base)
+            return
+        _set_state(st, ev)
+        if ev["action"] == "resolve":
+            for h in _resolves_of(ev) or ():
+                if h in st["open"]:
+                    st["open"].discard(h)
+                    st["resolved"][h] = ev["hash"]
+        return
+    if _same(new, {"category": st["category"], "status": st["status"]}) and ev["action"] != "resolve":
+        st["aliases"].add(ev["hash"])  # made on an older state, but chose what the state already is
+        st["aux"] = True
+        return
+    _conflict(st, ev["hash"], base)
+
+
+def _save_fold(conn: sqlite3.Connection, st: dict[str, Any]) -> None:
+    conn.execute("UPDATE annotations SET category=?, status=?, last_event=?, updated_at=?, updated_by=?,"
+                 " reason=?, comment=? WHERE id=?", (*(st[k] for k in _STATE), st["id"]))
+    ann = st["id"]
+    if st["aux"]:
+        conn.execute("DELETE FROM fold_alias WHERE annotation=?", (ann,))
+        conn.executemany("INSERT OR IGNORE INTO fold_alias(event, annotation) VALUES(?,?)",
+                         [(h, ann) for h in sorted(st["aliases"])])
+        conn.execute("DELETE FROM blind_pending WHERE annotation=?", (ann,))
+        conn.executemany("INSERT INTO blind_pending(annotation, author, event, new) VALUES(?,?,?,?)",
+                         [(ann, a, h, _j(n)) for a, (h, n) in st["blind"].items()])
+        st["aux"] = False
+    resolved = st["resolved"]
+    for event, base, current in st["new_conflicts"]:
+        conn.execute("INSERT OR IGNORE INTO conflicts(event, annotation, base, current, resolved) VALUES(?,?,?,?,?)",
+                     (event, ann, base, current, resolved.pop(event, None)))
+    for event, by in resolved.items():
+        conn.execute("UPDATE conflicts SET resolved=? WHERE event=? AND resolved IS NULL", (by, event))
+    st["new_conflicts"], st["resolved"] = [], {}
+
+
+def _not_before(ts: str, conn: sqlite3.Connection, hashes: list[str]) -> str:
+    """``ts``, or just after the latest of these events' times if the clock is behind them."""
+    if not hashes:
+        return ts
+    marks = ",".join("?" * len(hashes))
+    latest = conn.execute(f"SELECT max(ts) FROM events WHERE hash IN ({marks})", hashes).fetchone()[0]
+    if latest is None or latest < ts:
+        return ts
+    t = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(microseconds=1)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _bad_order(order: str) -> str:

@@ -192,12 +192,14 @@ _COMPARE = {
                     "score, iscrowd, area, bbox, segmentation, keypoints, extra, scores, last_event, "
                     "updated_at, updated_by, reason, comment"),
     "events": ("hash", "writer, seq, ts, author, login, host, action, annotation, image, old, new, reason, "
-               "comment, base, undoes, prev, file, line"),
+               "comment, base, undoes, prev, file, line, blind, resolves"),
     "images": ("id", "import_id, file_name, width, height, sha256, source_id, extra"),
     "imports": ("id", "seq, ts, author, login, host, source, format, file, sha256, image_root, images, "
                 "annotations, warnings"),
     "categories": ("name", "source_id, supercategory, keypoints, skeleton, extra"),
     "conflicts": ("event", "annotation, base, current, resolved"),
+    "fold_alias": ("event", "annotation"),
+    "blind_pending": ("annotation || '/' || author", "event, new"),
 }
 
 
