@@ -1,24 +1,28 @@
-"""Who may do what, by OS login, as ``labelreview.toml`` says; a refusal names who may."""
+"""Who may do what, by OS login, as ``labelreview.toml`` says; a refusal names who may.
+
+Roles: ``review`` (decide), ``adjudicate`` (resolve conflicts), ``import``, ``export`` (and tag
+releases), ``config`` (change labelreview.toml, add remotes) and ``admin`` (everything). The rules
+themselves live in ``Config.who_may``. The login is the process's user id, not an environment
+variable. This guards against mistakes, not against a member of the store's group who edits files
+by hand: for that there is the audit trail, where every event names its OS login.
+"""
 
 from __future__ import annotations
 
 from ..model import PermissionRefused
 
-#: role -> the config list that grants it. Admins may do everything.
-ROLE_LISTS = {"review": "reviewers", "adjudicate": "adjudicators", "admin": "admins"}
+ROLES = ("review", "adjudicate", "import", "export", "config", "admin")
+_VERB = {"config": "change the config"}
+
+
+def allowed(store, role: str) -> bool:
+    return store.config.allows(role, store.identity.login)
 
 
 def require(store, role: str) -> None:
-    roles = store.config.roles
-    admins = roles.get("admins", [])
-    allowed = roles.get(ROLE_LISTS[role], [])
-    if role != "admin" and not allowed:
+    """Refuse (PermissionRefused, before anything is written) unless the user has ``role``."""
+    if allowed(store, role):
         return
-    if role == "admin" and not admins:
-        return
-    login = store.identity.login
-    if login in allowed or login in admins:
-        return
-    who = sorted(set(allowed) | set(admins))
-    raise PermissionRefused(f"{login} may not {role}: labelreview.toml allows {', '.join(who)}; "
-                            "nothing was written")
+    who = store.config.who_may(role) or []
+    raise PermissionRefused(f"{store.identity.login} may not {_VERB.get(role, role)}: labelreview.toml "
+                            f"allows {', '.join(who) or 'nobody'}; nothing was written")

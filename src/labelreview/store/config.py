@@ -28,10 +28,20 @@ checkpoint_every = 50
 # "<import-id>" = "/new/path"
 
 [roles]
-# OS logins allowed each role; an empty list means everybody.
+# OS logins allowed each role; an empty list means everybody. Admins may do everything, and only they
+# may change this file (a checkpoint by anyone else leaves it out of the commit).
 reviewers = []
 adjudicators = []
 admins = []
+# importers = []   who may import; when absent, the admins (everybody if there are none)
+# exporters = []   who may export and tag releases; when absent, the admins
+
+[review]
+# Blind double review: each item goes to two reviewers who do not see each other's decision;
+# the same decision stands, different decisions go to adjudication.
+double = false
+# How long an image stays reserved for the reviewer looking at it (renewed on each decision).
+lease_seconds = 120
 
 [keys]
 # Remap review-screen keys by binding id, e.g.  accept = "y"   next_image = "n,right"
@@ -48,6 +58,30 @@ class Config:
     image_roots: dict[str, str] = field(default_factory=dict)
     roles: dict[str, list[str]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    #: Blind double review ([review] double).
+    double_review: bool = False
+    #: Lease on the image a reviewer is looking at ([review] lease_seconds).
+    lease_seconds: float = 120.0
+
+    def who_may(self, role: str) -> list[str] | None:
+        """The OS logins allowed ``role``, or None when everybody is."""
+        lists = {"review": "reviewers", "adjudicate": "adjudicators", "import": "importers",
+                 "export": "exporters"}
+        admins = sorted(set(self.roles.get("admins") or []))
+        if role in ("admin", "config"):
+            return admins or None
+        if role not in lists:
+            raise ValueError(f"unknown role {role!r}")
+        listed = self.roles.get(lists[role])
+        if listed is None and role in ("import", "export"):  # before these lists existed: admins
+            return admins or None
+        if not listed:
+            return None
+        return sorted(set(listed) | set(admins))
+
+    def allows(self, role: str, login: str) -> bool:
+        who = self.who_may(role)
+        return who is None or login in who
 
 
 def load_config(store_root: Path) -> Config:
@@ -69,6 +103,17 @@ def load_config(store_root: Path) -> Config:
         roles={str(k): [str(x) for x in v] for k, v in data.get("roles", {}).items()},
         keys={str(k): str(v) for k, v in data.get("keys", {}).items()},
     )
+    review = data.get("review", {})
+    double = review.get("double", review.get("blind_double_review", False))
+    if not isinstance(double, bool):
+        raise LabelreviewError(f"{path}: review.double must be true or false")
+    cfg.double_review = double
+    try:
+        cfg.lease_seconds = float(review.get("lease_seconds", 120))
+    except (TypeError, ValueError):
+        raise LabelreviewError(f"{path}: review.lease_seconds must be a number of seconds") from None
+    if cfg.lease_seconds <= 0:
+        raise LabelreviewError(f"{path}: review.lease_seconds must be more than 0")
     if cfg.checkpoint_every < 1:
         raise LabelreviewError(f"{path}: project.checkpoint_every must be at least 1")
     return cfg

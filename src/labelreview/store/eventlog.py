@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import canonical
+from . import canonical, perms
 
 EVENTS_DIR = "events"
 EVENT_VERSION = 1
@@ -28,9 +28,16 @@ def seal(event: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
 
 def append_durably(path: Path, line: bytes) -> int:
     """Append one whole line and fsync it; return the file's size afterwards (the line's end)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o664)
+    if not path.parent.is_dir():
+        perms.shared_dir(path.parent)
+    new = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, perms.FILE_MODE)
     try:
+        if new:  # the umask may have taken the group's write bit: the store's group shares the logs
+            try:
+                os.fchmod(fd, perms.FILE_MODE)
+            except OSError:
+                pass
         written = os.write(fd, line)
         if written != len(line):  # a short write on a full disk: undo it, report it
             size = os.fstat(fd).st_size

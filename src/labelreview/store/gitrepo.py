@@ -12,6 +12,7 @@ from typing import Iterator
 import git
 
 from ..model import LabelreviewError
+from . import perms
 from .identity import Identity
 
 COMMITTED = ("labelreview.toml", "imports", "events", ".gitignore")
@@ -30,8 +31,14 @@ def file_lock(path: Path, timeout: float = 60.0) -> Iterator[bool]:
     released its lock, but the mark it wrote on taking the lock is still there. Whatever git
     lock files that holder's git left behind are then stale.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)
+    perms.shared_dir(path.parent)
+    new = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, perms.FILE_MODE)
+    if new:
+        try:
+            os.fchmod(fd, perms.FILE_MODE)
+        except OSError:
+            pass
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -92,8 +99,10 @@ def _run_git(repo: git.Repo, *args: str, **kwargs) -> str:
 
 
 def init_repo(root: Path) -> git.Repo:
-    repo = git.Repo.init(root)
+    """A repository the store's group may share (``core.sharedRepository=group``)."""
+    repo = git.Repo.init(root, shared="group")
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+    perms.shared_file(root / ".gitignore")
     return repo
 
 
@@ -113,10 +122,10 @@ def commit_env(identity: Identity, repo: git.Repo) -> dict[str, str]:
     return env
 
 
-def stage(repo: git.Repo) -> list[str]:
-    """Stage the committed parts of the store; return the paths that changed."""
+def stage(repo: git.Repo, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Stage the committed parts of the store (but ``exclude``); return the paths that changed."""
     root = Path(repo.working_tree_dir)
-    present = [p for p in COMMITTED if (root / p).exists()]
+    present = [p for p in COMMITTED if (root / p).exists() and p not in exclude]
     if present:
         _run_git(repo, "add", "--", *present)
     out = _run_git(repo, "diff", "--cached", "--name-only", "-z")

@@ -45,10 +45,17 @@ class Identity:
 
 
 def os_login() -> str:
+    """The login of the process's user id: not $LOGNAME or $USER, which anyone can set (roles
+    are granted by this name)."""
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        return str(os.getuid())
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):  # no passwd entry (containers)
+        try:
+            return getpass.getuser()
+        except Exception:
+            return str(os.getuid())
 
 
 def _git_author(cwd: str | None) -> str | None:

@@ -26,7 +26,7 @@ from ..model import (
     ImportWarning,
     LabelreviewError,
 )
-from . import canonical, eventlog, gitrepo, schema
+from . import canonical, eventlog, gitrepo, perms, schema
 from .config import CONFIG_NAME, Config, load_config, write_template
 from .identity import Identity, resolve_identity, slug
 
@@ -96,14 +96,15 @@ class Store:
         root = Path(path).expanduser().resolve()
         if (root / CONFIG_NAME).exists():
             raise LabelreviewError(f"{root}: already a labelreview store")
-        root.mkdir(parents=True, exist_ok=True)
-        os.umask(os.umask(0o002) & 0o002 | 0o002)  # group may share the store, others not write
+        perms.shared_dir(root)  # a folder made here is the group's; one the user made is left as is
         repo = gitrepo.init_repo(root)
         write_template(root, name or root.name)
-        (root / eventlog.EVENTS_DIR).mkdir(exist_ok=True)
-        (root / IMPORTS_DIR).mkdir(exist_ok=True)
+        perms.shared_file(root / CONFIG_NAME)
+        for keep in (eventlog.EVENTS_DIR, IMPORTS_DIR, INDEX_DIR):
+            perms.shared_dir(root / keep)
         for keep in (eventlog.EVENTS_DIR, IMPORTS_DIR):
             (root / keep / ".keep").touch()
+            perms.shared_file(root / keep / ".keep")
         store = cls.open(root, author=None)
         try:
             store.checkpoint(f"labelreview init: new store {name or root.name}", force=True)
@@ -118,7 +119,7 @@ class Store:
         config = load_config(root)
         identity = resolve_identity(author, cwd=str(root))
         index = root / INDEX_DIR / INDEX_NAME
-        index.parent.mkdir(exist_ok=True)
+        perms.shared_dir(index.parent)
         if not index.exists():
             _build_index_once(root, index)
         conn = schema.connect(index)
@@ -533,8 +534,12 @@ class Store:
 
     def _note_recovery(self, note: dict[str, Any]) -> None:
         """What recovery changed, for whoever wonders later (a local, git-ignored log)."""
-        with open(self.root / INDEX_DIR / "recovery.log", "ab") as f:
+        path = self.root / INDEX_DIR / "recovery.log"
+        new = not path.exists()
+        with open(path, "ab") as f:
             f.write(canonical.dumps({"ts": utc_now(), **note}) + b"\n")
+        if new:
+            perms.shared_file(path)
 
     def recover(self) -> int:
         """On start: replay any log tail the index has not seen, and any import it has not loaded."""
@@ -575,8 +580,10 @@ class Store:
                 if removed:
                     self._note_recovery({"removed_stale_git_locks": removed})
             try:
+                # Only those allowed to change the config commit labelreview.toml (roles live there).
+                keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
                 with self._write():  # nobody appends while git reads the logs
-                    changed = gitrepo.stage(repo)
+                    changed = gitrepo.stage(repo, exclude=keep_out)
                 if not changed:
                     # Events a killed checkpoint committed but did not get to mark as committed.
                     self._mark_committed(repo, "HEAD")
@@ -650,6 +657,7 @@ class Store:
                 result = _write_import(conn, tmp, batch, import_id=import_id, source=source, sha=sha,
                                        ts=ts, identity=self.identity, image_root=root_rec,
                                        image_info=image_info, warnings=warnings)
+                perms.shared_tree(tmp)  # written privately; the store's group reads it
                 os.replace(tmp, folder)
                 eventlog.fsync_dir(folder.parent)
                 _load_import_folder(conn, folder)
@@ -669,6 +677,7 @@ class Store:
         self.conn.close()
         new = index.with_suffix(".rebuild")
         _rebuild_into(self.root, new)
+        perms.shared_file(new)
         for suffix in ("-wal", "-shm"):
             Path(str(index) + suffix).unlink(missing_ok=True)
         os.replace(new, index)
@@ -686,6 +695,7 @@ def _build_index_once(root: Path, index: Path) -> None:
         tmp = index.with_name(f"{index.name}.{os.getpid()}.rebuild")
         try:
             _rebuild_into(root, tmp)
+            perms.shared_file(tmp)  # every reviewer of the group writes this index
             for suffix in ("-wal", "-shm"):  # a stale journal must never be applied to the new file
                 Path(str(index) + suffix).unlink(missing_ok=True)
             os.replace(tmp, index)
