@@ -9,8 +9,9 @@ from typing import Any
 STATUSES = ("pending", "accepted", "relabeled", "flagged", "rejected")
 
 #: Actions a reviewer (or a script) can record. ``undo`` is an action too: history only grows.
+#: ``resolve`` is an adjudicator's decision on a conflict; it names the events it resolves.
 DECISIONS = ("accept", "relabel", "flag", "reject")
-ACTIONS = (*DECISIONS, "undo")
+ACTIONS = (*DECISIONS, "undo", "resolve")
 
 #: The status each decision leaves an annotation in.
 STATUS_AFTER = {"accept": "accepted", "relabel": "relabeled", "flag": "flagged", "reject": "rejected"}

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import orjson
 
 from ..model import AnnotationFilter, LabelreviewError
-from ..store import Store
+from ..store import Store, perms
 from ..store.identity import slug
 
 ORDERS = ("file", "score", "score-desc", "random", "suspicion")
+
+
+#: How a queue treats other reviewers' leases: skip their images, show them anyway, or take none.
+LEASES = ("on", "take", "off")
 
 
 class Queue:
@@ -21,10 +26,26 @@ class Queue:
 
     The list is taken when the queue opens, so an item decided during the session stays where it
     is (a ``--status pending`` queue does not shrink under the reviewer's feet).
+
+    Several reviewers on one store: landing on an image leases it to this session for
+    ``[review] lease_seconds`` (renewed by ``renew``, after each decision); moving on skips images
+    another live session holds, and, under blind double review, images whose items two reviewers
+    have already decided. ``leases="take"`` shows leased images anyway; ``"off"`` neither leases nor
+    skips. An explicit jump (``go_to``, ``go_to_image``) never skips: the reviewer asked for it.
     """
 
     def __init__(self, store: Store, flt: AnnotationFilter | None = None, order: str = "file",
-                 seed: int = 0, resume: bool = True):
+                 seed: int = 0, resume: bool = True, leases: str = "on"):
+        if leases not in LEASES:
+            raise LabelreviewError(f"unknown lease mode {leases!r}; use one of {', '.join(LEASES)}")
+        self.leases = leases
+        #: The image this session holds a lease on, and until when (monotonic clock).
+        self.held: int | None = None
+        self._held_until = 0.0
+        #: Images passed over by the last move, with why: (image id, "alice is on it" | "reviewed twice").
+        self.skipped: list[tuple[int, str]] = []
+        #: Set when the reviewer is on an image someone else holds (they asked for it): their lease.
+        self.shared_with: dict | None = None
         if order not in ORDERS:
             raise LabelreviewError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
         self.store, self.filter, self.order, self.seed = store, flt or AnnotationFilter(), order, seed
@@ -57,6 +78,8 @@ class Queue:
         self._decided: int | None = None
         if resume:
             self._restore()
+        if self.flat:
+            self._land(+1)
 
     # -------------------------------------------------------------- where we are
 
@@ -88,7 +111,13 @@ class Queue:
     def move(self, delta: int) -> int | None:
         """Next/previous annotation; past the last one of an image is the next image's first."""
         if self.flat:
+            before = self.current_image
             self.position = max(0, min(len(self.flat) - 1, self.position + delta))
+            if self.current_image != before:
+                if delta < 0:  # coming back into an image: its last item, as before
+                    self._land(-1, to_end=True)
+                else:
+                    self._land(+1)
             self._save()
         return self.current
 
@@ -108,6 +137,7 @@ class Queue:
             elif pos > 0:
                 pos = self._run_start(pos - 1)
         self.position = pos
+        self._land(1 if delta >= 0 else -1)
         self._save()
         return self.current
 
@@ -127,6 +157,7 @@ class Queue:
         if image_id not in self._by_image:
             raise LabelreviewError(f"image {image_id} is not in this queue")
         self.position = self.flat.index(self._by_image[image_id][0])
+        self._take_here()
         self._save()
         return self.current
 
@@ -134,6 +165,7 @@ class Queue:
         if ann_id not in self._image_of:
             raise LabelreviewError(f"annotation {ann_id} is not in this queue")
         self.position = self.flat.index(ann_id)
+        self._take_here()
         self._save()
         return self.current
 
@@ -145,11 +177,88 @@ class Queue:
         n = len(self.flat)
         for step in range(1, n + 1):
             cand = self.flat[(self.position + step) % n]
-            if cand in pending:
+            if cand in pending and self._free(self._image_of[cand]) is None:
                 self.position = (self.position + step) % n
+                self._take_here()
                 self._save()
                 return cand
         return self.move(+1)
+
+    # -------------------------------------------------------------- sharing the store
+
+    def _free(self, image_id: int, leased: dict | None = None) -> str | None:
+        """Why this session should not be shown the image now, or None."""
+        if self.leases == "on":
+            leased = self.store.leased_by_others() if leased is None else leased
+            if image_id in leased:
+                return f"{leased[image_id]['holder'].split(' <')[0]} is on it"
+        if self.store.config.double_review:
+            items = self._by_image.get(image_id, [])
+            twice = self.store.blind_reviewers(items)
+            me = self.store.identity.author
+            if items and all(len(twice.get(a, ())) >= 2 and me not in twice.get(a, ()) for a in items):
+                return "reviewed twice (blind double review)"
+        return None
+
+    def _land(self, direction: int, to_end: bool = False) -> None:
+        """Arriving on the current item's image: if it is not free, go on in ``direction`` to the
+        next free one (the other way at the end of the queue); then lease it."""
+        self.skipped = []
+        if not self.flat:
+            return
+        leased = self.store.leased_by_others() if self.leases == "on" else {}
+        start = self._run_start(self.position)
+        pos = start
+        tried: set[int] = set()
+        for d in (direction, -direction):
+            pos = start
+            while True:
+                image = self._image_of[self.flat[pos]]
+                if image not in tried:
+                    tried.add(image)
+                    why = self._free(image, leased)
+                    if why is None:
+                        if pos != start:
+                            self.position = self._run_end(pos) - 1 if (to_end and d < 0) else pos
+                        self._take_here()
+                        return
+                    self.skipped.append((image, why))
+                nxt = self._run_end(pos) if d > 0 else (self._run_start(pos - 1) if pos > 0 else -1)
+                if nxt < 0 or nxt >= len(self.flat):
+                    break
+                pos = nxt
+        self._take_here()  # nothing is free: stay, and say whose it is
+
+    def _take_here(self) -> None:
+        image = self.current_image
+        if self.leases == "off" or image is None:
+            self.shared_with = None
+            return
+        if self.held is not None and self.held != image:
+            self.store.release_leases(self.held)
+            self.held = None
+        other = self.store.acquire_lease(image)
+        self.shared_with = other
+        if other is None:
+            self.held = image
+            self._held_until = time.monotonic() + self.store.config.lease_seconds
+
+    def renew(self) -> None:
+        """After a decision: keep the lease on this image (rewritten once half its time has passed)."""
+        if self.held is not None and self.held == self.current_image:
+            if time.monotonic() > self._held_until - self.store.config.lease_seconds / 2:
+                self._take_here()
+        elif self.leases != "off":
+            self._take_here()
+
+    def close(self) -> None:
+        """Leaving the review: give back this session's leases."""
+        if self.leases != "off":
+            try:
+                self.store.release_leases()
+            except LabelreviewError:
+                pass
+        self.held = None
 
     def neighbours(self, radius: int = 1) -> list[int]:
         """Image ids of the runs just after and before the current one, nearest first (prefetch)."""
@@ -218,7 +327,8 @@ class Queue:
 
     def _save(self) -> None:
         path = self._state_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            perms.shared_dir(path.parent)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps({"annotation": self.current}))
         os.replace(tmp, path)

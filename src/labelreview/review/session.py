@@ -1,4 +1,10 @@
-"""A reviewer's decisions: accept, relabel, flag, reject, undo. The CLI and the TUI both call this."""
+"""A reviewer's decisions: accept, relabel, flag, reject, undo, resolve. The CLI and the TUI both call this.
+
+Two team rules are decided here, not in the UI. An annotation with open conflicts is decided by an
+adjudicator, and any decision on it resolves them. Under blind double review (``[review] double``) a
+decision is recorded blind until two reviewers have decided the annotation; a reviewer sees the
+proposal or their own decision, never the other reviewer's.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import difflib
 import time
 from typing import Any
 
-from ..model import STATUS_AFTER, LabelreviewError
+from dataclasses import replace
+
+from ..model import STATUS_AFTER, STATUSES, Annotation, LabelreviewError
 from ..store import CURRENT, Store
 from .roles import require
 
@@ -20,6 +28,7 @@ class ReviewSession:
         self.auto_checkpoint = auto_checkpoint
         self.started = time.monotonic()
         self.decisions = 0
+        self.blind = store.config.double_review
 
     # -------------------------------------------------------------- decisions
 
@@ -28,12 +37,8 @@ class ReviewSession:
 
     def relabel(self, ann_id: int, category: str, *, reason: str | None = None,
                 comment: str | None = None, base: Any = CURRENT) -> dict | None:
-        classes = self.store.class_names()
-        if category not in classes:
-            close = difflib.get_close_matches(category, classes, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; classes: {', '.join(classes[:20])}"
-            raise LabelreviewError(f"unknown class {category!r}{hint}")
-        current = self.store.annotation(ann_id)
+        self._check_class(category)
+        current = self.seen(self.store.annotation(ann_id))
         if current.category == category and current.status == "relabeled":
             return None
         if current.category == category:
@@ -53,7 +58,7 @@ class ReviewSession:
         """Accept each still-pending annotation of the list (e.g. the rest of an image)."""
         done = []
         for ann_id in ann_ids:
-            if self.store.annotation(ann_id).status != "pending":
+            if self.seen(self.store.annotation(ann_id)).status != "pending":
                 continue
             ev = self.accept(ann_id, base=(bases or {}).get(ann_id, CURRENT))
             if ev:
@@ -67,6 +72,14 @@ class ReviewSession:
         if target is None:
             return None
         current = self.store.annotation(target["annotation"])
+        waiting = self.store.blind_waiting(current.id) if target.get("blind") else {}
+        if waiting.get(self.store.identity.author) == target["hash"]:
+            # A blind decision no second reviewer has matched yet: take it back, still blind.
+            ev = self.store.record(current.id, "undo", current.state(), base=current.last_event,
+                                   undoes=target["hash"], reason=f"undo {target['action']}",
+                                   extra={"blind": True})
+            self._after()
+            return ev
         if current.last_event != target["hash"]:
             raise LabelreviewError(
                 f"cannot undo your {target['action']} of annotation {target['annotation']}: "
@@ -80,6 +93,13 @@ class ReviewSession:
 
     # -------------------------------------------------------------- internals
 
+    def _check_class(self, category: str) -> None:
+        classes = self.store.class_names()
+        if category not in classes:
+            close = difflib.get_close_matches(category, classes, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; classes: {', '.join(classes[:20])}"
+            raise LabelreviewError(f"unknown class {category!r}{hint}")
+
     def _check_reason(self, reason: str | None, allowed: list[str], action: str, required: bool) -> None:
         if not reason:
             if required:
@@ -92,14 +112,87 @@ class ReviewSession:
     def _decide(self, ann_id: int, action: str, *, category: str | None = None, reason: str | None = None,
                 comment: str | None = None, base: Any = CURRENT) -> dict | None:
         require(self.store, "review")
-        current = self.store.annotation(ann_id)
+        stored = self.store.annotation(ann_id)
+        conflicts = self.store.open_conflict_events(ann_id)
+        current = self.seen(stored) if not conflicts else stored
         new = {"category": category or current.category, "status": STATUS_AFTER[action]}
+        if conflicts:  # deciding a conflicted annotation anew is adjudicating it
+            return self._resolve(stored, new, conflicts, reason=reason, comment=comment, base=base)
         if (new == current.state() and reason == current.reason and comment in (None, current.comment)
                 and (base is CURRENT or base == current.last_event)):
             return None  # the same decision again: nothing new to record
-        ev = self.store.record(ann_id, action, new, reason=reason, comment=comment, base=base)
+        extra = {"blind": True} if self._blind_open(stored) else None
+        ev = self.store.record(ann_id, action, new, reason=reason, comment=comment, base=base, extra=extra)
         self._after()
         return ev
+
+    # -------------------------------------------------------------- adjudication
+
+    def conflicts(self, ann_id: int) -> list[dict]:
+        """The competing decisions on an annotation (empty when it has no open conflict)."""
+        found = self.store.open_conflicts([ann_id])
+        return found[0]["decisions"] if found else []
+
+    def resolve(self, ann_id: int, *, pick: str | None = None, category: str | None = None,
+                status: str | None = None, reason: str | None = None, comment: str | None = None,
+                base: Any = CURRENT) -> dict:
+        """Adjudicate: take one of the competing decisions (``pick``: an event hash or prefix), or
+        decide anew (``category`` and/or ``status``). Recorded as a ``resolve`` event naming the
+        conflicting events it resolves."""
+        require(self.store, "adjudicate")
+        ann = self.store.annotation(ann_id)
+        conflicts = self.store.open_conflict_events(ann_id)
+        if not conflicts:
+            raise LabelreviewError(f"annotation {ann_id} has no open conflict")
+        if pick:
+            if category or status:
+                raise LabelreviewError("pick one decision, or give a class and status; not both")
+            ev = self.store.event(pick, annotation=ann_id)
+            if ev["hash"] not in conflicts and ev["hash"] != ann.last_event:
+                raise LabelreviewError(f"event {pick} is not one of the competing decisions on annotation {ann_id}")
+            new = {"category": ev["new"]["category"], "status": ev["new"]["status"]}
+        else:
+            if not category and not status:
+                raise LabelreviewError("resolve needs --pick EVENT, or a --category and/or --status")
+            new = {"category": category or ann.category, "status": status or ann.status}
+            self._check_class(new["category"])
+            if new["status"] not in STATUSES:
+                raise LabelreviewError(f"unknown status {new['status']!r}; use {', '.join(STATUSES)}")
+        return self._resolve(ann, new, conflicts, reason=reason, comment=comment, base=base)
+
+    def _resolve(self, ann: Annotation, new: dict, conflicts: list[str], *, reason: str | None,
+                 comment: str | None, base: Any) -> dict:
+        require(self.store, "adjudicate")
+        ev = self.store.record(ann.id, "resolve", new, reason=reason, comment=comment, base=base,
+                               extra={"resolves": sorted(conflicts)})
+        self._after()
+        return ev
+
+    # -------------------------------------------------------------- blind double review
+
+    def _blind_open(self, ann: Annotation) -> bool:
+        """Still in its blind phase: double review is on and fewer than two reviewers decided it."""
+        return self.blind and len(self.store.blind_reviewers([ann.id]).get(ann.id, ())) < 2
+
+    def seen(self, ann: Annotation) -> Annotation:
+        """The annotation as this reviewer may see it: with their own blind decision, if any."""
+        return self.seen_all([ann])[0]
+
+    def seen_all(self, anns: list[Annotation]) -> list[Annotation]:
+        if not self.blind or not anns:
+            return anns
+        mine = self.store.blind_decisions(self.store.identity.author, [a.id for a in anns])
+        return [replace(a, category=mine[a.id]["category"], status=mine[a.id]["status"]) if a.id in mine else a
+                for a in anns]
+
+    def history(self, ann_id: int) -> list[dict]:
+        """The annotation's events this reviewer may see: not another's blind decision still waiting."""
+        events = self.store.events(annotation=ann_id)
+        if not self.blind:
+            return events
+        me = self.store.identity.author
+        hidden = {h for a, h in self.store.blind_waiting(ann_id).items() if a != me}
+        return [e for e in events if e["hash"] not in hidden]
 
     def _after(self) -> None:
         self.decisions += 1

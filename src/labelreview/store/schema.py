@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS events (
     file TEXT, line INTEGER, end_offset INTEGER, blind INTEGER, resolves TEXT, git_commit TEXT);
 CREATE INDEX IF NOT EXISTS events_annotation ON events(annotation);
 CREATE INDEX IF NOT EXISTS events_author ON events(author);
+CREATE INDEX IF NOT EXISTS events_undoes ON events(undoes) WHERE undoes IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_uncommitted ON events(git_commit) WHERE git_commit IS NULL;
 CREATE TABLE IF NOT EXISTS event_files (
     path TEXT PRIMARY KEY, writer TEXT, size INTEGER, lines INTEGER);

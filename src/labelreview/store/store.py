@@ -129,6 +129,10 @@ class Store:
             store.recover()
         return store
 
+    def reload_config(self) -> None:
+        """Read labelreview.toml again (a sync may have brought a new one)."""
+        self.config = load_config(self.root)
+
     def close(self) -> None:
         try:
             self.conn.close()
@@ -325,7 +329,9 @@ class Store:
         out["images"] = self.conn.execute("SELECT count(*) FROM images").fetchone()[0]
         out["events"] = self.conn.execute("SELECT count(*) FROM events").fetchone()[0]
         out["uncommitted"] = self.uncommitted()
-        out["conflicts"] = self.conn.execute("SELECT count(*) FROM conflicts WHERE resolved IS NULL").fetchone()[0]
+        # Annotations waiting for adjudication (a blind disagreement is two conflicting decisions, one item).
+        out["conflicts"] = self.conn.execute(
+            "SELECT count(DISTINCT annotation) FROM conflicts WHERE resolved IS NULL").fetchone()[0]
         out["imports"] = self.conn.execute("SELECT count(*) FROM imports").fetchone()[0]
         return out
 
@@ -362,7 +368,132 @@ class Store:
             "annotation": r["annotation"], "image": r["image"], "old": _uj(r["old"]),
             "new": _uj(r["new"]), "reason": r["reason"], "comment": r["comment"], "base": r["base"],
             "undoes": r["undoes"], "commit": r["git_commit"], "file": r["file"], "line": r["line"],
+            "blind": r["blind"] == 1, "resolves": _uj(r["resolves"]),
         }
+
+    def event(self, ref: str, annotation: int | None = None) -> dict[str, Any]:
+        """One event by its hash or a unique prefix of it (at least 6 characters)."""
+        ref = (ref or "").strip().lower()
+        if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
+            raise LabelreviewError(f"{ref!r}: give an event hash or at least its first 6 hex digits")
+        sql, params = "SELECT * FROM events WHERE hash >= ? AND hash < ?", [ref, ref + "g"]
+        if annotation is not None:
+            sql += " AND annotation = ?"
+            params.append(annotation)
+        rows = self.conn.execute(sql + " LIMIT 2", params).fetchall()
+        if not rows:
+            where = f" on annotation {annotation}" if annotation is not None else ""
+            raise LabelreviewError(f"no event {ref}{where}")
+        if len(rows) > 1:
+            raise LabelreviewError(f"event prefix {ref} is ambiguous; give more of the hash")
+        return self._event_row(rows[0])
+
+    # ------------------------------------------------------------------ conflicts
+
+    def open_conflict_events(self, ann_id: int) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT event FROM conflicts WHERE annotation=? AND resolved IS NULL ORDER BY event", (ann_id,))]
+
+    def open_conflicts(self, ann_ids: list[int] | None = None) -> list[dict[str, Any]]:
+        """Per annotation waiting for adjudication: its state now and the competing decisions (the one
+        the state holds, marked ``current``, then each conflicting one, oldest first)."""
+        sql = "SELECT DISTINCT annotation FROM conflicts WHERE resolved IS NULL"
+        ids = [r[0] for r in self.conn.execute(sql + " ORDER BY annotation")]
+        if ann_ids is not None:
+            wanted = set(ann_ids)
+            ids = [i for i in ids if i in wanted]
+        out = []
+        for ann_id in ids:
+            a = self.annotation(ann_id)
+            decisions = []
+            if a.last_event:
+                cur = self._event_row(self.conn.execute("SELECT * FROM events WHERE hash=?",
+                                                        (a.last_event,)).fetchone())
+                decisions.append({**cur, "current": True})
+            for r in self.conn.execute(
+                    "SELECT e.* FROM conflicts c JOIN events e ON e.hash = c.event WHERE c.annotation=? AND"
+                    " c.resolved IS NULL ORDER BY e.ts, e.writer, e.seq", (ann_id,)):
+                decisions.append({**self._event_row(r), "current": False})
+            out.append({"annotation": a.id, "image": a.image_id, "category": a.category, "status": a.status,
+                        "proposed_category": a.proposed_category, "last_event": a.last_event,
+                        "decisions": decisions})
+        return out
+
+    # ------------------------------------------------------------------ blind double review
+
+    def blind_decisions(self, author: str, ann_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """This author's blind decisions still waiting for a second reviewer: annotation -> new state."""
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ann_ids), 900):
+            chunk = ann_ids[start:start + 900]
+            for r in self.conn.execute(
+                    f"SELECT annotation, new, event FROM blind_pending WHERE author=? AND annotation IN"
+                    f" ({','.join('?' * len(chunk))})", [author, *chunk]):
+                out[r[0]] = {**_uj(r[1]), "event": r[2]}
+        return out
+
+    def blind_waiting(self, ann_id: int) -> dict[str, str]:
+        """Blind decisions on this annotation waiting for a second reviewer: author -> event hash."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT author, event FROM blind_pending WHERE annotation=?", (ann_id,))}
+
+    def blind_reviewers(self, ann_ids: list[int]) -> dict[int, set[str]]:
+        """Who made a blind decision (not taken back) on each of these annotations."""
+        out: dict[int, set[str]] = {}
+        for start in range(0, len(ann_ids), 900):
+            chunk = ann_ids[start:start + 900]
+            for r in self.conn.execute(
+                    f"SELECT DISTINCT annotation, author FROM events e WHERE blind=1 AND action != 'undo' AND"
+                    f" annotation IN ({','.join('?' * len(chunk))}) AND NOT EXISTS"
+                    f" (SELECT 1 FROM events u WHERE u.undoes = e.hash)", chunk):
+                out.setdefault(r[0], set()).add(r[1])
+        return out
+
+    # ------------------------------------------------------------------ leases (one server, several reviewers)
+
+    def _lease_mine(self, row) -> bool:
+        return row["host"] == self.identity.host and row["pid"] == os.getpid()
+
+    def _lease_live(self, row, now: float) -> bool:
+        if row["expires"] <= now:
+            return False
+        if row["host"] == self.identity.host:  # its process died: the image is free again
+            try:
+                os.kill(row["pid"], 0)
+            except ProcessLookupError:
+                return False
+            except OSError:
+                pass
+        return True
+
+    def acquire_lease(self, image_id: int, ttl: float | None = None) -> dict[str, Any] | None:
+        """Reserve an image for this process for ``ttl`` seconds (renewing our own lease). If another
+        live session holds it, nothing changes and its lease is returned."""
+        ttl = self.config.lease_seconds if ttl is None else ttl
+        now = time.time()
+        ident = self.identity
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM leases WHERE image_id=?", (image_id,)).fetchone()
+            if row is not None and not self._lease_mine(row) and self._lease_live(row, now):
+                return dict(row)
+            conn.execute("INSERT OR REPLACE INTO leases(image_id, holder, login, host, pid, expires)"
+                         " VALUES(?,?,?,?,?,?)", (image_id, ident.author, ident.login, ident.host,
+                                                  os.getpid(), now + ttl))
+        return None
+
+    def release_leases(self, image_id: int | None = None) -> None:
+        sql, params = "DELETE FROM leases WHERE host=? AND pid=?", [self.identity.host, os.getpid()]
+        if image_id is not None:
+            sql += " AND image_id=?"
+            params.append(image_id)
+        with self._write() as conn:
+            conn.execute(sql, params)
+
+    def leased_by_others(self) -> dict[int, dict[str, Any]]:
+        """Images other live sessions hold now: image id -> their lease."""
+        now = time.time()
+        rows = self.conn.execute("SELECT * FROM leases WHERE expires > ?", (now,)).fetchall()
+        return {r["image_id"]: dict(r) for r in rows if not self._lease_mine(r) and self._lease_live(r, now)}
 
     # ------------------------------------------------------------------ the write path
 
@@ -543,6 +674,7 @@ class Store:
 
     def recover(self) -> int:
         """On start: replay any log tail the index has not seen, and any import it has not loaded."""
+        self.last_caught_up = set()
         known = {r["path"]: r["size"] for r in self.conn.execute("SELECT path, size FROM event_files")}
         stale = any((self.root / rel).stat().st_size != known.get(rel, 0)
                     for rel in eventlog.list_files(self.root))
