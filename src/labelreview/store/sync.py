@@ -1,0 +1,272 @@
+"""Several machines, one history: git remotes carry the event logs; the fold finds the conflicts.
+
+Each writer (reviewer and host) appends only to its own log files and imports are folders of their
+own, so merging two copies of a store is a union of files and git merges it without conflicts.
+What git cannot see, two reviewers changing the same annotation differently since a common state,
+the fold finds once the new lines are replayed (``Store.recover`` re-folds the annotations they
+touch, in the same (ts, writer, seq) order on every machine), and puts it in the adjudication queue.
+
+``sync`` = checkpoint, fetch, merge, replay, push (fetch and merge again if the remote moved).
+
+Two things git would merge but the store must not, are refused before the merge, with nothing
+changed: imports made on both sides since the last sync (annotation and image ids are allocated
+per machine, from the largest id it knows, so two such imports use the same ids), and the same
+writer (author and host) appending from two clones (its hash chain would fork).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ..model import LabelreviewError
+from . import canonical, eventlog, gitrepo, perms
+from .config import CONFIG_NAME
+from .store import IMPORTS_DIR, INDEX_DIR, Store, _attribute_commits
+
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: How many times a push rejected because the remote moved is retried (fetch, merge, push again).
+PUSH_RETRIES = 5
+
+
+def _git(root: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    full = dict(os.environ, **(env or {}))
+    full.setdefault("GIT_TERMINAL_PROMPT", "0")  # never hang on a password prompt
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env=full)
+    if check and proc.returncode != 0:
+        raise LabelreviewError(f"git {args[0]} failed: {_first_line(proc.stderr) or proc.stdout.strip()}")
+    return proc
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[0].removeprefix("fatal:").strip() if lines else ""
+
+
+# ---------------------------------------------------------------------- remotes and clones
+
+
+def remotes(store: Store) -> list[str]:
+    return [r for r in _git(store.root, "remote").stdout.split() if r]
+
+
+def add_remote(store: Store, name: str, url: str) -> None:
+    """``git remote add``: a bare repository on another path, or ``user@host:path`` over SSH."""
+    from ..review.roles import require
+
+    require(store, "config")
+    if not _REMOTE_NAME.match(name):
+        raise LabelreviewError(f"{name!r}: a remote name is letters, digits, '.', '_' or '-'")
+    if name in remotes(store):
+        url_now = _git(store.root, "remote", "get-url", name).stdout.strip()
+        raise LabelreviewError(f"remote {name!r} already exists ({url_now}); "
+                               f"change it with `git remote set-url {name} URL`")
+    _git(store.root, "remote", "add", name, url)
+
+
+def clone(url: str, dest: str | os.PathLike, author: str | None = None) -> Path:
+    """``git clone``, then build the index of the copy (it is never in git)."""
+    dest = Path(dest).expanduser().resolve()
+    if dest.exists() and any(dest.iterdir()):
+        raise LabelreviewError(f"{dest}: exists and is not empty")
+    made = not dest.exists()
+    proc = subprocess.run(["git", "clone", "-q", "-c", "core.sharedRepository=group", url, str(dest)],
+                          capture_output=True, text=True, env=dict(os.environ, GIT_TERMINAL_PROMPT="0"))
+    if proc.returncode != 0:
+        raise LabelreviewError(f"git clone {url} failed: {_first_line(proc.stderr)}")
+    if not (dest / CONFIG_NAME).is_file():
+        if made:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise LabelreviewError(f"{url}: not a labelreview store (no {CONFIG_NAME} in it)")
+    for d in (dest, dest / eventlog.EVENTS_DIR, dest / IMPORTS_DIR):
+        if d.is_dir() and (d != dest or made):
+            perms._chmod(d, perms.DIR_MODE)
+    perms.shared_dir(dest / INDEX_DIR)
+    Store.open(dest, author=author).close()  # builds the index from the cloned files
+    return dest
+
+
+# ---------------------------------------------------------------------- sync
+
+
+def _default_remote(store: Store, name: str | None) -> str:
+    have = remotes(store)
+    if name:
+        if name not in have:
+            raise LabelreviewError(f"no remote {name!r}; add one with `labelreview remote add {name} URL`"
+                                   + (f" (remotes: {', '.join(have)})" if have else ""))
+        return name
+    if len(have) == 1:
+        return have[0]
+    if "origin" in have:
+        return "origin"
+    if not have:
+        raise LabelreviewError("this store has no remote; add one with `labelreview remote add NAME URL`")
+    raise LabelreviewError(f"several remotes ({', '.join(have)}): name one, e.g. `labelreview sync {have[0]}`")
+
+
+def _branch(store: Store) -> str:
+    proc = _git(store.root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if proc.returncode != 0:
+        raise LabelreviewError(f"{store.root}: HEAD is detached (a past revision is checked out); "
+                               "check out the store's branch before syncing")
+    return proc.stdout.strip()
+
+
+def _ref_exists(root: Path, ref: str) -> bool:
+    return _git(root, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
+
+
+def _blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _check_own_logs(store: Store, ref: str) -> None:
+    """The remote's copy of each of this writer's logs must be a prefix of ours (we are its only
+    writer); otherwise another clone writes as the same author on the same host."""
+    writer = store.identity.writer
+    out = _git(store.root, "ls-tree", "-r", "-l", "-z", ref, "--", f"{eventlog.EVENTS_DIR}/{writer}/").stdout
+    for entry in filter(None, out.split("\0")):
+        meta, path = entry.split("\t", 1)
+        _mode, _kind, blob, size = meta.split()
+        local = store.root / path
+        data = local.read_bytes()[: int(size)] if local.is_file() else b""
+        if len(data) != int(size) or _blob_id(data) != blob:
+            raise LabelreviewError(
+                f"not merged: the remote holds events of writer {writer} ({path}) that this store does "
+                "not, so another clone is writing as the same author on the same host and their hash "
+                "chains would fork. Nothing was changed. Give each clone its own author (--author or "
+                "LABELREVIEW_AUTHOR), or review from one clone.")
+
+
+def _import_ranges_here(store: Store, import_id: str) -> dict[str, tuple[int, int] | None]:
+    conn = store.conn
+    a = conn.execute("SELECT min(id), max(id) FROM annotations WHERE import_id=?", (import_id,)).fetchone()
+    i = conn.execute("SELECT min(id), max(id) FROM images WHERE import_id=?", (import_id,)).fetchone()
+    return {"annotations": (a[0], a[1]) if a[0] is not None else None,
+            "images": (i[0], i[1]) if i[0] is not None else None}
+
+
+def _import_ranges_there(store: Store, ref: str, import_id: str) -> dict[str, tuple[int, int] | None]:
+    def show(name: str) -> bytes:
+        proc = subprocess.run(["git", "cat-file", "-p", f"{ref}:{IMPORTS_DIR}/{import_id}/{name}"],
+                              cwd=store.root, capture_output=True)
+        return proc.stdout if proc.returncode == 0 else b""
+
+    manifest = canonical.loads(show("manifest.json") or b"{}")
+    ids: dict[str, list[int]] = {"annotations": [], "images": []}
+    for line in show("images.jsonl").splitlines():
+        if line.strip():
+            r = canonical.loads(line)
+            if not r.get("reused"):
+                ids["images"].append(r["id"])
+    for shard in manifest.get("shards") or []:
+        for line in show(shard).splitlines():
+            if line.strip():
+                ids["annotations"].append(canonical.loads(line)["id"])
+    return {k: (min(v), max(v)) if v else None for k, v in ids.items()}
+
+
+def _check_imports(store: Store, ref: str, remote: str) -> None:
+    """Imports added on both sides since the last sync must not share annotation or image ids."""
+    def folders(rev: str) -> set[str]:
+        out = _git(store.root, "ls-tree", "-d", "--name-only", f"{rev}:{IMPORTS_DIR}", check=False).stdout
+        return {x for x in out.split() if x}
+
+    here, there = folders("HEAD"), folders(ref)
+    ours, theirs = sorted(here - there), sorted(there - here)
+    if not ours or not theirs:
+        return
+    clashes = []
+    for mine in ours:
+        rm = _import_ranges_here(store, mine)
+        for other in theirs:
+            ro = _import_ranges_there(store, ref, other)
+            for kind in ("annotations", "images"):
+                a, b = rm[kind], ro[kind]
+                if a and b and a[0] <= b[1] and b[0] <= a[1]:
+                    clashes.append(f"{kind} {a[0]}-{a[1]} of import {mine} here and {b[0]}-{b[1]} of "
+                                   f"import {other} on {remote}")
+    if clashes:
+        raise LabelreviewError(
+            "not merged: imports were made here and on the remote since the last sync, and their ids "
+            f"overlap ({'; '.join(clashes)}). Nothing was changed. Ids are numbered per machine, so "
+            "import on one machine at a time and sync right after. To go on: keep the remote's import "
+            f"(`labelreview clone` {remote}'s URL into a new folder) and import the file there again, "
+            "then sync; decisions made here on the clashing import cannot be carried over.")
+
+
+def _merge(store: Store, ref: str, remote: str) -> str:
+    """Merge the fetched branch; a merge git cannot make cleanly is undone and explained."""
+    repo = store.repo
+    if _git(store.root, "merge-base", "--is-ancestor", ref, "HEAD", check=False).returncode == 0:
+        return "up to date"
+    ff = _git(store.root, "merge-base", "--is-ancestor", "HEAD", ref, check=False).returncode == 0
+    env = gitrepo.commit_env(store.identity, repo)
+    proc = _git(store.root, "merge", "--no-edit", "-q", "-m", f"labelreview sync: merge {remote}", ref,
+                env=env, check=False)
+    if proc.returncode == 0:
+        return "fast-forward" if ff else "merged"
+    conflicted = [p for p in _git(store.root, "diff", "--name-only", "--diff-filter=U", check=False).stdout.split() if p]
+    _git(store.root, "merge", "--abort", check=False)
+    if conflicted:
+        hint = ""
+        if any(p.startswith(eventlog.EVENTS_DIR + "/") for p in conflicted):
+            hint = (" An event log can only conflict when one author writes from two clones on the same "
+                    "host: give each clone its own author.")
+        elif CONFIG_NAME in conflicted:
+            hint = f" {CONFIG_NAME} was changed on both sides: keep one change, commit it, and sync again."
+        raise LabelreviewError(f"git could not merge {remote}: {', '.join(conflicted)} changed on both "
+                               f"sides. The merge was undone; nothing was lost.{hint}")
+    raise LabelreviewError(f"git could not merge {remote}: {_first_line(proc.stderr) or _first_line(proc.stdout)}. "
+                           "The merge was undone; nothing was lost.")
+
+
+def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[str, Any]:
+    """Checkpoint, fetch, merge, replay the new events, push. Returns what happened."""
+    name = _default_remote(store, remote)
+    branch = _branch(store)
+    ref = f"refs/remotes/{name}/{branch}"
+    store.checkpoint()
+    events_before = store.counts()["events"]
+    open_before = {c["annotation"] for c in store.open_conflicts()}
+    merges: list[str] = []
+    pushed = False
+    attempts = 0
+    touched: set[int] = set()
+    with gitrepo.file_lock(store.root / INDEX_DIR / "git.lock"):  # no checkpoint meanwhile
+        while True:
+            attempts += 1
+            _git(store.root, "fetch", "-q", "--tags", name)
+            if _ref_exists(store.root, ref):
+                _check_own_logs(store, ref)
+                _check_imports(store, ref, name)
+                merges.append(_merge(store, ref, name))
+                store.reload_config()
+                store.recover()
+                touched |= store.last_caught_up
+                _attribute_commits(store.root, store.conn)
+            if not push:
+                break
+            proc = _git(store.root, "push", "-q", "--follow-tags", name, f"HEAD:refs/heads/{branch}", check=False)
+            if proc.returncode == 0:
+                pushed = True
+                break
+            err = proc.stderr
+            moved = "fetch first" in err or "non-fast-forward" in err or "rejected" in err
+            if not moved or attempts >= PUSH_RETRIES:
+                raise LabelreviewError(f"git push to {name} failed: {_first_line(err)}. Everything is merged "
+                                       "and safe here; run `labelreview sync` again to retry the push.")
+    open_after = store.open_conflicts()
+    return {
+        "remote": name, "branch": branch, "merge": merges[-1] if merges else "remote is empty",
+        "events_received": store.counts()["events"] - events_before, "annotations_refolded": len(touched),
+        "new_conflicts": sorted({c["annotation"] for c in open_after} - open_before),
+        "conflicts": len(open_after), "pushed": pushed, "attempts": attempts,
+        "commit": store.repo.head.commit.hexsha,
+    }
