@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -27,8 +28,8 @@ def blame(store: Store, *, annotation: int | None = None, image: int | None = No
         raise LabelreviewError("blame needs an annotation id or --image")
     out = []
     for a in anns:
-        last = store.events(annotation=a.id, newest_first=True, limit=1)
-        ev = last[0] if last else None
+        # The event the state holds (after a sync, the newest event may be a conflicting one).
+        ev = store.event(a.last_event) if a.last_event else None
         out.append({
             "annotation": a.id, "image": a.image_id, "category": a.category, "status": a.status,
             "proposed_category": a.proposed_category, "source": a.source, "import": a.import_id,
@@ -85,9 +86,120 @@ def diff(store: Store, rev_a: str, rev_b: str) -> dict[str, Any]:
         entry["reason"] = ev.get("reason")
         if ev["author"] not in entry["authors"]:
             entry["authors"].append(ev["author"])
+    states = _fold_states(store, a, b, sorted(per_ann))
+    for ann, (old, new) in (states or {}).items():
+        per_ann[ann]["old"], per_ann[ann]["new"] = old, new
     changes = [c for c in per_ann.values() if c["old"] != c["new"]]
+    classes, relabeled = _per_class(changes)
     return {"from": a, "to": b, "events": len(events), "imports": imports, "changes": changes,
-            "unchanged_after_events": len(per_ann) - len(changes)}
+            "unchanged_after_events": len(per_ann) - len(changes), "classes": classes, "relabeled": relabeled}
+
+
+#: What a release holds of each label: the statuses ``export`` writes by default.
+RELEASED = ("accepted", "relabeled")
+
+
+def _per_class(changes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per class, how the released labels changed: added (now exported, before not), removed (the
+    reverse), relabeled in and out (exported both times, under another class)."""
+    per: dict[str, dict[str, Any]] = {}
+    moves: dict[tuple[str, str], int] = {}
+
+    def row(name: str) -> dict[str, Any]:
+        return per.setdefault(name, {"class": name, "added": 0, "removed": 0, "relabeled_in": 0, "relabeled_out": 0})
+
+    for c in changes:
+        old, new = c["old"], c["new"]
+        was, now = old["status"] in RELEASED, new["status"] in RELEASED
+        if now and not was:
+            row(new["category"])["added"] += 1
+        elif was and not now:
+            row(old["category"])["removed"] += 1
+        elif was and now and old["category"] != new["category"]:
+            row(old["category"])["relabeled_out"] += 1
+            row(new["category"])["relabeled_in"] += 1
+            moves[(old["category"], new["category"])] = moves.get((old["category"], new["category"]), 0) + 1
+    classes = [per[k] for k in sorted(per)]
+    relabeled = [{"from": f, "to": t, "count": n} for (f, t), n in sorted(moves.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return classes, relabeled
+
+
+def _log_sizes(store: Store, rev: str) -> dict[str, int]:
+    out = _git(store, "ls-tree", "-r", "-l", "-z", rev, "--", eventlog.EVENTS_DIR)
+    sizes = {}
+    for entry in filter(None, out.split("\0")):
+        meta, path = entry.split("\t", 1)
+        parts = meta.split()
+        if parts[1] == "blob" and path.endswith(".jsonl"):
+            sizes[path] = int(parts[3])
+    return sizes
+
+
+def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, tuple[dict, dict]] | None:
+    """Each annotation's state at both revisions, by the store's own fold over the events each held
+    (an event is in a revision when its log's blob there reaches the event's end). None when this
+    store's index does not hold every event of ``b`` (a revision from elsewhere, not merged here)."""
+    from .store import _fold_step, _uj
+
+    sizes_a, sizes_b = _log_sizes(store, a), _log_sizes(store, b)
+    indexed = {r[0]: r[1] for r in store.conn.execute("SELECT path, size FROM event_files")}
+    if any(indexed.get(p, -1) < n for p, n in sizes_b.items()):
+        return None
+    out: dict[int, tuple[dict, dict]] = {}
+    for start in range(0, len(ann_ids), 500):
+        chunk = ann_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        proposal = {r[0]: r[1] for r in store.conn.execute(
+            f"SELECT id, proposed_category FROM annotations WHERE id IN ({marks})", chunk)}
+
+        def fresh(ann: int) -> dict[str, Any]:
+            return {"id": ann, "category": proposal[ann], "status": "pending", "last_event": None,
+                    "updated_at": None, "updated_by": None, "reason": None, "comment": None, "aliases": set(),
+                    "blind": {}, "open": set(), "new_conflicts": [], "resolved": {}, "aux": False}
+
+        states = {ann: (fresh(ann), fresh(ann)) for ann in chunk if ann in proposal}
+        for r in store.conn.execute(
+                f"SELECT hash, ts, author, action, annotation, new, base, reason, comment, blind, resolves, file,"
+                f" end_offset FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk):
+            if r["annotation"] not in states:
+                continue
+            ev = {"hash": r["hash"], "ts": r["ts"], "author": r["author"], "action": r["action"],
+                  "new": _uj(r["new"]), "base": r["base"], "reason": r["reason"], "comment": r["comment"],
+                  "blind": r["blind"] == 1, "resolves": _uj(r["resolves"])}
+            st_a, st_b = states[r["annotation"]]
+            if r["end_offset"] <= sizes_a.get(r["file"], -1):
+                _fold_step(st_a, ev)
+            if r["end_offset"] <= sizes_b.get(r["file"], -1):
+                _fold_step(st_b, ev)
+        for ann, (st_a, st_b) in states.items():
+            out[ann] = ({"category": st_a["category"], "status": st_a["status"]},
+                        {"category": st_b["category"], "status": st_b["status"]})
+    return out
+
+
+def release(store: Store, name: str, message: str | None = None) -> dict[str, Any]:
+    """Tag the store as a dataset release: a checkpoint, then an annotated tag by the reviewer."""
+    if subprocess.run(["git", "check-ref-format", f"refs/tags/{name}"], capture_output=True).returncode != 0 \
+            or name.startswith("-"):
+        raise LabelreviewError(f"{name!r} is not a valid release name (a git tag name, e.g. v1.0)")
+    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{name}"], cwd=store.root,
+                      capture_output=True).returncode == 0:
+        raise LabelreviewError(f"release {name} already exists; a release never moves (choose a new name)")
+    store.checkpoint()
+    counts = store.counts()
+    exported = counts["accepted"] + counts["relabeled"]
+    msg = message or (f"labelreview release {name}: {exported} labels ({counts['accepted']} accepted, "
+                      f"{counts['relabeled']} relabeled), {counts['pending']} pending, "
+                      f"{counts['conflicts']} open conflicts")
+    ident = store.identity
+    env = dict(os.environ, GIT_COMMITTER_NAME=ident.name, GIT_COMMITTER_EMAIL=ident.email)
+    proc = subprocess.run(["git", "tag", "-a", name, "-m", msg, "HEAD"], cwd=store.root, capture_output=True,
+                          text=True, env=env)
+    if proc.returncode != 0:
+        raise LabelreviewError(f"git tag {name}: {proc.stderr.strip()}")
+    sha = _git(store, "rev-parse", "HEAD").strip()
+    return {"name": name, "commit": sha, "message": msg, "exported": exported, "pending": counts["pending"],
+            "conflicts": counts["conflicts"], "tagger": ident.author}
 
 
 def _show(store: Store, rev: str, path: str) -> bytes:
