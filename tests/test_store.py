@@ -171,7 +171,7 @@ def test_admins_may_review_and_reviewers_may_not_import(sample_store, tmp_path):
     set_config(sample_store, roles={"reviewers": [me], "adjudicators": [], "admins": ["boss"]})
     assert run("accept", "2", "--store", sample_store)[0] == 0
     rc, _, err = run("import", "coco", tmp_path / "x.json", "--store", sample_store)
-    assert rc == 1 and "may not admin: labelreview.toml allows boss" in err
+    assert rc == 1 and "may not import: labelreview.toml allows boss" in err
     rc, _, err = run("export", "coco", tmp_path / "out.json", "--store", sample_store)
     assert rc == 1 and not (tmp_path / "out.json").exists()
 

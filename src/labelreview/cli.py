@@ -105,12 +105,15 @@ def cmd_import(args) -> int:
 
     store = open_store(args)
     try:
-        require(store, "admin")
+        require(store, "import")
         fmt, batch = registry.read(args.format, args.path, args, store)
         root = args.images or registry.default_image_root(fmt, args.path)
         result = store.ingest(batch, source=args.source or Path(args.path).stem, image_root=root,
                               check_images=not args.no_image_check)
         finish(store)
+        from .store.sync import remotes
+
+        has_remotes = bool(remotes(store))
     finally:
         store.close()
     if args.json:
@@ -127,6 +130,9 @@ def cmd_import(args) -> int:
                 print(f"  {w['where']}: {w['problem']} ({w['action']})")
             if len(warns) > 20:
                 print(f"  ... and {len(warns) - 20} more")
+        if has_remotes:
+            print("this store has remotes: run `labelreview sync` now (ids are numbered per machine; an import "
+                  "made elsewhere before it reaches the remote would clash)")
     return 0
 
 
@@ -139,7 +145,7 @@ def cmd_export(args) -> int:
 
     store = open_store(args)
     try:
-        require(store, "admin")
+        require(store, "export")
         include = tuple(v for item in (args.include or []) for v in item.split(",") if v)
         if args.rev:
             with at_revision(store, args.rev) as old:
@@ -190,6 +196,9 @@ def cmd_ls(args) -> int:
             anns = store.annotations(flt, order=args.order)
         rows = []
         names = {im.id: im.file_name for im in store.images(sorted({a.image_id for a in anns}))} if anns else {}
+        competing = {}
+        if flt.conflicts:
+            competing = {c["annotation"]: c["decisions"] for c in store.open_conflicts([a.id for a in anns])}
         for a in anns[: args.limit or None]:
             row = {"id": a.id, "image": a.image_id, "file_name": names.get(a.image_id), "category": a.category,
                    "proposed_category": a.proposed_category, "status": a.status, "score": a.score,
@@ -197,11 +206,25 @@ def cmd_ls(args) -> int:
                    "updated_by": a.updated_by, "reason": a.reason}
             if getattr(a, "suspicion", None) is not None:
                 row["suspicion"], row["why"] = a.suspicion, a.why
+            if flt.conflicts:
+                row["decisions"] = [_decision(d) for d in competing.get(a.id, [])]
             rows.append(row)
     finally:
         store.close()
     if args.json:
         emit_json(rows)
+    elif flt.conflicts:
+        for r in rows:
+            print(f"{r['id']} (image {r['image']} {r['file_name']}): now {r['category']}/{r['status']}, "
+                  f"proposed {r['proposed_category']}")
+            for d in r["decisions"]:
+                mark = "*" if d["current"] else " "
+                why = f"  ({d['reason']})" if d["reason"] else ""
+                print(f"  {mark} {d['event'][:10]}  {d['ts'][:19].replace('T', ' ')}  {d['author'].split(' <')[0]:<12} "
+                      f"{d['action']:<8} {d['new']['category']}/{d['new']['status']}{why}")
+        if rows:
+            print("(* = the state now; resolve with `labelreview resolve ID --pick EVENT` or "
+                  "`--category C --status S`)")
     elif args.order == "suspicion":
         from .review.suspicion import describe
 
@@ -253,6 +276,13 @@ def cmd_compare(args) -> int:
         if len(shown) < len(rows):
             print(f"... and {len(rows) - len(shown)} more (--limit 0 for all, --json for scripts)")
     return 0
+
+
+def _decision(d: dict) -> dict:
+    """One competing decision, as `ls --conflicts` shows it."""
+    return {"event": d["hash"], "current": d["current"], "author": d["author"], "login": d["login"],
+            "host": d["host"], "ts": d["ts"], "action": d["action"], "old": d["old"], "new": d["new"],
+            "reason": d["reason"], "comment": d["comment"], "base": d["base"], "blind": d["blind"]}
 
 
 def _decide(args, fn) -> int:
@@ -403,7 +433,15 @@ def cmd_diff(args) -> int:
           f"{result['events']} events, {len(result['changes'])} labels changed, {len(result['imports'])} imports")
     for imp in result["imports"]:
         print(f"  + import {imp}")
-    for c in result["changes"]:
+    if result["classes"]:
+        print("per class, labels a release holds (accepted or relabeled):")
+        table([[f"  {c['class']}", c["added"], c["removed"], c["relabeled_in"], c["relabeled_out"]]
+               for c in result["classes"]], ["  class", "added", "removed", "relabeled in", "relabeled out"])
+        for m in result["relabeled"]:
+            print(f"  relabeled {m['from']} -> {m['to']}: {m['count']}")
+    if result["changes"] and not args.summary:
+        print("labels changed:")
+    for c in ([] if args.summary else result["changes"]):
         print(f"  {c['annotation']:>6}  {c['old']['category']}/{c['old']['status']} -> "
               f"{c['new']['category']}/{c['new']['status']}  by {', '.join(a.split(' <')[0] for a in c['authors'])}")
     return 0
@@ -451,6 +489,146 @@ def cmd_reindex(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- teams
+
+
+@command("resolve")
+def cmd_resolve(args) -> int:
+    from .review import ReviewSession
+
+    if not args.pick and not (args.category or args.status_to):
+        raise LabelreviewError("resolve needs --pick EVENT, or --category and/or --status")
+    store = open_store(args)
+    try:
+        session = ReviewSession(store)
+        competing = session.conflicts(args.id)
+        ev = session.resolve(args.id, pick=args.pick, category=args.category, status=args.status_to,
+                             reason=args.reason, comment=args.comment)
+        session.finish()
+    finally:
+        store.close()
+    if args.json:
+        emit_json(ev)
+    else:
+        picked = next((d for d in competing if args.pick and d["hash"].startswith(args.pick.lower())), None)
+        how = f"picked {picked['author'].split(' <')[0]}'s {picked['action']}" if picked else "decided anew"
+        print(f"resolved {args.id} ({how}): now {ev['new']['category']}/{ev['new']['status']}; "
+              f"{len(ev['resolves'])} conflicting decision(s) closed")
+    return 0
+
+
+@command("remote")
+def cmd_remote(args) -> int:
+    from .store.sync import add_remote, remotes
+
+    store = open_store(args)
+    try:
+        if args.action == "add":
+            if not args.name or not args.url:
+                raise LabelreviewError("usage: labelreview remote add NAME URL")
+            add_remote(store, args.name, args.url)
+        names = remotes(store)
+        urls = {n: store.repo.git.remote("get-url", n) for n in names}
+    finally:
+        store.close()
+    if args.json:
+        emit_json(urls)
+    elif args.action == "add":
+        print(f"added remote {args.name} {args.url}; `labelreview sync {args.name}` sends and fetches decisions")
+    else:
+        for n, u in urls.items():
+            print(f"{n}\t{u}")
+    return 0
+
+
+@command("sync")
+def cmd_sync(args) -> int:
+    from .store.sync import sync
+
+    store = open_store(args)
+    try:
+        result = sync(store, args.remote, push=not args.no_push)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(result)
+        return 0
+    print(f"synced with {result['remote']} ({result['branch']}): {result['merge']}, "
+          f"{result['events_received']} new event(s)" + (", pushed" if result["pushed"] else ", not pushed"))
+    if result["new_conflicts"]:
+        print(f"{len(result['new_conflicts'])} new conflict(s) for adjudication: "
+              f"{', '.join(map(str, result['new_conflicts'][:20]))}"
+              + (" ..." if len(result["new_conflicts"]) > 20 else ""))
+    if result["conflicts"]:
+        print(f"{result['conflicts']} annotation(s) wait for adjudication: `labelreview ls --conflicts` or "
+              "`labelreview review --queue conflicts`")
+    return 0
+
+
+@command("clone")
+def cmd_clone(args) -> int:
+    from .store import Store
+    from .store.sync import clone
+
+    dest = clone(args.url, args.dir, author=args.author)
+    with Store.open(dest, author=args.author) as store:
+        counts = store.counts()
+    if args.json:
+        emit_json({"store": str(dest), **counts})
+    else:
+        print(f"cloned {args.url} into {dest}: {counts['total']} annotations, {counts['events']} events, "
+              f"{counts['conflicts']} open conflicts")
+    return 0
+
+
+@command("release")
+def cmd_release(args) -> int:
+    from .review.roles import require
+    from .store.history import release
+
+    store = open_store(args)
+    try:
+        require(store, "export")
+        result = release(store, args.name, args.message)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"released {result['name']} at {result['commit'][:10]}: {result['exported']} labels "
+              f"({result['pending']} pending, {result['conflicts']} open conflicts)")
+        print(f"reproduce it any time: labelreview export FORMAT OUT --rev {result['name']}")
+    return 0
+
+
+@command("agreement")
+def cmd_agreement(args) -> int:
+    from .review.agreement import agreement
+
+    store = open_store(args)
+    try:
+        report = agreement(store)
+    finally:
+        store.close()
+    if args.json:
+        emit_json(report)
+        return 0
+    if not report["pairs"]:
+        print("no items reviewed by two reviewers yet")
+        return 0
+    for p in report["pairs"]:
+        kappa = "—" if p["kappa"] is None else f"{p['kappa']:.3f}"
+        print(f"{p['a']}  vs  {p['b']}: {p['items']} items both reviewed, class kappa {kappa}, "
+              f"class agreement {p['class_agreement']:.1%}, accept/reject agreement "
+              + ("—" if p["accept_reject_agreement"] is None else f"{p['accept_reject_agreement']:.1%}"
+                 f" on {p['accept_reject_items']}"))
+        if p["classes"]:
+            table([[c["class"], c["items"], "—" if c["kappa"] is None else f"{c['kappa']:.3f}",
+                    f"{c['agreement']:.1%}"] for c in p["classes"]],
+                  ["  class", "items", "kappa", "agree"])
+    return 0
+
+
 # ---------------------------------------------------------------------- review screen
 
 
@@ -485,9 +663,14 @@ def cmd_review(args) -> int:
     root = demo_store(getattr(args, "reset", False)) if args.demo else find_store(explicit=args.store)
     store = Store.open(root, author=args.author)
     flt = parse_filter(args)
+    if args.queue == "conflicts":
+        flt.conflicts = True
+    elif args.queue == "pending" and not flt.statuses:
+        flt.statuses = ["pending"]
     from .review import Queue
 
-    queue = Queue(store, flt, order=args.order, seed=args.seed)
+    leases = "off" if args.no_leases else ("take" if args.take_leased else "on")
+    queue = Queue(store, flt, order=args.order, seed=args.seed, leases=leases)
     from .tui.app import run  # the UI is imported only here
 
     return run(store, queue, graphics=args.graphics)
@@ -566,17 +749,49 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("diff", parents=[common], help="label changes between two git revisions")
     s.add_argument("rev_a")
     s.add_argument("rev_b", nargs="?", default="HEAD")
+    s.add_argument("--summary", action="store_true", help="per class only, not each label")
 
     s = sub.add_parser("verify", parents=[common], help="prove the history is intact")
     s.add_argument("--no-images", action="store_true", help="skip re-hashing the image files")
 
     sub.add_parser("reindex", parents=[common], help="rebuild the index from the committed files")
 
+    s = sub.add_parser("resolve", parents=[common], help="adjudicate a conflict: pick a decision or decide anew")
+    s.add_argument("id", type=int)
+    s.add_argument("--pick", help="event hash (or its first 6+ hex digits) of the decision to keep")
+    s.add_argument("--category", "--class", help="decide anew: the class")
+    s.add_argument("--status", dest="status_to", help="decide anew: accepted, relabeled, flagged, rejected, pending")
+    s.add_argument("--reason")
+    s.add_argument("--comment")
+
+    s = sub.add_parser("remote", parents=[common], help="list remotes, or `remote add NAME URL`")
+    s.add_argument("action", nargs="?", choices=["add", "list"], default="list")
+    s.add_argument("name", nargs="?")
+    s.add_argument("url", nargs="?", help="a bare repository path, file:// or ssh URL, or user@host:path")
+
+    s = sub.add_parser("sync", parents=[common], help="checkpoint, fetch, merge, replay, push")
+    s.add_argument("remote", nargs="?", help="which remote (default: the only one, or origin)")
+    s.add_argument("--no-push", action="store_true", help="fetch and merge only")
+
+    s = sub.add_parser("clone", parents=[common], help="copy a store from a remote and build its index")
+    s.add_argument("url")
+    s.add_argument("dir")
+
+    s = sub.add_parser("release", parents=[common], help="tag the store as a dataset release (annotated git tag)")
+    s.add_argument("name", help="e.g. v1.0")
+    s.add_argument("-m", "--message")
+
+    sub.add_parser("agreement", parents=[common], help="inter-reviewer agreement: Cohen's kappa per pair and class")
+
     s = sub.add_parser("review", parents=[common], help="open the review screen")
     add_filter_args(s)
     s.add_argument("--demo", action="store_true", help="review the bundled sample data")
     s.add_argument("--reset", action="store_true", help="with --demo: start the demo store afresh")
     s.add_argument("--graphics", choices=["halfblock"], default="halfblock")
+    s.add_argument("--queue", choices=["all", "pending", "conflicts"], default="all",
+                   help="conflicts: the adjudication queue (competing decisions side by side)")
+    s.add_argument("--take-leased", action="store_true", help="also show images another reviewer is on")
+    s.add_argument("--no-leases", action="store_true", help="neither reserve images nor skip others'")
     return p
 
 
