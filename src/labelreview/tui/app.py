@@ -63,6 +63,7 @@ def run(store: Store, queue: Queue, graphics: str = "halfblock") -> int:
         app.run()
     finally:
         try:
+            queue.close()  # give back the images this process holds (whichever queue took them)
             store.checkpoint()  # also after a crash of the UI: what was decided goes to git
         finally:
             store.close()

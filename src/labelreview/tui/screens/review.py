@@ -44,6 +44,7 @@ KEYS = [
     ("go_to_image", "g", "go_to_image", "Go to image", False),
     ("filter", "slash", "filter", "Filter / order", False),
     ("help", "question_mark", "help", "Help", True),
+    *[(f"pick_{n}", str(n), f"pick({n})", f"Pick decision {n} (conflicts)", False) for n in range(1, 10)],
     ("quit", "q", "quit_review", "Quit", True),
 ]
 
@@ -88,7 +89,8 @@ class ReviewScreen(Screen):
         return next((a for a in self.image_anns if a.id == ann_id), None)
 
     def _load_image_anns(self, image_id: int) -> list[Annotation]:
-        return self.store.annotations(AnnotationFilter(image_ids=[image_id]), order="id")
+        # As this reviewer may see them (under blind double review: the proposal or their own decision).
+        return self.session.seen_all(self.store.annotations(AnnotationFilter(image_ids=[image_id]), order="id"))
 
     def _overlays(self, anns: list[Annotation], selected: int | None) -> tuple[Overlay, ...]:
         out = []
@@ -135,9 +137,23 @@ class ReviewScreen(Screen):
             (f"queue: {self.queue.order}", "dim")))
         in_queue = set(self.queue.image_items(image_id))
         self.query_one(AnnotationList).show(self.image_anns, ann.id if ann else None, in_queue)
-        history = self.store.events(annotation=ann.id) if ann else []
-        self.query_one(Detail).show(ann, history, self.queue.why(ann.id) if ann else None)
+        history = self.session.history(ann.id) if ann else []
+        self.competing = self.session.conflicts(ann.id) if ann else []
+        self.query_one(Detail).show(ann, history, self.queue.why(ann.id) if ann else None, self.competing)
         self._show_progress()
+        self._tell_about_others()
+
+    def _tell_about_others(self) -> None:
+        """Say when images were skipped because someone else is on them, or when this one is shared."""
+        skipped, self.queue.skipped = self.queue.skipped, []
+        if skipped:
+            shown = ", ".join(f"#{image} ({why})" for image, why in skipped[:3])
+            more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            self.notify(f"Skipped {shown}{more}.", timeout=4)
+        other = self.queue.shared_with
+        if other and other.get("image_id") != getattr(self, "_warned_shared", None):
+            self._warned_shared = other.get("image_id")
+            self.notify(f"{other['holder'].split(' <')[0]} is also on this image.", severity="warning", timeout=5)
 
     def on_image_view_frame_shown(self, event: ImageView.FrameShown) -> None:
         # Neighbours render only once this frame is on screen: they never compete with it.
@@ -168,6 +184,7 @@ class ReviewScreen(Screen):
         if event is None:
             return
         self.queue.note(event["annotation"], before, event["new"]["status"])
+        self.queue.renew()
         self.app.schedule_checkpoint()
 
     def _do(self, fn, *args, **kwargs) -> dict | None:
@@ -183,6 +200,23 @@ class ReviewScreen(Screen):
             return None
         self._decided(ann.status, ev)
         return ev
+
+    def action_pick(self, n: int) -> None:
+        """Adjudicate: keep competing decision ``n`` (as the detail panel numbers them)."""
+        ann = self.current
+        competing = getattr(self, "competing", [])
+        if ann is None or not competing:
+            self.notify("No conflict here to resolve.", timeout=3)
+            return
+        if n > len(competing):
+            self.notify(f"There are {len(competing)} competing decisions.", severity="warning", timeout=3)
+            return
+        pick = competing[n - 1]
+        ev = self._do(self.session.resolve, pick=pick["hash"])
+        if ev is not None:
+            self.notify(f"Resolved #{ann.id}: kept {pick['author'].split(' <')[0]}'s "
+                        f"{pick['new']['category']}/{pick['new']['status']}.", timeout=3)
+        self.refresh_view()
 
     def action_accept(self) -> None:
         self._do(self.session.accept)
@@ -324,7 +358,9 @@ class ReviewScreen(Screen):
                 return
             try:
                 flt, order, seed = parse_query(text)
-                self.queue = Queue(self.store, flt, order=order, seed=seed)
+                mode = self.queue.leases
+                self.queue.close()  # the new queue leases its own first image
+                self.queue = Queue(self.store, flt, order=order, seed=seed, leases=mode)
             except LabelreviewError as e:
                 self.notify(str(e), severity="error", timeout=8)
                 return

@@ -12,7 +12,8 @@ from .annotation_list import STATUS_STYLE
 
 
 class Detail(Static):
-    def show(self, ann: Annotation | None, history: list[dict], why: list | None = None) -> None:
+    def show(self, ann: Annotation | None, history: list[dict], why: list | None = None,
+             conflicts: list[dict] | None = None) -> None:
         if ann is None:
             self.update(Text("no annotation selected", style="dim"))
             return
@@ -39,6 +40,19 @@ class Detail(Static):
         if why:
             facts.add_row("why here", "; ".join(_signal(s) for s in why[:4]))
         lines: list = [head, facts]
+        if conflicts:
+            lines.append(Text("conflict: competing decisions (1-9 picks one; a, r, f, x decide anew)",
+                              style="bold red"))
+            for n, ev in enumerate(conflicts[:9], start=1):
+                who = ev["author"].split(" <")[0]
+                now = " (now)" if ev.get("current") else ""
+                reason = f" — {ev['reason']}" if ev.get("reason") else ""
+                comment = f" “{ev['comment']}”" if ev.get("comment") else ""
+                lines.append(Text.assemble(
+                    (f" {n} ", "bold reverse"),
+                    f" {who} {ev['ts'][:16].replace('T', ' ')} {ev['action']} ",
+                    (f"{ev['new']['category']}/{ev['new']['status']}", "bold"),
+                    f"{now}{reason}{comment}", overflow="fold"))
         if history:
             lines.append(Text("history", style="bold dim"))
             for ev in history[-6:]:
