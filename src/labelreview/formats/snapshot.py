@@ -50,7 +50,9 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     statuses = list(DEFAULT_STATUSES) + list(include)
     anns = store.annotations(AnnotationFilter(statuses=statuses), order="id")
     images = store.images()  # every image, so images left with no label stay in the dataset
-    last = {ev["annotation"]: ev for ev in store.events()} if anns else {}
+    # The event each label's state comes from (not merely its newest: that may be a conflicting one).
+    by_hash = {ev["hash"]: ev for ev in store.events()} if anns else {}
+    last = {a.id: by_hash[a.last_event] for a in anns if a.last_event in by_hash}
     used = {a.category for a in anns}
     cats = store.categories()
     names = {c.name for c in cats}
