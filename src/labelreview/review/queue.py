@@ -218,10 +218,13 @@ class Queue:
                     tried.add(image)
                     why = self._free(image, leased)
                     if why is None:
+                        here = self.position
                         if pos != start:
                             self.position = self._run_end(pos) - 1 if (to_end and d < 0) else pos
-                        self._take_here()
-                        return
+                        if self._take_here():
+                            return
+                        why = f"{self.shared_with['holder'].split(' <')[0]} is on it"  # took it just now
+                        self.position = here
                     self.skipped.append((image, why))
                 nxt = self._run_end(pos) if d > 0 else (self._run_start(pos - 1) if pos > 0 else -1)
                 if nxt < 0 or nxt >= len(self.flat):
@@ -229,11 +232,12 @@ class Queue:
                 pos = nxt
         self._take_here()  # nothing is free: stay, and say whose it is
 
-    def _take_here(self) -> None:
+    def _take_here(self) -> bool:
+        """Lease the current image; False when another session holds it (``shared_with`` says who)."""
         image = self.current_image
         if self.leases == "off" or image is None:
             self.shared_with = None
-            return
+            return True
         if self.held is not None and self.held != image:
             self.store.release_leases(self.held)
             self.held = None
@@ -242,6 +246,8 @@ class Queue:
         if other is None:
             self.held = image
             self._held_until = time.monotonic() + self.store.config.lease_seconds
+            return True
+        return self.leases == "take"
 
     def renew(self) -> None:
         """After a decision: keep the lease on this image (rewritten once half its time has passed)."""
