@@ -1,0 +1,138 @@
+"""Blind double review and adjudication: two reviewers who do not see each other's decision, the
+same decision stands, different ones wait for an adjudicator, who picks one or decides anew
+(from the command line or the review screen's conflicts queue)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import _sample, sample_images, sample_store, set_config, templates  # noqa: F401
+from teams import ALICE, BOB, CAROL, cli, decider, finish, js, open_conflicts, states, verify_ok
+from labelreview.model import AnnotationFilter, LabelreviewError
+from labelreview.review import Queue, ReviewSession
+from labelreview.store import Store
+
+
+def double(root, on: bool = True) -> None:
+    set_config(root, review={"double": on, "lease_seconds": 120})
+
+
+@pytest.fixture
+def reviewed_twice(sample_store):
+    """Alice and Bob each review annotations 1-4 blind, in their own processes: they agree on 1
+    and 3, disagree on 2 and 4."""
+    double(sample_store)
+    finish(decider(sample_store, ALICE, [["accept", 1], ["accept", 2], ["relabel", 3, "cup"], ["reject", 4]]))
+    # Nothing of Alice's shows yet, to Bob or in the store's state.
+    with Store.open(sample_store, author=BOB) as store:
+        s = ReviewSession(store)
+        assert [store.annotation(i).status for i in (1, 2, 3, 4)] == ["pending"] * 4
+        assert s.seen(store.annotation(3)).category == "saucer" and s.history(3) == []
+        assert js("status", "--store", sample_store)["conflicts"] == 0
+    with Store.open(sample_store, author=ALICE) as store:  # Alice sees her own decisions
+        seen = ReviewSession(store).seen(store.annotation(3))
+        assert (seen.category, seen.status) == ("cup", "relabeled")
+    finish(decider(sample_store, BOB, [["accept", 1], ["reject", 2], ["relabel", 3, "cup"], ["accept", 4]]))
+    return sample_store
+
+
+def test_blind_double_review_agreement_stands_disagreement_goes_to_adjudication(reviewed_twice):
+    root = reviewed_twice
+    s = states(root)
+    assert s[1][:2] == ("dog", "accepted") and s[3][:2] == ("cup", "relabeled")
+    assert s[2][:2] == ("cup", "pending") and s[4][:2] == ("spoon", "pending")  # undecided until adjudicated
+    conflicts = open_conflicts(root)
+    assert sorted(conflicts) == [2, 4]
+    assert [(d["author"], d["new"]["status"], d["blind"], d["current"]) for d in conflicts[2]] == [
+        (ALICE, "accepted", True, False), (BOB, "rejected", True, False)]
+    assert js("status", "--store", root)["conflicts"] == 2
+    # A third reviewer is not given what two have reviewed: image 1 (annotation 1 only) is skipped.
+    with Store.open(root, author=CAROL) as store:
+        q = Queue(store, AnnotationFilter(), resume=False)
+        assert q.current_image == 2 and q.skipped == [(1, "reviewed twice (blind double review)")]
+        q.close()
+    # The adjudicator decides 2 anew and takes Bob's decision on 4.
+    rc, out, err = cli("resolve", "2", "--category", "saucer", "--status", "relabeled", "--reason", "it is a saucer",
+                       "--store", root, author=CAROL)
+    assert rc == 0 and "decided anew" in out, err
+    bobs = next(d for d in conflicts[4] if d["author"] == BOB)
+    assert cli("resolve", "4", "--pick", bobs["event"], "--store", root, author=CAROL)[0] == 0
+    s = states(root)
+    assert s[2][:2] == ("saucer", "relabeled") and s[4][:2] == ("spoon", "accepted")
+    assert open_conflicts(root) == {} and js("status", "--store", root)["conflicts"] == 0
+    verify_ok(root)  # a fresh replay of the logs gives the same states and conflicts
+
+
+def test_resolve_refuses_what_it_cannot_do_and_writes_nothing(reviewed_twice):
+    root = reviewed_twice
+    events = js("status", "--store", root)["events"]
+    for argv, message in [
+        (["resolve", "1", "--category", "dog", "--status", "accepted"], "annotation 1 has no open conflict"),
+        (["resolve", "2", "--pick", "abcdef"], "no event abcdef on annotation 2"),
+        (["resolve", "2", "--category", "unicorn"], "unknown class 'unicorn'"),
+        (["resolve", "2", "--status", "maybe"], "unknown status 'maybe'"),
+        (["resolve", "2"], "resolve needs --pick EVENT"),
+    ]:
+        rc, _, err = cli(*argv, "--store", root, author=CAROL)
+        assert rc == 1 and message in err, (argv, err)
+    assert js("status", "--store", root)["events"] == events
+
+
+def test_a_blind_decision_can_be_taken_back_before_the_second_reviewer(sample_store):
+    double(sample_store)
+    with Store.open(sample_store, author=ALICE) as store:
+        s = ReviewSession(store)
+        s.reject(5)
+        undo = s.undo()
+        assert undo["blind"] and undo["undoes"] and s.seen(store.annotation(5)).status == "pending"
+    with Store.open(sample_store, author=BOB) as store:
+        ReviewSession(store).accept(5)  # the first (and only) blind decision now: it waits
+        assert store.annotation(5).status == "pending" and store.counts()["conflicts"] == 0
+    with Store.open(sample_store, author=CAROL) as store:
+        ReviewSession(store).accept(5)  # the second reviewer agrees with Bob
+        assert store.annotation(5).status == "accepted"
+    verify_ok(sample_store)
+
+
+def test_a_stale_decision_on_one_machine_is_refused_not_applied(sample_store):
+    """Live on one store, a decision made on a state someone changed since is refused: nothing written."""
+    with Store.open(sample_store, author=ALICE) as a, Store.open(sample_store, author=BOB) as b:
+        seen = a.annotation(6).last_event
+        ReviewSession(b).relabel(6, "cat")
+        with pytest.raises(LabelreviewError, match="annotation 6 was changed by Bob .* nothing was written"):
+            ReviewSession(a).accept(6, base=seen)
+        assert a.counts()["events"] == 1 and a.counts()["conflicts"] == 0
+
+
+# ---------------------------------------------------------------------- the review screen
+
+
+async def test_conflicts_queue_shows_the_competing_decisions_and_keys_resolve(reviewed_twice):
+    from test_tui import rendered, settle
+
+    from labelreview.tui.app import LabelReviewApp
+
+    double(reviewed_twice, False)
+    store = Store.open(reviewed_twice, author=CAROL)
+    try:
+        app = LabelReviewApp(store, Queue(store, AnnotationFilter(conflicts=True), resume=False))
+        async with app.run_test(size=(140, 44)) as pilot:
+            await settle(pilot, app)
+            assert app.review_screen.queue.current == 2
+            text = rendered(app)
+            assert "conflict: competing decisions" in text
+            assert "Alice" in text and "Bob" in text and "cup/accepted" in text and "cup/rejected" in text
+            await pilot.press("2")  # keep Bob's decision
+            await settle(pilot, app)
+            await pilot.press("j")  # on to annotation 4
+            await settle(pilot, app)
+            assert app.review_screen.queue.current == 4
+            await pilot.press("a")  # decide anew with the usual key: that adjudicates too
+            await settle(pilot, app)
+        two, four = store.events(annotation=2)[-1], store.events(annotation=4)[-1]
+        assert two["action"] == four["action"] == "resolve" and two["author"] == CAROL
+        assert len(two["resolves"]) == 2 and len(four["resolves"]) == 2
+        assert (store.annotation(2).status, store.annotation(4).status) == ("rejected", "accepted")
+        assert store.counts()["conflicts"] == 0
+    finally:
+        store.close()

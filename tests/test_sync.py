@@ -1,0 +1,185 @@
+"""Two machines and a bare remote: clones stand in for separate machines, real git carries the logs.
+
+Concurrent decisions on both sides, sync both ways: conflicts exactly where two reviewers changed an
+annotation differently since a common state, nowhere else; both machines end with the same states
+and `verify` green. And the cases sync must refuse, with nothing changed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import _sample, files_of, git, sample_images, sample_store, set_config, templates  # noqa: F401
+from teams import ALICE, BOB, bare_remote, cli, decider, finish, js, open_conflicts, states, verify_ok
+from labelreview.store import sync as sync_mod
+
+
+@pytest.fixture
+def two_machines(sample_store, tmp_path):
+    """Alice's store (the sample) pushed to a bare remote, and Bob's clone of it (a sibling folder,
+    so the images recorded relative to the store resolve the same)."""
+    remote = bare_remote(tmp_path / "remote.git")
+    a = sample_store
+    out = cli("remote", "add", "origin", remote, "--store", a, author=ALICE)
+    assert out[0] == 0, out[2]
+    assert js("sync", "--store", a, author=ALICE)["pushed"]
+    b = a.parent / "bob"
+    rc, out, err = cli("clone", remote, b, author=BOB)
+    assert rc == 0 and "25 annotations" in out, err
+    return a, b, remote
+
+
+def test_concurrent_decisions_sync_both_ways_conflicts_exactly_where_they_should_be(two_machines):
+    a, b, _ = two_machines
+    # Both reviewers at work at the same time, each on their own machine (a real process each).
+    pa = decider(a, ALICE, [["accept", 1], ["accept", 2], ["reject", 3], ["relabel", 6, "cat"],
+                            ["relabel", 9, "rocket"], ["accept", 11]])
+    pb = decider(b, BOB, [["relabel", 1, "cat"], ["accept", 2], ["flag", 4, "occluded"],
+                          ["relabel", 6, "cat"], ["accept", 6], ["accept", 12]])
+    finish(pa), finish(pb)
+
+    first = js("sync", "--store", b, author=BOB)  # Bob first: the remote has nothing new for him
+    assert first["pushed"] and first["new_conflicts"] == []
+    second = js("sync", "--store", a, author=ALICE)  # Alice gets Bob's decisions
+    assert second["merge"] == "merged" and second["pushed"] and second["events_received"] == 6
+    assert second["new_conflicts"] == [1]
+    third = js("sync", "--store", b, author=BOB)  # and Bob gets Alice's
+    assert third["merge"] == "fast-forward" and third["new_conflicts"] == [1]
+
+    # Both machines hold the same states: the fold does not depend on which side a decision came from.
+    assert states(a) == states(b)
+    sa = states(a)
+    assert sa[2][:2] == ("cup", "accepted")  # both accepted: the same decision twice is no conflict
+    assert sa[3][:2] == ("saucer", "rejected") and sa[4][:2] == ("spoon", "flagged")  # one side each
+    assert sa[6][:2] == ("cat", "accepted")  # the same relabel on both sides, then Bob accepted his
+    assert sa[9][:2] == ("rocket", "relabeled") and sa[11][1] == sa[12][1] == "accepted"
+
+    # Only annotation 1 differs: Alice accepted the dog, Bob relabeled it a cat. Scripts can see it.
+    for root in (a, b):
+        assert js("status", "--store", root)["conflicts"] == 1
+        conflicts = open_conflicts(root)
+        assert list(conflicts) == [1]
+        decisions = conflicts[1]
+        assert sorted((d["author"], d["action"], d["new"]["category"]) for d in decisions) == [
+            (ALICE, "accept", "dog"), (BOB, "relabel", "cat")]
+        assert sum(d["current"] for d in decisions) == 1
+        verify_ok(root)
+
+    # Bob adjudicates on his machine: he keeps Alice's decision. Sync both ways: resolved everywhere.
+    alices = next(d for d in open_conflicts(b)[1] if d["author"] == ALICE)
+    rc, out, err = cli("resolve", "1", "--pick", alices["event"][:8], "--reason", "it is a dog", "--store", b,
+                       author=BOB)
+    assert rc == 0 and "resolved 1 (picked Alice's accept): now dog/accepted" in out, err
+    js("sync", "--store", b, author=BOB)
+    js("sync", "--store", a, author=ALICE)
+    assert states(a) == states(b) and states(a)[1][:2] == ("dog", "accepted")
+    for root in (a, b):
+        assert js("status", "--store", root)["conflicts"] == 0 and open_conflicts(root) == {}
+        verify_ok(root)
+    resolve = js("log", "--annotation", "1", "--limit", "1", "--store", a)[0]
+    assert resolve["action"] == "resolve" and resolve["author"] == BOB
+    assert sorted(resolve["resolves"]) == sorted(d["event"] for d in decisions if not d["current"])
+
+
+def test_a_decision_made_on_synced_state_is_no_conflict(two_machines):
+    """Alice decides, syncs; Bob syncs, then changes it: that is a newer decision, not a conflict."""
+    a, b, _ = two_machines
+    assert cli("accept", "5", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    js("sync", "--store", b, author=BOB)
+    assert cli("reject", "5", "--reason", "duplicate", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    result = js("sync", "--store", a, author=ALICE)
+    assert result["new_conflicts"] == [] and result["conflicts"] == 0
+    assert states(a)[5][:2] == ("spoon", "rejected") and states(a) == states(b)
+
+
+def test_a_push_rejected_because_the_remote_moved_is_merged_and_retried(two_machines, monkeypatch):
+    a, b, remote = two_machines
+    assert cli("accept", "7", "--store", a, author=ALICE)[0] == 0
+    assert cli("relabel", "8", "person", "--store", b, author=BOB)[0] == 0
+    real = sync_mod._git
+    raced = []
+
+    def racing_git(root, *args, **kw):
+        if args[0] == "push" and not raced and Path(root) == a:
+            raced.append(1)  # Bob pushes between Alice's fetch and her push
+            r = subprocess.run(["labelreview", "sync", "--store", str(b)], capture_output=True, text=True,
+                               env={**__import__("os").environ, "LABELREVIEW_AUTHOR": BOB})
+            assert r.returncode == 0, r.stderr
+        return real(root, *args, **kw)
+
+    monkeypatch.setattr(sync_mod, "_git", racing_git)
+    result = js("sync", "--store", a, author=ALICE)
+    assert raced and result["pushed"] and result["attempts"] == 2
+    assert states(a)[8][:2] == ("person", "relabeled")  # Bob's decision arrived on the retry
+    monkeypatch.setattr(sync_mod, "_git", real)
+    js("sync", "--store", b, author=BOB)
+    assert states(a) == states(b)
+    assert git(remote, "rev-parse", "HEAD") == git(a, "rev-parse", "HEAD")
+
+
+def test_imports_on_both_sides_with_the_same_ids_are_refused_and_nothing_changes(two_machines, tmp_path):
+    a, b, _ = two_machines
+    from conftest import SAMPLE
+
+    src = tmp_path / "more.json"
+    src.write_text((SAMPLE / "proposals.json").read_text())
+    images = a.parent / "images"
+    assert cli("import", "coco", src, "--images", images, "--source", "vendor", "--store", a, author=ALICE)[0] == 0
+    rc, out, _ = cli("import", "coco", src, "--images", images, "--source", "other", "--store", b, author=BOB)
+    assert rc == 0 and "run `labelreview sync` now" in out
+    js("sync", "--store", b, author=BOB)  # Bob's import reaches the remote first
+    before, head = files_of(a), git(a, "rev-parse", "HEAD")
+    rc, out, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 1
+    assert "not merged: imports were made here and on the remote since the last sync" in err
+    assert "annotations 26-50 of import" in err and "Nothing was changed" in err
+    assert files_of(a) == before and git(a, "rev-parse", "HEAD") == head
+    assert js("status", "--store", a)["total"] == 50
+    verify_ok(a)
+
+
+def test_one_author_writing_from_two_clones_is_refused(two_machines):
+    a, b, remote = two_machines
+    c = a.parent / "alice-again"
+    assert cli("clone", remote, c, author=ALICE)[0] == 0
+    assert cli("accept", "1", "--store", c, author=ALICE)[0] == 0
+    js("sync", "--store", c, author=ALICE)
+    assert cli("accept", "2", "--store", a, author=ALICE)[0] == 0
+    head = git(a, "rev-parse", "HEAD")
+    rc, _, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 1 and "another clone is writing as the same author on the same host" in err, err
+    assert git(a, "rev-parse", "HEAD") == head
+    verify_ok(a)
+
+
+def test_a_config_changed_on_both_sides_aborts_the_merge_and_loses_nothing(two_machines):
+    a, b, _ = two_machines
+    set_config(a, checkpoint_every=7)
+    set_config(b, checkpoint_every=9)
+    assert cli("accept", "3", "--store", a, author=ALICE)[0] == 0  # its checkpoint commits the config too
+    assert cli("accept", "4", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    rc, _, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 1 and "labelreview.toml changed on both sides" in err and "nothing was lost" in err
+    assert not (a / ".git" / "MERGE_HEAD").exists() and git(a, "status", "--porcelain") == ""
+    assert states(a)[3][:2] == ("saucer", "accepted")
+    verify_ok(a)
+
+
+def test_clone_and_remote_mistakes_are_clear(tmp_path, sample_store):
+    not_store = tmp_path / "plain.git"
+    subprocess.run(["git", "init", "-q", str(tmp_path / "plain")], check=True)
+    (tmp_path / "plain" / "x").write_text("x")
+    git(tmp_path / "plain", "add", "x")
+    git(tmp_path / "plain", "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "x")
+    subprocess.run(["git", "clone", "-q", "--bare", str(tmp_path / "plain"), str(not_store)], check=True)
+    rc, _, err = cli("clone", not_store, tmp_path / "c")
+    assert rc == 1 and "not a labelreview store" in err and not (tmp_path / "c").exists()
+    rc, _, err = cli("sync", "--store", sample_store)
+    assert rc == 1 and "this store has no remote" in err
+    rc, _, err = cli("remote", "add", "bad name", "x", "--store", sample_store)
+    assert rc == 1 and "a remote name is letters" in err
