@@ -56,20 +56,22 @@ class Queue:
         else:
             self.items = store.annotation_keys(self.filter, order, seed)
         # Image-grouped view: an image appears once, at its first item's place in the order.
-        self.image_order: list[int] = []
         self._by_image: dict[int, list[int]] = {}
+        by_image = self._by_image
         for ann_id, image_id in self.items:
-            if image_id not in self._by_image:
-                self._by_image[image_id] = []
-                self.image_order.append(image_id)
-            self._by_image[image_id].append(ann_id)
+            group = by_image.get(image_id)
+            if group is None:
+                by_image[image_id] = [ann_id]
+            else:
+                group.append(ann_id)
+        self.image_order: list[int] = list(by_image)  # dicts keep first-seen order
         self.flat: list[int] = [a for img in self.image_order for a in self._by_image[img]]
         if order == "suspicion":
             # Per annotation, not grouped: at realistic error rates most images hold an error, and
             # grouping by image brings the ranking down to about file order (benchmarks/README.md,
             # "Suspicion ordering"). An image may come up again; the view still shows all its boxes.
             self.flat = [a for a, _ in self.items]
-        self._image_of = {a: i for a, i in self.items}
+        self._image_of = dict(self.items)
         self.position = 0
         #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
         self._why: dict[int, list] = {}

@@ -236,11 +236,12 @@ class Store:
                         seed: int = 0) -> list[tuple[int, int]]:
         """(annotation id, image id) pairs of a queue, in order, without decoding geometry."""
         where, params = self._where(flt or AnnotationFilter())
-        rows = self.conn.execute(
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples: a sqlite3.Row per item doubles the time at 1M items
+        keys = cur.execute(
             f"SELECT a.id, a.image_id FROM annotations a WHERE {where} ORDER BY {self._order(order)}",
             params,
         ).fetchall()
-        keys = [(r[0], r[1]) for r in rows]
         if order == "random":
             import random
 
