@@ -183,3 +183,44 @@ def test_clone_and_remote_mistakes_are_clear(tmp_path, sample_store):
     assert rc == 1 and "this store has no remote" in err
     rc, _, err = cli("remote", "add", "bad name", "x", "--store", sample_store)
     assert rc == 1 and "a remote name is letters" in err
+
+
+def _interleavings(a: list, b: list):
+    if not a or not b:
+        yield a + b
+        return
+    for rest in _interleavings(a[1:], b):
+        yield [a[0], *rest]
+    for rest in _interleavings(a, b[1:]):
+        yield [b[0], *rest]
+
+
+def _fold(order: list[dict]) -> tuple[tuple, list[str]]:
+    from labelreview.store.store import _fold_step, _fresh_fold
+
+    st = _fresh_fold(6, "person")
+    for ev in order:
+        assert _fold_step(st, ev)
+    return (st["category"], st["status"]), [c[0] for c in st["new_conflicts"]]
+
+
+def _ev(h, author, base, category, status, action="relabel"):
+    return {"hash": h, "ts": "", "author": author, "action": action, "base": base,
+            "new": {"category": category, "status": status}}
+
+
+@pytest.mark.parametrize("alice_goes_on", [False, True], ids=["agree", "diverge-after-agreeing"])
+def test_the_fold_finds_the_same_conflicts_whatever_the_clocks_say(alice_goes_on):
+    """Both relabel to cat on their own machine; Bob then accepts his. If Alice then rejects hers,
+    the two disagree since the common state (cat): one conflict, in every order the clocks could
+    put these events in; if she does not, none."""
+    alice = [_ev("F", ALICE, None, "cat", "relabeled")]
+    if alice_goes_on:
+        alice.append(_ev("G", ALICE, "F", "cat", "rejected", "reject"))
+    bob = [_ev("E1", BOB, None, "cat", "relabeled"), _ev("E2", BOB, "E1", "cat", "accepted", "accept")]
+    outcomes = [_fold(order) for order in _interleavings(alice, bob)]
+    assert len(outcomes) == (6 if alice_goes_on else 3)
+    for state, conflicts in outcomes:
+        assert len(conflicts) == (1 if alice_goes_on else 0), outcomes
+        if not alice_goes_on:
+            assert state == ("cat", "accepted")

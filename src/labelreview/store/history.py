@@ -139,7 +139,7 @@ def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, 
     """Each annotation's state at both revisions, by the store's own fold over the events each held
     (an event is in a revision when its log's blob there reaches the event's end). None when this
     store's index does not hold every event of ``b`` (a revision from elsewhere, not merged here)."""
-    from .store import _fold_step, _uj
+    from .store import _fold_step, _fresh_fold, _uj
 
     sizes_a, sizes_b = _log_sizes(store, a), _log_sizes(store, b)
     indexed = {r[0]: r[1] for r in store.conn.execute("SELECT path, size FROM event_files")}
@@ -152,12 +152,8 @@ def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, 
         proposal = {r[0]: r[1] for r in store.conn.execute(
             f"SELECT id, proposed_category FROM annotations WHERE id IN ({marks})", chunk)}
 
-        def fresh(ann: int) -> dict[str, Any]:
-            return {"id": ann, "category": proposal[ann], "status": "pending", "last_event": None,
-                    "updated_at": None, "updated_by": None, "reason": None, "comment": None, "aliases": set(),
-                    "blind": {}, "open": set(), "new_conflicts": [], "resolved": {}, "aux": False}
-
-        states = {ann: (fresh(ann), fresh(ann)) for ann in chunk if ann in proposal}
+        states = {ann: (_fresh_fold(ann, proposal[ann]), _fresh_fold(ann, proposal[ann]))
+                  for ann in chunk if ann in proposal}
         for r in store.conn.execute(
                 f"SELECT hash, ts, author, action, annotation, new, base, reason, comment, blind, resolves, file,"
                 f" end_offset FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk):

@@ -40,9 +40,9 @@ CREATE TABLE IF NOT EXISTS writers (writer TEXT PRIMARY KEY, seq INTEGER, hash T
 CREATE TABLE IF NOT EXISTS conflicts (
     event TEXT PRIMARY KEY, annotation INTEGER, base TEXT, current TEXT, resolved TEXT);
 CREATE INDEX IF NOT EXISTS conflicts_annotation ON conflicts(annotation);
--- Fold bookkeeping (derived, like everything here): decisions that did not change the state because
--- it already was what they chose (the same decision made twice, concurrently) ...
-CREATE TABLE IF NOT EXISTS fold_alias (event TEXT PRIMARY KEY, annotation INTEGER);
+-- Fold bookkeeping (derived, like everything here): decisions made on an older state that did not
+-- change it because it had already been what they chose (the event it was, ``target``) ...
+CREATE TABLE IF NOT EXISTS fold_alias (event TEXT PRIMARY KEY, annotation INTEGER, target TEXT);
 CREATE INDEX IF NOT EXISTS fold_alias_annotation ON fold_alias(annotation);
 -- ... and blind decisions (double review) waiting for the second reviewer's.
 CREATE TABLE IF NOT EXISTS blind_pending (
@@ -67,7 +67,7 @@ def connect(path, timeout: float = 30.0) -> sqlite3.Connection:
 
 #: Columns added since an index may have been built: (table, column, type). Older events never
 #: carried these fields, so an added column's NULL is what a rebuild would give them too.
-ADDED_COLUMNS = (("events", "blind", "INTEGER"), ("events", "resolves", "TEXT"))
+ADDED_COLUMNS = (("events", "blind", "INTEGER"), ("events", "resolves", "TEXT"), ("fold_alias", "target", "TEXT"))
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -513,7 +513,7 @@ class Store:
             if row is None:
                 raise LabelreviewError(f"no annotation with id {ann_id}")
             if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
-                    "SELECT 1 FROM fold_alias WHERE event=? AND annotation=?", (base, ann_id)).fetchone()):
+                    "SELECT 1 FROM fold_alias WHERE event=? AND target IS ?", (base, row["last_event"])).fetchone()):
                 raise ConflictError(
                     f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
                     f"({row['status']}, {row['category']}) after you saw it; nothing was written")
@@ -571,8 +571,10 @@ class Store:
         if fold:
             st = _load_fold(conn, ev["annotation"])
             if st is not None:
-                _fold_step(st, ev)
-                _save_fold(conn, st)
+                if _fold_step(st, ev):
+                    _save_fold(conn, st)
+                else:  # made on an older state: the whole history of the annotation decides
+                    self.refold([ev["annotation"]], conn)
         conn.execute(
             "INSERT INTO writers(writer, seq, hash) VALUES(?,?,?) ON CONFLICT(writer) DO UPDATE SET"
             " seq=excluded.seq, hash=excluded.hash", (ev["writer"], ev["seq"], ev["hash"]),
@@ -602,7 +604,8 @@ class Store:
                          f" updated_at=NULL, updated_by=NULL, reason=NULL, comment=NULL WHERE id IN ({marks})", chunk)
             for table in ("conflicts", "fold_alias", "blind_pending"):
                 conn.execute(f"DELETE FROM {table} WHERE annotation IN ({marks})", chunk)
-            states = {i: _load_fold(conn, i) for i in chunk}
+            states = {r[0]: _fresh_fold(r[0], r[1]) for r in conn.execute(
+                f"SELECT id, proposed_category FROM annotations WHERE id IN ({marks})", chunk)}
             rows = conn.execute(
                 f"SELECT hash, ts, writer, seq, author, action, annotation, new, base, reason, comment, blind,"
                 f" resolves FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk)
@@ -839,13 +842,15 @@ def _build_index_once(root: Path, index: Path) -> None:
 
 # ---------------------------------------------------------------------- the fold
 #
-# An annotation's state is the fold of ITS events in (ts, writer, seq) order. An event applies when its
-# ``base`` is the state it was made on: the current last event, or a decision the state already agreed
-# with (the same decision made twice, concurrently: an alias, never a conflict). Otherwise it is a
+# An annotation's state is the fold of ITS events in (ts, writer, seq) order. An event applies when it
+# was made on the current state: its ``base`` is the last applied event, or an alias of it. An event
+# made on an older state is no conflict when the state has since passed through what it chose (the
+# same decision made on two machines, even if one went on to decide again on top of it): it becomes
+# an alias of that event, and what was decided on top of it still applies. Otherwise it is a
 # conflict, kept for adjudication. A ``resolve`` that applies closes the conflicts it names. A blind
 # decision (double review) changes nothing until a second reviewer's blind decision on the same
 # state: the same choice stands, different choices become two conflicts. Live writes, catch-up,
-# refold and rebuild all go through ``_fold_step``, so every machine folds the same way.
+# refold, rebuild and release diffs all go through ``_fold_step``, so every machine folds the same way.
 
 _STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
 
@@ -855,19 +860,28 @@ def _resolves_of(ev: dict[str, Any]) -> list[str] | None:
     return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
 
 
+def _fresh_fold(ann_id: int, proposed: str) -> dict[str, Any]:
+    """The fold state of an untouched proposal, with the chain of applied events kept in memory."""
+    return {"id": ann_id, "category": proposed, "status": "pending", "last_event": None, "updated_at": None,
+            "updated_by": None, "reason": None, "comment": None, "aliases": {}, "blind": {}, "open": set(),
+            "chain": [], "new_conflicts": [], "resolved": {}, "aux": False}
+
+
 def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
+    """The fold state as the index holds it (no chain: an event made on an older state re-folds)."""
     row = conn.execute("SELECT category, status, last_event, updated_at, updated_by, reason, comment"
                        " FROM annotations WHERE id=?", (ann_id,)).fetchone()
     if row is None:
         return None
     st: dict[str, Any] = {k: row[k] for k in _STATE}
     st["id"] = ann_id
-    st["aliases"] = {r[0] for r in conn.execute("SELECT event FROM fold_alias WHERE annotation=?", (ann_id,))}
+    st["aliases"] = {r[0]: r[1] for r in conn.execute(
+        "SELECT event, target FROM fold_alias WHERE annotation=?", (ann_id,))}
     st["blind"] = {r[0]: (r[1], _uj(r[2])) for r in conn.execute(
         "SELECT author, event, new FROM blind_pending WHERE annotation=?", (ann_id,))}
     st["open"] = {r[0] for r in conn.execute(
         "SELECT event FROM conflicts WHERE annotation=? AND resolved IS NULL", (ann_id,))}
-    st["new_conflicts"], st["resolved"], st["aux"] = [], {}, False
+    st["chain"], st["new_conflicts"], st["resolved"], st["aux"] = None, [], {}, False
     return st
 
 
@@ -879,8 +893,10 @@ def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
     new = ev["new"]
     st.update(category=new["category"], status=new["status"], last_event=ev["hash"], updated_at=ev["ts"],
               updated_by=ev["author"], reason=ev.get("reason"), comment=ev.get("comment"))
-    if st["aliases"] or st["blind"]:
-        st["aliases"], st["blind"], st["aux"] = set(), {}, True
+    if st["chain"] is not None:
+        st["chain"].append((ev["hash"], {"category": new["category"], "status": new["status"]}))
+    if st["blind"]:
+        st["blind"], st["aux"] = {}, True
 
 
 def _conflict(st: dict[str, Any], event: str, base: str | None) -> None:
@@ -888,41 +904,57 @@ def _conflict(st: dict[str, Any], event: str, base: str | None) -> None:
     st["open"].add(event)
 
 
-def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> None:
-    """Fold one event into one annotation's state (``st``, from ``_load_fold``); pure Python."""
+def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
+    """Fold one event into one annotation's state (``st``); pure Python. False (nothing changed)
+    when the event was made on an older state and ``st`` has no chain: fold the annotation again."""
     base, new = ev.get("base"), ev["new"]
     blind = ev.get("blind") is True
-    if base == st["last_event"] or base in st["aliases"]:
+    made_on = st["aliases"].get(base, base) if base is not None else None
+    if made_on == st["last_event"]:
         if blind:
             author = ev["author"]
             if ev["action"] == "undo":  # a blind decision taken back before the second reviewer's
                 st["aux"] |= st["blind"].pop(author, None) is not None
-                return
+                return True
             other = next((v for a, v in st["blind"].items() if a != author), None)
             st["aux"] = True
             if other is None:  # the first of two: it waits, unseen
                 st["blind"][author] = (ev["hash"], new)
-                return
+                return True
             st["blind"] = {}
             if _same(other[1], new):  # two reviewers agree: that state stands
                 _set_state(st, ev)
-                st["aliases"] = {other[0]}
+                st["aliases"][other[0]] = ev["hash"]
             else:  # they disagree: both go to adjudication
                 _conflict(st, other[0], base)
                 _conflict(st, ev["hash"], base)
-            return
+            return True
         _set_state(st, ev)
         if ev["action"] == "resolve":
             for h in _resolves_of(ev) or ():
                 if h in st["open"]:
                     st["open"].discard(h)
                     st["resolved"][h] = ev["hash"]
-        return
-    if _same(new, {"category": st["category"], "status": st["status"]}) and ev["action"] != "resolve":
-        st["aliases"].add(ev["hash"])  # made on an older state, but chose what the state already is
-        st["aux"] = True
-        return
+        return True
+    chain = st["chain"]
+    if chain is None:
+        return False
+    # Made on an older state: which states has the annotation been in since?
+    hashes = [h for h, _ in chain]
+    if made_on is None:
+        since = chain
+    elif made_on in hashes:
+        since = chain[hashes.index(made_on) + 1:]
+    else:  # made on a decision that never applied: compare with the state now
+        since = chain[-1:]
+    if ev["action"] != "resolve" and not (blind and ev["action"] == "undo"):
+        match = next((h for h, state in since if _same(state, new)), None)
+        if match is not None:
+            st["aliases"][ev["hash"]] = match
+            st["aux"] = True
+            return True
     _conflict(st, ev["hash"], base)
+    return True
 
 
 def _save_fold(conn: sqlite3.Connection, st: dict[str, Any]) -> None:
@@ -931,8 +963,8 @@ def _save_fold(conn: sqlite3.Connection, st: dict[str, Any]) -> None:
     ann = st["id"]
     if st["aux"]:
         conn.execute("DELETE FROM fold_alias WHERE annotation=?", (ann,))
-        conn.executemany("INSERT OR IGNORE INTO fold_alias(event, annotation) VALUES(?,?)",
-                         [(h, ann) for h in sorted(st["aliases"])])
+        conn.executemany("INSERT OR IGNORE INTO fold_alias(event, annotation, target) VALUES(?,?,?)",
+                         [(h, ann, t) for h, t in sorted(st["aliases"].items())])
         conn.execute("DELETE FROM blind_pending WHERE annotation=?", (ann,))
         conn.executemany("INSERT INTO blind_pending(annotation, author, event, new) VALUES(?,?,?,?)",
                          [(ann, a, h, _j(n)) for a, (h, n) in st["blind"].items()])

@@ -198,7 +198,7 @@ _COMPARE = {
                 "annotations, warnings"),
     "categories": ("name", "source_id, supercategory, keypoints, skeleton, extra"),
     "conflicts": ("event", "annotation, base, current, resolved"),
-    "fold_alias": ("event", "annotation"),
+    "fold_alias": ("event", "annotation, target"),
     "blind_pending": ("annotation || '/' || author", "event, new"),
 }
 
