@@ -23,7 +23,7 @@ _HEADER = Style(bold=True, reverse=True)
 _SELECTED = Style(reverse=True)
 _DIM = Style(dim=True)
 _STATUS = {k: Style.parse(v) for k, v in STATUS_STYLE.items()}
-_COLUMNS = (("id", 6), ("class", 14), ("score", 6), ("source", 10), ("status", 11))
+_COLUMNS = (("id", 5), ("class", 11), ("score", 6), ("source", 9), ("status", 11))
 
 
 def _cell(text: str, width: int) -> str:
@@ -69,8 +69,9 @@ class AnnotationList(Widget):
         if a.proposed_category and a.proposed_category != a.category:
             cls = f"{a.category}←{a.proposed_category}"
         segments = [
-            Segment(_cell(str(a.id), 6) + _cell(cls, 14) + _cell("" if a.score is None else f"{a.score:.2f}", 6)
-                    + _cell(a.source or "", 10), row_style),
+            Segment("".join(_cell(text, w) for text, (_, w) in zip(
+                (str(a.id), cls, "" if a.score is None else f"{a.score:.2f}", a.source or ""), _COLUMNS)),
+                row_style),
             Segment(_cell(f"{STATUS_MARK.get(a.status, '')} {a.status}", 11),
                     row_style + _STATUS.get(a.status, Style())),
         ]
