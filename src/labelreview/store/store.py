@@ -1248,8 +1248,9 @@ def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
                                ll.event))
         events.sort(key=lambda t: t[:3])
         applier = Store(root, resolve_identity("rebuild"), conn, Config())
-        for *_, rel, end, number, ev in events:
-            applier._apply(conn, ev, rel, end, number)
+        for *_, rel, end, number, ev in events:  # recorded first, then folded per annotation
+            applier._apply(conn, ev, rel, end, number, fold=False)
+        applier.refold({ev["annotation"] for *_, ev in events}, conn)
         conn.execute("COMMIT")
         _attribute_commits(root, conn)
     finally:
