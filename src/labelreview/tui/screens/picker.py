@@ -39,6 +39,7 @@ class ClassPicker(ModalScreen[str | None]):
         self.scores = scores
         self.current = current
         self.shown: list[str] = list(self.classes)
+        self._filtered_by = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -51,6 +52,7 @@ class ClassPicker(ModalScreen[str | None]):
         self.query_one(Input).focus()
 
     def _refill(self, text: str) -> None:
+        self._filtered_by = text
         text = text.strip().lower()
         starts = [c for c in self.classes if c.lower().startswith(text)]
         contains = [c for c in self.classes if text in c.lower() and c not in starts]
@@ -68,8 +70,15 @@ class ClassPicker(ModalScreen[str | None]):
     def _changed(self, event: Input.Changed) -> None:
         self._refill(event.value)
 
+    def _sync(self) -> None:
+        """Filter by what the box holds now: Input.Changed messages may still be queued."""
+        value = self.query_one(FilterInput).value
+        if value != self._filtered_by:
+            self._refill(value)
+
     @on(Input.Submitted, "#filter")
     def _submitted(self) -> None:
+        self._sync()
         options = self.query_one(OptionList)
         if self.shown and options.highlighted is not None:
             self.dismiss(self.shown[options.highlighted])
@@ -84,6 +93,7 @@ class ClassPicker(ModalScreen[str | None]):
             options.highlighted = max(0, min(len(self.shown) - 1, (options.highlighted or 0) + delta))
 
     def action_pick_number(self, n: int) -> None:
+        self._sync()
         if n <= len(self.shown):
             self.dismiss(self.shown[n - 1])
 
