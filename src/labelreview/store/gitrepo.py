@@ -124,10 +124,20 @@ def commit_env(identity: Identity, repo: git.Repo) -> dict[str, str]:
 
 def stage(repo: git.Repo, exclude: tuple[str, ...] = ()) -> list[str]:
     """Stage the committed parts of the store (but ``exclude``); return the paths that changed."""
+    add(repo, exclude)
+    return staged(repo)
+
+
+def add(repo: git.Repo, exclude: tuple[str, ...] = ()) -> None:
+    """``git add`` the committed parts of the store (the only step that reads the logs)."""
     root = Path(repo.working_tree_dir)
     present = [p for p in COMMITTED if (root / p).exists() and p not in exclude]
     if present:
         _run_git(repo, "add", "--", *present)
+
+
+def staged(repo: git.Repo) -> list[str]:
+    """Paths whose staged version differs from HEAD."""
     out = _run_git(repo, "diff", "--cached", "--name-only", "-z")
     return [p for p in out.split("\0") if p]
 

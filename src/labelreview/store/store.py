@@ -718,8 +718,9 @@ class Store:
             try:
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
-                with self._write():  # nobody appends while git reads the logs
-                    changed = gitrepo.stage(repo, exclude=keep_out)
+                with self._write():  # nobody appends while git reads the logs (and only then)
+                    gitrepo.add(repo, exclude=keep_out)
+                changed = gitrepo.staged(repo)
                 if not changed:
                     # Events a killed checkpoint committed but did not get to mark as committed.
                     self._mark_committed(repo, "HEAD")
