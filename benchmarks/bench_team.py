@@ -69,8 +69,8 @@ REVIEWER = textwrap.dedent("""
         except Exception as e:
             errors.append(f"{type(e).__name__}: {e}")
             continue
-        lat.append(time.perf_counter() - t0)
-        if ev:
+        if ev:  # (the same decision again records nothing: not counted)
+            lat.append(time.perf_counter() - t0)
             acked.append(ev["hash"])
         if store.checkpoint_due():  # every 50 decisions (the review screen does this in a worker thread)
             t0 = time.perf_counter()

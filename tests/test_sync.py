@@ -77,10 +77,23 @@ def test_concurrent_decisions_sync_both_ways_conflicts_exactly_where_they_should
     assert states(a) == states(b) and states(a)[1][:2] == ("dog", "accepted")
     for root in (a, b):
         assert js("status", "--store", root)["conflicts"] == 0 and open_conflicts(root) == {}
-        verify_ok(root)
+        assert verify_ok(root)["writers"] == 2  # Alice's chain and Bob's, on both machines
     resolve = js("log", "--annotation", "1", "--limit", "1", "--store", a)[0]
     assert resolve["action"] == "resolve" and resolve["author"] == BOB
     assert sorted(resolve["resolves"]) == sorted(d["event"] for d in decisions if not d["current"])
+
+
+def test_verify_checks_the_chains_that_arrived(two_machines):
+    """A log that came by sync is checked like one's own: an edited line of Bob's, on Alice's machine."""
+    a, b, _ = two_machines
+    assert cli("reject", "9", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    js("sync", "--store", a, author=ALICE)
+    bobs = next(p for p in (a / "events").rglob("*.jsonl") if "bob" in p.as_posix())
+    bobs.write_text(bobs.read_text().replace('"rejected"', '"accepted"'))
+    rc, out, _ = cli("verify", "--no-images", "--store", a)
+    rel = bobs.relative_to(a).as_posix()
+    assert rc == 1 and f"{rel}:1: hash: event content does not match its hash" in out, out
 
 
 def test_a_decision_made_on_synced_state_is_no_conflict(two_machines):

@@ -373,10 +373,10 @@ class Store:
         }
 
     def event(self, ref: str, annotation: int | None = None) -> dict[str, Any]:
-        """One event by its hash or a unique prefix of it (at least 6 characters)."""
+        """One event by its hash or a unique prefix of it (at least 4 characters, as git allows)."""
         ref = (ref or "").strip().lower()
-        if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
-            raise LabelreviewError(f"{ref!r}: give an event hash or at least its first 6 hex digits")
+        if len(ref) < 4 or any(c not in "0123456789abcdef" for c in ref):
+            raise LabelreviewError(f"{ref!r}: give an event hash or at least its first 4 hex digits")
         sql, params = "SELECT * FROM events WHERE hash >= ? AND hash < ?", [ref, ref + "g"]
         if annotation is not None:
             sql += " AND annotation = ?"
