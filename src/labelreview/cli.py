@@ -623,7 +623,7 @@ def cmd_agreement(args) -> int:
               + ("—" if p["accept_reject_agreement"] is None else f"{p['accept_reject_agreement']:.1%}"
                  f" on {p['accept_reject_items']}"))
         if p["classes"]:
-            table([[c["class"], c["items"], "—" if c["kappa"] is None else f"{c['kappa']:.3f}",
+            table([[f"  {c['class']}", c["items"], "—" if c["kappa"] is None else f"{c['kappa']:.3f}",
                     f"{c['agreement']:.1%}"] for c in p["classes"]],
                   ["  class", "items", "kappa", "agree"])
     return 0
