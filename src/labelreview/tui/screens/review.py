@@ -374,6 +374,10 @@ class ReviewScreen(Screen):
         rows = []
         keymap = getattr(self.app, "keymap_overrides", {})
         for bid, keys, _action, text, _show in KEYS:
+            if bid.startswith("pick_"):  # nine keys, one line
+                if bid == "pick_1":
+                    rows.append(("1-9", "Conflict: keep competing decision N (a, r, f, x decide anew)"))
+                continue
             rows.append((keymap.get(bid, keys).replace("slash", "/").replace("question_mark", "?"), text))
         self.app.push_screen(HelpScreen(rows))
 
