@@ -239,11 +239,13 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
     pushed = False
     attempts = 0
     touched: set[int] = set()
-    with gitrepo.file_lock(store.root / INDEX_DIR / "git.lock"):  # no checkpoint meanwhile
-        while True:
-            attempts += 1
-            _git(store.root, "fetch", "-q", "--tags", name)
-            if _ref_exists(store.root, ref):
+    while True:
+        attempts += 1
+        # The network parts (fetch, push) run without the store's git lock: a slow remote must not
+        # hold up the other reviewers' checkpoints. The merge and the replay hold it.
+        _git(store.root, "fetch", "-q", "--tags", name)
+        if _ref_exists(store.root, ref):
+            with gitrepo.file_lock(store.root / INDEX_DIR / "git.lock"):
                 _check_own_logs(store, ref)
                 _check_imports(store, ref, name)
                 merges.append(_merge(store, ref, name))
@@ -251,17 +253,17 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
                 store.recover()
                 touched |= store.last_caught_up
                 _attribute_commits(store.root, store.conn)
-            if not push:
-                break
-            proc = _git(store.root, "push", "-q", "--follow-tags", name, f"HEAD:refs/heads/{branch}", check=False)
-            if proc.returncode == 0:
-                pushed = True
-                break
-            err = proc.stderr
-            moved = "fetch first" in err or "non-fast-forward" in err or "rejected" in err
-            if not moved or attempts >= PUSH_RETRIES:
-                raise LabelreviewError(f"git push to {name} failed: {_first_line(err)}. Everything is merged "
-                                       "and safe here; run `labelreview sync` again to retry the push.")
+        if not push:
+            break
+        proc = _git(store.root, "push", "-q", "--follow-tags", name, f"HEAD:refs/heads/{branch}", check=False)
+        if proc.returncode == 0:
+            pushed = True
+            break
+        err = proc.stderr
+        moved = "fetch first" in err or "non-fast-forward" in err or "rejected" in err
+        if not moved or attempts >= PUSH_RETRIES:
+            raise LabelreviewError(f"git push to {name} failed: {_first_line(err)}. Everything is merged "
+                                   "and safe here; run `labelreview sync` again to retry the push.")
     open_after = store.open_conflicts()
     return {
         "remote": name, "branch": branch, "merge": merges[-1] if merges else "remote is empty",
