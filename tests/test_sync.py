@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import _sample, files_of, git, sample_images, sample_store, set_config, templates  # noqa: F401
-from teams import ALICE, BOB, bare_remote, cli, decider, finish, js, open_conflicts, states, verify_ok
+from teams import ALICE, BOB, CAROL, bare_remote, cli, decider, finish, js, open_conflicts, states, verify_ok
 from labelreview.store import sync as sync_mod
 
 
@@ -237,3 +237,22 @@ def test_the_fold_finds_the_same_conflicts_whatever_the_clocks_say(alice_goes_on
         assert len(conflicts) == (1 if alice_goes_on else 0), outcomes
         if not alice_goes_on:
             assert state == ("cat", "accepted")
+
+
+def test_sync_while_another_reviewer_decides_on_the_same_machine(two_machines):
+    """Carol keeps deciding on Alice's machine (her own process) while Alice syncs Bob's work in."""
+    a, b, _ = two_machines
+    assert cli("reject", "20", "21", "22", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    ops = [op for i in range(10, 19) for op in (["accept", i], ["sleep", 0.05])]
+    carol = decider(a, CAROL, ops)
+    assert carol.stdout.readline() == "ready\n"
+    got = js("sync", "--store", a, author=ALICE)
+    acked = finish(carol)
+    assert got["events_received"] >= 3 and len(acked) == 9
+    js("sync", "--store", a, author=ALICE)  # what Carol decided after the first sync goes out too
+    js("sync", "--store", b, author=BOB)
+    assert states(a) == states(b)
+    assert [states(b)[i][1] for i in range(10, 23)] == ["accepted"] * 9 + ["pending"] + ["rejected"] * 3
+    for root in (a, b):
+        assert verify_ok(root)["writers"] == 2  # Bob and Carol
