@@ -769,8 +769,10 @@ class Store:
                check_images: bool = True) -> dict[str, Any]:
         """Add an import atomically: its folder is written completely, then indexed in one tx."""
         src_path = Path(batch.source_file)
+        # A folder format (YOLO, VOC, ImageFolder...) has no one file to hash: hash what it brings,
+        # so a changed folder is a new import and the same folder again is refused.
         sha = canonical.file_sha256(src_path) if src_path.is_file() else canonical.sha256_hex(
-            canonical.dumps([batch.source_file, len(batch.proposals)]))
+            canonical.dumps([batch.format, batch.images, batch.categories, batch.proposals]))
         dup = self.conn.execute("SELECT id FROM imports WHERE sha256=? AND source=?", (sha, source)).fetchone()
         if dup:
             raise LabelreviewError(f"{batch.source_file}: already imported as {dup['id']} (source {source!r})")
