@@ -159,6 +159,11 @@ def cmd_export(args) -> int:
     else:
         print(f"wrote {result['annotations']} annotations on {result['images']} images to {result['file']}"
               f" (provenance: {result['provenance']})")
+        skipped = result.get("skipped")
+        if skipped:
+            detail = ", ".join(f"{n} {why}" for why, n in skipped.items()) if isinstance(skipped, dict) \
+                else str(skipped)
+            print(f"not written, the format cannot hold them: {detail}")
     return 0
 
 
