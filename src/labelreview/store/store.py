@@ -399,10 +399,15 @@ class Store:
         """Per annotation waiting for adjudication: its state now and the competing decisions (the one
         the state holds, marked ``current``, then each conflicting one, oldest first)."""
         sql = "SELECT DISTINCT annotation FROM conflicts WHERE resolved IS NULL"
-        ids = [r[0] for r in self.conn.execute(sql + " ORDER BY annotation")]
-        if ann_ids is not None:
-            wanted = set(ann_ids)
-            ids = [i for i in ids if i in wanted]
+        if ann_ids is None:
+            ids = [r[0] for r in self.conn.execute(sql + " ORDER BY annotation")]
+        else:  # (the review screen asks for one annotation per key press: never scan them all)
+            ids = []
+            for start in range(0, len(ann_ids), 900):
+                chunk = list(ann_ids[start:start + 900])
+                ids += [r[0] for r in self.conn.execute(
+                    f"{sql} AND annotation IN ({','.join('?' * len(chunk))})", chunk)]
+            ids.sort()
         out = []
         for ann_id in ids:
             a = self.annotation(ann_id)
