@@ -563,16 +563,7 @@ class Store:
         if line is None:
             file_row = conn.execute("SELECT lines FROM event_files WHERE path=?", (rel,)).fetchone()
             line = (file_row["lines"] if file_row else 0) + 1
-        conn.execute(
-            "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
-            " old, new, reason, comment, base, undoes, prev, file, line, end_offset, blind, resolves)"
-            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (ev["hash"], ev["writer"], ev["seq"], ev["ts"], ev["author"], ev.get("login"),
-             ev.get("host"), ev["action"], ev["annotation"], ev.get("image"), _j(ev.get("old")),
-             _j(ev.get("new")), ev.get("reason"), ev.get("comment"), ev.get("base"),
-             ev.get("undoes"), ev.get("prev"), rel, line, end, 1 if ev.get("blind") is True else None,
-             _j(_resolves_of(ev))),
-        )
+        conn.execute(_INSERT_EVENT, _event_values(ev, rel, line, end))
         if fold:
             st = _load_fold(conn, ev["annotation"])
             if st is not None:
@@ -621,9 +612,10 @@ class Store:
                                     "action": r["action"], "new": _uj(r["new"]), "base": r["base"],
                                     "reason": r["reason"], "comment": r["comment"], "blind": r["blind"] == 1,
                                     "resolves": _uj(r["resolves"])})
-            for st in states.values():
-                if st is not None:
-                    _save_fold(conn, st)
+            folded = [st for st in states.values() if st is not None]
+            conn.executemany(_UPDATE_STATE, [(*(st[k] for k in _STATE), st["id"]) for st in folded])
+            for st in folded:
+                _save_fold(conn, st, state=False)
         return len(ids)
 
     def _catch_up(self, conn: sqlite3.Connection, writer: str | None = None) -> int:
@@ -965,9 +957,14 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
     return True
 
 
-def _save_fold(conn: sqlite3.Connection, st: dict[str, Any]) -> None:
-    conn.execute("UPDATE annotations SET category=?, status=?, last_event=?, updated_at=?, updated_by=?,"
-                 " reason=?, comment=? WHERE id=?", (*(st[k] for k in _STATE), st["id"]))
+_UPDATE_STATE = ("UPDATE annotations SET category=?, status=?, last_event=?, updated_at=?, updated_by=?,"
+                 " reason=?, comment=? WHERE id=?")
+
+
+def _save_fold(conn: sqlite3.Connection, st: dict[str, Any], state: bool = True) -> None:
+    """Write a fold state back; ``state=False`` when the caller wrote the annotation rows in bulk."""
+    if state:
+        conn.execute(_UPDATE_STATE, (*(st[k] for k in _STATE), st["id"]))
     ann = st["id"]
     if st["aux"]:
         conn.execute("DELETE FROM fold_alias WHERE annotation=?", (ann,))
@@ -1218,6 +1215,21 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
         )
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
+    " old, new, reason, comment, base, undoes, prev, file, line, end_offset, blind, resolves)"
+    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def _event_values(ev: dict[str, Any], rel: str, line: int, end: int) -> tuple:
+    """One row of the events table: the same for a live write, a catch-up and a rebuild."""
+    return (ev["hash"], ev["writer"], ev["seq"], ev["ts"], ev["author"], ev.get("login"),
+            ev.get("host"), ev["action"], ev["annotation"], ev.get("image"), _j(ev.get("old")),
+            _j(ev.get("new")), ev.get("reason"), ev.get("comment"), ev.get("base"),
+            ev.get("undoes"), ev.get("prev"), rel, line, end, 1 if ev.get("blind") is True else None,
+            _j(_resolves_of(ev)))
+
+
 def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
     """Build an index from the committed files alone: imports in order, then every event.
 
@@ -1256,8 +1268,22 @@ def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
                                ll.event))
         events.sort(key=lambda t: t[:3])
         applier = Store(root, resolve_identity("rebuild"), conn, Config())
-        for *_, rel, end, number, ev in events:  # recorded first, then folded per annotation
-            applier._apply(conn, ev, rel, end, number, fold=False)
+        # Recorded first in bulk (one statement per event cost most of a rebuild), then folded per
+        # annotation by the same refold a sync uses. The writers' heads and the logs' sizes are
+        # what the last event of each says.
+        conn.executemany(_INSERT_EVENT, (_event_values(ev, rel, number, end)
+                                         for *_, rel, end, number, ev in events))
+        heads: dict[str, tuple[int, str]] = {}
+        files: dict[str, tuple[str, int, int]] = {}
+        for *_, rel, end, number, ev in events:
+            if ev["seq"] >= heads.get(ev["writer"], (0, ""))[0]:
+                heads[ev["writer"]] = (ev["seq"], ev["hash"])
+            if number >= files.get(rel, ("", 0, 0))[2]:
+                files[rel] = (ev["writer"], end, number)
+        conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
+                         ((w, seq, h) for w, (seq, h) in heads.items()))
+        conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
+                         ((rel, w, end, n) for rel, (w, end, n) in files.items()))
         applier.refold({ev["annotation"] for *_, ev in events}, conn)
         conn.execute("COMMIT")
         _attribute_commits(root, conn)
