@@ -291,3 +291,16 @@ async def test_small_terminal_still_usable(app_store):
         await pilot.resize_terminal(100, 30) if hasattr(pilot, "resize_terminal") else None
         await settle(pilot, app)
     assert store.annotation(1).status == "accepted"
+
+
+async def test_relabel_picker_offers_the_models_other_classes_first(app_store):
+    app, store = app_store  # annotation 1 carries the model's scores {"dog": 0.91, "cat": 0.87}
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.screen.shown[0] == "cat" and "dog" not in app.screen.shown
+        assert "model 0.87" in rendered(app)
+        await pilot.press("1")
+        await settle(pilot, app)
+    assert store.annotation(1).category == "cat"

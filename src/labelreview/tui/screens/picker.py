@@ -35,10 +35,10 @@ class ClassPicker(ModalScreen[str | None]):
         scores = dict(suggested or [])
         first = [c for c, _ in sorted(scores.items(), key=lambda kv: -kv[1]) if c != current and c in classes]
         rest = [c for c in classes if c != current and c not in first]
-        self.classes = first + rest
+        self.choices = first + rest  # not self.classes: Textual keeps the CSS classes there
         self.scores = scores
         self.current = current
-        self.shown: list[str] = list(self.classes)
+        self.shown: list[str] = list(self.choices)
         self._filtered_by = ""
 
     def compose(self) -> ComposeResult:
@@ -54,9 +54,9 @@ class ClassPicker(ModalScreen[str | None]):
     def _refill(self, text: str) -> None:
         self._filtered_by = text
         text = text.strip().lower()
-        starts = [c for c in self.classes if c.lower().startswith(text)]
-        contains = [c for c in self.classes if text in c.lower() and c not in starts]
-        self.shown = starts + contains if text else list(self.classes)
+        starts = [c for c in self.choices if c.lower().startswith(text)]
+        contains = [c for c in self.choices if text in c.lower() and c not in starts]
+        self.shown = starts + contains if text else list(self.choices)
         options = self.query_one(OptionList)
         options.clear_options()
         for n, c in enumerate(self.shown):

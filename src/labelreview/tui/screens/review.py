@@ -59,7 +59,7 @@ class ReviewScreen(Screen):
         super().__init__()
         self.store, self.queue, self.session = store, queue, session
         self.options = RenderOptions()
-        self.classes = store.class_names()
+        self.class_names = store.class_names()  # not self.classes: that is the widget's CSS classes
         self.skeletons = {c.name: c.skeleton for c in store.categories() if c.skeleton}
         self.image_anns: list[Annotation] = []
         self.color_hint: str | None = None
@@ -272,7 +272,7 @@ class ReviewScreen(Screen):
                 self._do(self.session.relabel, category)
             self.refresh_view()
 
-        self.app.push_screen(ClassPicker(self.classes, ann.category, suggested), done)
+        self.app.push_screen(ClassPicker(self.class_names, ann.category, suggested), done)
 
     def action_accept_all(self) -> None:
         pending = [a for a in self.image_anns if a.status == "pending" and a.id in set(self.queue.image_items())]
