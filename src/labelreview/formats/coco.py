@@ -6,13 +6,16 @@ import gc
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 from pycocotools import mask as maskutils
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 _TRUE = {"1", "true", "yes", "t", "y"}
 _FALSE = {"0", "false", "no", "f", "n", ""}
@@ -440,7 +443,7 @@ def to_rle(segmentation: Any, h: int, w: int) -> dict:
     return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
 
 
-def build(snapshot: "Snapshot") -> tuple[dict, list[dict]]:
+def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
     """The COCO document and a provenance row per exported annotation."""
     from .snapshot import export_ids
 

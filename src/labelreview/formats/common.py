@@ -39,6 +39,21 @@ def read_text(path: str | os.PathLike, shown: str | None = None) -> str:
         raise InputError(shown, f"line {line}", "not UTF-8 text") from None
 
 
+def parse_xml(path: Path, shown: str):
+    """An XML file's root element, or an InputError naming the file, line and column."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(shown, "", f"cannot read ({e.strerror or e})") from None
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as e:
+        line, col = getattr(e, "position", (0, 0))
+        raise InputError(shown, f"line {line}, column {col}", f"not well-formed XML ({e})") from None
+
+
 def finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

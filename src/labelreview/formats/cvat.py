@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
-from .common import encode_mask, obb_angle, polygon_bbox, rotated_corners
+from .common import encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
 
 _SHAPES = ("box", "polygon", "polyline", "points", "mask", "tag", "skeleton", "ellipse", "cuboid")
 
@@ -96,15 +96,7 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             raise LabelreviewError(f"{p}: give the CVAT XML file itself ({len(xs)} XML files here)")
         p = xs[0]
     shown = p.name
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise InputError(shown, "", f"cannot read ({e.strerror or e})") from None
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as e:
-        line, col = getattr(e, "position", (0, 0))
-        raise InputError(shown, f"line {line}, column {col}", "not well-formed XML") from None
+    root = parse_xml(p, shown)
     if root.tag != "annotations":
         raise InputError(shown, f"<{root.tag}>", "not a CVAT XML file (the root must be <annotations>)")
     if root.find("track") is not None:
@@ -115,7 +107,6 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     if version and version.strip() != "1.1":
         warns.append(ImportWarning(shown, f"version {version.strip()}; read as 1.1", "kept"))
     labels, subs, edges = _meta_labels(root)
-    sub_names = {lab["name"] for lab in labels if lab["parent"]}
     cats: dict[str, Category] = {}
     for lab in labels:
         if lab["parent"]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
 from .coco import load_json
 from .common import obb_angle, polygon_bbox

@@ -22,7 +22,8 @@ import numpy as np
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
 from . import semantic
-from .common import PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, fmt_num, provenance_bytes
+from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, fmt_num, parse_xml,
+                     provenance_bytes)
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -112,16 +113,7 @@ def _value(s: str | None) -> Any:
 
 
 def _parse_xml(path: Path, shown: str) -> ET.Element:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(shown, "", f"cannot read ({e.strerror or e})") from None
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as e:
-        line, col = getattr(e, "position", (0, 0))
-        raise InputError(shown, f"line {line}, column {col}", f"not well-formed XML ({e.msg if hasattr(e, 'msg') else e})"
-                         ) from None
+    root = parse_xml(path, shown)
     if root.tag != "annotation":
         raise InputError(shown, f"<{root.tag}>", "not a Pascal VOC annotation (the root must be <annotation>)")
     return root

@@ -28,8 +28,7 @@ import orjson
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import (PROVENANCE_NAME, FolderExport, fmt_num, is_rectangle, obb_angle, polygon_bbox,
-                     provenance_bytes, read_text)
+from .common import PROVENANCE_NAME, FolderExport, fmt_num, is_rectangle, obb_angle, polygon_bbox, read_text
 
 TASKS = ("detect", "segment", "pose", "obb")
 FORMATS = {"yolo": None, "yolo-detect": "detect", "yolo-seg": "segment", "yolo-segment": "segment",
