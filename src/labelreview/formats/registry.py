@@ -121,6 +121,26 @@ def _store_images(store) -> list[ImageRecord]:
                         source_id=im.source_id) for im in store.images()]
 
 
+def _folder_reader(fmt: str):
+    """The reader of a format whose images live beside its labels: (path, images=) -> (batch, root).
+
+    Imported only when asked for, so a command never pays for formats it does not use."""
+    if fmt in YOLO_FORMATS:
+        from . import yolo
+
+        return lambda path, images: yolo.load(path, images=images, task=yolo.FORMATS[fmt], fmt=fmt)
+    if fmt in ("csv", "imagefolder"):
+        from . import classification
+
+        return classification.read_csv if fmt == "csv" else classification.read_imagefolder
+    modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio"}
+    if fmt in modules:
+        import importlib
+
+        return importlib.import_module(f".{modules[fmt]}", __package__).read
+    return None
+
+
 def read(fmt: str, path: str | os.PathLike, args: Any, store) -> tuple[str, ImportBatch]:
     """(the format read, the batch). After ``auto`` the format says what was recognised, e.g.
     "yolo-obb (an Ultralytics data.yaml)", which the command line prints."""
@@ -146,42 +166,10 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store) -> tuple[str, Impo
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
                                            "ground-truth file with --gt or import it first")
         return said(fmt), coco.read(path, gt_images=gt)
-    if fmt in YOLO_FORMATS:
-        from . import yolo
-
-        batch, root = yolo.load(path, images=images, task=yolo.FORMATS[fmt], fmt=fmt)
-        _ROOTS[os.fspath(path)] = root
-        return said(batch.format), batch
-    if fmt == "voc":
-        from . import voc
-
-        batch, root = voc.read(path, images=images)
-        _ROOTS[os.fspath(path)] = root
-        return said(batch.format), batch
-    if fmt in ("csv", "imagefolder"):
-        from . import classification
-
-        reader = classification.read_csv if fmt == "csv" else classification.read_imagefolder
+    reader = _folder_reader(fmt)
+    if reader is not None:
         batch, root = reader(path, images=images)
-        _ROOTS[os.fspath(path)] = root
-        return said(batch.format), batch
-    if fmt == "semantic":
-        from . import semantic
-
-        batch, root = semantic.read(path, images=images)
-        _ROOTS[os.fspath(path)] = root
-        return said(batch.format), batch
-    if fmt == "cvat":
-        from . import cvat
-
-        batch, root = cvat.read(path, images=images)
-        _ROOTS[os.fspath(path)] = root
-        return said(batch.format), batch
-    if fmt == "labelstudio":
-        from . import labelstudio
-
-        batch, root = labelstudio.read(path, images=images)
-        _ROOTS[os.fspath(path)] = root
+        _ROOTS[os.fspath(path)] = root  # the image folder the reader chose, for ingest
         return said(batch.format), batch
     raise LabelreviewError(f"unknown import format {fmt!r}; use one of {', '.join(READERS)} or auto")
 
