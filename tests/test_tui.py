@@ -304,3 +304,31 @@ async def test_relabel_picker_offers_the_models_other_classes_first(app_store):
         await pilot.press("1")
         await settle(pilot, app)
     assert store.annotation(1).category == "cat"
+
+
+async def test_a_big_queue_opens_from_a_window_and_the_rest_arrives_after_the_first_frame(sample_store,
+                                                                                        monkeypatch):
+    from labelreview.review import queue as queue_mod
+
+    monkeypatch.setattr(queue_mod, "WINDOW", 6)  # the sample's 25 items: the first images only
+    app, store = make_app(sample_store, lazy=True, resume=False)
+    try:
+        assert app.queue.partial
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            for _ in range(30):  # the loader thread hands the rest over through call_from_thread
+                if not app.queue.partial:
+                    break
+                await pilot.pause(0.05)
+            await settle(pilot, app)
+            assert not app.queue.partial
+            assert "0/25 reviewed" in rendered(app) and "image 1/5" in rendered(app)
+            for _ in range(4):  # past the window's images: every image is still there, in order
+                await pilot.press("n")
+                await settle(pilot, app)
+            assert "image 5/5" in rendered(app)
+            await pilot.press("a")
+            await settle(pilot, app)
+            assert "1/25 reviewed" in rendered(app)
+    finally:
+        store.close()

@@ -675,7 +675,7 @@ def cmd_review(args) -> int:
     from .review import Queue
 
     leases = "off" if args.no_leases else ("take" if args.take_leased else "on")
-    queue = Queue(store, flt, order=args.order, seed=args.seed, leases=leases)
+    queue = Queue(store, flt, order=args.order, seed=args.seed, leases=leases, lazy=True)
     from .tui.app import run  # the UI is imported only here
 
     return run(store, queue, graphics=args.graphics)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Callable
 
 import orjson
 
@@ -15,6 +18,66 @@ from ..store import Store, perms
 from ..store.identity import slug
 
 ORDERS = ("file", "score", "score-desc", "random", "suspicion")
+
+
+#: Items a lazy queue loads before its first frame; the rest come from a thread.
+WINDOW = 4000
+
+
+class _Edge(Exception):
+    """A move reached the edge of a partial queue's window: the rest must be in first."""
+
+
+def _whole(method):
+    """Run a move on the loaded window; at its edge, wait for the rest of the queue and run again."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self._loaded is not None:
+            self.adopt()
+        if not self.partial:
+            return method(self, *args, **kwargs)
+        position, skipped = self.position, list(self.skipped)
+        try:
+            return method(self, *args, **kwargs)
+        except _Edge:
+            self.position, self.skipped = position, skipped
+            self._complete()
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class _Lists:
+    """A queue's order in the shapes its moves need (built in the loader thread for a big queue)."""
+
+    def __init__(self, items: list[tuple[int, int]], order: str):
+        self.items = items
+        # Image-grouped view: an image appears once, at its first item's place in the order.
+        by_image: dict[int, list[int]] = {}
+        for ann_id, image_id in items:
+            group = by_image.get(image_id)
+            if group is None:
+                by_image[image_id] = [ann_id]
+            else:
+                group.append(ann_id)
+        self.by_image = by_image
+        self.image_order: list[int] = list(by_image)  # dicts keep first-seen order
+        if order == "suspicion":
+            # Per annotation, not grouped: at realistic error rates most images hold an error, and
+            # grouping by image brings the ranking down to about file order (benchmarks/README.md,
+            # "Suspicion ordering"). An image may come up again; the view still shows all its boxes.
+            self.flat = [a for a, _ in items]
+        else:
+            self.flat = [a for img in self.image_order for a in by_image[img]]
+        self.image_of = dict(items)
+        self._rank: dict[int, int] | None = None
+
+    @property
+    def image_rank(self) -> dict[int, int]:
+        if self._rank is None:
+            self._rank = {img: i for i, img in enumerate(self.image_order)}
+        return self._rank
 
 
 #: How a queue treats other reviewers' leases: skip their images, show them anyway, or take none.
@@ -35,7 +98,7 @@ class Queue:
     """
 
     def __init__(self, store: Store, flt: AnnotationFilter | None = None, order: str = "file",
-                 seed: int = 0, resume: bool = True, leases: str = "on"):
+                 seed: int = 0, resume: bool = True, leases: str = "on", lazy: bool = False):
         if leases not in LEASES:
             raise LabelreviewError(f"unknown lease mode {leases!r}; use one of {', '.join(LEASES)}")
         self.leases = leases
@@ -49,39 +112,145 @@ class Queue:
         if order not in ORDERS:
             raise LabelreviewError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
         self.store, self.filter, self.order, self.seed = store, flt or AnnotationFilter(), order, seed
-        if order == "suspicion":
-            from . import suspicion
-
-            self.items: list[tuple[int, int]] = suspicion.queue_keys(store, self.filter)
-        else:
-            self.items = store.annotation_keys(self.filter, order, seed)
-        # Image-grouped view: an image appears once, at its first item's place in the order.
-        self._by_image: dict[int, list[int]] = {}
-        by_image = self._by_image
-        for ann_id, image_id in self.items:
-            group = by_image.get(image_id)
-            if group is None:
-                by_image[image_id] = [ann_id]
-            else:
-                group.append(ann_id)
-        self.image_order: list[int] = list(by_image)  # dicts keep first-seen order
-        self.flat: list[int] = [a for img in self.image_order for a in self._by_image[img]]
-        if order == "suspicion":
-            # Per annotation, not grouped: at realistic error rates most images hold an error, and
-            # grouping by image brings the ranking down to about file order (benchmarks/README.md,
-            # "Suspicion ordering"). An image may come up again; the view still shows all its boxes.
-            self.flat = [a for a, _ in self.items]
-        self._image_of = dict(self.items)
         self.position = 0
         #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
         self._why: dict[int, list] = {}
-        if order == "suspicion":
-            self._why = suspicion.WhyLookup(store)  # read per item when shown: cheap at 1M items
         self._decided: int | None = None
-        if resume:
-            self._restore()
+        # A lazy queue in file order starts from a window of WINDOW items (where the reviewer resumes,
+        # else the start) and loads the rest in a thread once asked to (``load_rest``): the first
+        # frame on a 1M-annotation store does not wait for a million ids. Until the rest is in,
+        # ``partial`` is set and a move past the window waits for it (``_complete``).
+        self.partial = False
+        self._head_cut = False  # the window starts after the queue's first image
+        self._loader: threading.Thread | None = None
+        self._loaded: tuple | BaseException | None = None
+        saved = self._saved() if resume else None
+        if order == "suspicion":
+            from . import suspicion
+
+            items = suspicion.queue_keys(store, self.filter)
+            self._why = suspicion.WhyLookup(store)  # read per item when shown: cheap at 1M items
+        elif lazy and order == "file":
+            items = self._window(saved)
+        else:
+            items = store.annotation_keys(self.filter, order, seed)
+        self._adopt_lists(_Lists(items, order))
+        if saved is not None and saved in self._image_of:
+            self.position = self._index_of(saved)
         if self.flat:
-            self._land(+1)
+            try:
+                self._land(+1)
+            except _Edge:  # every image of the window is someone else's: look further
+                self._complete()
+                self._land(+1)
+
+    def _adopt_lists(self, lists: "_Lists") -> None:
+        self.items = lists.items
+        self._by_image = lists.by_image
+        self.image_order = lists.image_order
+        self.flat = lists.flat
+        self._image_of = lists.image_of
+        self._lists = lists
+        self._flat_index: dict[int, int] | None = None
+
+    def _index_of(self, ann_id: int) -> int:
+        if len(self.flat) < 2048:
+            return self.flat.index(ann_id)
+        if self._flat_index is None:
+            self._flat_index = {a: i for i, a in enumerate(self.flat)}
+        return self._flat_index[ann_id]
+
+    # -------------------------------------------------------------- a big queue, lazily
+
+    def _window(self, saved: int | None) -> list[tuple[int, int]]:
+        store, flt = self.store, self.filter
+        # Walk the image index when most annotations match (else SQLite sorts every match first).
+        dense = not (flt.statuses or flt.image_ids or flt.ids) or store.matches_at_least(flt, 10 * WINDOW)
+        start_image = None
+        if saved is not None and (not flt.ids or saved in flt.ids):
+            # Resume where the reviewer left, if that annotation is still in this queue.
+            here = store.annotation_keys(replace(flt, ids=[saved]), "file")
+            start_image = here[0][1] if here else None
+        keys = store.annotation_keys(flt, "file", limit=WINDOW + 1, from_image=start_image, by_image=dense)
+        if start_image is not None:
+            self._head_cut = store.annotation_keys(flt, "file", limit=1, by_image=dense)[0][1] != start_image
+        if len(keys) <= WINDOW and not self._head_cut:
+            return keys  # that is the whole queue
+        if len(keys) > WINDOW:
+            last = keys[-1][1]  # the window may end inside an image: leave that image to the full list
+            cut = len(keys)
+            while cut and keys[cut - 1][1] == last:
+                cut -= 1
+            if cut == 0:  # one image with more than WINDOW items: the window is that image
+                keys = store.annotation_keys(replace(flt, image_ids=[last]), "file")
+            else:
+                keys = keys[:cut]
+        self.partial = True
+        return keys
+
+    def load_rest(self, done: Callable[[], None] | None = None) -> None:
+        """Start loading the rest of a partial queue in a thread; ``done`` is called from that
+        thread when it is in (the owner then calls ``adopt``, or any move adopts it)."""
+        if not self.partial or self._loader is not None:
+            return
+        self._loader = threading.Thread(target=self._load, args=(done,), name="queue-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self, done: Callable[[], None] | None) -> None:
+        conn = None
+        try:
+            conn = self.store.reader()
+            conn.execute("BEGIN")  # one snapshot: the keys, the count and the last event agree
+            keys = self.store.annotation_keys(self.filter, "file", by_image=True, conn=conn)
+            decided = self.store.count_matching(self.filter, status_not="pending", conn=conn)
+            seen = conn.execute("SELECT coalesce(max(ord), 0) FROM events").fetchone()[0]
+            conn.execute("COMMIT")
+            lists = _Lists(keys, "file")
+            lists.image_rank  # build it here, not on the UI thread
+            self._loaded = (lists, decided, seen)
+        except BaseException as e:  # handed to the owner's thread, which raises it
+            self._loaded = e
+        finally:
+            if conn is not None:
+                conn.close()
+        if done is not None:
+            done()
+
+    def adopt(self) -> bool:
+        """Take in the rest of the queue if the loader is done; True if the queue changed."""
+        loaded = self._loaded
+        if loaded is None or not self.partial:
+            return False
+        if isinstance(loaded, BaseException):
+            self._loaded, self._loader = None, None
+            raise LabelreviewError(f"could not load the rest of the queue: {loaded}") from loaded
+        lists, decided, seen = loaded
+        current = self.current
+        self._adopt_lists(lists)
+        self.partial = self._head_cut = False
+        self._loaded = None
+        if current is not None and current in self._image_of:
+            self.position = self._index_of(current)
+        # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
+        for ann, old, new in self.store.conn.execute(
+                "SELECT annotation, json_extract(old, '$.status'), json_extract(new, '$.status') FROM events "
+                "WHERE ord > ?", (seen,)):
+            if ann in self._image_of:
+                decided += ((old or "pending") == "pending") - (new == "pending")
+        self._decided = decided
+        return True
+
+    def _complete(self) -> None:
+        """Wait for the rest of a partial queue and take it in."""
+        if not self.partial:
+            return
+        self.load_rest()
+        assert self._loader is not None
+        self._loader.join()
+        self.adopt()
+
+    def wait_complete(self) -> None:
+        self._complete()
 
     # -------------------------------------------------------------- where we are
 
@@ -105,14 +274,35 @@ class Queue:
         return list(self._by_image.get(image_id, []))
 
     @property
-    def image_index(self) -> int:
-        return self.image_order.index(self.current_image) if self.flat else 0
+    def image_index(self) -> int | None:
+        """The current image's place among the queue's images; None while a queue that started
+        part-way (resumed) is still loading what comes before."""
+        if not self.flat:
+            return 0
+        if self._loaded is not None:
+            self.adopt()
+        return None if self._head_cut else self._lists.image_rank[self.current_image]
+
+    @property
+    def image_count(self) -> int | None:
+        """How many images the queue has; None while it is still loading."""
+        if self._loaded is not None:
+            self.adopt()
+        return None if self.partial else len(self.image_order)
+
+    @property
+    def at_end(self) -> bool:
+        return not self.partial and self.position == len(self.flat) - 1
 
     # -------------------------------------------------------------- moving
 
+    @_whole
     def move(self, delta: int) -> int | None:
         """Next/previous annotation; past the last one of an image is the next image's first."""
         if self.flat:
+            if self.partial and (self.position + delta >= len(self.flat)
+                                 or (self.position + delta < 0 and self._head_cut)):
+                raise _Edge
             before = self.current_image
             self.position = max(0, min(len(self.flat) - 1, self.position + delta))
             if self.current_image != before:
@@ -123,6 +313,7 @@ class Queue:
             self._save()
         return self.current
 
+    @_whole
     def move_image(self, delta: int) -> int | None:
         """First item of the next (previous) image in the order: the next run of items on one
         image. In image-grouped orders a run is the image; in the suspicion order an image can
@@ -138,6 +329,8 @@ class Queue:
                 pos = end
             elif pos > 0:
                 pos = self._run_start(pos - 1)
+            elif self._head_cut:
+                raise _Edge
         self.position = pos
         self._land(1 if delta >= 0 else -1)
         self._save()
@@ -153,26 +346,35 @@ class Queue:
         image = self._image_of[self.flat[pos]]
         while pos < len(self.flat) and self._image_of[self.flat[pos]] == image:
             pos += 1
+        if pos == len(self.flat) and self.partial:
+            raise _Edge  # what comes next is not loaded yet
         return pos
 
+    @_whole
     def go_to_image(self, image_id: int) -> int | None:
+        if image_id not in self._by_image and self.partial:
+            raise _Edge
         if image_id not in self._by_image:
             raise LabelreviewError(f"image {image_id} is not in this queue")
-        self.position = self.flat.index(self._by_image[image_id][0])
+        self.position = self._index_of(self._by_image[image_id][0])
         self._take_here()
         self._save()
         return self.current
 
+    @_whole
     def go_to(self, ann_id: int) -> int | None:
+        if ann_id not in self._image_of and self.partial:
+            raise _Edge
         if ann_id not in self._image_of:
             raise LabelreviewError(f"annotation {ann_id} is not in this queue")
-        self.position = self.flat.index(ann_id)
+        self.position = self._index_of(ann_id)
         self._take_here()
         self._save()
         return self.current
 
     def next_pending(self) -> int | None:
         """The next item still pending after the current one (wrapping), else stay."""
+        self._complete()  # wraps around the whole queue
         if not self.flat:
             return None
         pending = set(self.store.annotation_ids_with_status([*self.flat], "pending"))
@@ -228,6 +430,8 @@ class Queue:
                         why = f"{self.shared_with['holder'].split(' <')[0]} is on it"  # took it just now
                         self.position = here
                     self.skipped.append((image, why))
+                if d < 0 and pos == 0 and self._head_cut:
+                    raise _Edge
                 nxt = self._run_end(pos) if d > 0 else (self._run_start(pos - 1) if pos > 0 else -1)
                 if nxt < 0 or nxt >= len(self.flat):
                     break
@@ -273,10 +477,13 @@ class Queue:
         if not self.flat:
             return []
         ahead, behind = [], []
-        pos = self._run_end(self.position)
-        while len(ahead) < radius and pos < len(self.flat):
-            ahead.append(self._image_of[self.flat[pos]])
-            pos = self._run_end(pos)
+        try:
+            pos = self._run_end(self.position)
+            while len(ahead) < radius and pos < len(self.flat):
+                ahead.append(self._image_of[self.flat[pos]])
+                pos = self._run_end(pos)
+        except _Edge:  # the window ends here: nothing more to prefetch yet
+            pass
         pos = self._run_start(self.position)
         while len(behind) < radius and pos > 0:
             pos = self._run_start(pos - 1)
@@ -288,8 +495,13 @@ class Queue:
 
     # -------------------------------------------------------------- progress
 
-    def progress(self) -> tuple[int, int]:
-        """(decided, total) over this queue; counted once, then kept up to date by ``note``."""
+    def progress(self) -> tuple[int | None, int | None]:
+        """(decided, total) over this queue; counted once, then kept up to date by ``note``.
+        (None, None) while a partial queue is still loading (its loader counts them)."""
+        if self._loaded is not None:
+            self.adopt()
+        if self.partial:
+            return None, None
         if self._decided is None:
             if self.order == "suspicion":  # may rank a subset of what the filter matches
                 pending = len(self.store.annotation_ids_with_status(self.flat, "pending"))
@@ -341,13 +553,13 @@ class Queue:
         tmp.write_bytes(orjson.dumps({"annotation": self.current}))
         os.replace(tmp, path)
 
-    def _restore(self) -> None:
+    def _saved(self) -> int | None:
+        """The annotation this reviewer was on when they last left this queue."""
         try:
             ann = orjson.loads(self._state_file().read_bytes()).get("annotation")
-        except (OSError, ValueError):
-            return
-        if ann in self._image_of:
-            self.position = self.flat.index(ann)
+        except (OSError, ValueError, AttributeError):
+            return None
+        return ann if isinstance(ann, int) else None
 
 
 def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:

@@ -233,13 +233,27 @@ class Store:
         return [self._annotation(r) for r in rows]
 
     def annotation_keys(self, flt: AnnotationFilter | None = None, order: str = "file",
-                        seed: int = 0) -> list[tuple[int, int]]:
-        """(annotation id, image id) pairs of a queue, in order, without decoding geometry."""
+                        seed: int = 0, *, limit: int | None = None, from_image: int | None = None,
+                        by_image: bool = False, conn: sqlite3.Connection | None = None
+                        ) -> list[tuple[int, int]]:
+        """(annotation id, image id) pairs of a queue, in order, without decoding geometry.
+
+        ``limit`` and ``from_image`` (file order only: start at that image) read a window of a big
+        queue; ``by_image`` walks the image index (file order), which stops after ``limit`` rows
+        when the filter matches most annotations, where SQLite would otherwise sort every match
+        (measured at 1M: 3 ms instead of 885 ms); ``conn`` reads through another connection."""
         where, params = self._where(flt or AnnotationFilter())
-        cur = self.conn.cursor()
+        if from_image is not None:
+            if order != "file":
+                raise ValueError("from_image needs the file order")
+            where += " AND a.image_id >= ?"
+            params.append(from_image)
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        cur = (conn or self.conn).cursor()
         cur.row_factory = None  # plain tuples: a sqlite3.Row per item doubles the time at 1M items
         keys = cur.execute(
-            f"SELECT a.id, a.image_id FROM annotations a WHERE {where} ORDER BY {self._order(order)}",
+            f"SELECT a.id, a.image_id FROM annotations a{' INDEXED BY annotations_image' if by_image else ''} "
+            f"WHERE {where} ORDER BY {self._order(order)}{tail}",
             params,
         ).fetchall()
         if order == "random":
@@ -290,12 +304,24 @@ class Store:
             clauses.append("a.id IN (SELECT annotation FROM conflicts WHERE resolved IS NULL)")
         return " AND ".join(clauses), params
 
-    def count_matching(self, flt: AnnotationFilter, status_not: str | None = None) -> int:
+    def count_matching(self, flt: AnnotationFilter, status_not: str | None = None,
+                       conn: sqlite3.Connection | None = None) -> int:
         where, params = self._where(flt)
         if status_not is not None:
             where += " AND a.status != ?"
             params.append(status_not)
-        return self.conn.execute(f"SELECT count(*) FROM annotations a WHERE {where}", params).fetchone()[0]
+        return (conn or self.conn).execute(f"SELECT count(*) FROM annotations a WHERE {where}",
+                                           params).fetchone()[0]
+
+    def matches_at_least(self, flt: AnnotationFilter, n: int) -> bool:
+        """Whether ``n`` or more annotations match (stops counting at ``n``)."""
+        where, params = self._where(flt)
+        return self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM annotations a WHERE {where} LIMIT ?)",
+                                 [*params, n]).fetchone()[0] >= n
+
+    def reader(self) -> sqlite3.Connection:
+        """A second connection to the index, for reading in another thread."""
+        return schema.connect(self.root / INDEX_DIR / INDEX_NAME)
 
     def checkpoint_due(self) -> bool:
         return self._since_checkpoint >= self.config.checkpoint_every

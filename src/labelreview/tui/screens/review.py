@@ -155,7 +155,24 @@ class ReviewScreen(Screen):
             self.notify(f"{other['holder'].split(' <')[0]} is also on this image.", severity="warning", timeout=5)
 
     def on_image_view_frame_shown(self, event: ImageView.FrameShown) -> None:
-        # Neighbours render only once this frame is on screen: they never compete with it.
+        # Neighbours render, and the rest of a big queue loads, only once this frame is on screen:
+        # they never compete with it.
+        if self.queue.partial:
+            self.queue.load_rest(done=self._rest_loaded)
+        self._prefetch()
+
+    def _rest_loaded(self) -> None:  # in the loader's thread
+        try:
+            self.app.call_from_thread(self._adopt_rest)
+        except RuntimeError:  # the app has gone
+            pass
+
+    def _adopt_rest(self) -> None:
+        try:
+            self.queue.adopt()
+        except LabelreviewError as e:
+            self.notify(str(e), severity="error", timeout=10)
+        self._show_progress()
         self._prefetch()
 
     def _prefetch(self) -> None:
@@ -168,7 +185,11 @@ class ReviewScreen(Screen):
             self.query_one(ImageView).prefetch(requests)
 
     def _show_progress(self) -> None:
-        pos = f"{self.queue.image_index + 1}/{len(self.queue.image_order)}" if not self.queue.empty else "0/0"
+        if self.queue.empty:
+            pos = "0/0"
+        else:
+            index, count = self.queue.image_index, self.queue.image_count
+            pos = f"{'?' if index is None else index + 1}/{'…' if count is None else count}"
         decided, total = self.queue.progress()
         self.query_one(ProgressLine).show(
             decided=decided, total=total, per_minute=self.session.rate_per_minute(),
@@ -224,7 +245,7 @@ class ReviewScreen(Screen):
     def action_accept_next(self) -> None:
         ann = self.current
         self._do(self.session.accept)
-        if ann is not None and self.queue.position == len(self.queue) - 1:
+        if ann is not None and self.queue.at_end:
             self.notify("End of the queue.", timeout=3)
         self.queue.move(+1)
         self.refresh_view()
@@ -341,6 +362,7 @@ class ReviewScreen(Screen):
         self.app.push_screen(Prompt("Go to image", "number in the queue, #image-id, or part of a file name"), done)
 
     def _find_image(self, text: str) -> int:
+        self.queue.wait_complete()  # a number or a name is looked up in the whole queue
         order = self.queue.image_order
         if text.startswith("#") and text[1:].isdigit():
             return int(text[1:])
@@ -359,7 +381,7 @@ class ReviewScreen(Screen):
                 flt, order, seed = parse_query(text)
                 mode = self.queue.leases
                 self.queue.close()  # the new queue leases its own first image
-                self.queue = Queue(self.store, flt, order=order, seed=seed, leases=mode)
+                self.queue = Queue(self.store, flt, order=order, seed=seed, leases=mode, lazy=True)
             except LabelreviewError as e:
                 self.notify(str(e), severity="error", timeout=8)
                 return

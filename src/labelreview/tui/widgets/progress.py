@@ -7,8 +7,13 @@ from textual.widgets import Static
 
 
 class ProgressLine(Static):
-    def show(self, *, decided: int, total: int, per_minute: float, unsaved: int, image_pos: str,
+    def show(self, *, decided: int | None, total: int | None, per_minute: float, unsaved: int, image_pos: str,
              zoom: bool, color_hint: str | None = None) -> None:
+        if decided is None or total is None:  # a big queue still loading in its thread
+            self.update(Text.assemble((" counting the queue… ", "bold"), f"· {per_minute:.1f}/min · ",
+                                      (f"{unsaved} not in git yet" if unsaved else "all in git",
+                                       "yellow" if unsaved else "green"), f" · image {image_pos}"))
+            return
         left = total - decided
         if per_minute > 0.05 and left:
             minutes = left / per_minute

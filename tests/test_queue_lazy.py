@@ -1,0 +1,102 @@
+"""A big queue opens from a window and loads the rest in a thread: the reviewer must not notice,
+except that the first frame comes sooner. Run on the sample store with a window of a few items."""
+
+from __future__ import annotations
+
+import pytest
+
+from labelreview.model import AnnotationFilter
+from labelreview.review import Queue, ReviewSession
+from labelreview.review import queue as queue_mod
+from labelreview.store import Store
+
+
+@pytest.fixture
+def store(sample_store, monkeypatch):
+    monkeypatch.setattr(queue_mod, "WINDOW", 6)  # the sample's 25 items: a window of 2-3 images
+    s = Store.open(sample_store)
+    yield s
+    s.close()
+
+
+def walk(q: Queue, step) -> list[int]:
+    seen = [q.current]
+    while True:
+        before = q.current, q.position
+        step(q)
+        if (q.current, q.position) == before:
+            return seen
+        seen.append(q.current)
+
+
+def test_a_lazy_queue_opens_on_a_window_and_ends_up_the_same_queue(store):
+    full = Queue(store, leases="off", resume=False)
+    lazy = Queue(store, leases="off", resume=False, lazy=True)
+    assert lazy.partial and len(lazy.flat) < len(full.flat)
+    assert lazy.flat == full.flat[:len(lazy.flat)]  # a prefix, cut between images
+    assert lazy.image_items() == full.image_items()
+    assert lazy.progress() == (None, None) and lazy.image_count is None
+    # Walking past the window waits for the rest: the reviewer sees every item, in order.
+    assert walk(lazy, lambda q: q.move(+1)) == full.flat
+    assert not lazy.partial and lazy.progress() == full.progress()
+    assert lazy.image_count == len(full.image_order)
+
+
+def test_next_image_across_the_window_edge(store):
+    full = Queue(store, leases="off", resume=False)
+    lazy = Queue(store, leases="off", resume=False, lazy=True)
+    assert walk(lazy, lambda q: q.move_image(+1)) == walk(full, lambda q: q.move_image(+1))
+
+
+def test_the_loader_thread_counts_progress_and_decisions_made_meanwhile_count_too(store):
+    session = ReviewSession(store, auto_checkpoint=False)
+    session.accept(1)
+    q = Queue(store, leases="off", resume=False, lazy=True)
+    q.load_rest()
+    q._loader.join()
+    # A decision after the loader's snapshot, before the rest is taken in: not lost from progress.
+    session.accept(2)
+    session.reject(3)
+    q.note(2, "pending", "accepted")  # what the screen does; ignored while the count is not in
+    assert q.adopt() and not q.partial
+    assert q.progress() == (3, 25)
+    session.undo()  # 3 back to pending
+    q.note(3, "rejected", "pending")
+    assert q.progress() == (2, 25)
+
+
+def test_resuming_far_into_a_big_queue_starts_there_and_can_go_back(store):
+    order = Queue(store, leases="off", resume=False).flat
+    q = Queue(store, leases="off", lazy=True)
+    q.go_to(order[-3])  # past the window: loads the rest, remembers the place
+    assert q.current == order[-3]
+    again = Queue(store, leases="off", lazy=True)
+    assert again.partial and again.current == order[-3]
+    assert again.image_index is None  # where it is among all images: not known yet
+    # Back over the start of the window: the earlier images come in first.
+    assert walk(again, lambda q: q.move(-1)) == order[:len(order) - 2][::-1]
+    assert not again.partial and again.image_index == 0
+
+
+def test_a_filtered_lazy_queue_matches_the_full_one(store):
+    session = ReviewSession(store, auto_checkpoint=False)
+    for ann in (4, 9, 17):
+        session.flag(ann, "loose-box")
+    for flt in (AnnotationFilter(statuses=["pending"]), AnnotationFilter(statuses=["flagged"])):
+        full = Queue(store, flt, leases="off", resume=False)
+        lazy = Queue(store, flt, leases="off", resume=False, lazy=True)
+        assert walk(lazy, lambda q: q.move(+1)) == full.flat
+
+
+def test_go_to_image_and_next_pending_see_the_whole_queue(store):
+    full = Queue(store, leases="off", resume=False)
+    last_image = full.image_order[-1]
+    q = Queue(store, leases="off", resume=False, lazy=True)
+    assert last_image not in q.image_order
+    q.go_to_image(last_image)
+    assert q.current_image == last_image and not q.partial
+    q2 = Queue(store, leases="off", resume=False, lazy=True)
+    window = list(q2.flat)
+    assert q2.partial
+    ReviewSession(store, auto_checkpoint=False).accept_all(window)  # the whole window decided
+    assert q2.next_pending() == full.flat[len(window)]
