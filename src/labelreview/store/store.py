@@ -61,6 +61,12 @@ def find_store(start: str | os.PathLike | None = None, explicit: str | os.PathLi
                            f"{STORE_ENV}, or create one with `labelreview init DIR`")
 
 
+#: The columns Store.annotations reads, in the order it unpacks them.
+_ANNOTATION_COLUMNS = ("a.id, a.image_id, a.category, a.status, a.kind, a.bbox, a.segmentation, a.keypoints, "
+                       "a.score, a.iscrowd, a.area, a.source, a.source_id, a.import_id, a.extra, a.scores, "
+                       "a.last_event, a.updated_at, a.updated_by, a.reason, a.comment, a.proposed_category")
+
+
 def _j(value: Any) -> str | None:
     return None if value is None else canonical.dumps(value).decode()
 
@@ -227,10 +233,25 @@ class Store:
 
     def annotations(self, flt: AnnotationFilter | None = None, order: str = "file") -> list[Annotation]:
         where, params = self._where(flt or AnnotationFilter())
-        rows = self.conn.execute(
-            f"SELECT * FROM annotations a WHERE {where} ORDER BY {self._order(order)}", params
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples, read by position: the review screen reads an image's
+        # annotations at every key press, and sqlite3.Row looks each column up by name
+        rows = cur.execute(
+            f"SELECT {_ANNOTATION_COLUMNS} FROM annotations a WHERE {where} ORDER BY {self._order(order)}",
+            params,
         ).fetchall()
-        return [self._annotation(r) for r in rows]
+        loads = canonical.loads
+        return [Annotation(
+            id=r[0], image_id=r[1], category=r[2], status=r[3], kind=r[4],
+            bbox=None if r[5] is None else loads(r[5]),
+            segmentation=None if r[6] is None else loads(r[6]),
+            keypoints=None if r[7] is None else loads(r[7]),
+            score=r[8], iscrowd=r[9], area=r[10], source=r[11],
+            source_id=None if r[12] is None else loads(r[12]),
+            import_id=r[13], extra=(None if r[14] is None else loads(r[14])) or {},
+            scores=None if r[15] is None else loads(r[15]),
+            last_event=r[16], updated_at=r[17], updated_by=r[18], reason=r[19], comment=r[20],
+            proposed_category=r[21]) for r in rows]
 
     def annotation_keys(self, flt: AnnotationFilter | None = None, order: str = "file",
                         seed: int = 0, *, limit: int | None = None, from_image: int | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -42,6 +43,7 @@ class AnnotationList(Widget):
         self.selected: int | None = None
         self._in_queue: set[int] = set()
         self._top = 0
+        self._strips: dict[tuple, Strip] = {}  # finished rows by what they show
 
     @property
     def row_ids(self) -> list[int]:
@@ -55,24 +57,58 @@ class AnnotationList(Widget):
             self._top = max(0, index - visible // 2)
         self.refresh()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Rows go to the compositor as finished strips, each built once per content and kept.
+
+        Widget.render_lines would pass every row through the styles cache, making new strips (and
+        rendering their escape codes again) for the ~30 rows at each key press; a row here already
+        carries the widget's colours and is exactly its width, so a row that did not change costs
+        nothing. With line filters (NO_COLOR...) the usual path applies them.
+        """
+        if self.get_line_filters():
+            return super().render_lines(crop)
+        width, base = self.size.width, self.rich_style  # rich_style is computed per call: once here
+        lines = [self._row(y, width, base) for y in crop.line_range]
+        if crop.x or crop.width != width:
+            lines = [strip.crop(crop.x, crop.right) for strip in lines]
+        return lines
+
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        return self._row(y, self.size.width, self.rich_style)
+
+    def _row(self, y: int, width: int, base: Style) -> Strip:
         if y == 0:
+            key: tuple = ("header", width, base)
+        else:
+            i = self._top + y - 1
+            if i >= len(self.rows):
+                key = ("blank", width, base)
+            else:
+                a = self.rows[i]
+                look = "selected" if a.id == self.selected else ("in" if a.id in self._in_queue else "out")
+                key = (a.id, a.category, a.proposed_category, a.score, a.source, a.status, look, width, base)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 4096:
+                self._strips.clear()
+            strip = self._strips[key] = self._make_row(key, width, base)
+        return strip
+
+    def _make_row(self, key: tuple, width: int, base: Style) -> Strip:
+        if key[0] == "header":
             text = "".join(_cell(name, w) for name, w in _COLUMNS)
-            return Strip([Segment(text, _HEADER)]).crop_extend(0, width, _HEADER)
-        i = self._top + y - 1
-        if i >= len(self.rows):
-            return Strip.blank(width)
-        a = self.rows[i]
-        row_style = _SELECTED if a.id == self.selected else (Style() if a.id in self._in_queue else _DIM)
-        cls = a.category
-        if a.proposed_category and a.proposed_category != a.category:
-            cls = f"{a.category}←{a.proposed_category}"
+            return Strip([Segment(text, base + _HEADER)]).crop_extend(0, width, base + _HEADER)
+        if key[0] == "blank":
+            return Strip.blank(width, base)
+        ann_id, category, proposed, score, source, status, look, _, _ = key
+        row_style = base + {"selected": _SELECTED, "in": Style(), "out": _DIM}[look]
+        cls = category
+        if proposed and proposed != category:
+            cls = f"{category}←{proposed}"
         segments = [
             Segment("".join(_cell(text, w) for text, (_, w) in zip(
-                (str(a.id), cls, "" if a.score is None else f"{a.score:.2f}", a.source or ""), _COLUMNS)),
+                (str(ann_id), cls, "" if score is None else f"{score:.2f}", source or ""), _COLUMNS)),
                 row_style),
-            Segment(_cell(f"{STATUS_MARK.get(a.status, '')} {a.status}", 11),
-                    row_style + _STATUS.get(a.status, Style())),
+            Segment(_cell(f"{STATUS_MARK.get(status, '')} {status}", 11), row_style + _STATUS.get(status, Style())),
         ]
         return Strip(segments).crop_extend(0, width, row_style)

@@ -13,6 +13,8 @@ from textual import events, work
 from textual.cache import LRUCache
 from textual.message import Message
 from rich.color import ColorSystem
+from rich.console import Console
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
@@ -98,18 +100,23 @@ class _DecodeCache:
             return decoded
 
 
-def _warm_ansi(frame: Frame, color_system: ColorSystem) -> None:
-    """Worker thread: compute each new style's escape codes now, not on the UI thread.
+def _warm_ansi(frame: Frame, console: Console | None) -> None:
+    """Worker thread: compute the frame's escape codes now, not on the UI thread.
 
     Textual renders a style once and keeps the codes on it (``Style._ansi``); for a new image that is
-    ~5,000 fresh styles, measured at 100-270 ms of the key press when left to the UI thread.
+    ~5,000 fresh styles, measured at 100-270 ms of the key press when left to the UI thread. It also
+    keeps a strip's whole rendered line (``Strip.render``): rendered here, and handed to the
+    compositor unchanged (``ImageView.render_lines``), a picture line costs the UI thread nothing.
     """
+    color_system = (console._color_system if console is not None else None) or ColorSystem.TRUECOLOR
     render_ansi = Strip.render_ansi
     for strip in frame.strips:
         for segment in strip:
             style = segment.style
             if style is not None and style._ansi is None:
                 render_ansi(style, color_system)
+        if console is not None:
+            strip.render(console)
 
 
 class ImageView(Widget):
@@ -169,11 +176,11 @@ class ImageView(Widget):
         return self._shown[0] if self._shown is not None else None
 
     @property
-    def _color_system(self) -> ColorSystem:
+    def _console(self) -> Console | None:
         try:
-            return self.app.console._color_system or ColorSystem.TRUECOLOR
+            return self.app.console
         except Exception:  # no app (tests of the widget alone)
-            return ColorSystem.TRUECOLOR
+            return None
 
     def show(
         self,
@@ -212,6 +219,27 @@ class ImageView(Widget):
             self._prefetch_worker()
 
     # ------------------------------------------------------------------ Line API
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """A finished picture goes to the compositor as the very strips the worker made.
+
+        Widget.render_lines passes every line through the styles cache, which builds a new strip of
+        each and so renders its ~120 segments to escape codes again on the UI thread (measured: the
+        largest part of a key press). Picture strips are complete (every cell has its colours, the
+        frame is the widget's width) and their escape codes were rendered in the worker
+        (``_warm_ansi``), so here they are handed over as they are. Placeholders (plain text on
+        the widget's background) and a frame of another size take the usual path.
+        """
+        frame = self._frame
+        width, height = self.size
+        if (frame is None or frame.message is not None or frame.width != width or len(frame.strips) < height
+                or self.get_line_filters()):  # NO_COLOR, TEXTUAL_FILTERS=dim...: let Textual apply them
+            return super().render_lines(crop)
+        strips = frame.strips
+        lines = [strips[y] for y in crop.line_range if 0 <= y < height]
+        if crop.x or crop.width != width:  # a partial update (e.g. under a toast): cut, as Textual would
+            lines = [strip.crop(crop.x, crop.right) for strip in lines]
+        return lines
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -316,7 +344,7 @@ class ImageView(Widget):
             if background:
                 self._foreground_idle.wait(PREFETCH_YIELD_TIMEOUT)
             frame = compose(decoded, request.overlays, cells, request.options)
-            _warm_ansi(frame, self._color_system)
+            _warm_ansi(frame, self._console)
             return frame, True
         except ImageUnavailable as exc:
             # Not cached: the file may appear or be repaired before the reviewer comes back.
