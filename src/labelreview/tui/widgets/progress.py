@@ -12,7 +12,8 @@ class ProgressLine(Static):
         if decided is None or total is None:  # a big queue still loading in its thread
             self.update(Text.assemble((" counting the queue… ", "bold"), f"· {per_minute:.1f}/min · ",
                                       (f"{unsaved} not in git yet" if unsaved else "all in git",
-                                       "yellow" if unsaved else "green"), f" · image {image_pos}"))
+                                       "yellow" if unsaved else "green"), f" · image {image_pos}"),
+                        layout=False)
             return
         left = total - decided
         if per_minute > 0.05 and left:
@@ -30,4 +31,4 @@ class ProgressLine(Static):
         )
         if color_hint:
             text.append(f" · {color_hint}", style="dim")
-        self.update(text)
+        self.update(text, layout=False)  # one line, always
