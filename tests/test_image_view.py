@@ -192,3 +192,25 @@ async def test_slow_render_shows_loading_then_frame(image, monkeypatch):
         release.set()
         await app.frame_for("slow")
         assert "zebra" in screen_text(view)
+
+
+async def test_warm_decode_at_launch_serves_the_first_frame(image, monkeypatch):
+    # The review screen starts decoding the first picture for the terminal's size before the image
+    # view has its own: the frame must come from that decode, not from a second one.
+    from labelreview.tui.widgets import image_view as iv
+
+    calls = []
+    real = iv.decode
+    monkeypatch.setattr(iv, "decode", lambda path, target: calls.append(target) or real(path, target))
+    app = ViewApp()
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.warm(image, (100, 30))  # a guess at least as big as what the view will need
+        await app.workers.wait_for_complete()
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        assert calls == [(100, 60)]  # one decode, the warm one, though the view asked for (80, 48)
+        assert "zebra" in screen_text(view)
+        # A much smaller view would not use a picture decoded far bigger than it needs.
+        calls.clear()
+        assert view._decoded.get(str(image), (8, 8)) is not None and calls == [(8, 8)]

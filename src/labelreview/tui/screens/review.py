@@ -77,6 +77,10 @@ class ReviewScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        image_id = self.queue.current_image
+        if image_id is not None:  # decode the first picture while the screen lays out
+            width, height = self.app.size
+            self.query_one(ImageView).warm(self.store.image(image_id).path, (width, height))
         if self.queue.empty:
             self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
                         severity="warning", timeout=10)
