@@ -332,3 +332,49 @@ async def test_a_big_queue_opens_from_a_window_and_the_rest_arrives_after_the_fi
             assert "1/25 reviewed" in rendered(app)
     finally:
         store.close()
+
+
+async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
+    """One label per image (a classification CSV): the label is written on the picture, the same keys
+    accept, relabel and move on, one image at a time."""
+    import shutil
+
+    from conftest import SAMPLE
+    from labelreview.formats import classification
+
+    images = tmp_path / "images"
+    images.mkdir()
+    names = ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "coins.png"]
+    for n in names:
+        shutil.copy(SAMPLE / "images" / n, images / n)
+    (tmp_path / "labels.csv").write_text("image_name,label_name\nchelsea.jpg,dog\ncoffee.jpg,cup\nrocket.jpg,rocket\n"
+                                         "coins.png,cat\n")
+    root = Store.init(tmp_path / "store")
+    with Store.open(root) as s:
+        batch, image_root = classification.read_csv(tmp_path / "labels.csv", images=images)
+        s.ingest(batch, source="vendor", image_root=image_root)
+    app, store = make_app(root, resume=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            first = app.queue.current
+            assert store.annotation(first).kind == "label"
+            view = app.screen.query_one(ImageView)
+            assert "dog" in "\n".join(s.text for s in view.frame.strips)  # the label, on the picture
+            await pilot.press("r")
+            await settle(pilot, app)
+            await pilot.press("c", "a", "t", "enter")  # typed to filter the classes, then chosen
+            await settle(pilot, app)
+            await pilot.press("space")  # accept and go on: the next image
+            await settle(pilot, app)
+            second = app.queue.current
+            assert store.annotation(second).image_id != store.annotation(first).image_id
+            assert "cup" in "\n".join(s.text for s in view.frame.strips)
+            await pilot.press("x", "1", "enter")  # reject: first reason, no comment
+            await settle(pilot, app)
+    finally:
+        store.close()
+    with Store.open(root) as s:
+        a, b = s.annotation(first), s.annotation(second)
+        assert (a.category, a.proposed_category) == ("cat", "dog") and a.status in ("relabeled", "accepted")
+        assert b.status == "rejected"

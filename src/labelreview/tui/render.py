@@ -563,10 +563,23 @@ def _place_labels(
     ox, oy, dw, dh = picture
     taken = np.zeros((rows, cols), dtype=bool)
     labels: list[_Label] = []
+    caption_row = oy // 2  # image-level labels (classification): names down the picture's top-left
     # The selected name is placed first so it always gets its spot; dimmed ones last.
     for ov in sorted(overlays, key=lambda ov: (not ov.selected, ov.dimmed)):
         text = _clean_label(ov.label)
         bounds = _bounds(ov, orig_size)
+        if text and bounds is None and ov.bbox is None and not ov.polygons and ov.rle is None \
+                and not ov.keypoints and caption_row < rows:
+            width = min(cell_len(text), cols)
+            col = min(max(ox, 0), cols - width)
+            row = caption_row
+            caption_row += 1
+            taken[row, col : col + width] = True
+            under = cells[row, col : col + width].reshape(-1, 3).mean(axis=0)
+            bg = _darken(tuple(int(v) for v in under), 0.75)  # type: ignore[arg-type]
+            fg = _brighten(ov.color, 0.4) if ov.selected else _darken(ov.color, 0.4) if ov.dimmed else ov.color
+            labels.append(_Label(row, col, width, set_cell_size(text, width), _text_style(fg, bg, ov.selected)))
+            continue
         if not text or bounds is None:
             continue
         px0, py0 = m.xy(bounds[0], bounds[1])
