@@ -174,24 +174,36 @@ def bench_next_image(tmp: Path, n_images: int, pace: float) -> dict:
     return {"first_frame_s": first, "next_ms": [v * 1000 for v in forward], "back_ms": [v * 1000 for v in burst]}
 
 
-def bench_big_first_frame(tmp: Path, annotations: int) -> dict:
-    images_dir = tmp / "big_images"
+def bench_big_first_frame(tmp: Path, annotations: int, keep: Path | None = None, repeat: int = 3) -> dict:
+    """Launch on a store of ``annotations`` (built, or kept in/reused from ``keep``) ``repeat`` times."""
+    if keep is not None and (keep / "store" / ".labelreview" / f"bench-keypress-{annotations}").exists():
+        return _first_frames(tmp, keep / "store", annotations, 0.0, repeat)
+    root = keep if keep is not None else tmp
+    root.mkdir(parents=True, exist_ok=True)
+    images_dir = root / "big_images"
     images_dir.mkdir()
     make_image(images_dir / "photo_001.jpg", 1)
     per = 10
     coco = coco_for(["photo_001.jpg"], extra_images=(annotations - BOXES) // per, anns_per_extra=per)
     t = time.perf_counter()
-    (tmp / "big").mkdir()
-    store_dir = run_store(tmp / "big", coco, images_dir, check_images=False)
+    store_dir = run_store(root, coco, images_dir, check_images=False)
     build = time.perf_counter() - t
-    n = sum(1 for _ in coco["annotations"])
-    ctl = Control(tmp, f"{LABELREVIEW} review --store {store_dir}", env())
-    try:
-        first = ctl.wait_for("im001b00", timeout=120) - ctl.started
-        ctl.cmd("send-keys q")
-    finally:
-        ctl.close()
-    return {"annotations": n, "build_s": build, "first_frame_s": first}
+    (store_dir / ".labelreview" / f"bench-keypress-{annotations}").touch()
+    return _first_frames(tmp, store_dir, len(coco["annotations"]), build, repeat)
+
+
+def _first_frames(tmp: Path, store_dir: Path, n: int, build: float, repeat: int) -> dict:
+    firsts = []
+    for _ in range(repeat):
+        shutil.rmtree(store_dir / ".labelreview" / "positions", ignore_errors=True)  # start at the start
+        ctl = Control(tmp, f"{LABELREVIEW} review --store {store_dir}", env())
+        try:
+            firsts.append(ctl.wait_for("im001b00", timeout=120) - ctl.started)
+            ctl.cmd("send-keys q")
+            time.sleep(1.0)  # let it checkpoint and leave before the next launch
+        finally:
+            ctl.close()
+    return {"annotations": n, "build_s": build, "first_frame_s": min(firsts), "all_s": firsts}
 
 
 def main() -> None:
@@ -200,11 +212,19 @@ def main() -> None:
     ap.add_argument("--pace", type=float, default=0.4, help="seconds between key presses")
     ap.add_argument("--big", type=int, default=1_000_000, help="annotations in the start-up store")
     ap.add_argument("--no-big", action="store_true")
+    ap.add_argument("--big-keep", help="build the big store in this folder and keep it; reuse it if there")
+    ap.add_argument("--big-only", action="store_true", help="only the big store's first frame")
+    ap.add_argument("--repeat", type=int, default=3, help="launches on the big store (best is reported)")
     args = ap.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("tmux is needed (apt-get install tmux)")
     tmp = Path(tempfile.mkdtemp(prefix="lr-keypress-"))
     try:
+        if args.big_only:
+            b = bench_big_first_frame(tmp, args.big, Path(args.big_keep) if args.big_keep else None, args.repeat)
+            print(f"first frame after launch on a store of {b['annotations']:,} annotations: best "
+                  f"{b['first_frame_s']:.2f} s of {', '.join(f'{v:.2f}' for v in b['all_s'])}   (aim <= 1 s)")
+            return
         r = bench_next_image(tmp, args.images, args.pace)
         nxt, back = r["next_ms"], r["back_ms"]
         print(f"\nkey press -> next image on screen (tmux 160x50, {W}x{H} JPEG, {BOXES} boxes, "
@@ -216,9 +236,10 @@ def main() -> None:
               f"p95 {pct(back, 95):.1f} ms")
         print(f"cold first image after launch (small store): {r['first_frame_s'] * 1000:.0f} ms")
         if not args.no_big:
-            b = bench_big_first_frame(tmp, args.big)
-            print(f"\nfirst frame after launch on a store of {b['annotations']:,} annotations: "
-                  f"{b['first_frame_s']:.2f} s   (aim <= 1 s; store built in {b['build_s']:.0f} s)")
+            b = bench_big_first_frame(tmp, args.big, Path(args.big_keep) if args.big_keep else None, args.repeat)
+            print(f"\nfirst frame after launch on a store of {b['annotations']:,} annotations: best "
+                  f"{b['first_frame_s']:.2f} s of {', '.join(f'{v:.2f}' for v in b['all_s'])}   "
+                  f"(aim <= 1 s; store built in {b['build_s']:.0f} s)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
