@@ -378,3 +378,34 @@ async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
         a, b = s.annotation(first), s.annotation(second)
         assert (a.category, a.proposed_category) == ("cat", "dog") and a.status in ("relabeled", "accepted")
         assert b.status == "rejected"
+
+
+async def test_frames_keep_the_gc_off_the_key_path_and_it_collects_when_the_reviewer_pauses(app_store,
+                                                                                             monkeypatch):
+    import gc
+    import weakref
+
+    from labelreview.tui.screens import review as rv
+
+    monkeypatch.setattr(rv, "IDLE_COLLECT_AFTER", 0.05)
+    monkeypatch.setattr(rv, "IDLE_COLLECT_FRAMES", 1)
+    app, store = app_store
+
+    class Node:
+        pass
+
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert gc.get_freeze_count() > 0  # the first frame froze what was there
+            node = Node()
+            node.me = node  # a garbage cycle only the cyclic GC can free
+            ref = weakref.ref(node)
+            del node
+            gc.freeze()  # as a frame does: out of reach of every automatic collection
+            await pilot.press("n")
+            await settle(pilot, app)
+            await pilot.pause(0.3)  # the reviewer pauses: the full collection runs
+            assert ref() is None
+    finally:
+        gc.unfreeze()

@@ -53,6 +53,12 @@ FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:a
                "order:score|score-desc|random|suspicion|file seed:7")
 
 
+#: A full garbage collection runs after this many seconds without a new frame, once this many
+#: frames have been shown since the last one (frames freeze the GC's generations, see below).
+IDLE_COLLECT_AFTER = 2.0
+IDLE_COLLECT_FRAMES = 20
+
+
 class ReviewScreen(Screen):
     BINDINGS = [Binding(keys, action, text, show=show, id=bid) for bid, keys, action, text, show in KEYS]
 
@@ -64,6 +70,8 @@ class ReviewScreen(Screen):
         self.skeletons = {c.name: c.skeleton for c in store.categories() if c.skeleton}
         self.image_anns: list[Annotation] = []
         self.color_hint: str | None = None
+        self._frames_since_collect = 0
+        self._idle_timer = None
         self._why: dict[int, list] = {}
 
     def compose(self) -> ComposeResult:
@@ -170,7 +178,21 @@ class ReviewScreen(Screen):
         # What is on screen and in the caches now lives long: out of the cyclic GC's way. Left in
         # it, a full collection walks every cached frame's ~5,000 segments and styles (tens of ms
         # landing on a random key press); frozen objects are still freed when their count drops.
+        # Garbage cycles frozen with them are collected once the reviewer pauses (_collect_idle).
         gc.freeze()
+        self._frames_since_collect += 1
+        if self._idle_timer is not None:
+            self._idle_timer.stop()
+        self._idle_timer = self.set_timer(IDLE_COLLECT_AFTER, self._collect_idle)
+
+    def _collect_idle(self) -> None:
+        """No frame for a while: a full collection now costs the reviewer nothing."""
+        self._idle_timer = None
+        if self._frames_since_collect >= IDLE_COLLECT_FRAMES:
+            self._frames_since_collect = 0
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def _rest_loaded(self) -> None:  # in the loader's thread
         try:
