@@ -218,6 +218,13 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("tmux is needed (apt-get install tmux)")
+    # Start-up as after `pip install`: with bytecode caches. (An editable checkout whose caches are
+    # stale, under PYTHONDONTWRITEBYTECODE, compiles every module of the package at each launch.)
+    import compileall
+
+    import labelreview
+
+    compileall.compile_dir(Path(labelreview.__file__).parent, quiet=1)
     tmp = Path(tempfile.mkdtemp(prefix="lr-keypress-"))
     try:
         if args.big_only:
