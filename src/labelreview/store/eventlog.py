@@ -1,8 +1,16 @@
-"""The append-only event logs: one JSONL file per writer per UTC day, hash-chained per writer."""
+"""The append-only event logs: JSONL files per writer per UTC day, hash-chained per writer.
+
+A writer's log of one day is ``events/<author>/<host>/<YYYY-MM-DD>.jsonl``; once that file reaches
+``PART_BYTES`` the day goes on in ``<YYYY-MM-DD>_0001.jsonl``, ``_0002`` ... (a checkpoint's ``git add``
+re-hashes only the part being written, so its cost stays flat however long the day). The names sort
+in writing order byte for byte (``.`` < ``_``), and the hash chain runs on from one file into the next.
+Stores written before parts existed have only day files; they read the same.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,9 +21,47 @@ EVENTS_DIR = "events"
 EVENT_VERSION = 1
 
 
-def day_file(writer: str, ts: str) -> str:
-    """Relative path of the log a writer's event at ``ts`` goes into."""
+#: A writer's log file of the day is continued in a new part once it holds this many bytes (256 KiB:
+#: ~500 decisions; ``LABELREVIEW_LOG_PART_BYTES`` changes it, for tests of the rotation).
+PART_BYTES = int(os.environ.get("LABELREVIEW_LOG_PART_BYTES") or 256 * 1024)
+#: Part numbers have four digits so that names sort in order; the last part then just grows.
+MAX_PART = 9999
+
+_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:_(\d{4}))?\.jsonl")
+
+
+def day_file(writer: str, ts: str, part: int = 0) -> str:
+    """Relative path of part ``part`` of the log a writer's event at ``ts`` goes into (0: the day file)."""
+    if part:
+        return f"{EVENTS_DIR}/{writer}/{ts[:10]}_{part:04d}.jsonl"
     return f"{EVENTS_DIR}/{writer}/{ts[:10]}.jsonl"
+
+
+def day_and_part(rel: str) -> tuple[str, int] | None:
+    """``.../2026-11-28_0003.jsonl`` -> ("2026-11-28", 3); a day file is part 0; None for other names."""
+    m = _NAME.fullmatch(rel.rsplit("/", 1)[-1])
+    if m is None:
+        return None
+    return m.group(1), int(m.group(2) or 0)
+
+
+def next_file(writer: str, ts: str, current: str | None, size: int) -> str:
+    """The file a writer's next event at ``ts`` goes into, given its latest file and that file's size:
+    the same file, the next part of the same day once it holds ``PART_BYTES``, or the new day's file.
+    (Not the new line's length: any process deciding for this writer picks the same file.)"""
+    dp = day_and_part(current) if current else None
+    if dp is None or dp[0] != ts[:10]:
+        return day_file(writer, ts)
+    if size >= PART_BYTES and dp[1] < MAX_PART:
+        return day_file(writer, ts, dp[1] + 1)
+    return current
+
+
+def file_key(rel: str) -> tuple[str, str, int, str]:
+    """Writing order of the logs: writer, then day, then part."""
+    dp = day_and_part(rel)
+    name = rel.rsplit("/", 1)[-1]
+    return (writer_of(rel), *(dp or (name, 0)), name)
 
 
 def seal(event: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
@@ -121,13 +167,17 @@ def problem_of(event: dict[str, Any]) -> str | None:
     return None
 
 
-def list_files(root: Path) -> list[str]:
-    """All event logs, relative paths, in a stable order (writer, then day)."""
+def list_files(root: Path, writer: str | None = None) -> list[str]:
+    """All event logs (or one writer's), relative paths, in writing order (writer, day, part)."""
     base = root / EVENTS_DIR
+    if writer is not None:
+        base = base / writer
     if not base.is_dir():
         return []
     out = [p.relative_to(root).as_posix() for p in base.rglob("*.jsonl") if p.is_file()]
-    return sorted(out)
+    if writer is not None:
+        out = [rel for rel in out if writer_of(rel) == writer]
+    return sorted(out, key=file_key)
 
 
 def writer_of(rel: str) -> str:

@@ -128,10 +128,16 @@ def stage(repo: git.Repo, exclude: tuple[str, ...] = ()) -> list[str]:
     return staged(repo)
 
 
-def add(repo: git.Repo, exclude: tuple[str, ...] = ()) -> None:
-    """``git add`` the committed parts of the store (the only step that reads the logs)."""
+def add(repo: git.Repo, exclude: tuple[str, ...] = (), logs: list[str] | None = None) -> None:
+    """``git add`` the committed parts of the store (the only step that reads the logs).
+
+    ``logs``: of ``events/``, only these files (the ones the index knows have grown): git then
+    neither walks the event folders nor looks at the logs that did not change."""
     root = Path(repo.working_tree_dir)
-    present = [p for p in COMMITTED if (root / p).exists() and p not in exclude]
+    present = [p for p in COMMITTED if p not in exclude and (logs is None or p != "events")
+               and (root / p).exists()]
+    if logs is not None:  # (a log gone from the disk is not staged as deleted: verify reports it)
+        present += [p for p in logs if (root / p).is_file()]
     if present:
         _run_git(repo, "add", "--", *present)
 

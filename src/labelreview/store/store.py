@@ -90,6 +90,8 @@ class Store:
         self.config = config
         self._repo = None
         self._since_checkpoint = 0
+        #: Log sizes the checkpoint in progress staged: what its commit holds of each log.
+        self._staged_logs: dict[str, int] | None = None
         #: Annotations the last catch-up (recovery, sync) re-folded.
         self.last_caught_up: set[int] = set()
         #: Where relative image roots start from (differs only for a store rebuilt at a revision).
@@ -559,24 +561,32 @@ class Store:
         if the annotation changed since, nothing is written and ConflictError says who changed it.
         """
         ident = self.identity
+        writer = ident.writer
         with self._write() as conn:
-            self._catch_up(conn, ident.writer)
-            row = conn.execute("SELECT * FROM annotations WHERE id=?", (ann_id,)).fetchone()
-            if row is None:
-                raise LabelreviewError(f"no annotation with id {ann_id}")
-            if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
-                    "SELECT 1 FROM fold_alias WHERE event=? AND target IS ?", (base, row["last_event"])).fetchone()):
-                raise ConflictError(
-                    f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
-                    f"({row['status']}, {row['category']}) after you saw it; nothing was written")
-            head = conn.execute("SELECT seq, hash FROM writers WHERE writer=?", (ident.writer,)).fetchone()
-            # Never earlier than what it follows (this writer's last event, the state it was made on,
-            # the events it resolves), whatever the clock says: the canonical fold order keeps cause
-            # before effect even across machines whose clocks disagree.
-            after = [head["hash"] if head else None, row["last_event"], *((extra or {}).get("resolves") or ())]
-            ts = _not_before(utc_now(), conn, [h for h in after if h])
+            while True:
+                log = self._own_log(conn, writer)
+                row = conn.execute("SELECT * FROM annotations WHERE id=?", (ann_id,)).fetchone()
+                if row is None:
+                    raise LabelreviewError(f"no annotation with id {ann_id}")
+                if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
+                        "SELECT 1 FROM fold_alias WHERE event=? AND target IS ?", (base, row["last_event"])).fetchone()):
+                    raise ConflictError(
+                        f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
+                        f"({row['status']}, {row['category']}) after you saw it; nothing was written")
+                head = conn.execute("SELECT seq, hash FROM writers WHERE writer=?", (writer,)).fetchone()
+                # Never earlier than what it follows (this writer's last event, the state it was made on,
+                # the events it resolves), whatever the clock says: the canonical fold order keeps cause
+                # before effect even across machines whose clocks disagree.
+                after = [head["hash"] if head else None, row["last_event"], *((extra or {}).get("resolves") or ())]
+                ts = _not_before(utc_now(), conn, [h for h in after if h])
+                rel = eventlog.next_file(writer, ts, log[0] if log else None, log[1] if log else 0)
+                # A new file (a new day, or the next part): a process of this writer that crashed
+                # after its fsync may have started it already. Replay that first, then decide again.
+                if (log is None or rel != log[0]) and self._catch_up(conn, writer):
+                    continue
+                break
             event = {
-                "v": eventlog.EVENT_VERSION, "writer": ident.writer,
+                "v": eventlog.EVENT_VERSION, "writer": writer,
                 "seq": (head["seq"] + 1) if head else 1, "ts": ts,
                 "author": ident.author, "login": ident.login, "host": ident.host,
                 "action": action, "annotation": ann_id, "image": row["image_id"],
@@ -587,11 +597,27 @@ class Store:
             if extra:
                 event.update(extra)
             event, line = eventlog.seal(event)
-            rel = eventlog.day_file(ident.writer, event["ts"])
             end = eventlog.append_durably(self.root / rel, line)
-            self._apply(conn, event, rel, end)
+            self._apply(conn, event, rel, end, (log[2] + 1) if log and rel == log[0] else 1)
         self._since_checkpoint += 1
         return event
+
+    def _own_log(self, conn: sqlite3.Connection, writer: str) -> tuple[str, int, int] | None:
+        """This writer's latest log file as the index knows it: (path, size, lines), after replaying
+        what a crashed process of this writer appended to it (one stat, not a listing of the logs)."""
+        lo = f"{eventlog.EVENTS_DIR}/{writer}/"
+        query = ("SELECT path, size, lines FROM event_files WHERE path >= ? AND path < ? "
+                 "ORDER BY path DESC LIMIT 1")
+        r = conn.execute(query, (lo, lo[:-1] + "0")).fetchone()
+        if r is None:
+            return None
+        try:
+            size = os.stat(self.root / r[0]).st_size
+        except FileNotFoundError:
+            size = -1
+        if size != r[1] and self._catch_up(conn, writer):
+            r = conn.execute(query, (lo, lo[:-1] + "0")).fetchone()
+        return (r[0], r[1], r[2])
 
     def last_undoable(self, author: str | None = None) -> dict[str, Any] | None:
         """This author's latest decision that no undo has taken back yet."""
@@ -669,9 +695,7 @@ class Store:
         """Replay log lines the index has not seen (a crash between fsync and commit); in a write tx."""
         known = {r["path"]: (r["size"], r["lines"])
                  for r in conn.execute("SELECT path, size, lines FROM event_files")}
-        files = eventlog.list_files(self.root)
-        if writer is not None:
-            files = [f for f in files if eventlog.writer_of(f) == writer]
+        files = eventlog.list_files(self.root, writer)
         todo: list[tuple[str, int, int]] = []
         for rel in files:
             size = (self.root / rel).stat().st_size
@@ -762,36 +786,56 @@ class Store:
             try:
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
-                with self._write():  # nobody appends while git reads the logs (and only then)
-                    gitrepo.add(repo, exclude=keep_out)
-                changed = gitrepo.staged(repo)
-                if not changed:
-                    # Events a killed checkpoint committed but did not get to mark as committed.
-                    self._mark_committed(repo, "HEAD")
-                    if not force:
+                with self._write() as conn:  # nobody appends while git reads the logs (and only then)
+                    # The logs holding events git has not got yet, and how far the index knows them:
+                    # only these of events/ are staged (git add re-hashes each file it is given).
+                    pending = conn.execute(
+                        "SELECT action, author, file FROM events WHERE git_commit IS NULL").fetchall()
+                    files = sorted({r["file"] for r in pending})
+                    logs = {r[0]: r[1] for r in conn.execute(
+                        f"SELECT path, size FROM event_files WHERE path IN ({','.join('?' * len(files))})",
+                        files)} if files else {}
+                    gitrepo.add(repo, exclude=keep_out, logs=None if force else sorted(logs))
+                changed = None
+                if force or not pending:  # an import, the config, or nothing at all?
+                    changed = gitrepo.staged(repo)
+                    if not changed:
+                        # Events a killed checkpoint committed but did not get to mark as committed.
+                        self._mark_committed(repo, "HEAD")
+                        if not force:
+                            return None
+                msg = message or self._checkpoint_message(pending, changed or [])
+                try:
+                    sha = gitrepo.commit_staged(repo, self.identity, msg)
+                except LabelreviewError:
+                    if changed is None and not gitrepo.staged(repo):
+                        # Nothing to commit: a killed checkpoint committed these events, unmarked.
+                        self._mark_committed(repo, "HEAD")
                         return None
-                pending = self.conn.execute(
-                    "SELECT action, author FROM events WHERE git_commit IS NULL").fetchall()
-                msg = message or self._checkpoint_message(pending, changed)
-                sha = gitrepo.commit_staged(repo, self.identity, msg)
+                    raise
             except LabelreviewError as e:
                 n = self.uncommitted()
                 raise LabelreviewError(f"{e} ({n} decision(s) not in git yet are safe in the event log; the "
                                        "next checkpoint commits them)" if n else str(e)) from None
+            self._staged_logs = logs
             self._mark_committed(repo, sha)
             return sha
 
     def _mark_committed(self, repo, rev: str) -> None:
-        """Record which events commit ``rev`` holds (by how much of each log its blob holds)."""
-        files = [r[0] for r in self.conn.execute("SELECT DISTINCT file FROM events WHERE git_commit IS NULL")]
-        if not files or not repo.head.is_valid():
+        """Record which events commit ``rev`` holds (by how much of each log its blob holds). After
+        a checkpoint of this process, that is how much of each log it staged: no need to ask git."""
+        sizes, self._staged_logs = self._staged_logs, None
+        if sizes is None or rev == "HEAD":
+            files = [r[0] for r in self.conn.execute("SELECT DISTINCT file FROM events WHERE git_commit IS NULL")]
+            if not files or not repo.head.is_valid():
+                return
+            rev = repo.git.rev_parse(rev)
+            sizes = gitrepo.blob_sizes(repo, rev, files)
+        if not sizes:
             return
-        sha = repo.git.rev_parse(rev)
-        sizes = gitrepo.blob_sizes(repo, sha, files)
         with self._write() as conn:
-            for path, size in sizes.items():
-                conn.execute("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? "
-                             "AND end_offset <= ?", (sha, path, size))
+            conn.executemany("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? "
+                             "AND end_offset <= ?", [(rev, path, size) for path, size in sizes.items()])
 
     def _checkpoint_message(self, pending: list[sqlite3.Row], changed: list[str]) -> str:
         if not pending:
