@@ -165,7 +165,7 @@ CRASH = textwrap.dedent("""
             os._exit(9)  # the first line of a new part is durable; the index never hears of it
         return _real_apply(self, conn, ev, rel, end, line)
     def append_durably(path, line):
-        if mode == "torn" and not path.exists():  # the power goes out in a new part's first line
+        if mode == "torn" and not os.path.exists(path):  # the power goes out in a new part's first line
             with open(path, "ab") as f:
                 f.write(line[: len(line) // 2])
                 os.fsync(f.fileno())

@@ -112,7 +112,7 @@ class ReviewSession:
     def _decide(self, ann_id: int, action: str, *, category: str | None = None, reason: str | None = None,
                 comment: str | None = None, base: Any = CURRENT) -> dict | None:
         require(self.store, "review")
-        stored = self.store.annotation(ann_id)
+        stored = self.store.annotation_state(ann_id)  # (no geometry: a decision needs none)
         conflicts = self.store.open_conflict_events(ann_id)
         current = self.seen(stored) if not conflicts else stored
         new = {"category": category or current.category, "status": STATUS_AFTER[action]}

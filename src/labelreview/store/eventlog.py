@@ -72,25 +72,27 @@ def seal(event: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     return event, canonical.dumps(event) + b"\n"
 
 
-def append_durably(path: Path, line: bytes) -> int:
+def append_durably(path: str | os.PathLike, line: bytes) -> int:
     """Append one whole line and fsync it; return the file's size afterwards (the line's end)."""
-    if not path.parent.is_dir():
-        perms.shared_dir(path.parent)
-    new = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, perms.FILE_MODE)
     try:
-        if new:  # the umask may have taken the group's write bit: the store's group shares the logs
-            try:
-                os.fchmod(fd, perms.FILE_MODE)
-            except OSError:
-                pass
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:  # a new log (a new writer, day or part)
+        parent = Path(path).parent
+        if not parent.is_dir():
+            perms.shared_dir(parent)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, perms.FILE_MODE)
+        try:  # the umask may have taken the group's write bit: the store's group shares the logs
+            os.fchmod(fd, perms.FILE_MODE)
+        except OSError:
+            pass
+    try:
         written = os.write(fd, line)
         if written != len(line):  # a short write on a full disk: undo it, report it
             size = os.fstat(fd).st_size
             os.ftruncate(fd, size - written)
             raise OSError(f"{path}: short write ({written} of {len(line)} bytes); disk full?")
         os.fsync(fd)
-        return os.fstat(fd).st_size
+        return os.lseek(fd, 0, os.SEEK_CUR)
     finally:
         os.close(fd)
 

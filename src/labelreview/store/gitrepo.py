@@ -7,13 +7,17 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
-import git
+from typing import TYPE_CHECKING, Iterator
 
 from ..model import LabelreviewError
 from . import perms
 from .identity import Identity
+
+if TYPE_CHECKING:
+    import git
+
+# GitPython is imported when a repository is first opened, not with the store: commands that only
+# read the index (``status``, ``ls``) never pay for it.
 
 COMMITTED = ("labelreview.toml", "imports", "events", ".gitignore")
 #: How long a git lock held by another git process (the user's own) is waited for.
@@ -80,6 +84,8 @@ def clear_stale_git_locks(root: Path) -> list[str]:
 
 def _run_git(repo: git.Repo, *args: str, **kwargs) -> str:
     """One git command; a lock held by another git (the user's own) is waited for, then reported."""
+    import git
+
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         try:
@@ -100,6 +106,8 @@ def _run_git(repo: git.Repo, *args: str, **kwargs) -> str:
 
 def init_repo(root: Path) -> git.Repo:
     """A repository the store's group may share (``core.sharedRepository=group``)."""
+    import git
+
     repo = git.Repo.init(root, shared="group")
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     perms.shared_file(root / ".gitignore")
@@ -107,6 +115,8 @@ def init_repo(root: Path) -> git.Repo:
 
 
 def open_repo(root: Path) -> git.Repo:
+    import git
+
     try:
         return git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import re
@@ -27,7 +28,7 @@ class Identity:
     @property
     def writer(self) -> str:
         """The key of this writer's hash chain and the folder of its event logs."""
-        return f"{slug(self.author_key)}/{slug(self.host)}"
+        return _writer(self.author, self.host)
 
     @property
     def author_key(self) -> str:
@@ -42,6 +43,12 @@ class Identity:
     def email(self) -> str:
         m = re.search(r"<([^>]+)>", self.author)
         return m.group(1) if m else f"{slug(self.login)}@{slug(self.host)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _writer(author: str, host: str) -> str:  # (asked at every decision: the regexes once)
+    m = re.search(r"<([^>]+)>", author)
+    return f"{slug(m.group(1) if m else author)}/{slug(host)}"
 
 
 def os_login() -> str:
@@ -59,15 +66,18 @@ def os_login() -> str:
 
 
 def _git_author(cwd: str | None) -> str | None:
-    def get(key: str) -> str:
-        try:
-            out = subprocess.run(["git", "config", "--get", key], cwd=cwd, capture_output=True,
-                                 text=True, timeout=5)
-            return out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    name, email = get("user.name"), get("user.email")
+    """git's ``user.name`` and ``user.email`` (one git process for both; the last value of each wins,
+    as ``git config --get`` would give it)."""
+    try:
+        out = subprocess.run(["git", "config", "--get-regexp", r"^user\.(name|email)$"], cwd=cwd,
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    found = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(" ")
+        found[key.lower()] = value.strip()
+    name, email = found.get("user.name", ""), found.get("user.email", "")
     if name and email:
         return f"{name} <{email}>"
     return name or email or None

@@ -80,4 +80,6 @@ def create(conn: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as e:  # another process added it first
                 if "duplicate column" not in str(e):
                     raise
-    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),))
+    have = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    if have is None or have[0] != str(SCHEMA_VERSION):  # (not a write at every open: `status` reads only)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema', ?)", (str(SCHEMA_VERSION),))

@@ -8,13 +8,10 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
-
-from PIL import Image as PILImage
 
 from ..model import (
     Annotation,
@@ -41,7 +38,10 @@ CURRENT = object()
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC now, with microseconds: ``2026-11-28T03:04:05.123456Z`` (without strftime: it is slow)."""
+    t = datetime.now(timezone.utc)
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+            f".{t.microsecond:06d}Z")
 
 
 def find_store(start: str | os.PathLike | None = None, explicit: str | os.PathLike | None = None) -> Path:
@@ -233,6 +233,20 @@ class Store:
             raise LabelreviewError(f"no annotation with id {ann_id}")
         return self._annotation(row)
 
+    def annotation_state(self, ann_id: int) -> Annotation:
+        """An annotation's reviewed state (class, status, last decision), without its geometry (which
+        is left None): what a decision needs, read without decoding polygons and masks."""
+        row = self.conn.execute(
+            "SELECT id, image_id, category, status, kind, source, import_id, last_event, updated_at, updated_by,"
+            " reason, comment, proposed_category FROM annotations WHERE id=?", (ann_id,)).fetchone()
+        if row is None:
+            raise LabelreviewError(f"no annotation with id {ann_id}")
+        return Annotation(id=row[0], image_id=row[1], category=row[2], status=row[3], kind=row[4], bbox=None,
+                          segmentation=None, keypoints=None, score=None, iscrowd=0, area=None, source=row[5],
+                          source_id=None, import_id=row[6], extra={}, scores=None, last_event=row[7],
+                          updated_at=row[8], updated_by=row[9], reason=row[10], comment=row[11],
+                          proposed_category=row[12])
+
     def annotations(self, flt: AnnotationFilter | None = None, order: str = "file") -> list[Annotation]:
         where, params = self._where(flt or AnnotationFilter())
         cur = self.conn.cursor()
@@ -373,9 +387,13 @@ class Store:
         return names + [c for c in self.config.classes if c not in names]
 
     def counts(self) -> dict[str, Any]:
-        by_status = dict(self.conn.execute("SELECT status, count(*) FROM annotations GROUP BY status").fetchall())
-        out: dict[str, Any] = {s: by_status.get(s, 0) for s in ("pending", "accepted", "relabeled", "flagged", "rejected")}
-        out["total"] = sum(by_status.values())
+        # A count(*) of a whole table walks pages, not rows; a count per decided status walks only its
+        # entries of the status index (GROUP BY status took 0.2 s at 1M annotations; this, 0.04 s).
+        q = self.conn.execute
+        decided = {s: q("SELECT count(*) FROM annotations WHERE status=?", (s,)).fetchone()[0]
+                   for s in ("accepted", "relabeled", "flagged", "rejected")}
+        total = q("SELECT count(*) FROM annotations").fetchone()[0]
+        out: dict[str, Any] = {"pending": total - sum(decided.values()), **decided, "total": total}
         out["images"] = self.conn.execute("SELECT count(*) FROM images").fetchone()[0]
         out["events"] = self.conn.execute("SELECT count(*) FROM events").fetchone()[0]
         out["uncommitted"] = self.uncommitted()
@@ -565,7 +583,8 @@ class Store:
         with self._write() as conn:
             while True:
                 log = self._own_log(conn, writer)
-                row = conn.execute("SELECT * FROM annotations WHERE id=?", (ann_id,)).fetchone()
+                row = conn.execute("SELECT image_id, category, status, last_event, updated_at, updated_by"
+                                   " FROM annotations WHERE id=?", (ann_id,)).fetchone()
                 if row is None:
                     raise LabelreviewError(f"no annotation with id {ann_id}")
                 if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
@@ -597,7 +616,7 @@ class Store:
             if extra:
                 event.update(extra)
             event, line = eventlog.seal(event)
-            end = eventlog.append_durably(self.root / rel, line)
+            end = eventlog.append_durably(os.path.join(self.root, rel), line)
             self._apply(conn, event, rel, end, (log[2] + 1) if log and rel == log[0] else 1)
         self._since_checkpoint += 1
         return event
@@ -612,7 +631,7 @@ class Store:
         if r is None:
             return None
         try:
-            size = os.stat(self.root / r[0]).st_size
+            size = os.stat(os.path.join(self.root, r[0])).st_size
         except FileNotFoundError:
             size = -1
         if size != r[1] and self._catch_up(conn, writer):
@@ -1107,6 +1126,8 @@ def _safe_image_path(root: Path, file_name: str) -> Path | None:
 
 def _probe_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
     """sha256, (width, height) after EXIF orientation, or a problem; the header only, never pixels."""
+    from PIL import Image as PILImage  # (here, not at the top: `status` and `ls` never need Pillow)
+
     try:
         with PILImage.open(path) as im:
             w, h = im.size
@@ -1154,6 +1175,8 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
                                       f"image file missing: {im.file_name}", "kept"))
         info[k] = (None, None, None, True)
     present = [k for k in keys if k not in missing_set]
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=4) as pool:
         for k, (sha, size, problem) in zip(present, pool.map(lambda k: _probe_image(paths[k]), present)):
             i, im = by_key[k]
