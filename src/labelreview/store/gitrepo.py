@@ -146,8 +146,8 @@ def add(repo: git.Repo, exclude: tuple[str, ...] = (), logs: list[str] | None = 
     root = Path(repo.working_tree_dir)
     present = [p for p in COMMITTED if p not in exclude and (logs is None or p != "events")
                and (root / p).exists()]
-    if logs is not None:  # (a log gone from the disk is not staged as deleted: verify reports it)
-        present += [p for p in logs if (root / p).is_file()]
+    if logs is not None:
+        present += logs
     if present:
         _run_git(repo, "add", "--", *present)
 

@@ -807,13 +807,14 @@ class Store:
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
                 with self._write() as conn:  # nobody appends while git reads the logs (and only then)
                     # The logs holding events git has not got yet, and how far the index knows them:
-                    # only these of events/ are staged (git add re-hashes each file it is given).
+                    # only these of events/ are staged (git add re-hashes each file it is given). A log
+                    # gone from the disk is not staged as deleted (verify reports it).
                     pending = conn.execute(
                         "SELECT action, author, file FROM events WHERE git_commit IS NULL").fetchall()
                     files = sorted({r["file"] for r in pending})
                     logs = {r[0]: r[1] for r in conn.execute(
                         f"SELECT path, size FROM event_files WHERE path IN ({','.join('?' * len(files))})",
-                        files)} if files else {}
+                        files) if os.path.isfile(os.path.join(self.root, r[0]))} if files else {}
                     gitrepo.add(repo, exclude=keep_out, logs=None if force else sorted(logs))
                 changed = None
                 if force or not pending:  # an import, the config, or nothing at all?
