@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import re
-import socket
 import subprocess
 from dataclasses import dataclass
 
@@ -60,6 +58,8 @@ def os_login() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):  # no passwd entry (containers)
         try:
+            import getpass
+
             return getpass.getuser()
         except Exception:
             return str(os.getuid())
@@ -87,4 +87,14 @@ def resolve_identity(author: str | None = None, cwd: str | None = None) -> Ident
     """--author, else LABELREVIEW_AUTHOR, else git's user.name/email, else the OS login."""
     login = os_login()
     chosen = (author or os.environ.get("LABELREVIEW_AUTHOR") or _git_author(cwd) or login).strip()
-    return Identity(author=chosen or login, login=login, host=socket.gethostname() or "localhost")
+    return Identity(author=chosen or login, login=login, host=_hostname() or "localhost")
+
+
+def _hostname() -> str:
+    """The host name (what socket.gethostname gives, without importing socket for it)."""
+    try:
+        return os.uname().nodename
+    except AttributeError:  # not a POSIX system
+        import socket
+
+        return socket.gethostname()
