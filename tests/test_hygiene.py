@@ -92,3 +92,13 @@ def test_store_is_git_clean_after_every_command(sample_store, tmp_path):
     ignored = git(sample_store, "status", "--porcelain", "--ignored")
     assert ignored.strip() == "!! .labelreview/"
     assert Path(sample_store / ".gitignore").read_text() == ".labelreview/\n"
+
+
+def test_status_imports_no_heavy_library(sample_store):
+    """`status` reads counts from the index: it needs neither GitPython nor Pillow, numpy or pycocotools
+    (importing them took most of its time on a 1M-annotation store)."""
+    code = "import sys\nfrom labelreview import cli\nassert cli.main(['status', '--store', sys.argv[1]]) == 0\n"
+    mods = _modules_loaded(code, str(sample_store))
+    assert "labelreview.store.store" in mods  # it did open the store
+    heavy = {"git", "PIL", "numpy", "pycocotools", "textual", "rich"}
+    assert not {m for m in mods if m.split(".")[0] in heavy}
