@@ -169,17 +169,34 @@ def problem_of(event: dict[str, Any]) -> str | None:
     return None
 
 
+def log_sizes(root: Path, writer: str | None = None) -> dict[str, int]:
+    """Every event log (or one writer's) with its size in bytes, by relative path (unordered).
+
+    One ``os.scandir`` walk: a store opens with this (to see whether a log grew behind the index's
+    back), and a writer's day goes on in parts, so there may be thousands of files."""
+    base = f"{EVENTS_DIR}/{writer}" if writer is not None else EVENTS_DIR
+    out: dict[str, int] = {}
+    stack = [base]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            it = os.scandir(os.path.join(root, rel_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for entry in it:
+                rel = f"{rel_dir}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    if writer is None:
+                        stack.append(rel)
+                elif entry.name.endswith(".jsonl") and entry.is_file():
+                    out[rel] = entry.stat().st_size
+    return out
+
+
 def list_files(root: Path, writer: str | None = None) -> list[str]:
     """All event logs (or one writer's), relative paths, in writing order (writer, day, part)."""
-    base = root / EVENTS_DIR
-    if writer is not None:
-        base = base / writer
-    if not base.is_dir():
-        return []
-    out = [p.relative_to(root).as_posix() for p in base.rglob("*.jsonl") if p.is_file()]
-    if writer is not None:
-        out = [rel for rel in out if writer_of(rel) == writer]
-    return sorted(out, key=file_key)
+    return sorted(log_sizes(root, writer), key=file_key)
 
 
 def writer_of(rel: str) -> str:

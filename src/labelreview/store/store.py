@@ -714,10 +714,10 @@ class Store:
         """Replay log lines the index has not seen (a crash between fsync and commit); in a write tx."""
         known = {r["path"]: (r["size"], r["lines"])
                  for r in conn.execute("SELECT path, size, lines FROM event_files")}
-        files = eventlog.list_files(self.root, writer)
+        sizes = eventlog.log_sizes(self.root, writer)
         todo: list[tuple[str, int, int]] = []
-        for rel in files:
-            size = (self.root / rel).stat().st_size
+        for rel in sorted(sizes, key=eventlog.file_key):
+            size = sizes[rel]
             start, lines = known.get(rel, (0, 0))
             if size > start:
                 todo.append((rel, start, lines))
@@ -767,8 +767,7 @@ class Store:
         """On start: replay any log tail the index has not seen, and any import it has not loaded."""
         self.last_caught_up = set()
         known = {r["path"]: r["size"] for r in self.conn.execute("SELECT path, size FROM event_files")}
-        stale = any((self.root / rel).stat().st_size != known.get(rel, 0)
-                    for rel in eventlog.list_files(self.root))
+        stale = any(size != known.get(rel, 0) for rel, size in eventlog.log_sizes(self.root).items())
         missing_imports = self._unloaded_imports()
         if not stale and not missing_imports:
             return 0
