@@ -135,7 +135,7 @@ def main() -> None:
     rest_a = c.median([r[1] - sum(r[2].values()) for r in first_k])
     rest_b = c.median([r[1] - sum(r[2].values()) for r in last_k])
     print(f"    {'the rest (SQL, lock, rev-parse, python)':<40} {rest_a:7.1f} -> {rest_b:7.1f}")
-    print(f"    {'day log size':<40} {first_k[0][3] / 1e6:7.2f} -> {last_k[-1][3] / 1e6:7.2f} MB")
+    print(f"    {'log file written (the day log, or its part)':<40} {first_k[0][3] / 1e6:7.2f} -> {last_k[-1][3] / 1e6:7.2f} MB")
     print(f"    .git after {len(rows)} checkpoints: {git_mb:.0f} MB "
           f"({' '.join(l for l in objects.split(chr(10)) if l.startswith(('count', 'size:', 'in-pack')))})")
     print(f"    decisions between checkpoints: p50 {c.percentiles(decide_ms)[50]:.2f} ms")
