@@ -1349,60 +1349,15 @@ def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
 
     ``strict``: an unreadable or repeated event line is an error naming its place; otherwise it is
     left out (``verify`` reports it through the hash chains and compares the rest).
+
+    The replay is folded in memory and written in bulk (``replay.py``); the rows are those the
+    per-event path (``_load_import_folder``, ``_apply``, ``refold``, ``_attribute_commits``) writes.
     """
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(index) + suffix).unlink(missing_ok=True)
-    conn = schema.connect(index)
-    try:
-        schema.create(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        base = root / IMPORTS_DIR
-        folders = []
-        if base.is_dir():
-            for p in base.iterdir():
-                if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file():
-                    m = canonical.loads((p / "manifest.json").read_bytes())
-                    folders.append((m["seq"], m["ts"], p))
-        for _, _, p in sorted(folders):
-            _load_import_folder(conn, p)
-        events = []
-        seen: dict[str, str] = {}
-        for rel in eventlog.list_files(root):
-            for ll in eventlog.read_lines(root, rel):
-                problem = ll.error if ll.event is None else eventlog.problem_of(ll.event)
-                if problem is None and ll.event["hash"] in seen:
-                    problem = f"the same event as {seen[ll.event['hash']]}"
-                if problem:
-                    if strict:
-                        raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({problem}); "
-                                               "run `labelreview verify`")
-                    continue
-                seen[ll.event["hash"]] = f"{rel}:{ll.number}"
-                events.append((ll.event["ts"], ll.event["writer"], ll.event["seq"], rel, ll.end, ll.number,
-                               ll.event))
-        events.sort(key=lambda t: t[:3])
-        applier = Store(root, resolve_identity("rebuild"), conn, Config())
-        # Recorded first in bulk (one statement per event cost most of a rebuild), then folded per
-        # annotation by the same refold a sync uses. The writers' heads and the logs' sizes are
-        # what the last event of each says.
-        conn.executemany(_INSERT_EVENT, (_event_values(ev, rel, number, end)
-                                         for *_, rel, end, number, ev in events))
-        heads: dict[str, tuple[int, str]] = {}
-        files: dict[str, tuple[str, int, int]] = {}
-        for *_, rel, end, number, ev in events:
-            if ev["seq"] >= heads.get(ev["writer"], (0, ""))[0]:
-                heads[ev["writer"]] = (ev["seq"], ev["hash"])
-            if number >= files.get(rel, ("", 0, 0))[2]:
-                files[rel] = (ev["writer"], end, number)
-        conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
-                         ((w, seq, h) for w, (seq, h) in heads.items()))
-        conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
-                         ((rel, w, end, n) for rel, (w, end, n) in files.items()))
-        applier.refold({ev["annotation"] for *_, ev in events}, conn)
-        conn.execute("COMMIT")
-        _attribute_commits(root, conn)
-    finally:
-        conn.close()
+    from . import replay
+
+    rp = replay.replay(root, strict)
+    with replay.no_gc():
+        replay.write_index(rp, index, replay.attribute(rp, replay.commit_blobs(root)))
 
 
 def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import canonical, eventlog, gitrepo, schema
-from .store import INDEX_DIR, Store, _rebuild_into
+import orjson
+
+from . import canonical, eventlog, gitrepo, replay
+from .replay import event_row
+from .store import INDEX_DIR, INDEX_NAME, Store
 
 
 @dataclass(slots=True)
@@ -41,60 +44,155 @@ class Report:
                 "problems": [p.as_dict() for p in self.problems]}
 
 
+#: Logs at least this big (all together) are checked in a second process while this one replays them.
+PARALLEL_BYTES = 16 << 20
+
+
 def verify(store: Store, *, images: bool = True, index: bool = True) -> Report:
+    """Chains, git, index, images. With big logs (and two cores) the chains and the events table are
+    checked in a second process while this one checks git and replays the rest of the index."""
     report = Report()
-    _check_chains(store.root, report)
-    _check_git(store, report)
+    root = store.root
+    files = eventlog.list_files(root)
+    index_path = str(root / INDEX_DIR / INDEX_NAME) if index else None
+    pool = None
+    if (os.cpu_count() or 1) > 1 and sum((root / f).stat().st_size for f in files) >= PARALLEL_BYTES:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        if pool is not None:
+            chains = pool.submit(_chains_and_events, str(root), files, index_path)
+        else:
+            chains = None
+            result = _chains_and_events(str(root), files, index_path)
+        later = Report()
+        _check_git(store, later)
+        tables = _check_index(store, report) if index else {}
+        if chains is not None:
+            result = chains.result()
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    chain_problems, report.events, report.writers, event_problems = result
+    report.problems = chain_problems + later.problems
+    report.uncommitted = later.uncommitted
     if index:
-        _check_index(store, report)
+        tables["events"] = event_problems
+        for table in _COMPARE:
+            report.problems += tables.get(table, [])
     if images:
         _check_images(store, report)
     return report
 
 
-def _check_chains(root: Path, report: Report) -> None:
-    """Every line parses, hashes to itself, and links to the previous one of its writer."""
+def _check_chains(root: Path, report: Report) -> list:
+    """Every line parses, hashes to itself, and links to the previous one of its writer.
+
+    Returns the events a replay keeps: (file, line, end offset, event) of every line that is an
+    event, the first time its hash appears."""
+    problems, events, writers, kept = _scan_chains(root, eventlog.list_files(root))
+    report.problems += problems
+    report.events += events
+    report.writers = writers
+    return kept
+
+
+def _chains_and_events(root: str, files: list[str], index_path: str | None) -> tuple:
+    """The chain check, then the events table of the live index against the lines (a second process)."""
+    from .replay import no_gc
+
+    with no_gc():
+        problems, events, writers, kept = _scan_chains(Path(root), files)
+        event_problems: list[Problem] = []
+        if index_path is not None:
+            fresh: dict[Any, tuple] = {}
+            for rel, number, end, ev in kept:
+                r = event_row(ev, rel, number, end)
+                fresh[r[0]] = r[:19] + r[20:]  # (hash, *the compared columns): not the end offset
+            del kept
+            conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=30)
+            try:
+                key, cols = _COMPARE["events"]
+                rows = conn.execute(f"SELECT {key}, {cols} FROM events")
+                event_problems = _compare_rows("events", key, cols, rows, fresh)
+            finally:
+                conn.close()
+    return problems, events, writers, event_problems
+
+
+def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int, list]:
+    problems: list[Problem] = []
+    add = problems.append
     heads: dict[str, tuple[int, str]] = {}
     seen: set[str] = set()
-    for rel in eventlog.list_files(root):
+    kept_hashes: set[str] = set()
+    kept: list[tuple[str, int, int, dict]] = []
+    n_events = 0
+    loads, dumps, sha256 = orjson.loads, canonical.dumps, hashlib.sha256
+    problem_of, event_hash = eventlog.problem_of, canonical.event_hash
+    for rel in files:
         writer = eventlog.writer_of(rel)
-        size = (root / rel).stat().st_size
-        for ll in eventlog.read_lines(root, rel):
-            where = f"{rel}:{ll.number}"
-            ev = ll.event
-            if ev is None:
-                report.problems.append(Problem("json", where, f"line is {ll.error}"))
+        day = rel.rsplit("/", 1)[-1][:10]
+        with open(root / rel, "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline: nothing, or an unterminated tail (reported below)
+        seq, prev = heads.get(writer, (0, None))
+        end = 0
+        for number, raw in enumerate(lines, 1):
+            end += len(raw) + 1
+            try:
+                ev = loads(raw)
+            except ValueError as e:
+                add(Problem("json", f"{rel}:{number}", f"line is not valid JSON ({e})"))
                 continue
-            report.events += 1
-            problem = eventlog.problem_of(ev)
+            if type(ev) is not dict:
+                add(Problem("json", f"{rel}:{number}", "line is not a JSON object"))
+                continue
+            n_events += 1
+            get = ev.get
+            h = get("hash")
+            problem = problem_of(ev)
             if problem:
-                report.problems.append(Problem("json", where, f"not a valid event: {problem}"))
-            if canonical.event_hash(ev) != ev.get("hash"):
-                report.problems.append(Problem("hash", where, "event content does not match its hash "
-                                               "(the line was edited)"))
-            if canonical.dumps(ev) != ll.raw:
-                report.problems.append(Problem("hash", where, "line is not in canonical form (re-written)"))
-            if ev.get("writer") != writer:
-                report.problems.append(Problem("chain", where, f"event of writer {ev.get('writer')!r} "
-                                               f"in {writer!r}'s log"))
-            seq, prev = heads.get(writer, (0, None))
-            if ev.get("seq") != seq + 1:
-                report.problems.append(Problem("chain", where, f"sequence {ev.get('seq')} follows {seq}: "
-                                               "an event before it was removed or the lines reordered"))
-            if ev.get("prev") != prev:
-                report.problems.append(Problem("chain", where, "previous-hash link broken: an earlier "
-                                               "event was removed, edited or reordered"))
-            h = ev.get("hash") if isinstance(ev.get("hash"), str) else None
-            if h in seen:
-                report.problems.append(Problem("chain", where, "duplicate event"))
-            seen.add(h)
-            seq_now = ev.get("seq")
-            heads[writer] = (seq_now if isinstance(seq_now, int) else 0, ev.get("hash"))
-            if str(ev.get("ts", ""))[:10] != rel.rsplit("/", 1)[-1][:10]:
-                report.problems.append(Problem("chain", where, f"event time {ev.get('ts')} is not in this day's log"))
-        if size and eventlog.torn_tail(root, rel):
-            report.problems.append(Problem("json", f"{rel}:end", "unterminated last line"))
-    report.writers = len(heads)
+                add(Problem("json", f"{rel}:{number}", f"not a valid event: {problem}"))
+            elif h not in kept_hashes:  # what a replay keeps: the first line of each event
+                kept_hashes.add(h)
+                kept.append((rel, number, end, ev))
+            canonical_form = dumps(ev) == raw
+            # A canonical line's hash body is the line without its "hash" member (keys are sorted).
+            hashed = False
+            if canonical_form and type(h) is str and len(h) == 64:
+                i = raw.find(b',"hash":"')
+                if i > 0 and raw[i + 9:i + 73] == h.encode() and raw[i + 73:i + 74] == b'"':
+                    hashed = sha256(raw[:i] + raw[i + 74:]).hexdigest() == h
+            if not hashed and event_hash(ev) != h:
+                add(Problem("hash", f"{rel}:{number}", "event content does not match its hash "
+                            "(the line was edited)"))
+            if not canonical_form:
+                add(Problem("hash", f"{rel}:{number}", "line is not in canonical form (re-written)"))
+            ev_writer, ev_seq = get("writer"), get("seq")
+            if ev_writer != writer:
+                add(Problem("chain", f"{rel}:{number}", f"event of writer {ev_writer!r} in {writer!r}'s log"))
+            if ev_seq != seq + 1:
+                add(Problem("chain", f"{rel}:{number}", f"sequence {ev_seq} follows {seq}: "
+                            "an event before it was removed or the lines reordered"))
+            if get("prev") != prev:
+                add(Problem("chain", f"{rel}:{number}", "previous-hash link broken: an earlier "
+                            "event was removed, edited or reordered"))
+            hs = h if isinstance(h, str) else None
+            if hs in seen:
+                add(Problem("chain", f"{rel}:{number}", "duplicate event"))
+            seen.add(hs)
+            seq, prev = (ev_seq if isinstance(ev_seq, int) else 0), h
+            heads[writer] = (seq, prev)
+            ts = get("ts", "")
+            if (ts[:10] if type(ts) is str else str(ts)[:10]) != day:
+                add(Problem("chain", f"{rel}:{number}", f"event time {get('ts')} is not in this day's log"))
+        if data and eventlog.torn_tail(root, rel):
+            add(Problem("json", f"{rel}:end", "unterminated last line"))
+    return problems, n_events, len(heads), kept
 
 
 def _blob_id(data: bytes) -> str:
@@ -173,16 +271,40 @@ def _first_difference(repo, commit: str, path: str, data: bytes) -> int | None:
     return None
 
 
-def _check_index(store: Store, report: Report) -> None:
-    """The live index equals a fresh replay of the committed files."""
-    with tempfile.TemporaryDirectory(dir=store.root / INDEX_DIR) as tmp:
-        fresh_path = Path(tmp) / "replay.sqlite"
-        _rebuild_into(store.root, fresh_path, strict=False)
-        fresh = schema.connect(fresh_path)
+def _check_index(store: Store, report: Report | None = None) -> dict[str, list[Problem]]:
+    """The live index equals a fresh replay of the committed files (the events table is compared by
+    ``_chains_and_events``). The replay is folded in memory, not written to a second index: the big
+    tables are compared row by row in Python, the small ones through an in-memory SQLite (so their
+    values are what SQLite's column types make of them, as in the live index)."""
+    rp = replay.replay(store.root, strict=False)
+    out: dict[str, list[Problem]] = {}
+    with replay.no_gc():
+        live = store.conn.cursor()
+        live.row_factory = None
+        key, cols = _COMPARE["annotations"]
+        fresh = {r[0]: r for r in replay.annotation_rows(rp)}
+        out["annotations"] = _compare_rows("annotations", key, cols,
+                                           live.execute(f"SELECT {key}, {cols} FROM annotations"), fresh)
+        del fresh
+        mem = sqlite3.connect(":memory:", isolation_level=None)
         try:
-            _compare(store.conn, fresh, report)
+            mem.executescript(replay._TABLES)
+            replay.write_small_tables(mem, rp)
+            for table, (key, cols) in _COMPARE.items():
+                if table in ("annotations", "events"):
+                    continue
+                sql = f"SELECT {key}, {cols} FROM {table}"
+                fresh = {r[0]: r for r in mem.execute(sql)}
+                out[table] = _compare_rows(table, key, cols, live.execute(sql), fresh)
         finally:
-            fresh.close()
+            mem.close()
+    if report is not None:  # called alone (as the benchmark's breakdown does): the events too
+        root = store.root
+        out["events"] = _chains_and_events(str(root), eventlog.list_files(root),
+                                           str(root / INDEX_DIR / INDEX_NAME))[3]
+        for table in _COMPARE:
+            report.problems += out.get(table, [])
+    return out
 
 
 #: Every column a user can see through the tool (log, blame, ls, export); not the bookkeeping
@@ -203,31 +325,31 @@ _COMPARE = {
 }
 
 
-def _compare(live: sqlite3.Connection, fresh: sqlite3.Connection, report: Report) -> None:
-    for table, (key, cols) in _COMPARE.items():
-        sql = f"SELECT {key}, {cols} FROM {table} ORDER BY {key}"
-        names = [key, *[c.strip() for c in cols.split(",")]]
-        a = {r[0]: tuple(r) for r in live.execute(sql)}
-        b = {r[0]: tuple(r) for r in fresh.execute(sql)}
+def _compare_rows(table: str, key: str, cols: str, live_rows, fresh: dict[Any, tuple]) -> list[Problem]:
+    """Rows (key, *cols) of the live index against the replay's, by key; ``fresh`` (key -> row) is consumed."""
+    names = [key, *[c.strip() for c in cols.split(",")]]
+    found: list[tuple[Any, Problem]] = []
+    pop = fresh.pop
+    missing = object()
 
-        def where(k, row) -> str:
-            # An event is best found by its line in the log (from whichever side still has it).
-            if table == "events":
-                file, line = row[names.index("file")], row[names.index("line")]
-                return f"{file}:{line}"
-            return f"index:{table}:{k}"
+    def where(k, row) -> str:
+        # An event is best found by its line in the log (from whichever side still has it).
+        if table == "events":
+            return f"{row[names.index('file')]}:{row[names.index('line')]}"
+        return f"index:{table}:{k}"
 
-        for k in sorted(set(a) | set(b), key=str):
-            if k not in b:
-                report.problems.append(Problem("index", where(k, a[k]),
-                                               f"{table} {k} is in the index but not in the logs"))
-            elif k not in a:
-                report.problems.append(Problem("index", where(k, b[k]),
-                                               f"{table} {k} is in the logs but missing from the index"))
-            elif a[k] != b[k]:
-                diffs = [f"{n}: index {x!r} vs logs {y!r}" for n, x, y in zip(names, a[k], b[k]) if x != y]
-                report.problems.append(Problem("index", where(k, b[k]),
-                                               "edited behind the tool's back: " + "; ".join(diffs)))
+    for row in live_rows:
+        k = row[0]
+        f = pop(k, missing)
+        if f is missing:
+            found.append((k, Problem("index", where(k, row), f"{table} {k} is in the index but not in the logs")))
+        elif f != row:
+            diffs = [f"{n}: index {x!r} vs logs {y!r}" for n, x, y in zip(names, row, f) if x != y]
+            found.append((k, Problem("index", where(k, f), "edited behind the tool's back: " + "; ".join(diffs))))
+    for k, f in fresh.items():
+        found.append((k, Problem("index", where(k, f), f"{table} {k} is in the logs but missing from the index")))
+    found.sort(key=lambda t: str(t[0]))
+    return [p for _, p in found]
 
 
 def _check_images(store: Store, report: Report) -> None:

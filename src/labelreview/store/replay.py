@@ -1,0 +1,352 @@
+"""Replay of the committed files in memory: what a freshly built index holds, table by table.
+
+``reindex`` writes it into a new SQLite file in bulk (indexes made after the rows, no journal: the
+file is private until it is renamed into place whole); ``verify`` compares it with the live index
+without building a second SQLite file. The rows are the ones the per-event path writes (import
+folders through ``_load_import_folder``, events through ``_event_values``, the fold through
+``_fold_step`` and ``_save_fold``); ``tests/test_replay.py`` holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from ..model import LabelreviewError
+from . import canonical, eventlog, gitrepo, schema
+
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_dumps = orjson.dumps
+
+
+def _j(value: Any) -> str | None:
+    return None if value is None else _dumps(value, option=_OPTS).decode()
+
+
+#: One event as the replay keeps it: (ts, writer, seq, file, end offset, line number, event).
+Parsed = tuple
+
+
+@dataclass(slots=True)
+class Replay:
+    imports: list[tuple] = field(default_factory=list)
+    categories: dict[str, tuple] = field(default_factory=dict)
+    images: dict[int, tuple] = field(default_factory=dict)
+    #: annotation id -> its 17 proposal columns (id ... scores), state columns as imported
+    proposals: dict[int, tuple] = field(default_factory=dict)
+    #: the events in canonical order (ts, writer, seq)
+    events: list[Parsed] = field(default_factory=list)
+    #: annotation id -> its fold state (only annotations that have events)
+    states: dict[int, dict[str, Any]] = field(default_factory=dict)
+    conflicts: dict[str, list] = field(default_factory=dict)  # event -> [event, annotation, base, current, resolved]
+    fold_alias: dict[str, tuple] = field(default_factory=dict)  # event -> (event, annotation, target)
+    blind_pending: list[tuple] = field(default_factory=list)  # (annotation, author, event, new)
+    writers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    files: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- imports
+
+
+def import_folders(root: Path) -> list[Path]:
+    """Import folders in the order a rebuild loads them (manifest seq, ts, path)."""
+    from .store import IMPORTS_DIR
+
+    base = root / IMPORTS_DIR
+    folders = []
+    if base.is_dir():
+        for p in base.iterdir():
+            if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file():
+                m = canonical.loads((p / "manifest.json").read_bytes())
+                folders.append((m["seq"], m["ts"], p))
+    return [p for _, _, p in sorted(folders)]
+
+
+def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    loads = orjson.loads
+    with open(path, "rb") as f:
+        data = f.read()
+    for line in data.split(b"\n"):
+        if line.strip():
+            yield loads(line)
+
+
+def load_imports(root: Path, rp: Replay) -> None:
+    """The rows ``_load_import_folder`` inserts, for every import folder in order."""
+    for folder in import_folders(root):
+        m = canonical.loads((folder / "manifest.json").read_bytes())
+        rp.imports.append((m["id"], m["seq"], m["ts"], m["author"], m["login"], m["host"], m["source"],
+                           m["format"], m["file"], m["sha256"], m["image_root"], m["counts"]["images"],
+                           m["counts"]["annotations"], m["counts"]["warnings"]))
+        cats = rp.categories
+        for c in m.get("categories") or []:
+            if c["name"] not in cats:  # INSERT OR IGNORE
+                cats[c["name"]] = (c["name"], c.get("source_id"), c.get("supercategory"), _j(c.get("keypoints")),
+                                   _j(c.get("skeleton")), _j(c.get("extra")))
+        images = rp.images
+        imp = m["id"]
+        for r in _jsonl(folder / "images.jsonl"):
+            if not r.get("reused") and r["id"] not in images:  # INSERT OR IGNORE
+                images[r["id"]] = (r["id"], imp, r["file_name"], r.get("width"), r.get("height"), r.get("sha256"),
+                                   _j(r.get("source_id")), _j(r.get("extra")))
+        source = m["source"]
+        props = rp.proposals
+        for shard in m["shards"]:
+            for r in _jsonl(folder / shard):
+                a = r["id"]
+                if a in props:  # a plain INSERT fails on a repeated id, as the per-row path does
+                    raise sqlite3.IntegrityError("UNIQUE constraint failed: annotations.id")
+                get = r.get
+                bbox, seg, kp, extra, scores, sid = (get("bbox"), get("segmentation"), get("keypoints"),
+                                                     get("extra"), get("scores"), get("source_id"))
+                props[a] = (a, r["image"], imp, source, None if sid is None else _j(sid), r["kind"],
+                            r["category"], r["category"], "pending", get("score"), get("iscrowd") or 0,
+                            get("area"), None if bbox is None else _j(bbox), None if seg is None else _j(seg),
+                            None if kp is None else _j(kp), None if extra is None else _j(extra),
+                            None if scores is None else _j(scores))
+
+
+# ---------------------------------------------------------------------- events
+
+
+def read_events(root: Path, strict: bool = True) -> list[Parsed]:
+    """Every readable event line of every log, first occurrence of each hash (as a rebuild keeps them).
+
+    ``strict``: an unreadable or repeated line is an error naming its place; otherwise it is left out
+    (``verify`` reports it through the hash chains)."""
+    out: list[Parsed] = []
+    seen: dict[str, str] = {}
+    loads = orjson.loads
+    problem_of = eventlog.problem_of
+    for rel in eventlog.list_files(root):
+        with open(root / rel, "rb") as f:
+            data = f.read()
+        lines = data.split(b"\n")
+        lines.pop()  # what follows the last newline: nothing, or an unterminated tail
+        end = 0
+        for number, raw in enumerate(lines, 1):
+            end += len(raw) + 1
+            try:
+                ev = loads(raw)
+            except ValueError as e:
+                ev, problem = None, f"not valid JSON ({e})"
+            else:
+                problem = problem_of(ev) if type(ev) is dict else "not a JSON object"
+            if problem is None:
+                h = ev["hash"]
+                if h in seen:
+                    problem = f"the same event as {seen[h]}"
+            if problem:
+                if strict:
+                    raise LabelreviewError(f"{rel}:{number}: unreadable event line ({problem}); "
+                                           "run `labelreview verify`")
+                continue
+            seen[h] = f"{rel}:{number}"
+            out.append((ev["ts"], ev["writer"], ev["seq"], rel, end, number, ev))
+    return out
+
+
+def add_events(rp: Replay, events: list[Parsed]) -> None:
+    """Order the events canonically, fold them per annotation, note each writer's head and each log's size."""
+    from .store import _fold_step, _fresh_fold
+
+    events.sort(key=lambda t: t[:3])
+    rp.events = events
+    props, states = rp.proposals, rp.states
+    heads, files = rp.writers, rp.files
+    for ts, writer, seq, rel, end, number, ev in events:
+        if seq >= heads.get(writer, (0, ""))[0]:
+            heads[writer] = (seq, ev["hash"])
+        if number >= files.get(rel, ("", 0, 0))[2]:
+            files[rel] = (writer, end, number)
+        a = ev["annotation"]
+        st = states.get(a)
+        if st is None:
+            p = props.get(a)
+            if p is None:  # an event on an annotation no import holds: recorded, folded into nothing
+                continue
+            st = states[a] = _fresh_fold(a, p[7])
+        _fold_step(st, ev)
+    # What ``_save_fold`` writes after a refold, annotation by annotation in id order.
+    conflicts, aliases, blind = rp.conflicts, rp.fold_alias, rp.blind_pending
+    for a in sorted(states):
+        st = states[a]
+        for h, t in sorted(st["aliases"].items()):
+            aliases.setdefault(h, (h, a, t))
+        for author, (h, n) in st["blind"].items():
+            blind.append((a, author, h, _j(n)))
+        resolved = st["resolved"]
+        for event, base, current in st["new_conflicts"]:
+            if event not in conflicts:
+                conflicts[event] = [event, a, base, current, resolved.pop(event, None)]
+        for event, by in resolved.items():
+            row = conflicts.get(event)
+            if row is not None and row[4] is None:
+                row[4] = by
+
+
+@contextmanager
+def no_gc():
+    """Python's cyclic GC walks every container at each collection: with millions of parsed events
+    alive, that was most of a replay's time. Nothing made here is cyclic garbage."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def replay(root: Path, strict: bool = True, events: list[Parsed] | None = None) -> Replay:
+    with no_gc():
+        rp = Replay()
+        load_imports(root, rp)
+        add_events(rp, read_events(root, strict) if events is None else events)
+    return rp
+
+
+# ---------------------------------------------------------------------- rows
+
+
+def event_row(ev: dict[str, Any], rel: str, line: int, end: int) -> tuple:
+    """``_event_values`` (one row of the events table), inlined for speed."""
+    get = ev.get
+    old, new, blind, resolves = get("old"), ev["new"], get("blind"), get("resolves")
+    if resolves is not None:
+        resolves = _j([h for h in resolves if isinstance(h, str)]) if isinstance(resolves, list) else None
+    return (ev["hash"], ev["writer"], ev["seq"], ev["ts"], ev["author"], get("login"), get("host"), ev["action"],
+            ev["annotation"], get("image"), None if old is None else _j(old), _j(new), get("reason"),
+            get("comment"), get("base"), get("undoes"), get("prev"), rel, line, end,
+            1 if blind is True else None, resolves)
+
+
+_STATE_NONE = (None, None, None, None, None)
+
+
+def annotation_rows(rp: Replay) -> Iterable[tuple]:
+    """Every annotation row (the 22 columns of the table), in id order."""
+    states = rp.states
+    for a in sorted(rp.proposals):
+        p = rp.proposals[a]
+        st = states.get(a)
+        if st is None:
+            yield p + _STATE_NONE
+        else:
+            yield (*p[:6], st["category"], p[7], st["status"], *p[9:], st["last_event"], st["updated_at"],
+                   st["updated_by"], st["reason"], st["comment"])
+
+
+def commit_blobs(root: Path) -> list[tuple[str, str, int]]:
+    """(commit, log path, size of the log in that commit), oldest commit first (as ``_attribute_commits``)."""
+    from .store import _batch_check
+
+    try:
+        repo = gitrepo.open_repo(root)
+        try:
+            if not repo.head.is_valid():
+                return []
+            out = repo.git.log("--reverse", "--format=C %H", "--raw", "--no-abbrev", "--", eventlog.EVENTS_DIR)
+            commit = None
+            blobs: list[tuple[str, str, str]] = []
+            for line in out.splitlines():
+                if line.startswith("C "):
+                    commit = line[2:].strip()
+                elif line.startswith(":") and commit:
+                    meta, path = line.split("\t", 1)
+                    blobs.append((commit, path, meta.split()[3]))
+            shas = sorted({b for _, _, b in blobs if set(b) != {"0"}})
+            sizes = _batch_check(repo, shas) if shas else {}
+        finally:
+            repo.close()
+    except Exception:
+        return []
+    return [(c, p, sizes[b]) for c, p, b in blobs if b in sizes]
+
+
+def attribute(rp: Replay, blobs: list[tuple[str, str, int]]) -> dict[tuple[str, int], str]:
+    """(file, line) -> the first commit whose blob of that log holds the line (``_attribute_commits``)."""
+    by_file: dict[str, list[tuple[int, int]]] = {}
+    for *_, rel, end, number, _ev in rp.events:
+        by_file.setdefault(rel, []).append((end, number))
+    for v in by_file.values():
+        v.sort()
+    done: dict[str, int] = {}  # how far (by end offset) each log is attributed: always a prefix
+    out: dict[tuple[str, int], str] = {}
+    for commit, path, size in blobs:
+        lines = by_file.get(path)
+        if not lines:
+            continue
+        i = done.get(path, 0)
+        while i < len(lines) and lines[i][0] <= size:
+            out[(path, lines[i][1])] = commit
+            i += 1
+        done[path] = i
+    return out
+
+
+# ---------------------------------------------------------------------- writing an index
+
+
+_TABLES = ";".join(s for s in schema.SCHEMA.split(";") if "CREATE TABLE" in s)
+
+
+def write_index(rp: Replay, index: Path, commits: dict[tuple[str, int], str] | None = None) -> None:
+    """Write the replay into a new SQLite file in bulk: tables, rows, then the indexes."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(str(index), isolation_level=None)
+    try:
+        # Nobody else sees this file until it is renamed into place: no journal, no syncs meanwhile.
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("PRAGMA cache_size=-262144")
+        conn.executescript(_TABLES)
+        conn.execute("BEGIN")
+        write_small_tables(conn, rp)
+        conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         annotation_rows(rp))
+        commits = commits or {}
+        conn.executemany(
+            "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
+            " old, new, reason, comment, base, undoes, prev, file, line, end_offset, blind, resolves, git_commit)"
+            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ((*event_row(ev, rel, number, end), commits.get((rel, number)))
+             for *_, rel, end, number, ev in rp.events))
+        conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
+                         ((w, seq, h) for w, (seq, h) in rp.writers.items()))
+        conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
+                         ((rel, w, end, n) for rel, (w, end, n) in rp.files.items()))
+        conn.execute("COMMIT")
+        schema.create(conn)  # the indexes, now that the rows are in; and the schema version
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+    # Durable before the caller renames it into place: after a crash, the old index or this one whole.
+    fd = os.open(index, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_small_tables(conn: sqlite3.Connection, rp: Replay) -> None:
+    """imports, categories, images and the fold's bookkeeping (conflicts, aliases, blind decisions)."""
+    conn.executemany("INSERT INTO imports(id, seq, ts, author, login, host, source, format, file, sha256,"
+                     " image_root, images, annotations, warnings) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rp.imports)
+    conn.executemany("INSERT OR IGNORE INTO categories(name, source_id, supercategory, keypoints, skeleton, extra)"
+                     " VALUES(?,?,?,?,?,?)", rp.categories.values())
+    conn.executemany("INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id,"
+                     " extra) VALUES(?,?,?,?,?,?,?,?)", rp.images.values())
+    conn.executemany("INSERT OR IGNORE INTO conflicts(event, annotation, base, current, resolved) VALUES(?,?,?,?,?)",
+                     rp.conflicts.values())
+    conn.executemany("INSERT OR IGNORE INTO fold_alias(event, annotation, target) VALUES(?,?,?)",
+                     rp.fold_alias.values())
+    conn.executemany("INSERT INTO blind_pending(annotation, author, event, new) VALUES(?,?,?,?)", rp.blind_pending)
