@@ -13,6 +13,7 @@ import gc
 import os
 import sqlite3
 from contextlib import contextmanager
+from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,6 +51,8 @@ class Replay:
     blind_pending: list[tuple] = field(default_factory=list)  # (annotation, author, event, new)
     writers: dict[str, tuple[int, str]] = field(default_factory=dict)
     files: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    #: annotation id -> its events when each simply applied (its state is what the last one chose)
+    simple: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------- imports
@@ -122,7 +125,7 @@ def read_events(root: Path, strict: bool = True) -> list[Parsed]:
     ``strict``: an unreadable or repeated line is an error naming its place; otherwise it is left out
     (``verify`` reports it through the hash chains)."""
     out: list[Parsed] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, int] = {}  # hash -> its place in ``out``
     loads = orjson.loads
     problem_of = eventlog.problem_of
     for rel in eventlog.list_files(root):
@@ -142,25 +145,45 @@ def read_events(root: Path, strict: bool = True) -> list[Parsed]:
             if problem is None:
                 h = ev["hash"]
                 if h in seen:
-                    problem = f"the same event as {seen[h]}"
+                    first = out[seen[h]]
+                    problem = f"the same event as {first[3]}:{first[5]}"
             if problem:
                 if strict:
                     raise LabelreviewError(f"{rel}:{number}: unreadable event line ({problem}); "
                                            "run `labelreview verify`")
                 continue
-            seen[h] = f"{rel}:{number}"
+            seen[h] = len(out)
             out.append((ev["ts"], ev["writer"], ev["seq"], rel, end, number, ev))
     return out
 
 
-def add_events(rp: Replay, events: list[Parsed]) -> None:
+class _Everything(dict):
+    """Proposals not read (yet): every annotation counts as imported, its proposed category unknown
+    (None, which no event's category can be: the writer replaces it by the proposal's)."""
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __getitem__(self, key):
+        return _UNKNOWN
+
+
+_UNKNOWN = (None,) * 17
+
+
+def add_events(rp: Replay, events: list[Parsed], proposals_known: bool = True) -> None:
     """Order the events canonically, fold them per annotation, note each writer's head and each log's size."""
     from .store import _fold_step, _fresh_fold
 
-    events.sort(key=lambda t: t[:3])
+    events.sort(key=itemgetter(0, 1, 2))
     rp.events = events
-    props, states = rp.proposals, rp.states
+    props, states = (rp.proposals if proposals_known else _Everything()), rp.states
     heads, files = rp.writers, rp.files
+    # Most annotations' events are each made on the state the one before left (the first on the
+    # untouched proposal), none blind: each simply applies, and the state is what the last chose.
+    # Such an annotation keeps just its events (``simple``) until one that is not so comes; then
+    # its events are folded by ``_fold_step`` from the proposal on, as every other annotation's are.
+    simple: dict[int, list[dict[str, Any]]] = {}
     for ts, writer, seq, rel, end, number, ev in events:
         if seq >= heads.get(writer, (0, ""))[0]:
             heads[writer] = (seq, ev["hash"])
@@ -169,11 +192,21 @@ def add_events(rp: Replay, events: list[Parsed]) -> None:
         a = ev["annotation"]
         st = states.get(a)
         if st is None:
-            p = props.get(a)
-            if p is None:  # an event on an annotation no import holds: recorded, folded into nothing
+            done = simple.get(a)
+            if ev.get("blind") is not True and ev.get("base") == (done[-1]["hash"] if done else None):
+                if done is not None:
+                    done.append(ev)
+                elif a in props:
+                    simple[a] = [ev]
+                # else: an event on an annotation no import holds: recorded, folded into nothing
                 continue
-            st = states[a] = _fresh_fold(a, p[7])
+            if done is None and a not in props:
+                continue
+            st = states[a] = _fresh_fold(a, props[a][7])
+            for one in simple.pop(a, ()):
+                _fold_step(st, one)
         _fold_step(st, ev)
+    rp.simple = simple
     # What ``_save_fold`` writes after a refold, annotation by annotation in id order.
     conflicts, aliases, blind = rp.conflicts, rp.fold_alias, rp.blind_pending
     for a in sorted(states):
@@ -233,12 +266,19 @@ _STATE_NONE = (None, None, None, None, None)
 
 def annotation_rows(rp: Replay) -> Iterable[tuple]:
     """Every annotation row (the 22 columns of the table), in id order."""
-    states = rp.states
+    states, simple = rp.states, rp.simple
     for a in sorted(rp.proposals):
         p = rp.proposals[a]
         st = states.get(a)
         if st is None:
-            yield p + _STATE_NONE
+            done = simple.get(a)
+            if done is None:
+                yield p + _STATE_NONE
+            else:
+                ev = done[-1]
+                new = ev["new"]
+                yield (*p[:6], new["category"], p[7], new["status"], *p[9:], ev["hash"], ev["ts"], ev["author"],
+                       ev.get("reason"), ev.get("comment"))
         else:
             yield (*p[:6], st["category"], p[7], st["status"], *p[9:], st["last_event"], st["updated_at"],
                    st["updated_by"], st["reason"], st["comment"])
@@ -292,43 +332,123 @@ def attribute(rp: Replay, blobs: list[tuple[str, str, int]]) -> dict[tuple[str, 
     return out
 
 
-# ---------------------------------------------------------------------- writing an index
+# ---------------------------------------------------------------------- rebuilding an index
+
+#: Import shards and logs at least this big (together) are rebuilt by two processes.
+PARALLEL_BYTES = 32 << 20
 
 
-_TABLES = ";".join(s for s in schema.SCHEMA.split(";") if "CREATE TABLE" in s)
+def _size_of(root: Path) -> int:
+    from .store import IMPORTS_DIR
+
+    total = sum((root / f).stat().st_size for f in eventlog.list_files(root))
+    base = root / IMPORTS_DIR
+    if base.is_dir():
+        total += sum(p.stat().st_size for p in base.glob("*/*.jsonl"))
+    return total
 
 
-def write_index(rp: Replay, index: Path, commits: dict[tuple[str, int], str] | None = None) -> None:
-    """Write the replay into a new SQLite file in bulk: tables, rows, then the indexes."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(str(index) + suffix).unlink(missing_ok=True)
-    conn = sqlite3.connect(str(index), isolation_level=None)
+def rebuild(root: Path, index: Path, strict: bool = True) -> None:
+    """Build a new index file from the committed files (the caller renames it into place)."""
+    if (os.cpu_count() or 1) > 1 and _size_of(root) >= PARALLEL_BYTES:
+        _rebuild_in_two(root, index, strict)
+        return
+    rp = replay(root, strict)
+    with no_gc():
+        write_index(rp, index, attribute(rp, commit_blobs(root)))
+
+
+def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
+    """A second process reads the import folders and writes their tables (annotations as
+    proposed) while this one reads and folds the events; then this one adds the events, sets the
+    folded annotations' state and writes the fold's bookkeeping, in the same file."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        # Nobody else sees this file until it is renamed into place: no journal, no syncs meanwhile.
-        conn.execute("PRAGMA journal_mode=OFF")
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA cache_size=-262144")
-        conn.executescript(_TABLES)
-        conn.execute("BEGIN")
-        write_small_tables(conn, rp)
-        conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                         annotation_rows(rp))
-        commits = commits or {}
-        conn.executemany(
-            "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
-            " old, new, reason, comment, base, undoes, prev, file, line, end_offset, blind, resolves, git_commit)"
-            " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((*event_row(ev, rel, number, end), commits.get((rel, number)))
-             for *_, rel, end, number, ev in rp.events))
-        conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
-                         ((w, seq, h) for w, (seq, h) in rp.writers.items()))
-        conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
-                         ((rel, w, end, n) for rel, (w, end, n) in rp.files.items()))
-        conn.execute("COMMIT")
-        schema.create(conn)  # the indexes, now that the rows are in; and the schema version
-        conn.execute("PRAGMA journal_mode=WAL")
+        imports = pool.submit(_write_imports, str(root), str(index))
+        with no_gc():
+            rp = Replay()
+            add_events(rp, read_events(root, strict), proposals_known=False)
+            commits = attribute(rp, commit_blobs(root))
+            event_rows = [(*event_row(ev, rel, number, end), commits.get((rel, number)))
+                          for *_, rel, end, number, ev in rp.events]
+            states = [(*(st[k] for k in _STATE), a) for a, st in rp.states.items()]
+            states += [(ev["new"]["category"], ev["new"]["status"], ev["hash"], ev["ts"], ev["author"],
+                        ev.get("reason"), ev.get("comment"), a) for a, done in rp.simple.items() for ev in done[-1:]]
+            imports.result()  # the import tables are written (or this raises what went wrong there)
+            conn = _open_new(index, fresh=False)
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(_INSERT_EVENTS, event_rows)
+                del event_rows
+                conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
+                                 ((w, seq, h) for w, (seq, h) in rp.writers.items()))
+                conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
+                                 ((rel, w, end, n) for rel, (w, end, n) in rp.files.items()))
+                # None for a category: nothing applied yet, the state is still the proposal's.
+                conn.executemany("UPDATE annotations SET category=coalesce(?, proposed_category), status=?,"
+                                 " last_event=?, updated_at=?, updated_by=?, reason=?, comment=? WHERE id=?",
+                                 sorted(states, key=itemgetter(7)))
+                write_small_tables(conn, rp, imports=False)
+                # The fold ran on every annotation named by an event: keep what concerns imported ones.
+                for table in ("conflicts", "fold_alias", "blind_pending"):
+                    conn.execute(f"DELETE FROM {table} WHERE annotation NOT IN (SELECT id FROM annotations)")
+                conn.execute("COMMIT")
+                _finish(conn)
+            finally:
+                conn.close()
     finally:
-        conn.close()
+        pool.shutdown()
+    _fsync(index)
+
+
+def _write_imports(root: str, index: str) -> None:
+    """(The second process.) The import folders' tables, every annotation as proposed."""
+    with no_gc():
+        rp = Replay()
+        load_imports(Path(root), rp)
+        conn = _open_new(Path(index))
+        try:
+            conn.execute("BEGIN")
+            write_small_tables(conn, rp, fold=False)
+            conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                             (p + _STATE_NONE for _, p in sorted(rp.proposals.items())))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+
+_STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
+
+_INSERT_EVENTS = (
+    "INSERT INTO events(hash, writer, seq, ts, author, login, host, action, annotation, image,"
+    " old, new, reason, comment, base, undoes, prev, file, line, end_offset, blind, resolves, git_commit)"
+    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def _open_new(index: Path, fresh: bool = True) -> sqlite3.Connection:
+    """A connection to an index file being built: nobody else sees it until it is renamed into
+    place, so no journal and no syncs meanwhile."""
+    if fresh:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(index) + suffix).unlink(missing_ok=True)
+    conn = sqlite3.connect(str(index), isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-262144")
+    if fresh:
+        conn.executescript(_TABLES)
+    return conn
+
+
+def _finish(conn: sqlite3.Connection) -> None:
+    schema.create(conn)  # the indexes, now that the rows are in; and the schema version
+    conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _fsync(index: Path) -> None:
     # Durable before the caller renames it into place: after a crash, the old index or this one whole.
     fd = os.open(index, os.O_RDONLY)
     try:
@@ -337,14 +457,52 @@ def write_index(rp: Replay, index: Path, commits: dict[tuple[str, int], str] | N
         os.close(fd)
 
 
-def write_small_tables(conn: sqlite3.Connection, rp: Replay) -> None:
+# ---------------------------------------------------------------------- writing an index
+
+
+_TABLES = ";".join(s for s in schema.SCHEMA.split(";") if "CREATE TABLE" in s)
+
+
+def write_index(rp: Replay, index: Path, commits: dict[tuple[str, int], str] | None = None) -> None:
+    """Write the replay into a new SQLite file in bulk: tables, rows, then the indexes."""
+    conn = _open_new(index)
+    try:
+        conn.execute("BEGIN")
+        write_small_tables(conn, rp)
+        conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         annotation_rows(rp))
+        commits = commits or {}
+        conn.executemany(_INSERT_EVENTS, ((*event_row(ev, rel, number, end), commits.get((rel, number)))
+                                          for *_, rel, end, number, ev in rp.events))
+        conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
+                         ((w, seq, h) for w, (seq, h) in rp.writers.items()))
+        conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
+                         ((rel, w, end, n) for rel, (w, end, n) in rp.files.items()))
+        conn.execute("COMMIT")
+        _finish(conn)
+    finally:
+        conn.close()
+    _fsync(index)
+
+
+def write_small_tables(conn: sqlite3.Connection, rp: Replay, imports: bool = True, fold: bool = True) -> None:
     """imports, categories, images and the fold's bookkeeping (conflicts, aliases, blind decisions)."""
+    if imports:
+        _write_import_tables(conn, rp)
+    if fold:
+        _write_fold_tables(conn, rp)
+
+
+def _write_import_tables(conn: sqlite3.Connection, rp: Replay) -> None:
     conn.executemany("INSERT INTO imports(id, seq, ts, author, login, host, source, format, file, sha256,"
                      " image_root, images, annotations, warnings) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rp.imports)
     conn.executemany("INSERT OR IGNORE INTO categories(name, source_id, supercategory, keypoints, skeleton, extra)"
                      " VALUES(?,?,?,?,?,?)", rp.categories.values())
     conn.executemany("INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id,"
                      " extra) VALUES(?,?,?,?,?,?,?,?)", rp.images.values())
+
+
+def _write_fold_tables(conn: sqlite3.Connection, rp: Replay) -> None:
     conn.executemany("INSERT OR IGNORE INTO conflicts(event, annotation, base, current, resolved) VALUES(?,?,?,?,?)",
                      rp.conflicts.values())
     conn.executemany("INSERT OR IGNORE INTO fold_alias(event, annotation, target) VALUES(?,?,?)",

@@ -1355,9 +1355,7 @@ def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
     """
     from . import replay
 
-    rp = replay.replay(root, strict)
-    with replay.no_gc():
-        replay.write_index(rp, index, replay.attribute(rp, replay.commit_blobs(root)))
+    replay.rebuild(root, index, strict)
 
 
 def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:

@@ -282,10 +282,9 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
         live = store.conn.cursor()
         live.row_factory = None
         key, cols = _COMPARE["annotations"]
-        fresh = {r[0]: r for r in replay.annotation_rows(rp)}
-        out["annotations"] = _compare_rows("annotations", key, cols,
-                                           live.execute(f"SELECT {key}, {cols} FROM annotations"), fresh)
-        del fresh
+        out["annotations"] = _compare_sorted("annotations", key, cols,
+                                             live.execute(f"SELECT {key}, {cols} FROM annotations ORDER BY {key}"),
+                                             replay.annotation_rows(rp))
         mem = sqlite3.connect(":memory:", isolation_level=None)
         try:
             mem.executescript(replay._TABLES)
@@ -323,6 +322,36 @@ _COMPARE = {
     "fold_alias": ("event", "annotation, target"),
     "blind_pending": ("annotation || '/' || author", "event, new"),
 }
+
+
+def _compare_sorted(table: str, key: str, cols: str, live_rows, fresh_rows) -> list[Problem]:
+    """``_compare_rows`` for two row streams both in ascending key order (integer keys): a merge."""
+    end = object()
+    live_it, fresh_it = iter(live_rows), iter(fresh_rows)
+    a, b = next(live_it, end), next(fresh_it, end)
+    only_live: list[tuple] = []
+    only_fresh: dict[Any, tuple] = {}
+    differ: list[tuple[tuple, tuple]] = []
+    while a is not end and b is not end:
+        if a[0] == b[0]:
+            if a != b:
+                differ.append((a, b))
+            a, b = next(live_it, end), next(fresh_it, end)
+        elif a[0] < b[0]:
+            only_live.append(a)
+            a = next(live_it, end)
+        else:
+            only_fresh[b[0]] = b
+            b = next(fresh_it, end)
+    while a is not end:
+        only_live.append(a)
+        a = next(live_it, end)
+    while b is not end:
+        only_fresh[b[0]] = b
+        b = next(fresh_it, end)
+    # Whatever is on one side only, or differs, goes through the keyed comparison (same messages).
+    fresh = {**{b[0]: b for _, b in differ}, **only_fresh}
+    return _compare_rows(table, key, cols, [*only_live, *(a for a, _ in differ)], fresh)
 
 
 def _compare_rows(table: str, key: str, cols: str, live_rows, fresh: dict[Any, tuple]) -> list[Problem]:
