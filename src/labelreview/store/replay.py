@@ -350,12 +350,13 @@ def _size_of(root: Path) -> int:
 
 def rebuild(root: Path, index: Path, strict: bool = True) -> None:
     """Build a new index file from the committed files (the caller renames it into place)."""
-    if (os.cpu_count() or 1) > 1 and _size_of(root) >= PARALLEL_BYTES:
-        _rebuild_in_two(root, index, strict)
-        return
-    rp = replay(root, strict)
-    with no_gc():
-        write_index(rp, index, attribute(rp, commit_blobs(root)))
+    with no_gc():  # (until the replay is gone: else a full collection walks it when GC resumes)
+        if (os.cpu_count() or 1) > 1 and _size_of(root) >= PARALLEL_BYTES:
+            _rebuild_in_two(root, index, strict)
+        else:
+            rp = replay(root, strict)
+            write_index(rp, index, attribute(rp, commit_blobs(root)))
+            del rp
 
 
 def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
