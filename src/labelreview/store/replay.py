@@ -311,22 +311,22 @@ def commit_blobs(root: Path) -> list[tuple[str, str, int]]:
     return [(c, p, sizes[b]) for c, p, b in blobs if b in sizes]
 
 
-def attribute(rp: Replay, blobs: list[tuple[str, str, int]]) -> dict[tuple[str, int], str]:
-    """(file, line) -> the first commit whose blob of that log holds the line (``_attribute_commits``)."""
+def attribute(rp: Replay, blobs: list[tuple[str, str, int]]) -> list[str | None]:
+    """Per event of ``rp.events``: the first commit whose blob of its log holds it (``_attribute_commits``)."""
     by_file: dict[str, list[tuple[int, int]]] = {}
-    for *_, rel, end, number, _ev in rp.events:
-        by_file.setdefault(rel, []).append((end, number))
+    for i, (*_, rel, end, _number, _ev) in enumerate(rp.events):
+        by_file.setdefault(rel, []).append((end, i))
     for v in by_file.values():
         v.sort()
     done: dict[str, int] = {}  # how far (by end offset) each log is attributed: always a prefix
-    out: dict[tuple[str, int], str] = {}
+    out: list[str | None] = [None] * len(rp.events)
     for commit, path, size in blobs:
         lines = by_file.get(path)
         if not lines:
             continue
         i = done.get(path, 0)
         while i < len(lines) and lines[i][0] <= size:
-            out[(path, lines[i][1])] = commit
+            out[lines[i][1]] = commit
             i += 1
         done[path] = i
     return out
@@ -373,8 +373,8 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
             rp = Replay()
             add_events(rp, read_events(root, strict), proposals_known=False)
             commits = attribute(rp, commit_blobs(root))
-            event_rows = [(*event_row(ev, rel, number, end), commits.get((rel, number)))
-                          for *_, rel, end, number, ev in rp.events]
+            event_rows = [(*event_row(ev, rel, number, end), commit)
+                          for (*_, rel, end, number, ev), commit in zip(rp.events, commits)]
             states = [(*(st[k] for k in _STATE), a) for a, st in rp.states.items()]
             states += [(ev["new"]["category"], ev["new"]["status"], ev["hash"], ev["ts"], ev["author"],
                         ev.get("reason"), ev.get("comment"), a) for a, done in rp.simple.items() for ev in done[-1:]]
@@ -464,7 +464,7 @@ def _fsync(index: Path) -> None:
 _TABLES = ";".join(s for s in schema.SCHEMA.split(";") if "CREATE TABLE" in s)
 
 
-def write_index(rp: Replay, index: Path, commits: dict[tuple[str, int], str] | None = None) -> None:
+def write_index(rp: Replay, index: Path, commits: list[str | None] | None = None) -> None:
     """Write the replay into a new SQLite file in bulk: tables, rows, then the indexes."""
     conn = _open_new(index)
     try:
@@ -472,9 +472,9 @@ def write_index(rp: Replay, index: Path, commits: dict[tuple[str, int], str] | N
         write_small_tables(conn, rp)
         conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          annotation_rows(rp))
-        commits = commits or {}
-        conn.executemany(_INSERT_EVENTS, ((*event_row(ev, rel, number, end), commits.get((rel, number)))
-                                          for *_, rel, end, number, ev in rp.events))
+        commits = commits or [None] * len(rp.events)
+        conn.executemany(_INSERT_EVENTS, ((*event_row(ev, rel, number, end), commit)
+                                          for (*_, rel, end, number, ev), commit in zip(rp.events, commits)))
         conn.executemany("INSERT INTO writers(writer, seq, hash) VALUES(?,?,?)",
                          ((w, seq, h) for w, (seq, h) in rp.writers.items()))
         conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
