@@ -98,7 +98,8 @@ def _check_chains(root: Path, report: Report) -> list:
 
     Returns the events a replay keeps: (file, line, end offset, event) of every line that is an
     event, the first time its hash appears."""
-    problems, events, writers, kept = _scan_chains(root, eventlog.list_files(root))
+    with replay.no_gc():
+        problems, events, writers, kept = _scan_chains(root, eventlog.list_files(root))
     report.problems += problems
     report.events += events
     report.writers = writers
