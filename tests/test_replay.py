@@ -224,3 +224,20 @@ def test_rebuild_in_two_processes_equals_the_per_event_path(mixed, tmp_path, mon
     assert a["conflicts"] and a["blind_pending"] and a["fold_alias"]
     for table in a:
         assert a[table] == b[table], table
+
+
+def test_the_second_process_works_from_a_script_without_a_main_guard(mixed, tmp_path):
+    """A user's script calling the store at top level: the helper process must not run it again."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "from labelreview.store import Store, replay, verify\n"
+        "replay.PARALLEL_BYTES = verify.PARALLEL_BYTES = 0\n"
+        "with Store.open(sys.argv[1]) as st:\n"
+        "    st.reindex()\n"
+        "    print('ok' if verify.verify(st, images=False).ok else 'FAILED')\n")
+    proc = subprocess.run([sys.executable, str(script), str(mixed)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

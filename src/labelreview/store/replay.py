@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gc
 import os
+import pickle
 import sqlite3
+import subprocess
+import sys
 from contextlib import contextmanager
 from operator import itemgetter
 from dataclasses import dataclass, field
@@ -332,6 +335,55 @@ def attribute(rp: Replay, blobs: list[tuple[str, str, int]]) -> list[str | None]
     return out
 
 
+# ---------------------------------------------------------------------- a second process
+
+_CHILD = """
+import importlib, pickle, sys
+paths, module, name, args = pickle.load(sys.stdin.buffer)
+sys.path[:0] = [p for p in paths if p not in sys.path]
+try:
+    out = (True, getattr(importlib.import_module(module), name)(*args))
+except BaseException as e:
+    out = (False, e)
+sys.stdout.buffer.write(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+"""
+
+
+class Child:
+    """``fn(*args)`` in a new interpreter running beside this one; ``result()`` waits for its value
+    (or raises its exception). A fresh ``python -c``, not multiprocessing: a spawned process would
+    import the caller's main script again (which breaks a script without a ``__main__`` guard), and
+    a forked one would inherit this process's threads and SQLite handles."""
+
+    def __init__(self, fn, *args):
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        try:
+            self.proc.stdin.write(pickle.dumps((sys.path, fn.__module__, fn.__name__, args)))
+            self.proc.stdin.close()
+        except BaseException:
+            self.close()
+            raise
+        self._out: bytes | None = None
+
+    def result(self):
+        if self._out is None:
+            self._out = self.proc.stdout.read()
+            self.proc.wait()
+        if self.proc.returncode != 0 or not self._out:
+            raise LabelreviewError(f"a helper process failed (exit status {self.proc.returncode})")
+        ok, value = pickle.loads(self._out)
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Wait for it to end (it may be writing a file the caller will remove)."""
+        if self._out is None and self.proc.poll() is None:
+            self._out = self.proc.communicate()[0]
+        self.proc.wait()
+
+
 # ---------------------------------------------------------------------- rebuilding an index
 
 #: Import shards and logs at least this big (together) are rebuilt by two processes.
@@ -363,12 +415,8 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
     """A second process reads the import folders and writes their tables (annotations as
     proposed) while this one reads and folds the events; then this one adds the events, sets the
     folded annotations' state and writes the fold's bookkeeping, in the same file."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    imports = Child(_write_imports, str(root), str(index))
     try:
-        imports = pool.submit(_write_imports, str(root), str(index))
         with no_gc():
             rp = Replay()
             add_events(rp, read_events(root, strict), proposals_known=False)
@@ -401,7 +449,7 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
             finally:
                 conn.close()
     finally:
-        pool.shutdown()
+        imports.close()
     _fsync(index)
 
 

@@ -61,17 +61,11 @@ def _verify(store: Store, *, images: bool, index: bool) -> Report:
     root = store.root
     files = eventlog.list_files(root)
     index_path = str(root / INDEX_DIR / INDEX_NAME) if index else None
-    pool = None
+    chains = None
     if (os.cpu_count() or 1) > 1 and sum((root / f).stat().st_size for f in files) >= PARALLEL_BYTES:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        chains = replay.Child(_chains_and_events, str(root), files, index_path)
     try:
-        if pool is not None:
-            chains = pool.submit(_chains_and_events, str(root), files, index_path)
-        else:
-            chains = None
+        if chains is None:
             result = _chains_and_events(str(root), files, index_path)
         later = Report()
         _check_git(store, later)
@@ -79,8 +73,8 @@ def _verify(store: Store, *, images: bool, index: bool) -> Report:
         if chains is not None:
             result = chains.result()
     finally:
-        if pool is not None:
-            pool.shutdown()
+        if chains is not None:
+            chains.close()
     chain_problems, report.events, report.writers, event_problems = result
     report.problems = chain_problems + later.problems
     report.uncommitted = later.uncommitted
