@@ -132,7 +132,40 @@ def _warm_ansi(frame: Frame, console: Console | None) -> None:
             if style is not None and style._ansi is None:
                 render_ansi(style, color_system)
         if console is not None:
-            strip.render(console)
+            line = _compact_line(strip)
+            if line is None:
+                strip.render(console)
+            else:
+                strip._render_cache = line  # what Strip.render would return, in ~10 % fewer bytes
+
+
+def _compact_line(strip: Strip) -> str | None:
+    """A picture line as escape codes without a reset after every cell.
+
+    Textual ends each segment with a reset (``ESC[0m``); a picture cell sets both its colours, so
+    after a cell that had no other attributes the next cell's codes replace everything anyway. The
+    line starts from a reset and ends with one, as Textual's own rendering does. Measured through
+    tmux: a 160x50 frame is 190 -> 172 KB and tmux takes ~2 ms less to take it in. None for a
+    line with links (Textual's rendering handles those).
+    """
+    out = []
+    clean = False  # the terminal holds only colours set by the previous segment
+    for text, style, _ in strip:
+        if style is None:
+            out.append(f"\x1b[0m{text}")
+            clean = False
+            continue
+        if style._link:
+            return None
+        ansi = style._ansi
+        colours_only = not style._set_attributes and style._color is not None and style._bgcolor is not None
+        if clean and colours_only:
+            out.append(f"\x1b[{ansi}m{text}")
+        else:
+            out.append(f"\x1b[0;{ansi}m{text}" if ansi else f"\x1b[0m{text}")
+        clean = colours_only
+    out.append("\x1b[0m")
+    return "".join(out)
 
 
 class ImageView(Widget):
