@@ -142,6 +142,41 @@ def pct(values: list[float], p: float) -> float:
     return float(np.percentile(values, p))
 
 
+def tmux_floor(tmp: Path, image: Path, repeat: int = 20) -> dict:
+    """What tmux alone costs to take in one frame: the picture part of a next-image frame (the
+    image view's 116x47 cells, written as the app writes them) cat'ed into a 160x50 pane, against
+    the same round trip with no output."""
+    from labelreview.tui import render
+    from labelreview.tui.widgets.image_view import _compact_line
+
+    cols, rows = 160 - 44, 50 - 3  # the side panel and the title, progress and footer lines
+    decoded = render.decode(image, (cols, rows * 2))
+    overlays = [render.Overlay(ann_id=k, label=f"im001b{k:02d}", color=render.class_color(str(k)),
+                               bbox=(100.0 + 120 * k, 100.0 + 80 * k, 400.0, 300.0), selected=k == 0)
+                for k in range(BOXES)]
+    frame = render.compose(decoded, overlays, (cols, rows))
+    data = "".join(f"\x1b[{y + 2};1H{_compact_line(strip)}" for y, strip in enumerate(frame.strips))
+    (tmp / "frame.ansi").write_text(data)
+    sock = f"lrfloor-{uuid.uuid4().hex[:6]}"
+    base = ["tmux", "-L", sock, "-f", "/dev/null"]
+    subprocess.run([*base, "new-session", "-d", "-x", "160", "-y", "50", "sh"], check=True)
+    try:
+        def timed(command: str) -> float:
+            out = []
+            for i in range(repeat):
+                t0 = time.perf_counter()
+                subprocess.run([*base, "send-keys", f"{command}; tmux -L {sock} wait-for -S d{i}", "Enter"])
+                subprocess.run([*base, "wait-for", f"d{i}"])
+                out.append((time.perf_counter() - t0) * 1000)
+            return statistics.median(out)
+
+        empty = timed("true")
+        full = timed(f"cat {tmp / 'frame.ansi'} > /dev/tty")
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True)
+    return {"bytes": len(data.encode()), "empty_ms": empty, "frame_ms": full}
+
+
 def bench_next_image(tmp: Path, n_images: int, pace: float) -> dict:
     images_dir = tmp / "images"
     images_dir.mkdir()
@@ -242,6 +277,10 @@ def main() -> None:
         print(f"back through already-seen images without pausing (n={len(back)}): p50 {pct(back, 50):.1f} ms, "
               f"p95 {pct(back, 95):.1f} ms")
         print(f"cold first image after launch (small store): {r['first_frame_s'] * 1000:.0f} ms")
+        f = tmux_floor(tmp, tmp / "images" / "photo_001.jpg")
+        print(f"floor: tmux taking in one picture ({f['bytes'] / 1000:.0f} KB of escape codes): "
+              f"{f['frame_ms'] - f['empty_ms']:.1f} ms (cat of it {f['frame_ms']:.1f} ms, "
+              f"the same round trip with no output {f['empty_ms']:.1f} ms)")
         if not args.no_big:
             b = bench_big_first_frame(tmp, args.big, Path(args.big_keep) if args.big_keep else None, args.repeat)
             print(f"\nfirst frame after launch on a store of {b['annotations']:,} annotations: best "

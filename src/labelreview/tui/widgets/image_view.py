@@ -132,14 +132,14 @@ def _warm_ansi(frame: Frame, console: Console | None) -> None:
             if style is not None and style._ansi is None:
                 render_ansi(style, color_system)
         if console is not None:
-            line = _compact_line(strip)
+            line = _compact_line(strip, color_system)
             if line is None:
                 strip.render(console)
             else:
                 strip._render_cache = line  # what Strip.render would return, in ~10 % fewer bytes
 
 
-def _compact_line(strip: Strip) -> str | None:
+def _compact_line(strip: Strip, color_system: ColorSystem = ColorSystem.TRUECOLOR) -> str | None:
     """A picture line as escape codes without a reset after every cell.
 
     Textual ends each segment with a reset (``ESC[0m``); a picture cell sets both its colours, so
@@ -158,6 +158,8 @@ def _compact_line(strip: Strip) -> str | None:
         if style._link:
             return None
         ansi = style._ansi
+        if ansi is None:
+            ansi = Strip.render_ansi(style, color_system)
         colours_only = not style._set_attributes and style._color is not None and style._bgcolor is not None
         if clean and colours_only:
             out.append(f"\x1b[{ansi}m{text}")
