@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 #: Every status an annotation can be in. ``pending`` until a reviewer decides.
 STATUSES = ("pending", "accepted", "relabeled", "flagged", "rejected")
@@ -83,7 +83,9 @@ class ImportBatch:
     source_file: str
     images: list[ImageRecord]
     categories: list[Category]
-    proposals: list[Proposal]
+    #: A list, or an iterator the store consumes once (a large file read as it is stored); then
+    #: ``warnings`` and ``categories`` grow while it is consumed.
+    proposals: list[Proposal] | Iterable[Proposal]
     warnings: list[ImportWarning] = field(default_factory=list)
     #: Dataset-level keys kept for round trips (COCO ``info``, ``licenses``...).
     info: dict[str, Any] = field(default_factory=dict)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import math
 import os
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import orjson
@@ -25,13 +26,15 @@ _IMG_KEYS = {"id", "file_name", "width", "height"}
 _CAT_KEYS = {"id", "name", "supercategory", "keypoints", "skeleton"}
 
 
-def load_json(path: str | os.PathLike) -> Any:
-    """Parse a JSON file fast (orjson, cyclic GC paused) with an error that names the place."""
-    path = Path(path)
+def _read_bytes(path: str | os.PathLike) -> bytes:
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except OSError as e:
         raise InputError(str(path), "", f"cannot read ({e.strerror or e})") from None
+
+
+def _parse(path: str | os.PathLike, data: bytes) -> Any:
+    """orjson with the cyclic GC paused, and an error that names the place."""
     enabled = gc.isenabled()
     gc.disable()  # the GC's scans of millions of new containers cost more than the parse itself
     try:
@@ -42,6 +45,128 @@ def load_json(path: str | os.PathLike) -> Any:
     finally:
         if enabled:
             gc.enable()
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file fast (orjson, cyclic GC paused) with an error that names the place."""
+    return _parse(path, _read_bytes(path))
+
+
+# ---------------------------------------------------------------------- the annotations, piece by piece
+#
+# A COCO-train-sized file is 90 % one array, "annotations". Parsed whole, it costs the file's bytes,
+# orjson's own parse tree and every Python object at once (3.7 GB for 365 MB). So the array is cut
+# into pieces of a few MB at the separators between two objects (``}`` ``,`` ``{``) and each piece
+# parsed on its own, when it is needed; the rest of the document (images, categories...) is parsed
+# with the array replaced by a marker. Nothing is taken on trust: the document without the array
+# must parse with the marker as its top-level "annotations" (so the key found is that key, and the
+# end found is the array's end, whatever strings hold), and each piece must parse as a list of
+# whole elements; a separator inside an element makes its piece fail, and the piece grows to the
+# next one. JSON values are prefix-free, so pieces that parse are exactly the array's elements.
+# Anything else (the key not found, a piece that never parses) falls back to parsing the whole file,
+# which also gives every error its usual message.
+
+_WS = rb"[ \t\n\r]*"  # JSON's whitespace (``\s`` would also take \f and \v)
+_ANNS_KEY = re.compile(rb'"annotations"' + _WS + rb":" + _WS + rb"\[" + _WS)
+_BETWEEN = re.compile(rb"\}" + _WS + rb"," + _WS + rb"\{")
+_LAST = re.compile(rb"\}" + _WS + rb"\]")
+PIECE = 2 << 20  # bytes of the array parsed at once
+_TRIES = 4
+
+
+class _Pieces:
+    """The annotations array of ``data[start:end]`` (its content, without the brackets), parsed a
+    piece at a time. Iterating yields lists of elements; ``first`` is the first element (parsed
+    at once, for the checks on the file's kind)."""
+
+    def __init__(self, path: str, data: bytes, start: int, end: int):
+        self.path, self.data, self.start, self.end = path, data, start, end
+        self._next = start
+        self._head = self._piece() if start < end else []
+        self.first = self._head[0] if self._head else None
+
+    def _parse(self, start: int, stop: int) -> list | None:
+        buf = bytearray(b"[")
+        buf += memoryview(self.data)[start:stop]
+        buf += b"]"
+        try:
+            got = orjson.loads(buf)
+        except orjson.JSONDecodeError:
+            return None
+        return got if type(got) is list else None
+
+    def _piece(self) -> list:
+        data, start, end = self.data, self._next, self.end
+        stop = start + PIECE
+        for _ in range(16):
+            m = _BETWEEN.search(data, stop, end) if stop < end else None
+            if m is None:
+                break
+            got = self._parse(start, m.start() + 1)
+            if got is not None:
+                self._next = m.end() - 1
+                return got
+            stop = m.start() + 1  # that separator was inside an element: take the next one too
+        got = self._parse(start, end)
+        if got is None:
+            raise _Unsplittable()
+        self._next = end
+        return got
+
+    def __iter__(self) -> Iterator[list]:
+        head, self._head = self._head, None
+        if head:
+            yield head
+        del head
+        while self._next < self.end:
+            yield self._piece()
+        self.data = None
+
+
+class _Unsplittable(Exception):
+    """A piece of the annotations array did not parse: the file is read whole (and the error told)."""
+
+
+def _split_annotations(path: str, data: bytes) -> tuple[dict, _Pieces] | None:
+    """The document without its annotations array, and the array in pieces; None when the file is
+    not shaped for it (the caller then parses it whole)."""
+    if not data[:1] == b"{":
+        return None
+    marker = "labelreview-annotations-" + os.urandom(8).hex()
+    at = 0
+    for _ in range(_TRIES):
+        p = data.find(b'"annotations"', at)
+        if p < 0:
+            return None
+        at = p + 1
+        m = _ANNS_KEY.match(data, p)
+        if m is None or data[p - 1:p] == b"\\":
+            continue
+        start = m.end()
+        if data[start:start + 1] == b"]":
+            ends = [(start, start)]
+        else:
+            ends = []
+            e_at = start
+            for _ in range(_TRIES):
+                e = _LAST.search(data, e_at)
+                if e is None:
+                    break
+                ends.append((e.start() + 1, e.end() - 1))
+                e_at = e.start() + 1
+        for end, close in ends:
+            rest = data[:p] + b'"annotations":"' + marker.encode() + b'"' + data[close + 1:]
+            try:
+                doc = orjson.loads(rest)
+            except orjson.JSONDecodeError:
+                continue
+            del rest
+            if type(doc) is dict and doc.get("annotations") == marker:
+                try:
+                    return doc, _Pieces(path, data, start, end)
+                except _Unsplittable:
+                    return None
+    return None
 
 
 def _is_id(x: Any) -> bool:
@@ -157,21 +282,53 @@ def _rle_string_runs(counts: str) -> np.ndarray | None:
     return vals
 
 
-def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None) -> ImportBatch:
-    """Read a COCO instances/keypoints/labels file, or a bare results list (needs ``gt_images``)."""
+def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None,
+         lazy: bool = False) -> ImportBatch:
+    """Read a COCO instances/keypoints/labels file, or a bare results list (needs ``gt_images``).
+
+    ``lazy``: the batch's proposals are an iterator, read from the file while the store consumes
+    them (a large file is never held whole); its warnings grow meanwhile, and an error in an
+    annotation is raised from the iteration. Otherwise they are a list, read here."""
     path = str(path)
-    data = load_json(path)
+    data = _read_bytes(path)
     enabled = gc.isenabled()
     gc.disable()
     try:
-        if isinstance(data, list):
-            return _read_results(path, data, gt_images)
-        if not isinstance(data, dict):
-            raise InputError(path, "top level", f"expected a JSON object or a results list, not {type(data).__name__}")
-        return _read_dataset(path, data)
+        split = _split_annotations(path, data)
+        if split is not None:
+            doc, pieces = split
+            del data
+            batch = _read_dataset(path, doc, pieces)
+        else:
+            doc = _parse(path, data)
+            del data
+            if isinstance(doc, list):
+                batch = _read_results(path, doc, gt_images)
+            elif not isinstance(doc, dict):
+                raise InputError(path, "top level", f"expected a JSON object or a results list, not {type(doc).__name__}")
+            else:
+                batch = _read_dataset(path, doc, None)
+        if not lazy:
+            batch.proposals = list(batch.proposals)
+        return batch
     finally:
         if enabled:
             gc.enable()
+
+
+def _error_of(path: str) -> InputError | None:
+    """The error the file gives when read whole, the plain way (what a piecewise read must say)."""
+    doc = _parse(path, _read_bytes(path))
+    try:
+        if isinstance(doc, list):
+            return None
+        if not isinstance(doc, dict):
+            raise InputError(path, "top level", f"expected a JSON object or a results list, not {type(doc).__name__}")
+        for _ in _read_dataset(path, doc, None).proposals:
+            pass
+    except InputError as e:
+        return e
+    return None
 
 
 def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[list[Category], dict[Any, str]]:
@@ -234,28 +391,63 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning]) -> tuple[list
     return out, by_id
 
 
-def _read_dataset(path: str, data: dict) -> ImportBatch:
+def _read_dataset(path: str, data: dict, pieces: _Pieces | None) -> ImportBatch:
+    """``pieces``: the annotations array when it was cut out of ``data`` (see _split_annotations)."""
     warns: list[ImportWarning] = []
     if not any(k in data for k in ("images", "annotations", "categories")):
         keys = ", ".join(list(data)[:5]) or "none"
         raise InputError(path, "top level", f"not a COCO file: no images, annotations or categories "
                          f"(keys: {keys})")
-    if "annotations" in data and not isinstance(data["annotations"], list):
-        raise InputError(path, "annotations", "must be a list")
-    anns = data.get("annotations") or []
-    if anns and isinstance(anns[0], dict):
-        if "segments_info" in anns[0]:
+    if pieces is None:
+        if "annotations" in data and not isinstance(data["annotations"], list):
+            raise InputError(path, "annotations", "must be a list")
+        anns = data.get("annotations") or []
+        first = anns[0] if anns else None
+    else:
+        anns, first = [], pieces.first
+    if isinstance(first, dict):
+        if "segments_info" in first:
             raise InputError(path, "annotations[0]", "COCO panoptic files are not supported; "
                              "import the instances file instead")
-        if "caption" in anns[0] and not any(k in anns[0] for k in ("bbox", "segmentation", "keypoints")):
+        if "caption" in first and not any(k in first for k in ("bbox", "segmentation", "keypoints")):
             raise InputError(path, "annotations[0]", "COCO captions are not labels labelreview reviews "
                              "(supported: instances, keypoints, image labels, detection results)")
     cats, cat_names = _read_categories(path, data.get("categories"), warns)
     images, img_by_id = _read_images(path, data.get("images"), warns)
-    proposals = _read_annotations(path, anns, img_by_id, cat_names, cats, warns)
     info = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
+    if pieces is None:
+        proposals = _read_annotations(path, _free_as_read(anns), img_by_id, cat_names, cats, warns)
+    else:
+        proposals = _checked(path, _read_annotations(path, _elements(pieces), img_by_id, cat_names, cats, warns))
     return ImportBatch(format="coco", source_file=path, images=images, categories=cats,
                        proposals=proposals, warnings=warns, info=info)
+
+
+def _free_as_read(items: list) -> Iterator[Any]:
+    """The items of a parsed list, each let go once read (a lazy import then shrinks as it goes)."""
+    for i in range(len(items)):
+        item = items[i]
+        items[i] = None
+        yield item
+    items.clear()
+
+
+def _elements(pieces: _Pieces) -> Iterator[Any]:
+    for piece in pieces:
+        yield from _free_as_read(piece)
+
+
+def _checked(path: str, proposals: Iterator[Proposal]) -> Iterator[Proposal]:
+    """Proposals from a piecewise read; any error is the one reading the file whole gives."""
+    try:
+        yield from proposals
+    except (InputError, _Unsplittable) as e:
+        whole = _error_of(path)
+        if whole is not None:
+            raise whole from None
+        if isinstance(e, InputError):
+            raise
+        raise InputError(path, "annotations", "the list could not be read") from None
 
 
 def _read_results(path: str, data: list, gt_images: list[ImageRecord] | None) -> ImportBatch:
@@ -280,7 +472,7 @@ def _read_results(path: str, data: list, gt_images: list[ImageRecord] | None) ->
     if gt_cats:
         names = {c.source_id: c.name for c in gt_cats}
         cats = list(gt_cats)
-    proposals = _read_annotations(path, data, img_by_id, names, cats, warns, results=True)
+    proposals = list(_read_annotations(path, data, img_by_id, names, cats, warns, results=True))
     return ImportBatch(format="coco-results", source_file=path, images=list(used.values()),
                        categories=cats, proposals=proposals, warnings=warns, info={})
 
@@ -298,125 +490,201 @@ def gt_images_from(path: str | os.PathLike) -> GroundTruthImages:
     return out
 
 
-def _read_annotations(path: str, anns: list, img_by_id: dict[Any, ImageRecord], cat_names: dict[Any, str],
-                      cats: list[Category], warns: list[ImportWarning], results: bool = False) -> list[Proposal]:
-    out: list[Proposal] = []
+#: Keys of a plain annotation (COCO train's own), which ``_read_annotations`` reads on a fast path.
+_PLAIN_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "score"})
+
+
+def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecord], cat_names: dict[Any, str],
+                      cats: list[Category], warns: list[ImportWarning], results: bool = False) -> Iterator[Proposal]:
+    """The proposals, one per annotation that is kept, as they are read.
+
+    A plain annotation that needs no repair and no warning (all of COCO train but its crowd RLEs) is
+    read on a fast path; anything else, or anything the fast path is unsure of, goes through
+    ``_annotation``, which reads every case. The fast path only ever accepts what ``_annotation``
+    would return unchanged and without a warning."""
     seen_ids: set = set()
     label = "" if results else "annotations"
-    append = out.append
+    plain = _PLAIN_KEYS
+    isfinite = math.isfinite
     for i, a in enumerate(anns):
-        if not isinstance(a, dict):
-            raise InputError(path, f"{label}[{i}]", "an annotation must be a JSON object")
-        aid = a.get("id")
-        where = f"{label}[{i}]" + (f" (id {aid})" if aid is not None else "")
-        if aid is not None and not _is_id(aid):
-            warns.append(ImportWarning(where, f"annotation id {aid!r} is not an integer; exported with a new id",
-                                       "repaired"))
-            aid = None
-        if aid is not None:
-            if aid in seen_ids:
-                warns.append(ImportWarning(where, f"duplicate annotation id {aid}; kept, exported with a new id",
-                                           "repaired"))
-            seen_ids.add(aid)
-        im = img_by_id.get(a.get("image_id")) if _is_id(a.get("image_id")) else None
-        if im is None:
-            warns.append(ImportWarning(where, f"image_id {a.get('image_id')!r} is not in images", "skipped"))
-            continue
-        cid = a.get("category_id")
-        if cid is not None and not _is_id(cid):
-            warns.append(ImportWarning(where, f"category_id {cid!r} is not an id", "skipped"))
-            continue
-        name = cat_names.get(cid)
-        if name is None:
-            if cid is None:
-                warns.append(ImportWarning(where, "no category_id", "skipped"))
-                continue
-            name = f"undefined-{cid}"
-            cat_names[cid] = name
-            cats.append(Category(name=name, source_id=cid if isinstance(cid, int) else None))
-            warns.append(ImportWarning(where, f"category_id {cid!r} is not defined; class {name!r} added",
-                                       "repaired"))
-        try:
-            iscrowd, fixed = _iscrowd(a.get("iscrowd"))
-        except ValueError as e:
-            warns.append(ImportWarning(where, str(e), "skipped"))
-            continue
-        if fixed:
-            warns.append(ImportWarning(where, f"iscrowd {a.get('iscrowd')!r} read as {iscrowd}", "repaired"))
-        score = a.get("score")
-        if score is not None and not _finite(score):
-            warns.append(ImportWarning(where, f"score {score!r} is not a number; dropped", "repaired"))
-            score = None
-        hw = (im.height, im.width) if im.height and im.width else None
-        seg = a.get("segmentation")
-        kind, segmentation = "bbox", None
-        if isinstance(seg, dict):
-            rle, problem = _check_rle(seg, hw, where)
-            if problem:
-                warns.append(ImportWarning(where, problem + "; mask dropped", "repaired"))
+        if type(a) is dict and a.keys() <= plain:
+            aid, iid, cid = a.get("id"), a.get("image_id"), a.get("category_id")
+            ta, ti, tc = type(aid), type(iid), type(cid)
+            crowd = a.get("iscrowd")
+            if crowd is None:
+                crowd = 0
+            score = a.get("score")
+            if ((ta is int or ta is str or aid is None) and aid not in seen_ids
+                    and (ti is int or ti is str) and (tc is int or tc is str)
+                    and (crowd == 0 or crowd == 1) and type(crowd) is int
+                    and (score is None or (type(score) is float or type(score) is int) and isfinite(score))):
+                im = img_by_id.get(iid)
+                name = cat_names.get(cid)
+                fast = im is not None and name is not None
             else:
-                kind, segmentation = "rle", rle
-                if hw and tuple(rle["size"]) != hw:
-                    warns.append(ImportWarning(where, f"RLE size {rle['size']} differs from the image's "
-                                               f"{list(hw)}", "kept"))
-        elif isinstance(seg, list):
-            if seg and not isinstance(seg[0], list) and _all_finite(seg):
-                seg = [seg]  # a single flat polygon without the outer list
-                warns.append(ImportWarning(where, "polygon not wrapped in a list; wrapped", "repaired"))
-            polys = _valid_polygons(seg, where, warns)
-            if polys:
-                kind, segmentation = "polygon", polys
-            elif not seg:
-                pass  # box-only annotation written with an empty segmentation: common, harmless
-        elif seg is not None:
-            warns.append(ImportWarning(where, f"segmentation of type {type(seg).__name__} not understood; dropped",
+                fast = False
+            if fast:
+                seg = a.get("segmentation")
+                if seg is None:
+                    polys = None
+                elif type(seg) is list:
+                    polys = seg or None
+                    for q in seg:
+                        if type(q) is not list or len(q) < 6 or len(q) & 1 or type(q[0]) is bool:
+                            fast = False
+                            break
+                        try:
+                            if not isfinite(sum(q)):
+                                fast = False
+                                break
+                        except (TypeError, OverflowError):
+                            fast = False
+                            break
+                else:
+                    fast = False
+            if fast:
+                h, w = im.height, im.width
+                bbox = a.get("bbox")
+                if bbox is None:
+                    if polys is not None:
+                        bbox = _bbox_of(polys, None)
+                elif type(bbox) is not list or len(bbox) != 4 or type(bbox[0]) is bool:
+                    fast = False
+            if fast and bbox is not None:
+                try:  # four finite numbers (as _all_finite: a sum; a string or a list raises) ...
+                    x, y, bw, bh = bbox
+                    fast = (isfinite(x + y + bw + bh) and bw >= 0 and bh >= 0
+                            and (not h or not w or (x >= 0 and y >= 0 and x + bw <= w and y + bh <= h)))
+                except (TypeError, OverflowError):  # ... inside the image, so that _clip keeps it
+                    fast = False
+            if fast:
+                if aid is not None:
+                    seen_ids.add(aid)
+                area = a.get("area")
+                if area is not None and not ((type(area) is float or type(area) is int) and isfinite(area)):
+                    area = None
+                yield Proposal(im.key, name, "polygon" if polys else ("bbox" if bbox is not None else "label"),
+                               bbox, polys, None, score, crowd, area, aid, {}, None)
+                continue
+        p = _annotation(path, i, a, label, seen_ids, img_by_id, cat_names, cats, warns)
+        if p is not None:
+            yield p
+
+
+def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id: dict[Any, ImageRecord],
+                cat_names: dict[Any, str], cats: list[Category], warns: list[ImportWarning]) -> Proposal | None:
+    """One annotation, whatever it holds: a Proposal (maybe repaired, with warnings) or None (skipped)."""
+    if not isinstance(a, dict):
+        raise InputError(path, f"{label}[{i}]", "an annotation must be a JSON object")
+    aid = a.get("id")
+    where = f"{label}[{i}]" + (f" (id {aid})" if aid is not None else "")
+    if aid is not None and not _is_id(aid):
+        warns.append(ImportWarning(where, f"annotation id {aid!r} is not an integer; exported with a new id",
+                                   "repaired"))
+        aid = None
+    if aid is not None:
+        if aid in seen_ids:
+            warns.append(ImportWarning(where, f"duplicate annotation id {aid}; kept, exported with a new id",
                                        "repaired"))
-        kps = a.get("keypoints")
-        if kps is not None:
-            if isinstance(kps, list) and len(kps) % 3 == 0 and _all_finite(kps):
-                if kind == "bbox" and any(kps[2::3]):
-                    kind = "keypoints"
-            else:
-                warns.append(ImportWarning(where, "keypoints must be x,y,v triples of numbers; dropped", "repaired"))
-                kps = None
-        bbox = a.get("bbox")
-        if bbox is not None:
-            if (not isinstance(bbox, list) or len(bbox) != 4 or not _all_finite(bbox)):
-                warns.append(ImportWarning(where, f"bbox {bbox!r} is not 4 numbers", "skipped"))
-                continue
-            if bbox[2] < 0 or bbox[3] < 0:
-                warns.append(ImportWarning(where, f"bbox {bbox} has a negative width or height", "skipped"))
-                continue
-        elif segmentation is not None:
-            bbox = _bbox_of(segmentation, hw)
-        elif kps:
-            xs, ys = kps[0::3], kps[1::3]
-            vis = [k for k, v in enumerate(kps[2::3]) if v]
-            if vis:
-                x0, y0 = min(xs[k] for k in vis), min(ys[k] for k in vis)
-                bbox = [x0, y0, max(xs[k] for k in vis) - x0, max(ys[k] for k in vis) - y0]
-        if bbox is not None and hw:
-            clipped = _clip(bbox, hw)
-            if clipped is None:
-                warns.append(ImportWarning(where, f"bbox {bbox} lies outside the {hw[1]}x{hw[0]} image", "skipped"))
-                continue
-            if clipped != bbox:
-                warns.append(ImportWarning(where, f"bbox {bbox} reaches outside the {hw[1]}x{hw[0]} image; "
-                                           f"clipped to {clipped}", "repaired"))
-                bbox = clipped
-        if bbox is None and segmentation is None and not kps:
-            kind = "label"
-        area = a.get("area")
-        if area is not None and not _finite(area):
-            area = None
-        extra = {k: v for k, v in a.items() if k not in _ANN_KEYS} or {}
-        if "num_keypoints" in a:
-            extra["num_keypoints"] = a["num_keypoints"]
-        scores = a.get("scores") if isinstance(a.get("scores"), dict) else None
-        append(Proposal(image_key=im.key, category=name, kind=kind, bbox=bbox, segmentation=segmentation,
-                        keypoints=kps, score=score, iscrowd=iscrowd, area=area, source_id=aid,
-                        extra=extra, scores=scores))
-    return out
+        seen_ids.add(aid)
+    im = img_by_id.get(a.get("image_id")) if _is_id(a.get("image_id")) else None
+    if im is None:
+        warns.append(ImportWarning(where, f"image_id {a.get('image_id')!r} is not in images", "skipped"))
+        return None
+    cid = a.get("category_id")
+    if cid is not None and not _is_id(cid):
+        warns.append(ImportWarning(where, f"category_id {cid!r} is not an id", "skipped"))
+        return None
+    name = cat_names.get(cid)
+    if name is None:
+        if cid is None:
+            warns.append(ImportWarning(where, "no category_id", "skipped"))
+            return None
+        name = f"undefined-{cid}"
+        cat_names[cid] = name
+        cats.append(Category(name=name, source_id=cid if isinstance(cid, int) else None))
+        warns.append(ImportWarning(where, f"category_id {cid!r} is not defined; class {name!r} added",
+                                   "repaired"))
+    try:
+        iscrowd, fixed = _iscrowd(a.get("iscrowd"))
+    except ValueError as e:
+        warns.append(ImportWarning(where, str(e), "skipped"))
+        return None
+    if fixed:
+        warns.append(ImportWarning(where, f"iscrowd {a.get('iscrowd')!r} read as {iscrowd}", "repaired"))
+    score = a.get("score")
+    if score is not None and not _finite(score):
+        warns.append(ImportWarning(where, f"score {score!r} is not a number; dropped", "repaired"))
+        score = None
+    hw = (im.height, im.width) if im.height and im.width else None
+    seg = a.get("segmentation")
+    kind, segmentation = "bbox", None
+    if isinstance(seg, dict):
+        rle, problem = _check_rle(seg, hw, where)
+        if problem:
+            warns.append(ImportWarning(where, problem + "; mask dropped", "repaired"))
+        else:
+            kind, segmentation = "rle", rle
+            if hw and tuple(rle["size"]) != hw:
+                warns.append(ImportWarning(where, f"RLE size {rle['size']} differs from the image's "
+                                           f"{list(hw)}", "kept"))
+    elif isinstance(seg, list):
+        if seg and not isinstance(seg[0], list) and _all_finite(seg):
+            seg = [seg]  # a single flat polygon without the outer list
+            warns.append(ImportWarning(where, "polygon not wrapped in a list; wrapped", "repaired"))
+        polys = _valid_polygons(seg, where, warns)
+        if polys:
+            kind, segmentation = "polygon", polys
+        elif not seg:
+            pass  # box-only annotation written with an empty segmentation: common, harmless
+    elif seg is not None:
+        warns.append(ImportWarning(where, f"segmentation of type {type(seg).__name__} not understood; dropped",
+                                   "repaired"))
+    kps = a.get("keypoints")
+    if kps is not None:
+        if isinstance(kps, list) and len(kps) % 3 == 0 and _all_finite(kps):
+            if kind == "bbox" and any(kps[2::3]):
+                kind = "keypoints"
+        else:
+            warns.append(ImportWarning(where, "keypoints must be x,y,v triples of numbers; dropped", "repaired"))
+            kps = None
+    bbox = a.get("bbox")
+    if bbox is not None:
+        if (not isinstance(bbox, list) or len(bbox) != 4 or not _all_finite(bbox)):
+            warns.append(ImportWarning(where, f"bbox {bbox!r} is not 4 numbers", "skipped"))
+            return None
+        if bbox[2] < 0 or bbox[3] < 0:
+            warns.append(ImportWarning(where, f"bbox {bbox} has a negative width or height", "skipped"))
+            return None
+    elif segmentation is not None:
+        bbox = _bbox_of(segmentation, hw)
+    elif kps:
+        xs, ys = kps[0::3], kps[1::3]
+        vis = [k for k, v in enumerate(kps[2::3]) if v]
+        if vis:
+            x0, y0 = min(xs[k] for k in vis), min(ys[k] for k in vis)
+            bbox = [x0, y0, max(xs[k] for k in vis) - x0, max(ys[k] for k in vis) - y0]
+    if bbox is not None and hw:
+        clipped = _clip(bbox, hw)
+        if clipped is None:
+            warns.append(ImportWarning(where, f"bbox {bbox} lies outside the {hw[1]}x{hw[0]} image", "skipped"))
+            return None
+        if clipped != bbox:
+            warns.append(ImportWarning(where, f"bbox {bbox} reaches outside the {hw[1]}x{hw[0]} image; "
+                                       f"clipped to {clipped}", "repaired"))
+            bbox = clipped
+    if bbox is None and segmentation is None and not kps:
+        kind = "label"
+    area = a.get("area")
+    if area is not None and not _finite(area):
+        area = None
+    extra = {k: v for k, v in a.items() if k not in _ANN_KEYS} or {}
+    if "num_keypoints" in a:
+        extra["num_keypoints"] = a["num_keypoints"]
+    scores = a.get("scores") if isinstance(a.get("scores"), dict) else None
+    return Proposal(image_key=im.key, category=name, kind=kind, bbox=bbox, segmentation=segmentation,
+                    keypoints=kps, score=score, iscrowd=iscrowd, area=area, source_id=aid,
+                    extra=extra, scores=scores)
 
 
 def _bbox_of(seg: Any, hw: tuple[int, int] | None) -> list[float] | None:

@@ -141,9 +141,10 @@ def _folder_reader(fmt: str):
     return None
 
 
-def read(fmt: str, path: str | os.PathLike, args: Any, store) -> tuple[str, ImportBatch]:
+def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = False) -> tuple[str, ImportBatch]:
     """(the format read, the batch). After ``auto`` the format says what was recognised, e.g.
-    "yolo-obb (an Ultralytics data.yaml)", which the command line prints."""
+    "yolo-obb (an Ultralytics data.yaml)", which the command line prints. ``lazy``: the batch's
+    proposals may be an iterator read while the store consumes it (``Store.ingest`` does)."""
     why = None
     if fmt == "auto":
         fmt, why = detect_why(path)
@@ -159,13 +160,13 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store) -> tuple[str, Impo
         if getattr(args, "gt", None):
             gt = coco.gt_images_from(args.gt)
         else:
-            head = Path(path).read_bytes()[:64].lstrip() if Path(path).is_file() else b""
+            head = _head(Path(path), 64).lstrip() if Path(path).is_file() else b""
             if head.startswith(b"["):
                 gt = _store_images(store)
                 if not gt:
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
                                            "ground-truth file with --gt or import it first")
-        return said(fmt), coco.read(path, gt_images=gt)
+        return said(fmt), coco.read(path, gt_images=gt, lazy=lazy)
     reader = _folder_reader(fmt)
     if reader is not None:
         batch, root = reader(path, images=images)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sqlite3
@@ -878,8 +879,13 @@ class Store:
         src_path = Path(batch.source_file)
         # A folder format (YOLO, VOC, ImageFolder...) has no one file to hash: hash what it brings,
         # so a changed folder is a new import and the same folder again is refused.
-        sha = canonical.file_sha256(src_path) if src_path.is_file() else canonical.sha256_hex(
-            canonical.dumps([batch.format, batch.images, batch.categories, batch.proposals]))
+        if src_path.is_file():
+            sha = canonical.file_sha256(src_path)
+        else:
+            if not isinstance(batch.proposals, list):  # read lazily: hashing needs them all
+                batch.proposals = list(batch.proposals)
+            sha = canonical.sha256_hex(
+                canonical.dumps([batch.format, batch.images, batch.categories, batch.proposals]))
         dup = self.conn.execute("SELECT id FROM imports WHERE sha256=? AND source=?", (sha, source)).fetchone()
         if dup:
             raise LabelreviewError(f"{batch.source_file}: already imported as {dup['id']} (source {source!r})")
@@ -890,7 +896,8 @@ class Store:
             root_rec = str(root_abs)
         if root_rec.startswith(".." + os.sep + ".." + os.sep + ".."):
             root_rec = str(root_abs)
-        warnings = list(batch.warnings)
+        # The images' own problems; the reader's (batch.warnings) come first in the manifest.
+        warnings: list[ImportWarning] = []
         image_info = _check_images(batch, root_abs, warnings, check_images)
         ts = utc_now()
         import_id = f"{ts[:19].replace('-', '').replace(':', '')}-{slug(source, 32)}-{sha[:8]}"
@@ -899,7 +906,7 @@ class Store:
         # half-way leaves nothing a checkpoint could commit.
         tmp = Path(tempfile.mkdtemp(prefix="import-", dir=self.root / INDEX_DIR))
         try:
-            with self._write() as conn:
+            with self._write() as conn, _gc_paused():
                 result = _write_import(conn, tmp, batch, import_id=import_id, source=source, sha=sha,
                                        ts=ts, identity=self.identity, image_root=root_rec,
                                        image_info=image_info, warnings=warnings)
@@ -930,6 +937,19 @@ class Store:
         self.conn = schema.connect(index)
         c = self.counts()
         return {"annotations": c["total"], "images": c["images"], "events": c["events"]}
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while an import streams: it makes millions of short-lived containers and no
+    cycles, and the collector's scans of them cost more than reading them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _build_index_once(root: Path, index: Path) -> None:
@@ -1124,6 +1144,42 @@ def _safe_image_path(root: Path, file_name: str) -> Path | None:
     return candidate
 
 
+class _ImagePaths:
+    """``_safe_image_path`` for many names under one root: each folder is resolved once, and a
+    name is resolved in full only when it is a symlink (or is ``.``/``..``). Strings, not Paths:
+    at 100k images the Path objects alone cost a second."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root_s = str(root)
+        self.inside = root_s if root_s.endswith(os.sep) else root_s + os.sep
+        self.root_s = root_s
+        self.dirs: dict[str, tuple[str, frozenset[str]]] = {}
+
+    def _folder(self, d: str) -> tuple[str, frozenset[str]]:
+        got = self.dirs.get(d)
+        if got is None:
+            real = os.path.realpath(d)
+            try:
+                with os.scandir(real) as it:
+                    links = frozenset(e.name for e in it if e.is_symlink())
+            except OSError:
+                links = frozenset()
+            got = self.dirs[d] = (real, links)
+        return got
+
+    def __call__(self, file_name: str) -> str | None:
+        if not file_name or "\0" in file_name or os.path.isabs(file_name) or file_name.startswith("\\"):
+            return None
+        folder, name = os.path.split(os.path.join(self.root_s, file_name))
+        real, links = self._folder(folder)
+        if name in ("", ".", "..") or name in links:
+            p = _safe_image_path(self.root, file_name)
+            return None if p is None else str(p)
+        candidate = os.path.join(real, name)
+        return candidate if candidate.startswith(self.inside) or candidate == self.root_s else None
+
+
 def _probe_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
     """sha256, (width, height) after EXIF orientation, or a problem; the header only, never pixels."""
     from PIL import Image as PILImage  # (here, not at the top: `status` and `ls` never need Pillow)
@@ -1152,9 +1208,10 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
                   check: bool) -> dict[str, tuple[str | None, int | None, int | None, bool]]:
     """Per image key: (sha256, width, height, keep). Escaping paths and bombs are dropped."""
     info: dict[str, tuple[str | None, int | None, int | None, bool]] = {}
-    paths: dict[str, Path] = {}
+    paths: dict[str, Any] = {}
+    safe = _ImagePaths(root)
     for i, im in enumerate(batch.images):
-        p = _safe_image_path(root, im.file_name)
+        p = safe(im.file_name)
         if p is None:
             warnings.append(ImportWarning(f"images[{i}] (id {im.source_id})",
                                           f"file name {im.file_name!r} escapes the image root", "skipped"))
@@ -1162,9 +1219,11 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
         else:
             paths[im.key] = p
     if not check:
+        unchecked = (None, None, None, True)
         for k in paths:
-            info[k] = (None, None, None, True)
+            info[k] = unchecked
         return info
+    paths = {k: Path(p) for k, p in paths.items()}
     by_key = {im.key: (i, im) for i, im in enumerate(batch.images)}
     keys = list(paths)
     missing = [k for k in keys if not paths[k].is_file()]
@@ -1196,10 +1255,89 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
     return info
 
 
+_INSERT_IMAGE = ("INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id, extra)"
+                 " VALUES(?,?,?,?,?,?,?,?)")
+_INSERT_ANNOTATION = (
+    "INSERT INTO annotations(id, image_id, import_id, source, source_id, kind, category,"
+    " proposed_category, status, score, iscrowd, area, bbox, segmentation, keypoints, extra,"
+    " scores) VALUES(?,?,?,?,?,?,?,?,'pending',?,?,?,?,?,?,?,?)")
+#: Rows handed to SQLite at once while an import streams in (bounded memory, few calls).
+_ROWS_PER_BATCH = 20_000
+
+
+class _ShardWriter:
+    """Writes the annotation lines into ``annotations-NNNN.jsonl`` shards of SHARD_SIZE lines each.
+
+    A finished shard is fsync'd in a background thread while the next one is being written, so the
+    disk works while the CPU does; ``close`` waits for every fsync (the import is durable after it).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.names: list[str] = []
+        self.lines = 0
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._syncs: list = []
+        self._buf: list[bytes] = []
+        self._f = None
+        self._open()
+
+    def _open(self) -> None:
+        name = f"annotations-{len(self.names):04d}.jsonl"
+        self.names.append(name)
+        self._f = open(self.folder / name, "wb")
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._f.write(b"".join(self._buf))
+            self._buf.clear()
+
+    def _finish(self) -> None:
+        self._flush()
+        f = self._f
+        f.flush()
+        self._syncs.append(self._pool.submit(_fsync_close, f))
+
+    def write(self, line: bytes) -> None:
+        if self.lines and self.lines % SHARD_SIZE == 0:
+            self._finish()
+            self._open()
+        self._buf.append(line)
+        self.lines += 1
+        if len(self._buf) >= 4096:
+            self._flush()
+
+    def close(self) -> None:
+        try:
+            if self._f is not None and not self._f.closed:
+                self._finish()
+            for fut in self._syncs:
+                fut.result()
+        finally:
+            self._pool.shutdown(wait=True)
+            if self._f is not None and not self._f.closed:
+                self._f.close()
+
+
+def _fsync_close(f) -> None:
+    try:
+        os.fsync(f.fileno())
+    finally:
+        f.close()
+
+
 def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *, import_id: str,
                   source: str, sha: str, ts: str, identity: Identity, image_root: str,
                   image_info: dict, warnings: list[ImportWarning]) -> dict[str, Any]:
-    """Write the import's immutable folder: manifest, images, categories, proposals (sharded)."""
+    """Write the import's immutable folder (manifest, images, categories, proposals in shards) and
+    index it in the same pass, inside the caller's transaction.
+
+    The proposals are consumed once, as they come (a reader may produce them lazily): each becomes
+    one canonical JSON line of a shard and one row of the index, and nothing of it is kept. The
+    files are byte for byte what a rebuild or a recovery loads with ``_load_import_folder``, which
+    reads them back into the same rows. ``warnings`` are the ones found before the proposals; the
+    reader's (``batch.warnings``, which grows while the proposals are read) come first.
+    """
     next_image = (conn.execute("SELECT max(id) FROM images").fetchone()[0] or 0) + 1
     next_ann = (conn.execute("SELECT max(id) FROM annotations").fetchone()[0] or 0) + 1
     seq = (conn.execute("SELECT max(seq) FROM imports").fetchone()[0] or 0) + 1
@@ -1215,6 +1353,7 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
 
     image_ids: dict[str, int] = {}
     image_lines = []
+    image_rows = []
     for im in batch.images:
         sha_i, w, h, keep = image_info.get(im.key, (None, None, None, True))
         if not keep:
@@ -1226,53 +1365,85 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
                                 "source_id": im.source_id})
             continue
         image_ids[im.key] = next_image
+        extra = im.extra or None
         image_lines.append({"id": next_image, "key": im.key, "file_name": im.file_name,
                             "width": im.width or w, "height": im.height or h, "sha256": sha_i,
-                            "source_id": im.source_id, "extra": im.extra or None})
+                            "source_id": im.source_id, "extra": extra})
+        image_rows.append((next_image, import_id, im.file_name, im.width or w, im.height or h, sha_i,
+                           _sid(im.source_id), _j(extra)))
         next_image += 1
+    conn.executemany(_INSERT_IMAGE, image_rows)
+    del image_rows
 
-    ann_lines = []
+    first_ann = next_ann
     skipped = 0
-    for p in batch.proposals:
-        img = image_ids.get(p.image_key)
-        if img is None:
-            skipped += 1
-            continue
-        ann_lines.append({
-            "id": next_ann, "image": img, "category": p.category, "kind": p.kind, "bbox": p.bbox,
-            "segmentation": p.segmentation, "keypoints": p.keypoints, "score": p.score,
-            "iscrowd": p.iscrowd, "area": p.area, "source_id": p.source_id,
-            "extra": p.extra or None, "scores": p.scores,
-        })
-        next_ann += 1
+    dumps, line_of, fragment = canonical.dumps, canonical.dumps_line, canonical.Fragment
+    shards = _ShardWriter(folder)
+    try:
+        rows: list[tuple] = []
+        for p in batch.proposals:
+            img = image_ids.get(p.image_key)
+            if img is None:
+                skipped += 1
+                continue
+            # Each value serialised once: the same text is the shard's and the index's.
+            seg = p.segmentation
+            seg_json = None if seg is None else dumps(seg)
+            bbox = None if p.bbox is None else dumps(p.bbox)
+            kps = None if p.keypoints is None else dumps(p.keypoints)
+            extra = p.extra or None
+            extra_json = None if extra is None else dumps(extra)
+            scores = None if p.scores is None else dumps(p.scores)
+            shards.write(line_of({
+                "id": next_ann, "image": img, "category": p.category, "kind": p.kind,
+                "bbox": None if bbox is None else fragment(bbox),
+                "segmentation": None if seg_json is None else fragment(seg_json),
+                "keypoints": None if kps is None else fragment(kps), "score": p.score,
+                "iscrowd": p.iscrowd, "area": p.area, "source_id": p.source_id,
+                "extra": None if extra_json is None else fragment(extra_json),
+                "scores": None if scores is None else fragment(scores),
+            }))
+            rows.append((next_ann, img, import_id, source, _sid(p.source_id), p.kind, p.category, p.category,
+                         p.score, p.iscrowd or 0, p.area, _text(bbox), _text(seg_json), _text(kps),
+                         _text(extra_json), _text(scores)))
+            next_ann += 1
+            if len(rows) >= _ROWS_PER_BATCH:
+                conn.executemany(_INSERT_ANNOTATION, rows)
+                rows.clear()
+        conn.executemany(_INSERT_ANNOTATION, rows)
+        del rows
+    finally:
+        shards.close()
+    n_anns = next_ann - first_ann
+    warnings = [*batch.warnings, *warnings]
     if skipped:
         warnings.append(ImportWarning("annotations", f"{skipped} annotation(s) on skipped images",
                                       "skipped"))
 
-    shards = []
-    for n, start in enumerate(range(0, max(len(ann_lines), 1), SHARD_SIZE)):
-        name = f"annotations-{n:04d}.jsonl"
-        _write_jsonl(folder / name, ann_lines[start:start + SHARD_SIZE])
-        shards.append(name)
     _write_jsonl(folder / "images.jsonl", image_lines)
     _write_jsonl(folder / "warnings.jsonl", [w.as_dict() for w in warnings])
     manifest = {
         "id": import_id, "seq": seq, "ts": ts, "author": identity.author, "login": identity.login,
         "host": identity.host, "source": source, "format": batch.format,
         "file": os.path.basename(batch.source_file), "sha256": sha, "image_root": image_root,
-        "counts": {"images": len(image_lines), "annotations": len(ann_lines), "warnings": len(warnings)},
+        "counts": {"images": len(image_lines), "annotations": n_anns, "warnings": len(warnings)},
         "categories": [{"name": c.name, "source_id": c.source_id, "supercategory": c.supercategory,
                         "keypoints": c.keypoints, "skeleton": c.skeleton, "extra": c.extra or None}
                        for c in batch.categories],
-        "info": batch.info or None, "shards": shards,
+        "info": batch.info or None, "shards": shards.names,
         "warnings_by_problem": dict(Counter(_problem_kind(w.problem) for w in warnings)),
     }
     (folder / "manifest.json").write_bytes(canonical.dumps(manifest) + b"\n")
-    for f in folder.iterdir():
-        with open(f, "rb") as fh:
+    for name in ("images.jsonl", "warnings.jsonl", "manifest.json"):
+        with open(folder / name, "rb") as fh:
             os.fsync(fh.fileno())
-    return {"import": import_id, "images": len(image_lines), "annotations": len(ann_lines),
+    _index_manifest(conn, manifest)
+    return {"import": import_id, "images": len(image_lines), "annotations": n_anns,
             "warnings": [w.as_dict() for w in warnings], "source": source, "format": batch.format}
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
 
 
 def _problem_kind(problem: str) -> str:
@@ -1292,9 +1463,8 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield canonical.loads(line)
 
 
-def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
-    """Index one import folder (at import, at recovery and at rebuild: the same code)."""
-    m = canonical.loads((folder / "manifest.json").read_bytes())
+def _index_manifest(conn: sqlite3.Connection, m: dict[str, Any]) -> None:
+    """The import's own row and its categories (the rest of the index comes from the shards)."""
     conn.execute(
         "INSERT INTO imports(id, seq, ts, author, login, host, source, format, file, sha256,"
         " image_root, images, annotations, warnings) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -1309,6 +1479,17 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
             (c["name"], c.get("source_id"), c.get("supercategory"), _j(c.get("keypoints")),
              _j(c.get("skeleton")), _j(c.get("extra"))),
         )
+
+
+def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
+    """Index one import folder (at import, at recovery and at rebuild: the same code).
+
+    At import the rows were already indexed in this transaction while the folder was written
+    (``_write_import``): then there is nothing left to do."""
+    m = canonical.loads((folder / "manifest.json").read_bytes())
+    if conn.execute("SELECT 1 FROM imports WHERE id=?", (m["id"],)).fetchone():
+        return
+    _index_manifest(conn, m)
     conn.executemany(
         "INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id, extra)"
         " VALUES(?,?,?,?,?,?,?,?)",
