@@ -905,11 +905,12 @@ class Store:
         # Written beside the index (git-ignored), then renamed into imports/ whole: an import killed
         # half-way leaves nothing a checkpoint could commit.
         tmp = Path(tempfile.mkdtemp(prefix="import-", dir=self.root / INDEX_DIR))
+        prehash = _GitPrehash(self.root, f"{IMPORTS_DIR}/{import_id}")
         try:
             with self._write() as conn, _gc_paused():
                 result = _write_import(conn, tmp, batch, import_id=import_id, source=source, sha=sha,
                                        ts=ts, identity=self.identity, image_root=root_rec,
-                                       image_info=image_info, warnings=warnings)
+                                       image_info=image_info, warnings=warnings, prehash=prehash)
                 perms.shared_tree(tmp)  # written privately; the store's group reads it
                 os.replace(tmp, folder)
                 eventlog.fsync_dir(folder.parent)
@@ -920,6 +921,8 @@ class Store:
                     "SELECT 1 FROM imports WHERE id=?", (import_id,)).fetchone():
                 shutil.rmtree(folder, ignore_errors=True)
             raise
+        finally:
+            prehash.wait()
         return result
 
     # ------------------------------------------------------------------ rebuild
@@ -1272,8 +1275,9 @@ class _ShardWriter:
     disk works while the CPU does; ``close`` waits for every fsync (the import is durable after it).
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, prehash: "_GitPrehash | None" = None):
         self.folder = folder
+        self.prehash = prehash
         self.names: list[str] = []
         self.lines = 0
         self._pool = ThreadPoolExecutor(max_workers=1)
@@ -1296,6 +1300,8 @@ class _ShardWriter:
         self._flush()
         f = self._f
         f.flush()
+        if self.prehash is not None:
+            self.prehash.start(self.names[-1], f.name)
         self._syncs.append(self._pool.submit(_fsync_close, f))
 
     def write(self, line: bytes) -> None:
@@ -1319,6 +1325,38 @@ class _ShardWriter:
                 self._f.close()
 
 
+class _GitPrehash:
+    """``git hash-object -w`` of each finished shard, in the background while the import goes on.
+
+    The checkpoint that follows an import then finds the blobs in git already and only hashes the
+    files (compressing them was most of its time). Purely an optimisation: if git cannot (a filter,
+    a failure), ``git add`` does the work as before. The shard is given as stdin (an open file), so
+    the folder may be renamed meanwhile; ``--path`` applies the attributes of its final place."""
+
+    def __init__(self, root: Path, rel_dir: str):
+        self.root, self.rel_dir = root, rel_dir
+        self.procs: list = []
+
+    def start(self, name: str, path: str) -> None:
+        import subprocess
+
+        try:
+            with open(path, "rb") as src:
+                self.procs.append(subprocess.Popen(
+                    ["git", "hash-object", "-w", "--stdin", f"--path={self.rel_dir}/{name}"], cwd=self.root,
+                    stdin=src, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        except OSError:
+            pass
+
+    def wait(self) -> None:
+        for proc in self.procs:
+            try:
+                proc.wait()
+            except Exception:
+                pass
+        self.procs = []
+
+
 def _fsync_close(f) -> None:
     try:
         os.fsync(f.fileno())
@@ -1328,7 +1366,8 @@ def _fsync_close(f) -> None:
 
 def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *, import_id: str,
                   source: str, sha: str, ts: str, identity: Identity, image_root: str,
-                  image_info: dict, warnings: list[ImportWarning]) -> dict[str, Any]:
+                  image_info: dict, warnings: list[ImportWarning],
+                  prehash: _GitPrehash | None = None) -> dict[str, Any]:
     """Write the import's immutable folder (manifest, images, categories, proposals in shards) and
     index it in the same pass, inside the caller's transaction.
 
@@ -1376,9 +1415,13 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
     del image_rows
 
     first_ann = next_ann
+    # A large import goes in without the image index, made again (sorted, in one go) at the end of
+    # the same transaction: inserting 860k rows in image order into it cost 20 s, without it 9 s.
+    bulk_after = max(50_000, (first_ann - 1) // 2)
+    index_sql = None
     skipped = 0
     dumps, line_of, fragment = canonical.dumps, canonical.dumps_line, canonical.Fragment
-    shards = _ShardWriter(folder)
+    shards = _ShardWriter(folder, prehash)
     try:
         rows: list[tuple] = []
         for p in batch.proposals:
@@ -1410,8 +1453,12 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
             if len(rows) >= _ROWS_PER_BATCH:
                 conn.executemany(_INSERT_ANNOTATION, rows)
                 rows.clear()
+                if index_sql is None and next_ann - first_ann >= bulk_after:
+                    index_sql = _drop_index(conn, "annotations_image")
         conn.executemany(_INSERT_ANNOTATION, rows)
         del rows
+        if index_sql:
+            conn.execute(index_sql)
     finally:
         shards.close()
     n_anns = next_ann - first_ann
@@ -1440,6 +1487,15 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
     _index_manifest(conn, manifest)
     return {"import": import_id, "images": len(image_lines), "annotations": n_anns,
             "warnings": [w.as_dict() for w in warnings], "source": source, "format": batch.format}
+
+
+def _drop_index(conn: sqlite3.Connection, name: str) -> str:
+    """Drop an index (inside the caller's transaction); its definition, to make it again."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type='index' AND name=?", (name,)).fetchone()
+    if row is None or not row[0]:
+        return ""
+    conn.execute(f"DROP INDEX {name}")
+    return row[0]
 
 
 def _text(value: bytes | None) -> str | None:
