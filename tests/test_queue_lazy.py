@@ -100,3 +100,17 @@ def test_go_to_image_and_next_pending_see_the_whole_queue(store):
     assert q2.partial
     ReviewSession(store, auto_checkpoint=False).accept_all(window)  # the whole window decided
     assert q2.next_pending() == full.flat[len(window)]
+
+
+def test_a_loader_that_fails_falls_back_to_loading_on_the_owners_thread(store, monkeypatch):
+    full = Queue(store, leases="off", resume=False)
+    q = Queue(store, leases="off", resume=False, lazy=True)
+
+    def broken():
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(q.store, "reader", broken)
+    q.load_rest()
+    q._loader.join()
+    assert walk(q, lambda q: q.move(+1)) == full.flat  # nothing lost, no error to the reviewer
+    assert q.progress() == full.progress()

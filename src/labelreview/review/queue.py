@@ -224,8 +224,10 @@ class Queue:
         if loaded is None or not self.partial:
             return False
         if isinstance(loaded, BaseException):
-            self._loaded, self._loader = None, None
-            raise LabelreviewError(f"could not load the rest of the queue: {loaded}") from loaded
+            # The loader thread failed (its own connection, a busy disk...): load here instead;
+            # progress is then counted the usual way on first use.
+            keys = self.store.annotation_keys(self.filter, "file", by_image=True)
+            loaded = (_Lists(keys, "file"), None, None)
         lists, decided, seen = loaded
         current = self.current
         self._adopt_lists(lists)
@@ -233,12 +235,13 @@ class Queue:
         self._loaded = None
         if current is not None and current in self._image_of:
             self.position = self._index_of(current)
-        # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
-        for ann, old, new in self.store.conn.execute(
-                "SELECT annotation, json_extract(old, '$.status'), json_extract(new, '$.status') FROM events "
-                "WHERE ord > ?", (seen,)):
-            if ann in self._image_of:
-                decided += ((old or "pending") == "pending") - (new == "pending")
+        if decided is not None:
+            # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
+            for ann, old, new in self.store.conn.execute(
+                    "SELECT annotation, json_extract(old, '$.status'), json_extract(new, '$.status') "
+                    "FROM events WHERE ord > ?", (seen,)):
+                if ann in self._image_of:
+                    decided += ((old or "pending") == "pending") - (new == "pending")
         self._decided = decided
         return True
 
