@@ -289,22 +289,14 @@ def annotation_rows(rp: Replay) -> Iterable[tuple]:
 
 def commit_blobs(root: Path) -> list[tuple[str, str, int]]:
     """(commit, log path, size of the log in that commit), oldest commit first (as ``_attribute_commits``)."""
-    from .store import _batch_check
+    from .store import _batch_check, _log_blobs, _log_history
 
     try:
         repo = gitrepo.open_repo(root)
         try:
             if not repo.head.is_valid():
                 return []
-            out = repo.git.log("--reverse", "--format=C %H", "--raw", "--no-abbrev", "--", eventlog.EVENTS_DIR)
-            commit = None
-            blobs: list[tuple[str, str, str]] = []
-            for line in out.splitlines():
-                if line.startswith("C "):
-                    commit = line[2:].strip()
-                elif line.startswith(":") and commit:
-                    meta, path = line.split("\t", 1)
-                    blobs.append((commit, path, meta.split()[3]))
+            blobs = _log_blobs(_log_history(repo))
             shas = sorted({b for _, _, b in blobs if set(b) != {"0"}})
             sizes = _batch_check(repo, shas) if shas else {}
         finally:

@@ -1606,18 +1606,10 @@ def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:
         repo = gitrepo.open_repo(root)
         if not repo.head.is_valid():
             return
-        # Log paths are slugs ([A-Za-z0-9._-/]), so git never quotes them in --raw output.
-        out = repo.git.log("--reverse", "--format=C %H", "--raw", "--no-abbrev", "--", eventlog.EVENTS_DIR)
+        out = _log_history(repo)
     except Exception:
         return
-    commit = None
-    blobs: list[tuple[str, str, str]] = []
-    for line in out.splitlines():
-        if line.startswith("C "):
-            commit = line[2:].strip()
-        elif line.startswith(":") and commit:
-            meta, path = line.split("\t", 1)
-            blobs.append((commit, path, meta.split()[3]))
+    blobs = _log_blobs(out)
     shas = sorted({b for _, _, b in blobs if set(b) != {"0"}})
     sizes = _batch_check(repo, shas) if shas else {}
     conn.execute("BEGIN IMMEDIATE")
@@ -1627,6 +1619,25 @@ def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? AND end_offset<=?",
                          (commit, path, size))
     conn.execute("COMMIT")
+
+
+def _log_history(repo) -> str:
+    """``git log --raw`` of the event logs, oldest commit first."""
+    # Log paths are slugs ([A-Za-z0-9._-/]), so git never quotes them in --raw output.
+    return repo.git.log("--reverse", "--format=C %H", "--raw", "--no-abbrev", "--", eventlog.EVENTS_DIR)
+
+
+def _log_blobs(out: str) -> list[tuple[str, str, str]]:
+    """(commit, log path, blob id) of each log version in ``_log_history``'s output, in order."""
+    commit = None
+    blobs: list[tuple[str, str, str]] = []
+    for line in out.splitlines():
+        if line.startswith("C "):
+            commit = line[2:].strip()
+        elif line.startswith(":") and commit:
+            meta, path = line.split("\t", 1)
+            blobs.append((commit, path, meta.split()[3]))
+    return blobs
 
 
 def _batch_check(repo, shas: list[str]) -> dict[str, int]:
