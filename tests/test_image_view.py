@@ -16,8 +16,8 @@ TIMEOUT = 5.0
 
 
 class ViewApp(App[None]):
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.shown: list[ImageView.FrameShown] = []
         self._arrived = asyncio.Event()
 
@@ -214,3 +214,29 @@ async def test_warm_decode_at_launch_serves_the_first_frame(image, monkeypatch):
         # A much smaller view would not use a picture decoded far bigger than it needs.
         calls.clear()
         assert view._decoded.get(str(image), (8, 8)) is not None and calls == [(8, 8)]
+
+
+async def test_a_finished_picture_reaches_the_compositor_as_the_workers_strips(image):
+    # The key-press path relies on this: no re-styling of ~5,000 cells on the UI thread, and the
+    # escape codes the worker rendered (Strip.render's cache) are the ones written.
+    from textual.geometry import Region
+
+    app = ViewApp(ansi_color=True)  # as LabelReviewApp: no line filter on the colours
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        width, height = view.size
+        lines = view.render_lines(Region(0, 0, width, height))
+        assert all(a is b for a, b in zip(lines, view.frame.strips)) and len(lines) == height
+        assert all(s._render_cache is not None for s in lines)
+        part = view.render_lines(Region(5, 2, 10, 3))  # a partial update is cut like Textual's
+        assert [s.text for s in part] == [s.text[5:15] for s in view.frame.strips[2:5]]
+    app = ViewApp()  # a line filter (here ANSI -> truecolor; NO_COLOR is another) is applied by Textual
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        lines = view.render_lines(Region(0, 0, *view.size))
+        assert not any(a is b for a, b in zip(lines, view.frame.strips))
+        assert [s.text for s in lines] == [s.text for s in view.frame.strips]

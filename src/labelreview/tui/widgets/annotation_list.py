@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
 from ...model import Annotation
+from .finished import FinishedLines
 
 STATUS_STYLE = {
     "pending": "bold yellow", "accepted": "bold green", "relabeled": "bold cyan",
@@ -31,7 +31,7 @@ def _cell(text: str, width: int) -> str:
     return (text[: width - 1] + "…" if len(text) > width else text).ljust(width)
 
 
-class AnnotationList(Widget):
+class AnnotationList(FinishedLines, Widget):
     """Rows: id, class (proposed class struck through when relabeled), score, source, status."""
 
     DEFAULT_CSS = "AnnotationList { height: 1fr; }"
@@ -57,21 +57,11 @@ class AnnotationList(Widget):
             self._top = max(0, index - visible // 2)
         self.refresh()
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        """Rows go to the compositor as finished strips, each built once per content and kept.
-
-        Widget.render_lines would pass every row through the styles cache, making new strips (and
-        rendering their escape codes again) for the ~30 rows at each key press; a row here already
-        carries the widget's colours and is exactly its width, so a row that did not change costs
-        nothing. With line filters (NO_COLOR...) the usual path applies them.
-        """
-        if self.get_line_filters():
-            return super().render_lines(crop)
+    def finished_lines(self, ys: range) -> list[Strip]:
+        """Each row is built once per content and kept, with the widget's colours and width: a row
+        that did not change costs nothing."""
         width, base = self.size.width, self.rich_style  # rich_style is computed per call: once here
-        lines = [self._row(y, width, base) for y in crop.line_range]
-        if crop.x or crop.width != width:
-            lines = [strip.crop(crop.x, crop.right) for strip in lines]
-        return lines
+        return [self._row(y, width, base) for y in ys]
 
     def render_line(self, y: int) -> Strip:
         return self._row(y, self.size.width, self.rich_style)

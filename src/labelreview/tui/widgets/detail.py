@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
-from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
 from ...model import Annotation
+from .finished import FinishedLines
 from .annotation_list import STATUS_STYLE
 
 
-class Detail(Widget):
+class Detail(FinishedLines, Widget):
     """One Text, not a Rich table: it is rebuilt on every key press and must stay cheap to lay out.
 
     Drawn through the Line API from lines Rich wraps once per ``show`` (a Static took ~7 ms of CPU
@@ -56,14 +55,9 @@ class Detail(Widget):
         self._lines, self._made_for = lines, (width, height, base)
         return lines
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        if self.get_line_filters():  # NO_COLOR, dim...: Textual's path applies them
-            return super().render_lines(crop)
+    def finished_lines(self, ys: range) -> list[Strip]:
         strips = self._strips()
-        lines = [strips[y] for y in crop.line_range if y < len(strips)]
-        if crop.x or crop.width != self.size.width:
-            lines = [strip.crop(crop.x, crop.right) for strip in lines]
-        return lines
+        return [strips[y] for y in ys if y < len(strips)]
 
     def render_line(self, y: int) -> Strip:
         strips = self._strips()

@@ -14,12 +14,12 @@ from textual.cache import LRUCache
 from textual.message import Message
 from rich.color import ColorSystem
 from rich.console import Console
-from textual.geometry import Region
 from textual.strip import Strip
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.worker import get_current_worker
 
+from labelreview.tui.widgets.finished import FinishedLines
 from labelreview.tui.render import (
     Decoded,
     Frame,
@@ -170,7 +170,7 @@ def _compact_line(strip: Strip, color_system: ColorSystem = ColorSystem.TRUECOLO
     return "".join(out)
 
 
-class ImageView(Widget):
+class ImageView(FinishedLines, Widget):
     """Shows a rendered `Frame` through the Line API; frames are built in thread workers and cached."""
 
     DEFAULT_CSS = """
@@ -285,26 +285,17 @@ class ImageView(Widget):
 
     # ------------------------------------------------------------------ Line API
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        """A finished picture goes to the compositor as the very strips the worker made.
+    def lines_finished(self) -> bool:
+        """Picture strips are complete and were rendered to escape codes in the worker
+        (``_warm_ansi``). Placeholders (plain text on the widget's background) and a frame of
+        another size take Textual's path."""
+        frame, (width, height) = self._frame, self.size
+        return not (frame is None or frame.message is not None or frame.width != width
+                    or len(frame.strips) < height)
 
-        Widget.render_lines passes every line through the styles cache, which builds a new strip of
-        each and so renders its ~120 segments to escape codes again on the UI thread (measured: the
-        largest part of a key press). Picture strips are complete (every cell has its colours, the
-        frame is the widget's width) and their escape codes were rendered in the worker
-        (``_warm_ansi``), so here they are handed over as they are. Placeholders (plain text on
-        the widget's background) and a frame of another size take the usual path.
-        """
-        frame = self._frame
-        width, height = self.size
-        if (frame is None or frame.message is not None or frame.width != width or len(frame.strips) < height
-                or self.get_line_filters()):  # NO_COLOR, TEXTUAL_FILTERS=dim...: let Textual apply them
-            return super().render_lines(crop)
-        strips = frame.strips
-        lines = [strips[y] for y in crop.line_range if 0 <= y < height]
-        if crop.x or crop.width != width:  # a partial update (e.g. under a toast): cut, as Textual would
-            lines = [strip.crop(crop.x, crop.right) for strip in lines]
-        return lines
+    def finished_lines(self, ys: range) -> list[Strip]:
+        strips, height = self._frame.strips, self.size.height
+        return [strips[y] for y in ys if 0 <= y < height]
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
