@@ -154,7 +154,7 @@ def tmux_floor(tmp: Path, image: Path, repeat: int = 20) -> dict:
     image view's 116x47 cells, written as the app writes them) cat'ed into a 160x50 pane, against
     the same round trip with no output."""
     from labelreview.tui import render
-    from labelreview.tui.widgets.image_view import _compact_line
+    from labelreview.tui.render import compact_line
 
     cols, rows = 160 - 44, 50 - 3  # the side panel and the title, progress and footer lines
     decoded = render.decode(image, (cols, rows * 2))
@@ -162,7 +162,7 @@ def tmux_floor(tmp: Path, image: Path, repeat: int = 20) -> dict:
                                bbox=(100.0 + 120 * k, 100.0 + 80 * k, 400.0, 300.0), selected=k == 0)
                 for k in range(BOXES)]
     frame = render.compose(decoded, overlays, (cols, rows))
-    data = "".join(f"\x1b[{y + 2};1H{_compact_line(strip)}" for y, strip in enumerate(frame.strips))
+    data = "".join(f"\x1b[{y + 2};1H{compact_line(strip)}" for y, strip in enumerate(frame.strips))
     (tmp / "frame.ansi").write_text(data)
     sock = f"lrfloor-{uuid.uuid4().hex[:6]}"
     base = ["tmux", "-L", sock, "-f", "/dev/null"]

@@ -15,8 +15,8 @@ from ...model import Annotation, AnnotationFilter, LabelreviewError
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query
 from ...store import Store
-from ..render import Overlay, RenderOptions, class_color
-from ..widgets.annotation_list import STATUS_MARK, AnnotationList
+from ..render import RenderOptions, overlays_for
+from ..widgets.annotation_list import AnnotationList
 from ..widgets.detail import Detail
 from ..widgets.image_view import ImageView
 from ..widgets.progress import ProgressLine
@@ -105,26 +105,8 @@ class ReviewScreen(Screen):
         # As this reviewer may see them (under blind double review: the proposal or their own decision).
         return self.session.seen_all(self.store.annotations(AnnotationFilter(image_ids=[image_id]), order="id"))
 
-    def _overlays(self, anns: list[Annotation], selected: int | None) -> tuple[Overlay, ...]:
-        out = []
-        for a in anns:
-            seg = a.segmentation
-            label = f"{a.category} {STATUS_MARK.get(a.status, '')}".strip()
-            if a.score is not None:
-                label += f" {a.score:.2f}"
-            out.append(Overlay(
-                ann_id=a.id, label=label, color=class_color(a.category),
-                bbox=tuple(a.bbox) if a.bbox else None,
-                polygons=tuple(tuple(p) for p in seg) if isinstance(seg, list) else (),
-                rle=seg if isinstance(seg, dict) else None,
-                keypoints=tuple(a.keypoints or ()),
-                skeleton=tuple(tuple(p) for p in (self.skeletons.get(a.category) or ())),
-                selected=a.id == selected, dimmed=a.id != selected or a.status == "rejected",
-            ))
-        return tuple(out)
-
     def _request(self, image_id: int, anns: list[Annotation], selected: int | None):
-        overlays = self._overlays(anns, selected)
+        overlays = overlays_for(anns, selected, self.skeletons)
         image = self.store.image(image_id)
         key = (image_id, selected, overlays, self.options)
         return key, image.path, overlays, self.options

@@ -12,13 +12,13 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from ...model import Annotation
+from ..render import STATUS_MARK
 from .finished import FinishedLines
 
 STATUS_STYLE = {
     "pending": "bold yellow", "accepted": "bold green", "relabeled": "bold cyan",
     "flagged": "bold magenta", "rejected": "bold red",
 }
-STATUS_MARK = {"pending": "·", "accepted": "✓", "relabeled": "↻", "flagged": "⚑", "rejected": "✗"}
 
 _HEADER = Style(bold=True, reverse=True)
 _SELECTED = Style(reverse=True)

@@ -28,6 +28,7 @@ from labelreview.tui.render import (
     RenderOptions,
     compose,
     decode,
+    finish_lines,
     placeholder,
 )
 
@@ -116,60 +117,6 @@ class _DecodeCache:
             return decoded
 
 
-def _warm_ansi(frame: Frame, console: Console | None) -> None:
-    """Worker thread: compute the frame's escape codes now, not on the UI thread.
-
-    Textual renders a style once and keeps the codes on it (``Style._ansi``); for a new image that is
-    ~5,000 fresh styles, measured at 100-270 ms of the key press when left to the UI thread. It also
-    keeps a strip's whole rendered line (``Strip.render``): rendered here, and handed to the
-    compositor unchanged (``ImageView.render_lines``), a picture line costs the UI thread nothing.
-    """
-    color_system = (console._color_system if console is not None else None) or ColorSystem.TRUECOLOR
-    render_ansi = Strip.render_ansi
-    for strip in frame.strips:
-        for segment in strip:
-            style = segment.style
-            if style is not None and style._ansi is None:
-                render_ansi(style, color_system)
-        if console is not None:
-            line = _compact_line(strip, color_system)
-            if line is None:
-                strip.render(console)
-            else:
-                strip._render_cache = line  # what Strip.render would return, in ~10 % fewer bytes
-
-
-def _compact_line(strip: Strip, color_system: ColorSystem = ColorSystem.TRUECOLOR) -> str | None:
-    """A picture line as escape codes without a reset after every cell.
-
-    Textual ends each segment with a reset (``ESC[0m``); a picture cell sets both its colours, so
-    after a cell that had no other attributes the next cell's codes replace everything anyway. The
-    line starts from a reset and ends with one, as Textual's own rendering does. Measured through
-    tmux: a 160x50 frame is 190 -> 172 KB and tmux takes ~2 ms less to take it in. None for a
-    line with links (Textual's rendering handles those).
-    """
-    out = []
-    clean = False  # the terminal holds only colours set by the previous segment
-    for text, style, _ in strip:
-        if style is None:
-            out.append(f"\x1b[0m{text}")
-            clean = False
-            continue
-        if style._link:
-            return None
-        ansi = style._ansi
-        if ansi is None:
-            ansi = Strip.render_ansi(style, color_system)
-        colours_only = not style._set_attributes and style._color is not None and style._bgcolor is not None
-        if clean and colours_only:
-            out.append(f"\x1b[{ansi}m{text}")
-        else:
-            out.append(f"\x1b[0;{ansi}m{text}" if ansi else f"\x1b[0m{text}")
-        clean = colours_only
-    out.append("\x1b[0m")
-    return "".join(out)
-
-
 class ImageView(FinishedLines, Widget):
     """Shows a rendered `Frame` through the Line API; frames are built in thread workers and cached."""
 
@@ -233,6 +180,11 @@ class ImageView(FinishedLines, Widget):
         except Exception:  # no app (tests of the widget alone)
             return None
 
+    @property
+    def _color_system(self) -> ColorSystem | None:
+        console = self._console
+        return console._color_system if console is not None else None
+
     def show(
         self,
         key: Hashable,
@@ -287,7 +239,7 @@ class ImageView(FinishedLines, Widget):
 
     def lines_finished(self) -> bool:
         """Picture strips are complete and were rendered to escape codes in the worker
-        (``_warm_ansi``). Placeholders (plain text on the widget's background) and a frame of
+        (``render.finish_lines``). Placeholders (plain text on the widget's background) and a frame of
         another size take Textual's path."""
         frame, (width, height) = self._frame, self.size
         return not (frame is None or frame.message is not None or frame.width != width
@@ -400,7 +352,7 @@ class ImageView(FinishedLines, Widget):
             if background:
                 self._foreground_idle.wait(PREFETCH_YIELD_TIMEOUT)
             frame = compose(decoded, request.overlays, cells, request.options)
-            _warm_ansi(frame, self._console)
+            finish_lines(frame, self._color_system, self._console)
             return frame, True
         except ImageUnavailable as exc:
             # Not cached: the file may appear or be repaired before the reviewer comes back.
