@@ -673,13 +673,19 @@ def cmd_review(args) -> int:
         flt.conflicts = True
     elif args.queue == "pending" and not flt.statuses:
         flt.statuses = ["pending"]
-    from .review import Queue
+    from .review import Queue, ReviewSession
 
     leases = "off" if args.no_leases else ("take" if args.take_leased else "on")
     queue = Queue(store, flt, order=args.order, seed=args.seed, leases=leases, lazy=True)
-    from .tui.app import run  # the UI is imported only here
+    session = ReviewSession(store, auto_checkpoint=False)
+    # The UI is imported only here. Its first picture is started before the rest of it: the
+    # decode and compose run while Textual's modules load (tui/early.py).
+    from .tui import early
 
-    return run(store, queue, graphics=args.graphics)
+    first = early.start(store, queue, session)
+    from .tui.app import run
+
+    return run(store, queue, graphics=args.graphics, session=session, early=first)
 
 
 # ---------------------------------------------------------------------- parser

@@ -14,7 +14,7 @@ from typing import Any
 
 from dataclasses import replace
 
-from ..model import STATUS_AFTER, STATUSES, Annotation, LabelreviewError
+from ..model import STATUS_AFTER, STATUSES, Annotation, AnnotationFilter, LabelreviewError
 from ..store import CURRENT, Store
 from .roles import require
 
@@ -177,6 +177,10 @@ class ReviewSession:
     def seen(self, ann: Annotation) -> Annotation:
         """The annotation as this reviewer may see it: with their own blind decision, if any."""
         return self.seen_all([ann])[0]
+
+    def image_annotations(self, image_id: int) -> list[Annotation]:
+        """An image's annotations in id order, as this reviewer may see them."""
+        return self.seen_all(self.store.annotations(AnnotationFilter(image_ids=[image_id]), order="id"))
 
     def seen_all(self, anns: list[Annotation]) -> list[Annotation]:
         if not self.blind or not anns:

@@ -10,6 +10,7 @@ from textual.app import App
 
 from ..review import Queue, ReviewSession
 from ..store import Store
+from .early import EarlyFrame
 from .screens.review import ReviewScreen
 
 TRUECOLOR_HINT = "256 colours: export COLORTERM=truecolor for true colour"
@@ -20,13 +21,15 @@ class LabelReviewApp(App):
     TITLE = "labelreview"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, store: Store, queue: Queue):
+    def __init__(self, store: Store, queue: Queue, session: ReviewSession | None = None,
+                 early: EarlyFrame | None = None):
         # Named colours pass through as the terminal's own: no per-cell truecolor conversion
         # filter on the ~8,000 image cells of every frame (measured: ~12 ms of each frame).
         super().__init__(ansi_color=True)
         self.store = store
         self.queue = queue
-        self.session = ReviewSession(store, auto_checkpoint=False)
+        self.session = session or ReviewSession(store, auto_checkpoint=False)
+        self.early = early  # the first picture, started before this module was imported
         self.keymap_overrides = dict(store.config.keys)
         self.review_screen: ReviewScreen | None = None
 
@@ -66,8 +69,9 @@ class LabelReviewApp(App):
 SWITCH_INTERVAL = 0.0005
 
 
-def run(store: Store, queue: Queue, graphics: str = "halfblock") -> int:
-    app = LabelReviewApp(store, queue)
+def run(store: Store, queue: Queue, graphics: str = "halfblock", session: ReviewSession | None = None,
+        early: EarlyFrame | None = None) -> int:
+    app = LabelReviewApp(store, queue, session, early)
     before = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:

@@ -10,7 +10,7 @@ import textwrap
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -29,7 +29,7 @@ from textual.strip import Strip
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..model import Annotation
+    from ..model import Annotation, Category
 
 __all__ = [
     "Decoded",
@@ -88,6 +88,11 @@ class RenderOptions:
 
 #: The mark of each status, in the list and beside a class name on the picture.
 STATUS_MARK = {"pending": "·", "accepted": "✓", "relabeled": "↻", "flagged": "⚑", "rejected": "✗"}
+
+
+def skeletons_of(categories: Iterable[Category]) -> dict[str, Sequence[Sequence[int]]]:
+    """Class name -> keypoint skeleton, for the classes that have one."""
+    return {c.name: c.skeleton for c in categories if c.skeleton}
 
 
 def overlays_for(anns: Sequence[Annotation], selected: int | None,
@@ -241,6 +246,12 @@ _HALVES = [HALF_BLOCK * n for n in range(1025)]
 _TRUECOLOR = ColorType.TRUECOLOR
 _new_tuple = tuple.__new__  # NamedTuple constructors are Python-level and cost ~1 us per cell here
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype="S1")
+
+
+def forget_styles() -> None:
+    """Drop the cached half-block styles (they keep the escape codes of the colour system they
+    were first rendered for)."""
+    _STYLES.clear()
 
 
 def _add_colors(values: np.ndarray) -> None:

@@ -11,11 +11,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ...model import Annotation, AnnotationFilter, LabelreviewError
+from ...model import Annotation, LabelreviewError
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query
 from ...store import Store
-from ..render import RenderOptions, overlays_for
+from ..render import RenderOptions, overlays_for, skeletons_of
 from ..widgets.annotation_list import AnnotationList
 from ..widgets.detail import Detail
 from ..widgets.image_view import ImageView
@@ -67,7 +67,7 @@ class ReviewScreen(Screen):
         self.store, self.queue, self.session = store, queue, session
         self.options = RenderOptions()
         self.class_names = store.class_names()  # not self.classes: that is the widget's CSS classes
-        self.skeletons = {c.name: c.skeleton for c in store.categories() if c.skeleton}
+        self.skeletons = skeletons_of(store.categories())
         self.image_anns: list[Annotation] = []
         self.color_hint: str | None = None
         self._frames_since_collect = 0
@@ -86,7 +86,11 @@ class ReviewScreen(Screen):
 
     def on_mount(self) -> None:
         image_id = self.queue.current_image
-        if image_id is not None:  # decode the first picture while the screen lays out
+        early = getattr(self.app, "early", None)
+        if early is not None:  # the first picture, made while the UI was imported
+            self.query_one(ImageView).take_early(early)
+            self.app.early = None
+        elif image_id is not None:  # decode the first picture while the screen lays out
             width, height = self.app.size
             self.query_one(ImageView).warm(self.store.image(image_id).path, (width, height))
         if self.queue.empty:
@@ -103,7 +107,7 @@ class ReviewScreen(Screen):
 
     def _load_image_anns(self, image_id: int) -> list[Annotation]:
         # As this reviewer may see them (under blind double review: the proposal or their own decision).
-        return self.session.seen_all(self.store.annotations(AnnotationFilter(image_ids=[image_id]), order="id"))
+        return self.session.image_annotations(image_id)
 
     def _request(self, image_id: int, anns: list[Annotation], selected: int | None):
         overlays = overlays_for(anns, selected, self.skeletons)

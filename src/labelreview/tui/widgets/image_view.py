@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.worker import get_current_worker
 
+from labelreview.tui.early import EarlyFrame
 from labelreview.tui.widgets.finished import FinishedLines
 from labelreview.tui.render import (
     Decoded,
@@ -91,6 +92,11 @@ class _DecodeCache:
                         return decoded
         return None
 
+    def put(self, decoded: Decoded, target: tuple[int, int] | None) -> None:
+        key = (decoded.path, target)
+        with self._lock:
+            self._cache(key).set(key, decoded)
+
     def get(self, path: str, target: tuple[int, int] | None) -> Decoded:
         key = (path, target)
         cache = self._cache(key)
@@ -160,6 +166,7 @@ class ImageView(FinishedLines, Widget):
         self._prefetch_lock = threading.Lock()
         self._prefetch_queue: list[tuple[_Request, Cells, CacheKey]] = []
         self._prefetch_running = False
+        self._early: EarlyFrame | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -202,6 +209,11 @@ class ImageView(FinishedLines, Widget):
         30-80 ms here); the render worker takes it from the decode cache."""
         if path is not None and cells[0] > 0 and cells[1] > 0:
             self._warm_decode(str(path), (cells[0], cells[1] * 2))
+
+    def take_early(self, early: EarlyFrame) -> None:
+        """The first picture, being made since before the app started (``tui.early``): the first
+        render takes its frame if it fits, or at least its decoded picture."""
+        self._early = early
 
     @work(thread=True, group="warm", exit_on_error=False)
     def _warm_decode(self, path: str, target: tuple[int, int]) -> None:
@@ -344,6 +356,13 @@ class ImageView(FinishedLines, Widget):
         try:
             if background:
                 self._foreground_idle.wait(PREFETCH_YIELD_TIMEOUT)
+            elif self._early is not None:
+                early, self._early = self._early, None
+                frame = early.frame_for(request.path, request.overlays, request.options, cells, self._color_system)
+                if early.decoded is not None:
+                    self._decoded.put(early.decoded, early.decode_target)
+                if frame is not None:
+                    return frame, True
             if worker.is_cancelled:  # superseded while queued for a pool thread
                 return None, False
             decoded = self._decoded.get(request.path, request.decode_target(cells))

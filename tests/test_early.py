@@ -1,0 +1,132 @@
+"""The first picture of a review, made before the UI is imported (labelreview.tui.early)."""
+
+from __future__ import annotations
+
+import pytest
+from rich.color import ColorSystem
+
+from labelreview.review import Queue, ReviewSession
+from labelreview.store import Store
+from labelreview.tui import early, render
+from labelreview.tui.app import LabelReviewApp
+from labelreview.tui.widgets import image_view
+from labelreview.tui.widgets.image_view import ImageView
+
+
+@pytest.fixture
+def review(sample_store, monkeypatch):
+    monkeypatch.setenv("COLORTERM", "truecolor")  # the app's console and early.color_system() agree
+    store = Store.open(sample_store)
+    queue = Queue(store)
+    yield store, queue, ReviewSession(store, auto_checkpoint=False)
+    store.close()
+
+
+def counting(monkeypatch, name):
+    calls = []
+    real = getattr(image_view, name)
+    monkeypatch.setattr(image_view, name, lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    return calls
+
+
+def made_for(store, queue, session, size, color_system=ColorSystem.TRUECOLOR):
+    """An EarlyFrame as ``early.start`` makes it, for a terminal of ``size``: first in the process
+    (the half-block styles other tests cached keep the escape codes they were rendered with)."""
+    render.forget_styles()
+    image_id = queue.current_image
+    anns = session.image_annotations(image_id)
+    overlays = render.overlays_for(anns, queue.current, render.skeletons_of(store.categories()))
+    frame = early.EarlyFrame(str(store.image(image_id).path), overlays, early.picture_cells(size), color_system)
+    assert frame.wait()
+    return frame
+
+
+async def shown(app, pilot):
+    for _ in range(200):
+        await pilot.pause(0.02)
+        view = app.screen.query_one(ImageView)
+        if view.frame is not None and view.shown_key is not None:
+            return view
+    raise AssertionError("no frame shown")
+
+
+@pytest.mark.parametrize("size", [(160, 50), (80, 24), (121, 37)])
+async def test_predicted_picture_size_is_the_layouts(review, size):
+    # early.picture_cells repeats app.tcss's layout: if the CSS changes, this says so.
+    store, queue, session = review
+    app = LabelReviewApp(store, queue, session)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert tuple(app.screen.query_one(ImageView).size) == early.picture_cells(size)
+
+
+async def test_first_frame_is_the_early_one_when_it_fits(review, monkeypatch):
+    store, queue, session = review
+    first = made_for(store, queue, session, (120, 36))
+    assert first.frame is not None and early.color_system() == ColorSystem.TRUECOLOR
+    composed, decoded = counting(monkeypatch, "compose"), counting(monkeypatch, "decode")
+    app = LabelReviewApp(store, queue, session, early=first)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+        assert view.frame is first.frame  # not composed again on the way
+        assert not composed and not decoded
+        assert all(s._render_cache is not None for s in view.frame.strips)  # escape codes finished
+        assert "dog" in "\n".join(s.text for s in view.frame.strips)  # image 1's proposal, named
+        await pilot.press("n")  # and the review goes on as always
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.queue.current_image == 2
+
+
+async def test_an_early_frame_for_another_size_is_not_shown(review, monkeypatch):
+    # E.g. the terminal was resized while the UI imported: the frame is made again for the real size.
+    store, queue, session = review
+    first = made_for(store, queue, session, (90, 30))
+    composed = counting(monkeypatch, "compose")
+    app = LabelReviewApp(store, queue, session, early=first)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+        assert view.frame is not first.frame and view.frame.width == early.picture_cells((120, 36))[0]
+        assert composed and composed[0][1] == early.picture_cells((120, 36))
+
+
+async def test_an_early_frame_for_another_colour_system_is_dropped_with_its_styles(review):
+    store, queue, session = review
+    first = made_for(store, queue, session, (120, 36), color_system=ColorSystem.EIGHT_BIT)
+    eight_bit = {id(seg.style) for strip in first.frame.strips for seg in strip if seg.style is not None}
+    app = LabelReviewApp(store, queue, session, early=first)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+        assert view.frame is not first.frame
+        styles = [seg.style for strip in view.frame.strips for seg in strip if seg.style is not None]
+        # None of the styles that carry 256-colour codes is reused; the frame is in true colour.
+        assert not eight_bit & {id(s) for s in styles}
+        assert "38;5;" in first.frame.strips[0]._render_cache
+        lines = [s._render_cache for s in view.frame.strips]
+        assert all("38;2;" in line and "38;5;" not in line for line in lines)
+
+
+async def test_a_broken_first_image_still_shows_its_message(review, tmp_path):
+    store, queue, session = review
+    path = store.image(queue.current_image).path
+    with open(path, "r+b") as f:  # the sample store's own copy of the picture
+        f.truncate(100)
+    first = made_for(store, queue, session, (120, 36))
+    assert first.frame is None
+    app = LabelReviewApp(store, queue, session, early=first)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+        assert view.frame.message and "corrupt" in view.frame.message
+
+
+def test_start_makes_the_first_picture_of_the_queue(review, monkeypatch):
+    store, queue, session = review
+    monkeypatch.setattr(early, "terminal_size", lambda: (120, 36))
+    first = early.start(store, queue, session)
+    assert first is not None and first.wait()
+    assert first.made.path == str(store.image(queue.current_image).path)
+    assert first.made.cells == (76, 33) and first.frame is not None
+    assert [ov.selected for ov in first.made.overlays] == [a.id == queue.current for a in
+                                                             session.image_annotations(queue.current_image)]
+    monkeypatch.setattr(early, "terminal_size", lambda: None)  # not a terminal: nothing started
+    assert early.start(store, queue, session) is None
