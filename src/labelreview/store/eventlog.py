@@ -141,6 +141,19 @@ def read_lines(root: Path, rel: str, start: int = 0, first_line: int = 1) -> Ite
         pos, number = nl + 1, number + 1
 
 
+def lines_of(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, offset just past its newline, bytes) of each complete line of a log: what
+    follows the last newline (nothing, or a tail cut short by a crash: ``torn_tail``) is not a line.
+    The bulk reader of whole logs (replay, verify): bytes only, parsing is the caller's."""
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    lines.pop()
+    end = 0
+    for number, raw in enumerate(lines, 1):
+        end += len(raw) + 1
+        yield number, end, raw
+
+
 _REQUIRED = {"hash": str, "writer": str, "seq": int, "ts": str, "author": str, "action": str,
              "annotation": int, "new": dict}
 

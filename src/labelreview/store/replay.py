@@ -132,13 +132,7 @@ def read_events(root: Path, strict: bool = True) -> list[Parsed]:
     loads = orjson.loads
     problem_of = eventlog.problem_of
     for rel in eventlog.list_files(root):
-        with open(root / rel, "rb") as f:
-            data = f.read()
-        lines = data.split(b"\n")
-        lines.pop()  # what follows the last newline: nothing, or an unterminated tail
-        end = 0
-        for number, raw in enumerate(lines, 1):
-            end += len(raw) + 1
+        for number, end, raw in eventlog.lines_of(root / rel):
             try:
                 ev = loads(raw)
             except ValueError as e:

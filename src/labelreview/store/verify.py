@@ -136,14 +136,8 @@ def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int,
     for rel in files:
         writer = eventlog.writer_of(rel)
         day = rel.rsplit("/", 1)[-1][:10]
-        with open(root / rel, "rb") as f:
-            data = f.read()
-        lines = data.split(b"\n")
-        lines.pop()  # after the last newline: nothing, or an unterminated tail (reported below)
         seq, prev = heads.get(writer, (0, None))
-        end = 0
-        for number, raw in enumerate(lines, 1):
-            end += len(raw) + 1
+        for number, end, raw in eventlog.lines_of(root / rel):  # an unterminated tail: reported below
             try:
                 ev = loads(raw)
             except ValueError as e:
@@ -191,7 +185,7 @@ def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int,
             ts = get("ts", "")
             if (ts[:10] if type(ts) is str else str(ts)[:10]) != day:
                 add(Problem("chain", f"{rel}:{number}", f"event time {get('ts')} is not in this day's log"))
-        if data and eventlog.torn_tail(root, rel):
+        if eventlog.torn_tail(root, rel):
             add(Problem("json", f"{rel}:end", "unterminated last line"))
     return problems, n_events, len(heads), kept
 
