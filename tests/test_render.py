@@ -274,3 +274,65 @@ def test_unusable_geometry_is_skipped_not_fatal(red_square):
     ]
     frame = compose(decode(red_square, (64, 48)), bad, (64, 24), RenderOptions(zoom=True))
     assert any("fine" in strip.text for strip in frame.strips)
+
+
+def _screen_cells(line: str) -> list[tuple[str, tuple]]:
+    """What a terminal shows for one line of escape codes: each character with the colours and
+    boldness in force when it was written (SGR 0, 1, 22, 38/48 in 2;r;g;b or 5;n form, 39, 49)."""
+    import re
+
+    state = {"fg": None, "bg": None, "bold": False}
+    cells = []
+    for sgr, text in re.findall(r"\x1b\[([0-9;]*)m|([^\x1b]+)", line):
+        if text:
+            cells += [(ch, (state["fg"], state["bg"], state["bold"])) for ch in text]
+            continue
+        params = [int(p) for p in sgr.split(";") if p] or [0]
+        i = 0
+        while i < len(params):
+            p = params[i]
+            if p == 0:
+                state = {"fg": None, "bg": None, "bold": False}
+            elif p == 1:
+                state["bold"] = True
+            elif p == 22:
+                state["bold"] = False
+            elif p in (39, 49):
+                state["fg" if p == 39 else "bg"] = None
+            elif p in (38, 48):
+                key = "fg" if p == 38 else "bg"
+                if params[i + 1] == 2:
+                    state[key], i = tuple(params[i + 2:i + 5]), i + 4
+                else:
+                    state[key], i = ("256", params[i + 2]), i + 2
+            i += 1
+    return cells
+
+
+@pytest.mark.parametrize("system", ["truecolor", "256"])
+def test_finished_lines_show_what_textual_would_write(tmp_path, system):
+    # finish_lines writes picture cells' codes itself (no reset per cell, true colour directly):
+    # on the terminal every character must come out as Textual's own rendering draws it.
+    from rich.color import ColorSystem
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.style import Style
+
+    from labelreview.tui import render
+
+    color_system = ColorSystem.TRUECOLOR if system == "truecolor" else ColorSystem.EIGHT_BIT
+    photo = tmp_path / "noise.png"  # every cell a colour of its own, its channels all different
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(photo)
+    render.forget_styles()  # styles keep the codes of the colour system they were first finished for
+    frame = compose(decode(photo, (40, 40)), [box(label="cat 0.91", selected=True)], (40, 20), RenderOptions())
+    assert sum(len(strip) for strip in frame.strips) > 700  # ~one segment per cell
+    render.finish_lines(frame, color_system)
+    console = Console(color_system=system, force_terminal=True, width=40)
+    for strip in frame.strips:
+        # Rich's own rendering of the same segments, through fresh styles (a style keeps its codes).
+        fresh = [Segment(seg.text, Style(color=seg.style.color, bgcolor=seg.style.bgcolor, bold=seg.style.bold))
+                 for seg in strip]
+        theirs = console._render_buffer(fresh)
+        assert _screen_cells(strip._render_cache) == _screen_cells(theirs)
+    assert any("cat" in s.text for s in frame.strips)
+    render.forget_styles()

@@ -797,12 +797,7 @@ def finish_lines(frame: Frame, color_system: ColorSystem | None, console: Consol
     compositor.
     """
     color_system = color_system or ColorSystem.TRUECOLOR
-    render_ansi = Strip.render_ansi
     for strip in frame.strips:
-        for segment in strip:
-            style = segment.style
-            if style is not None and style._ansi is None:
-                render_ansi(style, color_system)
         line = compact_line(strip, color_system)
         if line is None:
             if console is not None:
@@ -819,9 +814,14 @@ def compact_line(strip: Strip, color_system: ColorSystem = ColorSystem.TRUECOLOR
     line starts from a reset and ends with one, as Textual's own rendering does. Measured through
     tmux: a 160x50 frame is 190 -> 172 KB and tmux takes ~2 ms less to take it in. None for a
     line with links (Textual's rendering handles those).
+
+    A style's codes are kept on it (``Style._ansi``, as Textual's ``Strip.render_ansi`` does); a
+    picture cell's in true colour are written here directly, the same codes in a fifth of the
+    time (a new picture brings ~5,000 new styles: ~25 ms of a frame).
     """
     out = []
     clean = False  # the terminal holds only colours set by the previous segment
+    truecolor = color_system == ColorSystem.TRUECOLOR
     for text, style, _ in strip:
         if style is None:
             out.append(f"\x1b[0m{text}")
@@ -829,10 +829,15 @@ def compact_line(strip: Strip, color_system: ColorSystem = ColorSystem.TRUECOLOR
             continue
         if style._link:
             return None
+        fg, bg = style._color, style._bgcolor
+        colours_only = not style._set_attributes and fg is not None and bg is not None
         ansi = style._ansi
         if ansi is None:
-            ansi = Strip.render_ansi(style, color_system)
-        colours_only = not style._set_attributes and style._color is not None and style._bgcolor is not None
+            if truecolor and colours_only and fg.type is _TRUECOLOR and bg.type is _TRUECOLOR:
+                (r, g, b), (r2, g2, b2) = fg.triplet, bg.triplet
+                ansi = style._ansi = f"38;2;{r};{g};{b};48;2;{r2};{g2};{b2}"
+            else:
+                ansi = Strip.render_ansi(style, color_system)
         if clean and colours_only:
             out.append(f"\x1b[{ansi}m{text}")
         else:
