@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -69,6 +70,13 @@ def coco_for(names: list[str], extra_images: int = 0, anns_per_extra: int = 0) -
             "categories": [{"id": v, "name": k} for k, v in cats.items()]}
 
 
+def shown(image: int) -> str:
+    """A class name drawn on image ``image``'s picture: the label there is "im001b07 · 0.65" (class,
+    status mark, score). The list beside it names the same classes ("im001b07   0.65 ..."), so the
+    name alone is on screen before the picture is (at launch the list is painted first)."""
+    return rf"im{image:03d}b\d\d · "
+
+
 class Control:
     """A tmux server on a private socket, driven through one control-mode client."""
 
@@ -109,14 +117,15 @@ class Control:
     def screen(self) -> str:
         return "\n".join(self.cmd("capture-pane -p"))
 
-    def wait_for(self, *texts: str, timeout: float = 60.0) -> float:
-        """Poll the pane until every text is on it; the time it was first seen."""
+    def wait_for(self, *patterns: str, timeout: float = 60.0) -> float:
+        """Poll the pane until every regular expression matches it; the time it first did."""
         deadline = time.perf_counter() + timeout
+        compiled = [re.compile(p) for p in patterns]
         while time.perf_counter() < deadline:
             screen = self.screen()
-            if all(t in screen for t in texts):
+            if all(c.search(screen) for c in compiled):
                 return time.perf_counter()
-        raise RuntimeError(f"{texts!r} never appeared:\n{self.screen()}")
+        raise RuntimeError(f"{patterns!r} never appeared:\n{self.screen()}")
 
     def close(self) -> None:
         try:
@@ -198,18 +207,18 @@ def bench_next_image(tmp: Path, n_images: int, pace: float) -> dict:
     store_dir = run_store(tmp, coco_for(names), images_dir)
     ctl = Control(tmp, f"{LABELREVIEW} review --store {store_dir}", env())
     try:
-        first = ctl.wait_for("im001b00", "image 1/") - ctl.started
+        first = ctl.wait_for(shown(1), "image 1/") - ctl.started
         time.sleep(pace)
         forward, burst = [], []
         for i in range(2, n_images + 1):
             t0 = time.perf_counter()
             ctl.cmd("send-keys n")
-            forward.append(ctl.wait_for(f"im{i:03d}b00", f"image {i}/{n_images}") - t0)
+            forward.append(ctl.wait_for(shown(i), f"image {i}/{n_images}") - t0)
             time.sleep(pace)  # a reviewer's glance; prefetch of the next image runs meanwhile
         for i in range(n_images - 1, 0, -1):  # back again without waiting: cached frames
             t0 = time.perf_counter()
             ctl.cmd("send-keys p")
-            burst.append(ctl.wait_for(f"im{i:03d}b00", f"image {i}/{n_images}") - t0)
+            burst.append(ctl.wait_for(shown(i), f"image {i}/{n_images}") - t0)
         ctl.cmd("send-keys q")
     finally:
         ctl.close()
@@ -240,7 +249,7 @@ def _first_frames(tmp: Path, store_dir: Path, n: int, build: float, repeat: int)
         shutil.rmtree(store_dir / ".labelreview" / "positions", ignore_errors=True)  # start at the start
         ctl = Control(tmp, f"{LABELREVIEW} review --store {store_dir}", env())
         try:
-            firsts.append(ctl.wait_for("im001b00", "image 1/", timeout=120) - ctl.started)
+            firsts.append(ctl.wait_for(shown(1), "image 1/", timeout=120) - ctl.started)
             ctl.cmd("send-keys q")
             time.sleep(1.0)  # let it checkpoint and leave before the next launch
         finally:
