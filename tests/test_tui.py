@@ -236,6 +236,9 @@ async def test_keys_remapped_in_config(sample_store):
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             await settle(pilot, app)
+            footer = rendered(app).splitlines()[-1]
+            assert footer.startswith(" y Accept  space Accept+next  r Relabel ")  # the keys as mapped
+            assert " q Quit" in footer and " a Accept" not in footer
             await pilot.press("a")
             await settle(pilot, app)
             assert store.annotation(1).status == "pending"

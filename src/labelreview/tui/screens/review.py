@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ...model import Annotation, LabelreviewError
 from ...review import Queue, ReviewSession
@@ -19,6 +19,7 @@ from ..render import RenderOptions, overlays_for, skeletons_of
 from ..widgets.annotation_list import AnnotationList
 from ..widgets.detail import Detail
 from ..widgets.image_view import ImageView
+from ..widgets.keys import KeyHints
 from ..widgets.progress import ProgressLine
 from .confirm import Confirm
 from .flag import ReasonDialog
@@ -82,7 +83,7 @@ class ReviewScreen(Screen):
                 yield AnnotationList(id="list")
                 yield Detail(id="detail")
         yield ProgressLine(id="progress")
-        yield Footer()
+        yield KeyHints()
 
     def on_mount(self) -> None:
         image_id = self.queue.current_image
