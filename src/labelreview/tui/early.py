@@ -130,15 +130,19 @@ class EarlyFrame:
 
 def start(store, queue, session) -> EarlyFrame | None:
     """Start the first picture of ``queue`` as ``session``'s reviewer will see it, if there is one
-    and the terminal's size is known. Called before the UI is imported; returns at once."""
-    image_id = queue.current_image
-    cells = picture_cells(terminal_size() or (0, 0))
-    if image_id is None or cells is None:
+    and the terminal's size is known. Called before the UI is imported; returns at once. Whatever
+    goes wrong here is left for the screen to meet (and show) as it always does."""
+    try:
+        image_id = queue.current_image
+        cells = picture_cells(terminal_size() or (0, 0))
+        if image_id is None or cells is None:
+            return None
+        image = store.image(image_id)
+        if image.path is None:
+            return None
+        anns = session.image_annotations(image_id)
+        selected = queue.current if any(a.id == queue.current for a in anns) else None
+        overlays = render.overlays_for(anns, selected, render.skeletons_of(store.categories()))
+        return EarlyFrame(str(image.path), overlays, cells, color_system())
+    except Exception:  # noqa: BLE001 - an optimisation: never the reason a review does not open
         return None
-    image = store.image(image_id)
-    if image.path is None:
-        return None
-    anns = session.image_annotations(image_id)
-    selected = queue.current if any(a.id == queue.current for a in anns) else None
-    overlays = render.overlays_for(anns, selected, render.skeletons_of(store.categories()))
-    return EarlyFrame(str(image.path), overlays, cells, color_system())
