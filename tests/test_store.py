@@ -344,3 +344,25 @@ def test_broken_config_is_a_clear_error(sample_store):
     (sample_store / "labelreview.toml").write_text("[project\nname = 1")
     rc, _, err = run("status", "--store", sample_store)
     assert rc == 1 and "labelreview.toml: invalid TOML" in err
+
+
+def test_a_large_import_is_hashed_as_read_and_its_wal_copied_in_the_background(empty_store, sample_images,
+                                                                                   monkeypatch):
+    # Both only move work off the importer's path: the manifest must name the file's own sha256,
+    # and the committed rows must be in the index file once the store is closed.
+    from labelreview.formats import coco
+    from labelreview.store import store as store_module
+
+    src = Path(__file__).resolve().parents[1] / "sample_data" / "proposals.json"
+    batch = coco.read(src, lazy=True)
+    assert batch.source_sha256() == canonical.file_sha256(src)
+    monkeypatch.setattr(store_module, "BACKGROUND_CHECKPOINT_ROWS", 1)
+    with Store.open(empty_store) as store:
+        result = store.ingest(batch, source="model-v1", image_root=sample_images)
+        assert store._wal_checkpoint is not None  # running (or done) beside the caller
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # restored
+        import_id = result["import"]
+    manifest = json.loads((empty_store / "imports" / import_id / "manifest.json").read_text())
+    assert manifest["sha256"] == canonical.file_sha256(src)
+    with Store.open(empty_store) as store:  # what the import committed is there after close
+        assert len(store.annotations()) == 25 and store._wal_checkpoint is None

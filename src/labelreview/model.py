@@ -89,6 +89,9 @@ class ImportBatch:
     warnings: list[ImportWarning] = field(default_factory=list)
     #: Dataset-level keys kept for round trips (COCO ``info``, ``licenses``...).
     info: dict[str, Any] = field(default_factory=dict)
+    #: The sha256 (hex) of the bytes the reader read, or a callable that gives it (hashed in the
+    #: background); None: the store hashes the source file itself.
+    source_sha256: Any = None
 
 
 @dataclass(slots=True)
