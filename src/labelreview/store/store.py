@@ -930,6 +930,7 @@ class Store:
                     auto = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
                     conn.execute("PRAGMA wal_autocheckpoint=0")
             if auto is not None:
+                self._wait_wal_checkpoint()  # (a previous import's, if it is still copying)
                 self._wal_checkpoint = _checkpoint_in_background(self.root / INDEX_DIR / INDEX_NAME)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

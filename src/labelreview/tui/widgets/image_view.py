@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events, work
 from textual.cache import LRUCache
@@ -19,7 +19,6 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.worker import get_current_worker
 
-from labelreview.tui.early import EarlyFrame
 from labelreview.tui.widgets.finished import FinishedLines
 from labelreview.tui.render import (
     Decoded,
@@ -32,6 +31,9 @@ from labelreview.tui.render import (
     finish_lines,
     placeholder,
 )
+
+if TYPE_CHECKING:
+    from labelreview.tui.early import EarlyFrame
 
 LOADING_DELAY = 0.15  # seconds before "loading…" replaces the previous frame
 PREFETCH_YIELD_TIMEOUT = 1.0  # longest a prefetch waits for a foreground render to finish
