@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ...model import Annotation, LabelreviewError
+from ...model import Annotation, Image, LabelreviewError
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query
 from ...store import Store
@@ -57,6 +57,9 @@ FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:a
 #: A full garbage collection runs after this many seconds without a new frame, once this many
 #: frames have been shown since the last one (frames freeze the GC's generations, see below).
 IDLE_COLLECT_AFTER = 2.0
+
+#: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
+IMAGE_RECORDS_KEPT = 4096
 IDLE_COLLECT_FRAMES = 20
 
 
@@ -74,6 +77,7 @@ class ReviewScreen(Screen):
         self._frames_since_collect = 0
         self._idle_timer = None
         self._why: dict[int, list] = {}
+        self._images: dict[int, Image] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -93,7 +97,7 @@ class ReviewScreen(Screen):
             self.app.early = None
         elif image_id is not None:  # decode the first picture while the screen lays out
             width, height = self.app.size
-            self.query_one(ImageView).warm(self.store.image(image_id).path, (width, height))
+            self.query_one(ImageView).warm(self._image(image_id).path, (width, height))
         if self.queue.empty:
             self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
                         severity="warning", timeout=10)
@@ -110,9 +114,19 @@ class ReviewScreen(Screen):
         # As this reviewer may see them (under blind double review: the proposal or their own decision).
         return self.session.image_annotations(image_id)
 
+    def _image(self, image_id: int) -> Image:
+        """An image's record (file, size, path): fixed once imported, so read once per image (the
+        current image and its two neighbours were three queries per key press)."""
+        image = self._images.get(image_id)
+        if image is None:
+            if len(self._images) >= IMAGE_RECORDS_KEPT:
+                self._images.clear()
+            image = self._images[image_id] = self.store.image(image_id)
+        return image
+
     def _request(self, image_id: int, anns: list[Annotation], selected: int | None):
         overlays = overlays_for(anns, selected, self.skeletons)
-        image = self.store.image(image_id)
+        image = self._image(image_id)
         key = (image_id, selected, overlays, self.options)
         return key, image.path, overlays, self.options
 
@@ -130,7 +144,7 @@ class ReviewScreen(Screen):
         self.image_anns = self._load_image_anns(image_id)
         ann = self.current
         view.show(*self._request(image_id, self.image_anns, ann.id if ann else None))
-        image = self.store.image(image_id)
+        image = self._image(image_id)
         size = f"{image.width}×{image.height}" if image.width else "size unknown"
         self.query_one("#title", Static).update(Text.assemble(
             (" labelreview ", "bold reverse"), f" {self.store.config.name} · ",
