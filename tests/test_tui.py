@@ -337,6 +337,67 @@ async def test_a_big_queue_opens_from_a_window_and_the_rest_arrives_after_the_fi
         store.close()
 
 
+async def test_go_to_image_while_a_big_queue_still_loads_does_not_hold_the_keys(sample_store, monkeypatch):
+    import time
+
+    from labelreview.review import queue as queue_mod
+
+    monkeypatch.setattr(queue_mod, "WINDOW", 6)  # the window holds the first images only
+    real_load = queue_mod.Queue._load
+
+    def slow_load(self, done):  # a 1M-item queue's loader takes a second or two
+        time.sleep(1.0)
+        real_load(self, done)
+
+    monkeypatch.setattr(queue_mod.Queue, "_load", slow_load)
+    app, store = make_app(sample_store, lazy=True, resume=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.pause(0.2)
+            assert app.queue.partial
+            await pilot.press("g")
+            await pilot.pause()
+            await pilot.press("5")
+            t0 = time.perf_counter()
+            await pilot.press("enter")
+            assert time.perf_counter() - t0 < 0.5  # answered at once, not after the loader
+            assert app.queue.partial and "image 1/" in rendered(app)
+            await pilot.press("j")  # keys still work meanwhile
+            for _ in range(60):
+                await pilot.pause(0.05)
+                if not app.queue.partial:
+                    break
+            await settle(pilot, app)
+            assert "image 5/5" in rendered(app)  # and then it went there
+    finally:
+        store.close()
+
+
+async def test_the_queue_loader_hands_over_without_waiting_for_the_ui_thread(sample_store, monkeypatch):
+    # A move at the edge of a big queue's window holds the UI thread until the loader thread ends;
+    # if the loader's hand-off waited for the UI thread in turn, the review would freeze for good.
+    import threading
+
+    from labelreview.review import queue as queue_mod
+
+    monkeypatch.setattr(queue_mod, "WINDOW", 6)
+    app, store = make_app(sample_store, lazy=True, resume=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            handoff = threading.Thread(target=app.screen._rest_loaded)  # as the loader calls it
+            handoff.start()
+            handoff.join(timeout=2)  # the UI thread is busy here, as it is in a move at the edge
+            assert not handoff.is_alive()
+            await settle(pilot, app)
+            for _ in range(4):  # and the queue is whole: every image, in order
+                await pilot.press("n")
+                await settle(pilot, app)
+            assert "image 5/5" in rendered(app)
+    finally:
+        store.close()
+
+
 async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
     """One label per image (a classification CSV): the label is written on the picture, the same keys
     accept, relabel and move on, one image at a time."""

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -78,6 +79,7 @@ class ReviewScreen(Screen):
         self._idle_timer = None
         self._why: dict[int, list] = {}
         self._images: dict[int, Image] = {}
+        self._pending_go_to: str | None = None  # "go to image" asked while the queue still loads
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
@@ -195,17 +197,27 @@ class ReviewScreen(Screen):
             gc.collect()
             gc.freeze()
 
+    class RestLoaded(Message):
+        """The queue's loader thread has the rest of a big queue."""
+
     def _rest_loaded(self) -> None:  # in the loader's thread
-        try:
-            self.app.call_from_thread(self._adopt_rest)
-        except RuntimeError:  # the app has gone
-            pass
+        # A message, not call_from_thread: that would hold the loader until the UI thread runs it,
+        # and a move at the window's edge holds the UI thread until the loader ends (a deadlock).
+        self.post_message(self.RestLoaded())
+
+    def on_review_screen_rest_loaded(self, message: RestLoaded) -> None:
+        self._adopt_rest()
 
     def _adopt_rest(self) -> None:
         try:
             self.queue.adopt()
         except LabelreviewError as e:
             self.notify(str(e), severity="error", timeout=10)
+        pending, self._pending_go_to = self._pending_go_to, None
+        if pending is not None and not self.queue.partial:
+            self._go_to_image(pending)
+            self.refresh_view()
+            return
         self._show_progress()
         self._prefetch()
 
@@ -386,14 +398,25 @@ class ReviewScreen(Screen):
 
     def action_go_to_image(self) -> None:
         def done(text: str | None) -> None:
+            if text and self.queue.partial:
+                # A number or a name is looked up in the whole queue, whose rest is still loading
+                # (a big queue, just opened): go there when it is in, without holding the keys.
+                self._pending_go_to = text
+                self.queue.load_rest(done=self._rest_loaded)
+                self.notify("The rest of the queue is still loading: going there as soon as it is in.",
+                            timeout=4)
+                return
             if text:
-                try:
-                    self.queue.go_to_image(self._find_image(text))
-                except LabelreviewError as e:
-                    self.notify(str(e), severity="error")
+                self._go_to_image(text)
             self.refresh_view()
 
         self.app.push_screen(Prompt("Go to image", "number in the queue, #image-id, or part of a file name"), done)
+
+    def _go_to_image(self, text: str) -> None:
+        try:
+            self.queue.go_to_image(self._find_image(text))
+        except LabelreviewError as e:
+            self.notify(str(e), severity="error")
 
     def _find_image(self, text: str) -> int:
         self.queue.wait_complete()  # a number or a name is looked up in the whole queue
