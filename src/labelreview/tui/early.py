@@ -90,8 +90,7 @@ class EarlyFrame:
 
     @property
     def decode_target(self) -> tuple[int, int]:
-        cols, rows = self.made.cells
-        return (cols, rows * 2)
+        return render.pixels_of(self.made.cells)
 
     def _run(self) -> None:
         made = self.made

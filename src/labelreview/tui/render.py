@@ -650,6 +650,12 @@ def _place_labels(
 # --------------------------------------------------------------------------- compose
 
 
+def pixels_of(cells: tuple[int, int]) -> tuple[int, int]:
+    """The picture size (w, h) that fills ``cells`` (columns, rows) of half blocks: one cell is
+    1 px wide and 2 px tall (square pixels). What a picture is decoded for, and composed at."""
+    return (int(cells[0]), int(cells[1]) * 2)
+
+
 def compose(
     decoded: Decoded,
     overlays: Sequence[Overlay],
@@ -661,7 +667,7 @@ def compose(
     overlays = [_usable(ov) for ov in overlays]
     if cols < 1 or rows < 1:
         return Frame(strips=[], width=max(cols, 0), height=max(rows, 0))
-    pw, ph = cols, rows * 2  # one cell = 1 px wide, 2 px tall: square pixels
+    pw, ph = pixels_of((cols, rows))
     W, H = decoded.orig_size
     region = None
     if options.zoom:

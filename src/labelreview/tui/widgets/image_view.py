@@ -29,6 +29,7 @@ from labelreview.tui.render import (
     compose,
     decode,
     finish_lines,
+    pixels_of,
     placeholder,
 )
 
@@ -64,7 +65,7 @@ class _Request:
         # Zoom crops from the full-resolution picture; otherwise decode just big enough for the cells.
         if self.options.zoom and any(ov.selected for ov in self.overlays):
             return None
-        return (cells[0], cells[1] * 2)
+        return pixels_of(cells)
 
 
 class _DecodeCache:
@@ -210,7 +211,7 @@ class ImageView(FinishedLines, Widget):
         launch the first picture decodes while the app mounts and lays out (a 12 MP JPEG is
         30-80 ms here); the render worker takes it from the decode cache."""
         if path is not None and cells[0] > 0 and cells[1] > 0:
-            self._warm_decode(str(path), (cells[0], cells[1] * 2))
+            self._warm_decode(str(path), pixels_of(cells))
 
     def take_early(self, early: EarlyFrame) -> None:
         """The first picture, being made since before the app started (``tui.early``): the first
