@@ -102,3 +102,23 @@ def test_status_imports_no_heavy_library(sample_store):
     assert "labelreview.store.store" in mods  # it did open the store
     heavy = {"git", "PIL", "numpy", "pycocotools", "textual", "rich"}
     assert not {m for m in mods if m.split(".")[0] in heavy}
+
+
+def test_a_first_picture_does_not_import_numpy_ma(sample_store):
+    """numpy 2's ``np.unique`` imports ``numpy.ma`` (~30 ms with the GIL held) on its first call:
+    at launch that lands in the middle of the first picture, so the renderer keeps clear of it."""
+    code = (
+        "import sys\nfrom rich.color import ColorSystem\n"
+        "from labelreview.store import Store\nfrom labelreview.review import ReviewSession\n"
+        "from labelreview.tui import render\n"
+        "store = Store.open(sys.argv[1])\nsession = ReviewSession(store, auto_checkpoint=False)\n"
+        "for image in store.images():\n"
+        "    anns = session.image_annotations(image.id)\n"
+        "    overlays = render.overlays_for(anns, anns[0].id if anns else None, {})\n"
+        "    frame = render.compose(render.decode(image.path, (116, 94)), overlays, (116, 47))\n"
+        "    render.finish_lines(frame, ColorSystem.TRUECOLOR)\n"
+        "    assert len(frame.strips) == 47 and frame.strips[0]._render_cache\n"
+    )
+    mods = _modules_loaded(code, str(sample_store))
+    assert "labelreview.tui.render" in mods and "numpy" in mods
+    assert "numpy.ma" not in mods

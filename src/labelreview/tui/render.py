@@ -275,6 +275,18 @@ def _color(rgb: int) -> Color:
     return color
 
 
+def _unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-D array. (numpy 2's own imports ``numpy.ma`` on its first call: ~30 ms
+    with the GIL held, in the middle of the first frame at launch.)"""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 def _add_styles(keys: set[int]) -> None:
     """Create the half-block styles a frame needs that are not cached yet, in one pass."""
     if len(_STYLES) + len(keys) > _STYLE_CACHE_MAX:
@@ -286,7 +298,7 @@ def _add_styles(keys: set[int]) -> None:
     key_list = list(keys)
     packed = np.array(key_list, dtype=np.int64)
     tops, bottoms = packed >> 24, packed & 0xFFFFFF
-    wanted = np.unique(np.concatenate([tops, bottoms]))
+    wanted = _unique(np.concatenate([tops, bottoms]))
     new = [v for v in wanted.tolist() if v not in _COLORS]
     if new:
         _add_colors(np.array(new, dtype=np.int64))
