@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rich.color import ColorSystem
 
@@ -132,3 +134,39 @@ def test_start_makes_the_first_picture_of_the_queue(review, monkeypatch):
                                                              session.image_annotations(queue.current_image)]
     monkeypatch.setattr(early, "terminal_size", lambda: None)  # not a terminal: nothing started
     assert early.start(store, queue, session) is None
+
+
+async def test_neighbours_render_after_the_terminal_had_the_picture(review, monkeypatch):
+    # The next image is prefetched, but only PREFETCH_AFTER after a picture went to the terminal:
+    # decoding it at once took a core from the terminal reading that picture (tmux: ~6 ms a key).
+    from labelreview.tui.screens import review as review_screen
+
+    store, queue, session = review
+    next_path = str(store.image(queue.neighbours(1)[0]).path)
+    decoded: list[tuple[float, str]] = []
+    real = image_view.decode
+    monkeypatch.setattr(image_view, "decode",
+                        lambda path, *a, **k: decoded.append((time.monotonic(), str(path))) or real(path, *a, **k))
+    shown_at: list[float] = []
+    real_shown = review_screen.ReviewScreen.on_image_view_frame_shown
+    monkeypatch.setattr(review_screen.ReviewScreen, "on_image_view_frame_shown",
+                        lambda self, event: shown_at.append(time.monotonic()) or real_shown(self, event))
+    app = LabelReviewApp(store, queue, session)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if any(p == next_path for _, p in decoded):
+                break
+        first_neighbour = min(t for t, p in decoded if p == next_path)
+        assert review_screen.PREFETCH_AFTER >= 0.02
+        assert first_neighbour - shown_at[0] >= 0.9 * review_screen.PREFETCH_AFTER
+        await app.workers.wait_for_complete()
+        before = len(decoded)
+        await pilot.press("n")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if view.shown_key is not None and view.shown_key[0] == 2:
+                break
+        assert app.queue.current_image == 2 and view.shown_key[0] == 2
+        assert [p for _, p in decoded[before:]].count(next_path) == 0  # the prefetched frame, not a new one

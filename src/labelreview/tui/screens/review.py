@@ -59,6 +59,13 @@ FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:a
 #: frames have been shown since the last one (frames freeze the GC's generations, see below).
 IDLE_COLLECT_AFTER = 2.0
 
+#: Seconds between a new picture handed to the terminal and its neighbours' rendering. A local
+#: terminal (tmux here) takes ~20-30 ms to read and parse a new picture's ~170 KB; neighbours
+#: decoded meanwhile took a core from it (measured through tmux, 160x50, 23 presses, alternating
+#: runs: key press to picture on screen p50 51.3 -> 44.9 ms, tmux's part 28.5 -> 24.6 ms). A key
+#: pressed sooner than this after a picture finds its neighbour unrendered, as it would anyway.
+PREFETCH_AFTER = 0.04
+
 #: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
 IMAGE_RECORDS_KEPT = 4096
 IDLE_COLLECT_FRAMES = 20
@@ -77,6 +84,7 @@ class ReviewScreen(Screen):
         self.color_hint: str | None = None
         self._frames_since_collect = 0
         self._idle_timer = None
+        self._prefetch_timer = None
         self._why: dict[int, list] = {}
         self._images: dict[int, Image] = {}
         self._pending_go_to: str | None = None  # "go to image" asked while the queue still loads
@@ -174,10 +182,13 @@ class ReviewScreen(Screen):
 
     def on_image_view_frame_shown(self, event: ImageView.FrameShown) -> None:
         # Neighbours render, and the rest of a big queue loads, only once this frame is on screen:
-        # they never compete with it.
+        # they never compete with it. The neighbours wait a little more, while the terminal takes
+        # the new picture in (see PREFETCH_AFTER).
         if self.queue.partial:
             self.queue.load_rest(done=self._rest_loaded)
-        self._prefetch()
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.stop()
+        self._prefetch_timer = self.set_timer(PREFETCH_AFTER, self._prefetch)
         # What is on screen and in the caches now lives long: out of the cyclic GC's way. Left in
         # it, a full collection walks every cached frame's ~5,000 segments and styles (tens of ms
         # landing on a random key press); frozen objects are still freed when their count drops.
