@@ -38,6 +38,13 @@ _SCRIPT = Path(sys.executable).with_name("labelreview")
 LABELREVIEW = str(_SCRIPT) if _SCRIPT.exists() else "labelreview"
 BOXES = 30
 KEYTRACE = Path(__file__).with_name("_keytrace.py")
+#: Sleep between polls of the screen while waiting for a first frame (~1 s): polled flat out, tmux
+#: and this harness take about a core from the app starting (2 cores here).
+POLL_S = float(os.environ.get("BENCH_POLL_S", "0.005"))
+#: The same while waiting for a key press's picture: flat out, each capture-pane is tmux time not
+#: spent reading the app's picture (the terminal's part of a press: 23.9-25.3 -> 18.4-19.3 ms, the
+#: floor; the press as a whole 43.7-46.1 -> 41.0-43.6 ms, alternating runs of 23 presses).
+KEY_POLL_S = float(os.environ.get("BENCH_KEY_POLL_S", "0.002"))
 
 
 def make_image(path: Path, seed: int) -> None:
@@ -121,14 +128,18 @@ class Control:
     def screen(self) -> str:
         return "\n".join(self.cmd("capture-pane -p"))
 
-    def wait_for(self, *patterns: str, timeout: float = 60.0) -> float:
-        """Poll the pane until every regular expression matches it; the time it first did."""
+    def wait_for(self, *patterns: str, timeout: float = 60.0, interval: float = 0.0) -> float:
+        """Poll the pane until every regular expression matches it; the time it first did.
+        ``interval``: seconds to sleep between polls (polling flat out keeps tmux and this process
+        busy: a core taken from what is measured)."""
         deadline = time.perf_counter() + timeout
         compiled = [re.compile(p) for p in patterns]
         while time.perf_counter() < deadline:
             screen = self.screen()
             if all(c.search(screen) for c in compiled):
                 return time.perf_counter()
+            if interval:
+                time.sleep(interval)
         raise RuntimeError(f"{patterns!r} never appeared:\n{self.screen()}")
 
     def close(self) -> None:
@@ -214,20 +225,20 @@ def bench_next_image(tmp: Path, n_images: int, pace: float) -> dict:
     trace = tmp / "keytrace.jsonl"
     ctl = Control(tmp, f"{sys.executable} {KEYTRACE} {trace} review --store {store_dir}", env())
     try:
-        first = ctl.wait_for(shown(1), "image 1/") - ctl.started
+        first = ctl.wait_for(shown(1), "image 1/", interval=POLL_S) - ctl.started
         time.sleep(pace)
         forward, burst, presses = [], [], []
         for i in range(2, n_images + 1):
             t0 = time.perf_counter()
             ctl.cmd("send-keys n")
-            seen = ctl.wait_for(shown(i), f"image {i}/{n_images}")
+            seen = ctl.wait_for(shown(i), f"image {i}/{n_images}", interval=KEY_POLL_S)
             forward.append(seen - t0)
             presses.append((t0, seen))
             time.sleep(pace)  # a reviewer's glance; prefetch of the next image runs meanwhile
         for i in range(n_images - 1, 0, -1):  # back again without waiting: cached frames
             t0 = time.perf_counter()
             ctl.cmd("send-keys p")
-            burst.append(ctl.wait_for(shown(i), f"image {i}/{n_images}") - t0)
+            burst.append(ctl.wait_for(shown(i), f"image {i}/{n_images}", interval=KEY_POLL_S) - t0)
         ctl.cmd("send-keys q")
     finally:
         ctl.close()
@@ -279,7 +290,7 @@ def _first_frames(tmp: Path, store_dir: Path, n: int, build: float, repeat: int)
         shutil.rmtree(store_dir / ".labelreview" / "positions", ignore_errors=True)  # start at the start
         ctl = Control(tmp, f"{LABELREVIEW} review --store {store_dir}", env())
         try:
-            firsts.append(ctl.wait_for(shown(1), "image 1/", timeout=120) - ctl.started)
+            firsts.append(ctl.wait_for(shown(1), "image 1/", timeout=120, interval=POLL_S) - ctl.started)
             ctl.cmd("send-keys q")
             time.sleep(1.0)  # let it checkpoint and leave before the next launch
         finally:
