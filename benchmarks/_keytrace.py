@@ -15,11 +15,12 @@ per call.
 from __future__ import annotations
 
 import builtins
+import os
 import json
 import sys
 import time
 
-FRAME_CHARS = 50_000  # a picture update; smaller writes are the cursor, the progress line...
+FRAME_CHARS = int(os.environ.get("KEYTRACE_FRAME_CHARS", "50000"))  # a picture; smaller: cursor, progress...
 
 
 def _install(trace_path: str) -> None:

@@ -240,3 +240,38 @@ async def test_a_finished_picture_reaches_the_compositor_as_the_workers_strips(i
         lines = view.render_lines(Region(0, 0, *view.size))
         assert not any(a is b for a, b in zip(lines, view.frame.strips))
         assert [s.text for s in lines] == [s.text for s in view.frame.strips]
+
+
+async def test_another_selection_on_the_same_picture_repaints_only_the_lines_that_changed(image, tmp_path):
+    # Moving to another annotation of the same image changes a few lines of the picture; only those
+    # go to the terminal (a whole new picture is ~170 KB at 160x50). A new picture repaints all.
+    app = ViewApp(ansi_color=True)
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        two = [Overlay(ann_id=1, label="zebra", color=(0, 255, 0), bbox=(40, 40, 60, 40), selected=True),
+               Overlay(ann_id=2, label="okapi", color=(0, 0, 255), bbox=(10, 90, 30, 20), dimmed=True)]
+        view.show("a", image, two, RenderOptions())
+        await app.frame_for("a")
+        before = view.frame
+        painted: list[tuple] = []
+        real_refresh = view.refresh
+        view.refresh = lambda *regions, **kw: painted.append(regions) or real_refresh(*regions, **kw)
+        other = [Overlay(ann_id=1, label="zebra", color=(0, 255, 0), bbox=(40, 40, 60, 40), dimmed=True),
+                 Overlay(ann_id=2, label="okapi", color=(0, 0, 255), bbox=(10, 90, 30, 20), selected=True)]
+        view.show("b", image, other, RenderOptions())
+        await app.frame_for("b")
+        after = view.frame
+        width, height = view.size
+        regions = [r for call in painted for r in call]
+        assert regions and all(r.x == 0 and r.width == width for r in regions)
+        repainted = {y for r in regions for y in range(r.y, r.y + r.height)}
+        assert 0 < len(repainted) < height
+        for y in range(height):  # every line left alone shows exactly what the new frame has there
+            if y not in repainted:
+                assert list(before.strips[y]) == list(after.strips[y]), y
+        assert any(list(before.strips[y]) != list(after.strips[y]) for y in repainted)
+        painted.clear()
+        Image.fromarray(np.full((120, 160, 3), 140, dtype=np.uint8)).save(tmp_path / "other.jpg")
+        view.show("c", tmp_path / "other.jpg", other, RenderOptions())  # another picture: every line
+        await app.frame_for("c")
+        assert {y for call in painted for r in call for y in range(r.y, r.y + r.height)} == set(range(height))
