@@ -170,3 +170,39 @@ async def test_neighbours_render_after_the_terminal_had_the_picture(review, monk
                 break
         assert app.queue.current_image == 2 and view.shown_key[0] == 2
         assert [p for _, p in decoded[before:]].count(next_path) == 0  # the prefetched frame, not a new one
+
+
+async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkeypatch):
+    # Most keys stay on the image: after a picture, the next item is drawn ahead as it is (j) and
+    # as it will be once the current one is accepted (space), so either key finds its frame made.
+    store, queue, session = review
+    image_id = next(im.id for im in store.images() if len(queue.image_items(im.id)) >= 3)
+    queue.go_to_image(image_id)
+    composed: list[tuple] = []
+    real = image_view.compose
+    monkeypatch.setattr(image_view, "compose",
+                        lambda d, overlays, *a, **k: composed.append(tuple(overlays)) or real(d, overlays, *a, **k))
+    app = LabelReviewApp(store, queue, session)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+
+        async def settle():
+            await pilot.pause(0.1)  # PREFETCH_AFTER
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.05)
+
+        async def press(key: str, image: int, item: int):
+            await settle()
+            before = len(composed)
+            await pilot.press(key)
+            for _ in range(100):
+                if view.shown_key is not None and view.shown_key[:2] == (image, item):
+                    break
+                await pilot.pause(0.01)
+            assert view.shown_key[:2] == (image, item)  # (image, selected item, overlays, options)
+            assert view.shown_key[2] not in composed[before:]  # shown from the cache: drawn ahead
+
+        first, second, third = queue.image_items(image_id)[:3]
+        await press("j", image_id, second)
+        await press("space", image_id, third)  # accept #second, go on to #third
+        assert store.annotation(second).status == "accepted"

@@ -189,6 +189,12 @@ class ReviewSession:
         return [replace(a, category=mine[a.id]["category"], status=mine[a.id]["status"]) if a.id in mine else a
                 for a in anns]
 
+    def after_accept(self, anns: list[Annotation], ann_id: int) -> list[Annotation]:
+        """``anns`` as this reviewer will see them once ``ann_id`` is accepted (what the screen
+        draws ahead of the decision, so the next item is ready when it comes). Nothing is recorded."""
+        status = STATUS_AFTER["accept"]
+        return [replace(a, status=status) if a.id == ann_id else a for a in anns]
+
     def history(self, ann_id: int) -> list[dict]:
         """The annotation's events this reviewer may see: not another's blind decision still waiting."""
         events = self.store.events(annotation=ann_id)

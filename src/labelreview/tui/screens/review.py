@@ -234,6 +234,16 @@ class ReviewScreen(Screen):
 
     def _prefetch(self) -> None:
         requests = []
+        ann, following = self.current, self.queue.following
+        if ann is not None and following is not None:
+            # Most keys stay on the image: the next item as it is (j), then as it will be after
+            # the most common decision, accept and go on (space). Each is a compose (~20-35 ms in
+            # a worker, the picture is decoded already); the neighbouring images come after.
+            image_id = self.queue.current_image
+            requests.append(self._request(image_id, self.image_anns, following))
+            accepted = self.session.after_accept(self.image_anns, ann.id)
+            if accepted != self.image_anns:
+                requests.append(self._request(image_id, accepted, following))
         for image_id in self.queue.neighbours(1):
             anns = self._load_image_anns(image_id)
             items = self.queue.image_items(image_id)
