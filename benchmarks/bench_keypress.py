@@ -240,10 +240,49 @@ def bench_next_image(tmp: Path, n_images: int, pace: float) -> dict:
             ctl.cmd("send-keys p")
             burst.append(ctl.wait_for(shown(i), f"image {i}/{n_images}", interval=KEY_POLL_S) - t0)
         ctl.cmd("send-keys q")
+        time.sleep(1.0)  # let it checkpoint and leave (its image lease too) before the next launch
     finally:
         ctl.close()
     return {"first_frame_s": first, "next_ms": [v * 1000 for v in forward], "back_ms": [v * 1000 for v in burst],
-            "stages": stages(presses, trace)}
+            "stages": stages(presses, trace), "store": store_dir}
+
+
+def bench_same_image(tmp: Path, store_dir: Path, key: str, presses: int, pace: float) -> dict:
+    """``key`` (j: next annotation; Space: accept it and go on) ``presses`` times on image 1 of
+    the store, each as a reviewer's press (``pace`` apart). The picture changes only in the
+    highlight and status marks, which the screen's text does not show, so each press is timed
+    inside the app: from reading the key to the write of its picture into the terminal returning
+    (the largest write between two presses; a write of the changed lines only)."""
+    shutil.rmtree(store_dir / ".labelreview" / "positions", ignore_errors=True)  # image 1, first item
+    trace = tmp / f"keytrace-{key}.jsonl"
+    ctl = Control(tmp, f"{sys.executable} {KEYTRACE} {trace} review --no-leases --store {store_dir}",
+                  {**env(), "KEYTRACE_FRAME_CHARS": "2000"})
+    sent = []
+    try:
+        ctl.wait_for(shown(1), "image 1/", interval=POLL_S)
+        time.sleep(pace)
+        for k in range(1, presses + 1):
+            sent.append(time.perf_counter())
+            ctl.cmd(f"send-keys {key}")
+            ctl.wait_for(rf"#\d+ im001b{k:02d} ", interval=KEY_POLL_S)  # the detail names the new item
+            time.sleep(pace)
+        sent.append(time.perf_counter())
+        ctl.cmd("send-keys q")
+        time.sleep(1.0)
+    finally:
+        ctl.close()
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    keys = [r["key"] for r in records if "key" in r]
+    frames = [r["frame"] for r in records if "frame" in r]
+    out, chars = [], []
+    for t0, t1 in zip(sent, sent[1:]):
+        read = next((k for k in keys if t0 <= k < t1), None)
+        writes = [f for f in frames if read is not None and read <= f[0] < t1]
+        if writes:
+            picture = max(writes, key=lambda f: f[2])
+            out.append((picture[1] - read) * 1000)
+            chars.append(picture[2])
+    return {"ms": out, "chars": chars}
 
 
 def stages(presses: list[tuple[float, float]], trace: Path) -> dict[str, list[float]]:
@@ -346,6 +385,12 @@ def main() -> None:
             print(f"  key read -> picture written into the terminal: p50 {pct(app_side, 50):.1f} ms, "
                   f"p95 {pct(app_side, 95):.1f} ms")
         print(f"cold first image after launch (small store): {r['first_frame_s'] * 1000:.0f} ms")
+        for key, what in (("j", "next annotation on the same image (j)"),
+                          ("Space", "accept and go on to the next annotation (space)")):
+            same = bench_same_image(tmp, r["store"], key, BOXES - 1, args.pace)
+            print(f"{what}, n={len(same['ms'])}: key read -> picture written into the terminal p50 "
+                  f"{pct(same['ms'], 50):.1f} ms, p95 {pct(same['ms'], 95):.1f} ms "
+                  f"({statistics.median(same['chars']) / 1000:.0f} KB written: the changed lines)")
         f = tmux_floor(tmp, tmp / "images" / "photo_001.jpg")
         print(f"floor: tmux taking in one picture ({f['bytes'] / 1000:.0f} KB of escape codes): "
               f"{f['frame_ms'] - f['empty_ms']:.1f} ms (cat of it {f['frame_ms']:.1f} ms, "

@@ -175,6 +175,8 @@ async def test_neighbours_render_after_the_terminal_had_the_picture(review, monk
 async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkeypatch):
     # Most keys stay on the image: after a picture, the next item is drawn ahead as it is (j) and
     # as it will be once the current one is accepted (space), so either key finds its frame made.
+    from labelreview.tui.screens import review as review_screen
+
     store, queue, session = review
     image_id = next(im.id for im in store.images() if len(queue.image_items(im.id)) >= 3)
     queue.go_to_image(image_id)
@@ -186,8 +188,8 @@ async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkey
     async with app.run_test(size=(120, 36)) as pilot:
         view = await shown(app, pilot)
 
-        async def settle():
-            await pilot.pause(0.1)  # PREFETCH_AFTER
+        async def settle():  # a reviewer looking at the picture before the next key
+            await pilot.pause(review_screen.AHEAD_AFTER + 0.05)
             await app.workers.wait_for_complete()
             await pilot.pause(0.05)
 

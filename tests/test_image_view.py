@@ -275,3 +275,38 @@ async def test_another_selection_on_the_same_picture_repaints_only_the_lines_tha
         view.show("c", tmp_path / "other.jpg", other, RenderOptions())  # another picture: every line
         await app.frame_for("c")
         assert {y for call in painted for r in call for y in range(r.y, r.y + r.height)} == set(range(height))
+
+
+async def test_frames_drawn_ahead_do_not_push_other_pictures_out(image, tmp_path, monkeypatch):
+    # The screen draws the picture on screen ahead (the next selection, an accept's outcome); with
+    # every image bringing two such frames they pushed the last images' frames out, and going back
+    # rendered them again. They are kept apart, a few.
+    from labelreview.tui.widgets import image_view
+
+    class SmallApp(ViewApp):
+        def compose(self) -> ComposeResult:
+            yield ImageView(frame_cache_size=2, ahead_cache_size=1)
+
+    other = tmp_path / "other.jpg"
+    Image.fromarray(np.full((120, 160, 3), 140, dtype=np.uint8)).save(other)
+    app = SmallApp(ansi_color=True)
+    async with app.run_test(size=(80, 24)):
+        view = app.query_one(ImageView)
+        view.show("a", image, boxes(), RenderOptions())
+        await app.frame_for("a")
+        view.prefetch([("b", other, boxes(), RenderOptions())])
+        await app.workers.wait_for_complete()
+        view.prefetch([], ahead=[("a1", image, boxes(label="one"), RenderOptions()),
+                                 ("a2", image, boxes(label="two"), RenderOptions())])
+        await app.workers.wait_for_complete()
+        composed = []
+        real = image_view.compose
+        monkeypatch.setattr(image_view, "compose", lambda *a, **k: composed.append(a) or real(*a, **k))
+        for key, path, label in (("b", other, "zebra"), ("a", image, "zebra"), ("a2", image, "two")):
+            view.show(key, path, boxes(label=label), RenderOptions())
+            await app.frame_for(key)
+            assert view.shown_key == key
+        assert composed == []  # all three from the caches
+        view.show("a1", image, boxes(label="one"), RenderOptions())  # the older one drawn ahead: gone
+        await app.frame_for("a1")
+        assert len(composed) == 1

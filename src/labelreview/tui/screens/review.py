@@ -66,6 +66,13 @@ IDLE_COLLECT_AFTER = 2.0
 #: pressed sooner than this after a picture finds its neighbour unrendered, as it would anyway.
 PREFETCH_AFTER = 0.04
 
+#: Seconds after a new picture before the same picture is drawn ahead as the next keys may show it
+#: (the next item, as it is and once accepted). Later than the neighbours: flipping through images
+#: without stopping, each press came before these two composes (~50 ms) were done, and they slowed
+#: the next one (back through seen images, p50 41 -> 55 ms); a reviewer who stops to look at the
+#: picture has them well before the next key.
+AHEAD_AFTER = 0.12
+
 #: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
 IMAGE_RECORDS_KEPT = 4096
 IDLE_COLLECT_FRAMES = 20
@@ -85,6 +92,7 @@ class ReviewScreen(Screen):
         self._frames_since_collect = 0
         self._idle_timer = None
         self._prefetch_timer = None
+        self._ahead_timer = None
         self._why: dict[int, list] = {}
         self._images: dict[int, Image] = {}
         self._pending_go_to: str | None = None  # "go to image" asked while the queue still loads
@@ -186,9 +194,11 @@ class ReviewScreen(Screen):
         # the new picture in (see PREFETCH_AFTER).
         if self.queue.partial:
             self.queue.load_rest(done=self._rest_loaded)
-        if self._prefetch_timer is not None:
-            self._prefetch_timer.stop()
+        for timer in (self._prefetch_timer, self._ahead_timer):
+            if timer is not None:
+                timer.stop()
         self._prefetch_timer = self.set_timer(PREFETCH_AFTER, self._prefetch)
+        self._ahead_timer = self.set_timer(AHEAD_AFTER, lambda: self._prefetch(ahead=True))
         # What is on screen and in the caches now lives long: out of the cyclic GC's way. Left in
         # it, a full collection walks every cached frame's ~5,000 segments and styles (tens of ms
         # landing on a random key press); frozen objects are still freed when their count drops.
@@ -232,24 +242,26 @@ class ReviewScreen(Screen):
         self._show_progress()
         self._prefetch()
 
-    def _prefetch(self) -> None:
-        requests = []
+    def _prefetch(self, ahead: bool = False) -> None:
+        """The neighbouring images' frames; with ``ahead``, first this picture's as the next keys
+        may show it."""
+        same, requests = [], []
         ann, following = self.current, self.queue.following
-        if ann is not None and following is not None:
+        if ahead and ann is not None and following is not None:
             # Most keys stay on the image: the next item as it is (j), then as it will be after
             # the most common decision, accept and go on (space). Each is a compose (~20-35 ms in
             # a worker, the picture is decoded already); the neighbouring images come after.
             image_id = self.queue.current_image
-            requests.append(self._request(image_id, self.image_anns, following))
+            same.append(self._request(image_id, self.image_anns, following))
             accepted = self.session.after_accept(self.image_anns, ann.id)
             if accepted != self.image_anns:
-                requests.append(self._request(image_id, accepted, following))
+                same.append(self._request(image_id, accepted, following))
         for image_id in self.queue.neighbours(1):
             anns = self._load_image_anns(image_id)
             items = self.queue.image_items(image_id)
             requests.append(self._request(image_id, anns, items[0] if items else None))
-        if requests:
-            self.query_one(ImageView).prefetch(requests)
+        if same or requests:  # (the neighbours again with ``ahead``: done ones are skipped, not redone)
+            self.query_one(ImageView).prefetch(requests, ahead=same)
 
     def _show_progress(self) -> None:
         if self.queue.empty:

@@ -149,6 +149,7 @@ class ImageView(FinishedLines, Widget):
         self,
         *,
         frame_cache_size: int = 32,
+        ahead_cache_size: int = 4,
         decode_cache_size: int = 6,
         name: str | None = None,
         id: str | None = None,
@@ -157,6 +158,9 @@ class ImageView(FinishedLines, Widget):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._frames: LRUCache[CacheKey, Frame] = LRUCache(frame_cache_size)  # main thread only
+        # Frames of the picture on screen drawn ahead (another selection, a decision's outcome):
+        # a few, apart, so that they never push other images' frames out of ``_frames``.
+        self._ahead: LRUCache[CacheKey, Frame] = LRUCache(ahead_cache_size)  # main thread only
         self._decoded = _DecodeCache(decode_cache_size)
         self._request: _Request | None = None
         self._frame: Frame | None = None
@@ -168,7 +172,7 @@ class ImageView(FinishedLines, Widget):
         self._foreground_idle = threading.Event()
         self._foreground_idle.set()
         self._prefetch_lock = threading.Lock()
-        self._prefetch_queue: list[tuple[_Request, Cells, CacheKey]] = []
+        self._prefetch_queue: list[tuple[_Request, Cells, CacheKey, bool]] = []
         self._prefetch_running = False
         self._early: EarlyFrame | None = None
 
@@ -226,8 +230,10 @@ class ImageView(FinishedLines, Widget):
         except ImageUnavailable:
             pass  # the render worker meets it again and shows why
 
-    def prefetch(self, requests: Sequence[PrefetchRequest]) -> None:
-        """Render (key, path, overlays, options) requests into the cache in the background.
+    def prefetch(self, requests: Sequence[PrefetchRequest], ahead: Sequence[PrefetchRequest] = ()) -> None:
+        """Render (key, path, overlays, options) requests into the cache in the background:
+        ``ahead`` first (the picture on screen as the next keys may show it: kept apart, a few),
+        then ``requests`` (other pictures).
 
         A later call replaces the requests still waiting; the current frame always goes first.
         """
@@ -236,13 +242,14 @@ class ImageView(FinishedLines, Widget):
             return
         wanted = self._wanted()
         jobs = []
-        for key, path, overlays, options in requests:
-            if path is None:
-                continue
-            request = _Request.make(key, path, overlays, options)
-            cache_key = request.cache_key(cells)
-            if cache_key != wanted and cache_key not in self._frames:
-                jobs.append((request, cells, cache_key))
+        for is_ahead, batch in ((True, ahead), (False, requests)):
+            for key, path, overlays, options in batch:
+                if path is None:
+                    continue
+                request = _Request.make(key, path, overlays, options)
+                cache_key = request.cache_key(cells)
+                if cache_key != wanted and cache_key not in self._frames and cache_key not in self._ahead:
+                    jobs.append((request, cells, cache_key, is_ahead))
         with self._prefetch_lock:
             self._prefetch_queue = jobs
             start = bool(jobs) and not self._prefetch_running
@@ -299,6 +306,10 @@ class ImageView(FinishedLines, Widget):
             self._display(cache_key, placeholder(cells, "no image"))
             return
         frame = self._frames.get(cache_key)
+        if frame is None:
+            frame = self._ahead.get(cache_key)
+            if frame is not None:  # shown now: kept with the other shown frames
+                self._frames.set(cache_key, frame)
         if frame is not None:
             self._display(cache_key, frame)
             return
@@ -357,10 +368,10 @@ class ImageView(FinishedLines, Widget):
             self._loading_timer.stop()
             self._loading_timer = None
 
-    def _deliver(self, cache_key: CacheKey, frame: Frame, cacheable: bool) -> None:
+    def _deliver(self, cache_key: CacheKey, frame: Frame, cacheable: bool, ahead: bool = False) -> None:
         """Main thread: keep a finished frame, and show it if it is still the one wanted."""
         if cacheable:
-            self._frames.set(cache_key, frame)
+            (self._ahead if ahead else self._frames).set(cache_key, frame)
         if cache_key == self._wanted() and cache_key != self._shown:
             self._display(cache_key, frame)
 
@@ -429,10 +440,10 @@ class ImageView(FinishedLines, Widget):
                     if not self._prefetch_queue:
                         self._prefetch_running = False
                         return
-                    request, cells, cache_key = self._prefetch_queue.pop(0)
+                    request, cells, cache_key, ahead = self._prefetch_queue.pop(0)
                 frame, cacheable = self._build(request, cells, background=True)
                 if frame is not None and cacheable:
-                    self._call_main(self._deliver, cache_key, frame, True)
+                    self._call_main(self._deliver, cache_key, frame, True, ahead)
         finally:
             with self._prefetch_lock:
                 self._prefetch_running = False
