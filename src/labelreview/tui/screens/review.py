@@ -247,15 +247,18 @@ class ReviewScreen(Screen):
         may show it."""
         same, requests = [], []
         ann, following = self.current, self.queue.following
-        if ahead and ann is not None and following is not None:
+        if ahead and ann is not None:
             # Most keys stay on the image: the next item as it is (j), then as it will be after
-            # the most common decision, accept and go on (space). Each is a compose (~20-35 ms in
-            # a worker, the picture is decoded already); the neighbouring images come after.
+            # the most common decision, accept and go on (space), or accept and stay (a). Each is
+            # a compose (~20-35 ms in a worker, the picture is decoded already); the neighbouring
+            # images come after.
             image_id = self.queue.current_image
-            same.append(self._request(image_id, self.image_anns, following))
             accepted = self.session.after_accept(self.image_anns, ann.id)
-            if accepted != self.image_anns:
-                same.append(self._request(image_id, accepted, following))
+            if accepted == self.image_anns:
+                accepted = None  # accepted already: a and space change nothing on the picture
+            for anns, selected in ((self.image_anns, following), (accepted, following), (accepted, ann.id)):
+                if anns is not None and selected is not None:
+                    same.append(self._request(image_id, anns, selected))
         for image_id in self.queue.neighbours(1):
             anns = self._load_image_anns(image_id)
             items = self.queue.image_items(image_id)
