@@ -223,6 +223,16 @@ class ImageView(FinishedLines, Widget):
         render takes its frame if it fits, or at least its decoded picture."""
         self._early = early
 
+    def _from_early(self, request: _Request, cells: Cells) -> Frame | None:
+        """The first picture (``take_early``) if it was made for exactly this request and these
+        cells, else None; its decoded picture goes to the decode cache either way. Taken once;
+        waits for it if it is not done yet."""
+        early, self._early = self._early, None
+        frame = early.frame_for(request.path, request.overlays, request.options, cells, self._color_system)
+        if early.decoded is not None:
+            self._decoded.put(early.decoded, early.decode_target)
+        return frame
+
     @work(thread=True, group="warm", exit_on_error=False)
     def _warm_decode(self, path: str, target: tuple[int, int]) -> None:
         try:
@@ -308,6 +318,8 @@ class ImageView(FinishedLines, Widget):
         frame = self._frames.get(cache_key)
         if frame is None:
             frame = self._ahead.get(cache_key)
+            if frame is None and self._early is not None and self._early.wait(0):
+                frame = self._from_early(request, cells)  # done already: no worker needed
             if frame is not None:  # shown now: kept with the other shown frames
                 self._frames.set(cache_key, frame)
         if frame is not None:
@@ -402,10 +414,7 @@ class ImageView(FinishedLines, Widget):
             if background:
                 self._foreground_idle.wait(PREFETCH_YIELD_TIMEOUT)
             elif self._early is not None:
-                early, self._early = self._early, None
-                frame = early.frame_for(request.path, request.overlays, request.options, cells, self._color_system)
-                if early.decoded is not None:
-                    self._decoded.put(early.decoded, early.decode_target)
+                frame = self._from_early(request, cells)  # (waits for it: it is on its way)
                 if frame is not None:
                     return frame, True
             if worker.is_cancelled:  # superseded while queued for a pool thread
