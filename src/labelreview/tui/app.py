@@ -33,11 +33,16 @@ class LabelReviewApp(App):
         self.keymap_overrides = dict(store.config.keys)
         self.review_screen: ReviewScreen | None = None
 
+    def get_default_screen(self) -> ReviewScreen:
+        # The review is the app's base screen, not pushed over Textual's default one: a screen
+        # underneath forwarded its own first paints to the top one, which repainted the whole
+        # terminal again after the first frame (~170 KB more at 160x50).
+        self.review_screen = ReviewScreen(self.store, self.queue, self.session)
+        return self.review_screen
+
     def on_mount(self) -> None:
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
-        self.review_screen = ReviewScreen(self.store, self.queue, self.session)
-        self.push_screen(self.review_screen)
         if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
             self.review_screen.color_hint = TRUECOLOR_HINT
             self.notify("Your terminal reports 256 colours (COLORTERM is unset, common over SSH). For true "
