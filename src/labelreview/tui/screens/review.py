@@ -67,10 +67,10 @@ IDLE_COLLECT_AFTER = 2.0
 PREFETCH_AFTER = 0.04
 
 #: Seconds after a new picture before the same picture is drawn ahead as the next keys may show it
-#: (the next item, as it is and once accepted). Later than the neighbours: flipping through images
-#: without stopping, each press came before these two composes (~50 ms) were done, and they slowed
-#: the next one (back through seen images, p50 41 -> 55 ms); a reviewer who stops to look at the
-#: picture has them well before the next key.
+#: (j: the next item; space: the next item, the current one accepted; a: the current one accepted).
+#: Later than the neighbours: flipping through images without stopping, each press came before
+#: these composes (~25 ms each) were done, and they slowed the next one (back through seen images,
+#: p50 41 -> 55 ms); a reviewer who stops to look at the picture has them well before the next key.
 AHEAD_AFTER = 0.12
 
 #: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
