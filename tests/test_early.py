@@ -185,17 +185,29 @@ async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkey
     real = image_view.compose
     monkeypatch.setattr(image_view, "compose",
                         lambda d, overlays, *a, **k: composed.append(tuple(overlays)) or real(d, overlays, *a, **k))
+    drawn_ahead: list[int] = []  # each time the screen drew its picture ahead
+    real_prefetch = review_screen.ReviewScreen._prefetch
+    monkeypatch.setattr(review_screen.ReviewScreen, "_prefetch",
+                        lambda self, ahead=False: (drawn_ahead.append(1) if ahead else None)
+                        or real_prefetch(self, ahead=ahead))
     app = LabelReviewApp(store, queue, session)
     async with app.run_test(size=(120, 36)) as pilot:
         view = await shown(app, pilot)
 
+        pictures = [1]  # pictures shown so far: the screen draws ahead once after each
+
         async def settle():  # a reviewer looking at the picture before the next key
-            await pilot.pause(review_screen.AHEAD_AFTER + 0.05)
+            for _ in range(250):  # (however slow the machine: until it has drawn this one ahead)
+                if len(drawn_ahead) >= pictures[0]:
+                    break
+                await pilot.pause(0.02)
+            assert len(drawn_ahead) >= pictures[0]
             await app.workers.wait_for_complete()
             await pilot.pause(0.05)
 
         async def press(key: str, image: int, item: int):
             await settle()
+            pictures[0] += 1
             before = len(composed)
             await pilot.press(key)
             for _ in range(100):
