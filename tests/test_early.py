@@ -223,3 +223,34 @@ async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkey
         assert store.annotation(second).status == "accepted"
         await press("a", image_id, third)  # accept #third, stay
         assert store.annotation(third).status == "accepted"
+
+
+@pytest.mark.parametrize("key, status", [("x", "rejected"), ("f", "flagged")])
+async def test_a_decision_with_a_reason_is_drawn_while_the_reason_is_picked(review, monkeypatch, key, status):
+    # Reject and flag ask for a reason first: meanwhile the picture is drawn as the decision will
+    # leave it, and it is on screen from the cache as the dialog closes.
+    store, queue, session = review
+    image_id = next(im.id for im in store.images() if len(queue.image_items(im.id)) >= 2)
+    queue.go_to_image(image_id)
+    target = queue.current
+    composed: list[tuple] = []
+    real = image_view.compose
+    monkeypatch.setattr(image_view, "compose",
+                        lambda d, overlays, *a, **k: composed.append(tuple(overlays)) or real(d, overlays, *a, **k))
+    app = LabelReviewApp(store, queue, session)
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = await shown(app, pilot)
+        await pilot.press(key)  # the reason dialog opens; the decided picture is drawn meanwhile
+        await pilot.pause(0.05)
+        await app.workers.wait_for_complete()
+        before = len(composed)
+        await pilot.press("1", "enter")  # the first reason; no comment
+        for _ in range(100):
+            await pilot.pause(0.01)
+            if store.annotation(target).status == status and view.shown_key is not None and \
+                    any(o.ann_id == target and o.dimmed == (status == "rejected") for o in view.shown_key[2]):
+                break
+        assert store.annotation(target).status == status
+        shown_overlays = view.shown_key[2]
+        assert next(o for o in shown_overlays if o.ann_id == target).selected
+        assert shown_overlays not in composed[before:]  # from the cache: drawn while the reason was picked

@@ -189,10 +189,11 @@ class ReviewSession:
         return [replace(a, category=mine[a.id]["category"], status=mine[a.id]["status"]) if a.id in mine else a
                 for a in anns]
 
-    def after_accept(self, anns: list[Annotation], ann_id: int) -> list[Annotation]:
-        """``anns`` as this reviewer will see them once ``ann_id`` is accepted (what the screen
-        draws ahead of the decision, so the next item is ready when it comes). Nothing is recorded."""
-        status = STATUS_AFTER["accept"]
+    def after(self, action: str, anns: list[Annotation], ann_id: int) -> list[Annotation]:
+        """``anns`` as this reviewer will see them once ``action`` (accept, flag, reject) is taken
+        on ``ann_id``: what the screen draws ahead of a decision, so its picture is ready when the
+        decision comes. Nothing is recorded."""
+        status = STATUS_AFTER[action]
         return [replace(a, status=status) if a.id == ann_id else a for a in anns]
 
     def history(self, ann_id: int) -> list[dict]:

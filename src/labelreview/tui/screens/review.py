@@ -253,7 +253,7 @@ class ReviewScreen(Screen):
             # a compose (~20-35 ms in a worker, the picture is decoded already); the neighbouring
             # images come after.
             image_id = self.queue.current_image
-            accepted = self.session.after_accept(self.image_anns, ann.id)
+            accepted = self.session.after("accept", self.image_anns, ann.id)
             if accepted == self.image_anns:
                 accepted = None  # accepted already: a and space change nothing on the picture
             for anns, selected in ((self.image_anns, following), (accepted, following), (accepted, ann.id)):
@@ -265,6 +265,14 @@ class ReviewScreen(Screen):
             requests.append(self._request(image_id, anns, items[0] if items else None))
         if same or requests:  # (the neighbours again with ``ahead``: done ones are skipped, not redone)
             self.query_one(ImageView).prefetch(requests, ahead=same)
+
+    def _draw_ahead(self, action: str) -> None:
+        """While the reviewer picks a reason: the picture as it will be once ``action`` is taken on
+        the current annotation (it stays selected), so it is on screen as the dialog closes."""
+        ann = self.current
+        if ann is not None:
+            anns = self.session.after(action, self.image_anns, ann.id)
+            self.query_one(ImageView).prefetch([], ahead=[self._request(self.queue.current_image, anns, ann.id)])
 
     def _show_progress(self) -> None:
         if self.queue.empty:
@@ -346,6 +354,7 @@ class ReviewScreen(Screen):
             self.refresh_view()
 
         if self.current is not None:
+            self._draw_ahead("reject")
             self.app.push_screen(ReasonDialog(f"Reject #{self.current.id} {self.current.category}", reasons,
                                               optional=True), done)
 
@@ -361,6 +370,7 @@ class ReviewScreen(Screen):
             self.refresh_view()
 
         reasons = self.store.config.flag_reasons or ["other"]
+        self._draw_ahead("flag")
         self.app.push_screen(ReasonDialog(f"Flag #{ann.id} {ann.category}", reasons), done)
 
     def action_relabel(self) -> None:
