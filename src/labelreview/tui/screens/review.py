@@ -58,6 +58,7 @@ FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:a
 #: A full garbage collection runs after this many seconds without a new frame, once this many
 #: frames have been shown since the last one (frames freeze the GC's generations, see below).
 IDLE_COLLECT_AFTER = 2.0
+IDLE_COLLECT_FRAMES = 20
 
 #: Seconds between a new picture handed to the terminal and its neighbours' rendering. A local
 #: terminal (tmux here) takes ~20-30 ms to read and parse a new picture's ~170 KB; neighbours
@@ -75,7 +76,6 @@ AHEAD_AFTER = 0.12
 
 #: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
 IMAGE_RECORDS_KEPT = 4096
-IDLE_COLLECT_FRAMES = 20
 
 
 class ReviewScreen(Screen):
@@ -93,6 +93,7 @@ class ReviewScreen(Screen):
         self._idle_timer = None
         self._prefetch_timer = None
         self._ahead_timer = None
+        self._neighbours: list | None = None  # the neighbouring images' requests, for this picture
         self._why: dict[int, list] = {}
         self._images: dict[int, Image] = {}
         self._pending_go_to: str | None = None  # "go to image" asked while the queue still loads
@@ -197,6 +198,7 @@ class ReviewScreen(Screen):
         for timer in (self._prefetch_timer, self._ahead_timer):
             if timer is not None:
                 timer.stop()
+        self._neighbours = None
         self._prefetch_timer = self.set_timer(PREFETCH_AFTER, self._prefetch)
         self._ahead_timer = self.set_timer(AHEAD_AFTER, lambda: self._prefetch(ahead=True))
         # What is on screen and in the caches now lives long: out of the cyclic GC's way. Left in
@@ -240,12 +242,13 @@ class ReviewScreen(Screen):
             self.refresh_view()
             return
         self._show_progress()
+        self._neighbours = None  # the rest of the queue may bring other neighbours
         self._prefetch()
 
     def _prefetch(self, ahead: bool = False) -> None:
         """The neighbouring images' frames; with ``ahead``, first this picture's as the next keys
         may show it."""
-        same, requests = [], []
+        same = []
         ann, following = self.current, self.queue.following
         if ahead and ann is not None:
             # Most keys stay on the image: the next item as it is (j), then as it will be after
@@ -259,12 +262,20 @@ class ReviewScreen(Screen):
             for anns, selected in ((self.image_anns, following), (accepted, following), (accepted, ann.id)):
                 if anns is not None and selected is not None:
                     same.append(self._request(image_id, anns, selected))
-        for image_id in self.queue.neighbours(1):
-            anns = self._load_image_anns(image_id)
-            items = self.queue.image_items(image_id)
-            requests.append(self._request(image_id, anns, items[0] if items else None))
+        requests = self._neighbour_requests()
         if same or requests:  # (the neighbours again with ``ahead``: done ones are skipped, not redone)
             self.query_one(ImageView).prefetch(requests, ahead=same)
+
+    def _neighbour_requests(self) -> list:
+        """The neighbouring images' requests for the picture on screen, read from the store once per
+        picture (each prefetch call replaces the one before, so every call names them again)."""
+        if self._neighbours is None:
+            self._neighbours = []
+            for image_id in self.queue.neighbours(1):
+                anns = self._load_image_anns(image_id)
+                items = self.queue.image_items(image_id)
+                self._neighbours.append(self._request(image_id, anns, items[0] if items else None))
+        return self._neighbours
 
     def _draw_ahead(self, action: str) -> None:
         """While the reviewer picks a reason: the picture as it will be once ``action`` is taken on
@@ -272,7 +283,8 @@ class ReviewScreen(Screen):
         ann = self.current
         if ann is not None:
             anns = self.session.after(action, self.image_anns, ann.id)
-            self.query_one(ImageView).prefetch([], ahead=[self._request(self.queue.current_image, anns, ann.id)])
+            self.query_one(ImageView).prefetch(self._neighbour_requests(),
+                                               ahead=[self._request(self.queue.current_image, anns, ann.id)])
 
     def _show_progress(self) -> None:
         if self.queue.empty:

@@ -274,7 +274,11 @@ class ImageView(FinishedLines, Widget):
         """Picture strips are complete and were rendered to escape codes in the worker
         (``render.finish_lines``). Placeholders (plain text on the widget's background) and a frame of
         another size take Textual's path."""
-        frame, (width, height) = self._frame, self.size
+        return self._fits(self._frame)
+
+    def _fits(self, frame: Frame | None) -> bool:
+        """A picture (not a placeholder) with a line for every row of this widget, at its width."""
+        width, height = self.size
         return not (frame is None or frame.message is not None or frame.width != width
                     or len(frame.strips) < height)
 
@@ -349,11 +353,9 @@ class ImageView(FinishedLines, Widget):
         true colour at 160x50, which tmux takes ~20 ms to read and a slow SSH link far longer).
         Lines are compared by their finished escape codes; anything else (a placeholder, another
         size, Textual's own rendering path) repaints everything."""
-        if before is None or not self.lines_finished():
+        if not (self._fits(before) and self._fits(after)):
             return None
         width, height = self.size
-        if before.message is not None or before.width != width or len(before.strips) < height:
-            return None
         runs: list[Region] = []
         start = None
         for y in range(height + 1):
