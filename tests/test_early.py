@@ -174,8 +174,8 @@ async def test_neighbours_render_after_the_terminal_had_the_picture(review, monk
 
 async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkeypatch):
     # Most keys stay on the image: after a picture, the next item is drawn ahead as it is (j) and
-    # as it will be once the current one is accepted (space), and the current one accepted (a),
-    # so each of these keys finds its frame made.
+    # as it will be once the current one is accepted (space), the current one accepted (a), and
+    # the item before (k), so each of these keys finds its frame made.
     from labelreview.tui.screens import review as review_screen
 
     store, queue, session = review
@@ -223,6 +223,7 @@ async def test_the_next_item_on_the_image_is_ready_before_its_key(review, monkey
         assert store.annotation(second).status == "accepted"
         await press("a", image_id, third)  # accept #third, stay
         assert store.annotation(third).status == "accepted"
+        await press("k", image_id, second)  # back to the one decided before
 
 
 @pytest.mark.parametrize("key, status", [("x", "rejected"), ("f", "flagged")])

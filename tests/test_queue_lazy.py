@@ -114,3 +114,23 @@ def test_a_loader_that_fails_falls_back_to_loading_on_the_owners_thread(store, m
     q._loader.join()
     assert walk(q, lambda q: q.move(+1)) == full.flat  # nothing lost, no error to the reviewer
     assert q.progress() == full.progress()
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_following_and_preceding_name_where_j_and_k_land_on_this_image(store, lazy):
+    # The review screen draws these ahead: they must be exactly what the keys will show.
+    q = Queue(store, leases="off", resume=False, lazy=lazy)
+    checked = 0
+    while True:
+        here, image, pos = q.current, q.current_image, q.position
+        following, preceding = q.following, q.preceding
+        q.move(-1)
+        assert preceding == (q.current if q.current_image == image and q.current != here else None)
+        q.position = pos
+        q.move(+1)
+        landed = q.current if q.current_image == image and q.current != here else None
+        assert following == landed
+        checked += 1
+        if q.current == here:
+            break
+    assert checked == len(q.flat) and not q.partial

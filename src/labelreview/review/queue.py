@@ -305,6 +305,15 @@ class Queue:
         return item if self._image_of[item] == self.current_image else None
 
     @property
+    def preceding(self) -> int | None:
+        """The item ``move(-1)`` lands on if it is on the current image, else None."""
+        pos = self.position - 1
+        if not self.flat or pos < 0 or pos >= len(self.flat):
+            return None
+        item = self.flat[pos]
+        return item if self._image_of[item] == self.current_image else None
+
+    @property
     def at_end(self) -> bool:
         return not self.partial and self.position == len(self.flat) - 1
 

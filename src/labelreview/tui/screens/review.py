@@ -252,14 +252,15 @@ class ReviewScreen(Screen):
         ann, following = self.current, self.queue.following
         if ahead and ann is not None:
             # Most keys stay on the image: the next item as it is (j), then as it will be after
-            # the most common decision, accept and go on (space), or accept and stay (a). Each is
-            # a compose (~20-35 ms in a worker, the picture is decoded already); the neighbouring
-            # images come after.
+            # the most common decision, accept and go on (space), or accept and stay (a), and the
+            # item before (k: back to the one just decided). Each is a compose (~20-35 ms in a
+            # worker, the picture is decoded already); the neighbouring images come after.
             image_id = self.queue.current_image
             accepted = self.session.after("accept", self.image_anns, ann.id)
             if accepted == self.image_anns:
                 accepted = None  # accepted already: a and space change nothing on the picture
-            for anns, selected in ((self.image_anns, following), (accepted, following), (accepted, ann.id)):
+            for anns, selected in ((self.image_anns, following), (accepted, following), (accepted, ann.id),
+                                   (self.image_anns, self.queue.preceding)):
                 if anns is not None and selected is not None:
                     same.append(self._request(image_id, anns, selected))
         requests = self._neighbour_requests()

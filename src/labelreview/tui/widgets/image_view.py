@@ -149,7 +149,7 @@ class ImageView(FinishedLines, Widget):
         self,
         *,
         frame_cache_size: int = 32,
-        ahead_cache_size: int = 4,
+        ahead_cache_size: int = 6,
         decode_cache_size: int = 6,
         name: str | None = None,
         id: str | None = None,
@@ -159,7 +159,8 @@ class ImageView(FinishedLines, Widget):
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._frames: LRUCache[CacheKey, Frame] = LRUCache(frame_cache_size)  # main thread only
         # Frames of the picture on screen drawn ahead (another selection, a decision's outcome):
-        # a few, apart, so that they never push other images' frames out of ``_frames``.
+        # a few (j, space, a, k, and a reason's decision), apart, so that they never push other
+        # images' frames out of ``_frames``.
         self._ahead: LRUCache[CacheKey, Frame] = LRUCache(ahead_cache_size)  # main thread only
         self._decoded = _DecodeCache(decode_cache_size)
         self._request: _Request | None = None
