@@ -732,3 +732,30 @@ def test_relabel_is_exported_with_the_new_class(sample_store, tmp_path):
     cats = {c["id"]: c["name"] for c in doc["categories"]}
     assert [cats[a["category_id"]] for a in doc["annotations"]] == ["cat"]
     assert cats[2] == "cat"  # the file's own category id is kept
+
+
+def test_two_imports_with_the_same_category_id_export_distinct_ids(empty_store, tmp_path):
+    # Two files each had their own category 1 ("cat" in one, "bird" in the other): the export must
+    # not give both the same id, or pycocotools reads every bird as a cat.
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name, grey in (("a.png", 90), ("b.png", 160)):
+        PILImage.new("RGB", (40, 30), (grey, grey, grey)).save(images / name)
+    for name, cat, img in (("cats.json", "cat", "a.png"), ("birds.json", "bird", "b.png")):
+        doc = {"images": [{"id": 1, "file_name": img, "width": 40, "height": 30}],
+               "categories": [{"id": 1, "name": cat}],
+               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9], "area": 81,
+                                "iscrowd": 0}]}
+        rc, _, err = import_file(empty_store, write(tmp_path, doc, name), "--images", str(images))
+        assert rc == 0, err
+    with Store.open(empty_store) as s:
+        ids = [a.id for a in s.annotations()]
+    assert run("accept", *map(str, ids), "--store", str(empty_store))[0] == 0
+    out = tmp_path / "e.json"
+    assert run("export", "coco", str(out), "--store", str(empty_store))[0] == 0
+    with contextlib.redirect_stdout(io.StringIO()):
+        from pycocotools.coco import COCO
+        gt = COCO(str(out))
+    names = {gt.imgs[a["image_id"]]["file_name"]: gt.cats[a["category_id"]]["name"] for a in gt.dataset["annotations"]}
+    assert names == {"a.png": "cat", "b.png": "bird"}
+    assert len({c["id"] for c in gt.dataset["categories"]}) == 2

@@ -757,10 +757,12 @@ def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
     cat_out = []
     used_ids = {c.source_id for c in cats if isinstance(c.source_id, int)}
     next_cat = max(used_ids, default=0) + 1
+    taken: set[int] = set()
     for c in cats:
-        cid = c.source_id if isinstance(c.source_id, int) else None
-        if cid is None:
+        cid = c.source_id if isinstance(c.source_id, int) and not isinstance(c.source_id, bool) else None
+        if cid is None or cid in taken:  # two imports may both have had a category 1: one keeps it
             cid, next_cat = next_cat, next_cat + 1
+        taken.add(cid)
         cat_ids[c.name] = cid
         rec = {"id": cid, "name": c.name, "supercategory": c.supercategory or ""}
         if c.keypoints is not None:
