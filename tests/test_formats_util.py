@@ -190,3 +190,36 @@ def store_round_trip(tmp_path, fmt: str, path, images=None, out_fmt: str | None 
         args2 = SimpleNamespace(images=str(reread_images or image_root), gt=None)
         _, again = registry.read(out_fmt or fmt, out, args2, store)
     return batch, again, result
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "person/rider", "..", ""])
+def test_a_class_that_is_not_a_folder_name_is_refused_by_the_folder_export(tmp_path, name):
+    # A class name is a folder of the ImageFolder export: "../../x" wrote links outside it, and
+    # "person/rider" nested a folder the importer reads back as another class.
+    from PIL import Image as PILImage
+
+    from labelreview.formats import classification as cl
+    from labelreview.model import ImageRecord, ImportBatch, LabelreviewError, Proposal
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    PILImage.new("RGB", (8, 8)).save(images / "a.jpg")
+    batch = ImportBatch(format="t", source_file="t",
+                        images=[ImageRecord(key=1, file_name="a.jpg", width=8, height=8)],
+                        proposals=[Proposal(image_key=1, category=name, kind="label")], categories=[])
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(LabelreviewError, match="cannot be a folder name"):
+        cl.write_imagefolder(snapshot_of(batch, images), work / "out")
+    assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "work"]
+
+
+@pytest.mark.parametrize("rel", ["../x.txt", "a/../../x.txt", "/tmp/x.txt", "a//b.txt", "./x.txt"])
+def test_a_folder_export_never_writes_outside_itself(tmp_path, rel):
+    from labelreview.formats.common import FolderExport
+    from labelreview.model import LabelreviewError
+
+    with pytest.raises(LabelreviewError, match="inside the export folder"):
+        with FolderExport(tmp_path / "out") as fx:
+            fx.write(rel, "x")
+    assert list(tmp_path.iterdir()) == []  # neither the export nor its scratch folder is left

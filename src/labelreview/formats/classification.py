@@ -13,7 +13,7 @@ from typing import Any
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import PROVENANCE_NAME, FolderExport, provenance_bytes, read_text
+from .common import PROVENANCE_NAME, FolderExport, folder_name, provenance_bytes, read_text
 
 _IMAGE_COLS = ("image_name", "image", "filename", "file_name", "file", "path", "image_path", "img", "id",
                "image_id", "name")
@@ -254,6 +254,12 @@ def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     unlabelled = 0
     used: set[str] = set()
     splits = all((im.extra or {}).get("split") for im in snapshot.images if im.id in by_image)
+    for a in (a for v in by_image.values() for a in v):  # every name checked before anything is written
+        folder_name(a.category, "class")
+    if splits:
+        for im in snapshot.images:
+            if im.id in by_image:
+                folder_name(str(im.extra["split"]), "split")
     with FolderExport(out) as fx:
         for im in snapshot.images:
             anns = by_image.get(im.id, [])

@@ -140,6 +140,15 @@ def is_rectangle(poly: list[float], tol: float = 0.02) -> bool:
 # ---------------------------------------------------------------------- writing
 
 
+def folder_name(name: str, what: str) -> str:
+    """``name`` as one folder name of an export, or a clear error: a class called "person/rider" or
+    "../x" cannot be a folder of its own without nesting or escaping."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise LabelreviewError(f"{what} {name!r} cannot be a folder name (empty, '.', '..' or with a slash); "
+                               "relabel it, or export csv instead (nothing was written)")
+    return name
+
+
 class FolderExport:
     """Write an export into a hidden temporary folder beside ``out``, then swap it in.
 
@@ -161,6 +170,12 @@ class FolderExport:
         self._dirs: set[Path] = {self.tmp}
 
     def path(self, rel: str) -> Path:
+        # Names come from the store (class names, split names, image file names): none may take a
+        # file outside the export, whatever a label says (a class "../../x" would have).
+        parts = rel.split("/")
+        if os.path.isabs(rel) or any(part in ("", ".", "..") or "\0" in part for part in parts):
+            raise LabelreviewError(f"{self.out}: refusing to write {rel!r}: it would not be a file inside "
+                                   "the export folder (nothing was written)")
         p = self.tmp / rel
         if p.parent not in self._dirs:
             p.parent.mkdir(parents=True, exist_ok=True)
