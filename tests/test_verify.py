@@ -255,3 +255,34 @@ def test_verify_does_not_change_a_tampered_store(reviewed):
     assert cli_verify(reviewed).returncode == 1
     assert path.read_bytes() == before
     assert git(reviewed, "status", "--porcelain") == f" M {path.relative_to(reviewed).as_posix()}\n"
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete"])
+def test_a_tampered_import_is_not_committed_by_the_next_decision(reviewed, tamper):
+    """The next checkpoint (here an accept and `commit`) stages new imports only: an edit or deletion
+    in a committed one stays in the working tree, where verify keeps reporting it."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    changed = imp / ("annotations-0000.jsonl" if tamper == "edit" else "warnings.jsonl")
+    rel = changed.relative_to(reviewed).as_posix()
+    if tamper == "edit":
+        changed.write_text(changed.read_text().replace('"category":"coin"', '"category":"cat"', 1))
+    else:
+        changed.unlink()
+    assert run("accept", "7", "--store", reviewed)[0] == 0
+    assert run("commit", "--store", reviewed)[0] == 0
+    assert rel in git(reviewed, "status", "--porcelain")  # still a working-tree change, not committed
+    assert cli_verify(reviewed).returncode == 1
+    assert any(p["where"].startswith(rel) for p in json.loads(cli_verify(reviewed, "--json").stdout)["problems"])
+
+
+def test_an_import_changed_by_a_later_commit_is_reported(reviewed):
+    """Committing the edit with git itself does not launder it: history shows the change."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    shard = imp / "annotations-0000.jsonl"
+    shard.write_text(shard.read_text().replace('"category":"coin"', '"category":"cat"', 1))
+    git(reviewed, "-c", "user.name=Someone", "-c", "user.email=someone@example.org", "commit", "-q", "-am", "tidy up")
+    assert run("reindex", "--store", reviewed)[0] == 0
+    doc = json.loads(cli_verify(reviewed, "--json").stdout)
+    assert doc["ok"] is False
+    assert any(p["where"] == shard.relative_to(reviewed).as_posix() and "by commit" in p["message"]
+               for p in doc["problems"]), doc["problems"]

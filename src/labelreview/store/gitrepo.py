@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # read the index (``status``, ``ls``) never pay for it.
 
 COMMITTED = ("labelreview.toml", "imports", "events", ".gitignore")
+IMPORTS = "imports"
 #: How long a git lock held by another git process (the user's own) is waited for.
 LOCK_WAIT = 5.0
 #: After a holder of our lock died: how long a git it started may still run before its locks count as stale.
@@ -145,9 +146,15 @@ def add(repo: git.Repo, exclude: tuple[str, ...] = (), logs: list[str] | None = 
     neither walks the event folders nor looks at the logs that did not change."""
     root = Path(repo.working_tree_dir)
     present = [p for p in COMMITTED if p not in exclude and (logs is None or p != "events")
-               and (root / p).exists()]
+               and p != IMPORTS and (root / p).exists()]
     if logs is not None:
         present += logs
+    if IMPORTS not in exclude and (root / IMPORTS).is_dir():
+        # Only new import folders: one committed never changes, and an edit or a deletion made in
+        # it behind the tool's back must stay visible to `verify`, not be committed by the next
+        # checkpoint in the name of whoever decides next.
+        new = _run_git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", IMPORTS)
+        present += [p for p in new.split("\0") if p]
     if present:
         _run_git(repo, "add", "--", *present)
 

@@ -239,8 +239,19 @@ def _check_git(store: Store, report: Report) -> None:
 
 
 def _check_imports(store: Store, report: Report) -> None:
-    """An import folder never changes once committed: any difference from HEAD is tampering."""
+    """An import folder never changes once committed: a commit that changed or deleted a file of one,
+    or any difference from HEAD, is tampering."""
     repo = store.repo
+    out = repo.git.log("--format=C %H", "--name-status", "--no-renames", "--diff-filter=MDT", "--", "imports")
+    commit = None
+    for line in out.splitlines():
+        if line.startswith("C "):
+            commit = line[2:].strip()
+        elif line.strip() and commit:
+            status, path = line.split("\t", 1)
+            what = "was deleted" if status.startswith("D") else "was edited"
+            report.problems.append(Problem("import", path, f"{what} by commit {commit[:10]} after it was "
+                                           "committed (imports are immutable)"))
     out = repo.git.diff("HEAD", "--name-status", "--no-renames", "-z", "--", "imports")
     fields = [f for f in out.split("\0") if f]
     for status, path in zip(fields[0::2], fields[1::2]):
