@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import AUTHOR, _sample, empty_store, files_of, git, run, sample_images, sample_store, set_config, templates  # noqa: F401
-from labelreview.model import ConflictError, LabelreviewError, PermissionRefused
+from labelreview.model import AnnotationFilter, ConflictError, LabelreviewError, PermissionRefused
 from labelreview.review import ReviewSession
 from labelreview.store import Store, canonical, eventlog, find_store
 
@@ -79,12 +79,49 @@ def test_undo_is_a_new_event_and_history_stays(store):
     u = s.undo()
     assert u["action"] == "undo" and u["undoes"] == r["hash"] and u["base"] == r["hash"]
     assert u["old"] == {"category": "spoon", "status": "rejected"}
-    assert u["new"] == {"category": "spoon", "status": "pending"}
+    assert u["new"] == {"category": "spoon", "status": "pending", "reason": None, "comment": None}
     assert store.annotation(5).status == "pending"
     u2 = s.undo()  # the next undo takes back the accept, not the undo
     assert u2["undoes"] == a["hash"] and store.annotation(4).status == "pending"
     assert s.undo() is None
     assert [e["action"] for e in log_lines(store.root)] == ["accept", "reject", "undo", "undo"]
+
+
+def test_undo_again_steps_back_through_decisions_on_one_annotation(store):
+    # accept, relabel, then undo twice: the relabel, then the accept (it used to stop at the accept
+    # for good: "alice changed it since", naming the reviewer herself).
+    s = ReviewSession(store)
+    a = s.accept(1)
+    s.relabel(1, "cat", reason="wrong-class")
+    s.undo()
+    assert (store.annotation(1).status, store.annotation(1).category) == ("accepted", "dog")
+    u2 = s.undo()
+    assert u2 is not None and u2["undoes"] == a["hash"]
+    assert (store.annotation(1).status, store.annotation(1).category) == ("pending", "dog")
+    assert s.undo() is None
+    assert s.accept(2) and s.undo() and store.annotation(2).status == "pending"  # and undo still works after
+
+
+def test_undo_brings_back_the_reason_and_comment_of_the_state_before(store):
+    s = ReviewSession(store)
+    s.flag(4, "loose-box", comment="tail cut")
+    s.accept(4)
+    s.undo()
+    a = store.annotation(4)
+    assert (a.status, a.reason, a.comment) == ("flagged", "loose-box", "tail cut")
+    assert [x.id for x in store.annotations(AnnotationFilter(reasons=["loose-box"]))] == [4]
+    s.undo()  # back to the proposal: no reason left over ("undo flag" is the event's, not the label's)
+    a = store.annotation(4)
+    assert (a.status, a.reason, a.comment) == ("pending", None, None)
+    assert [e["reason"] for e in log_lines(store.root)][-2:] == ["undo accept", "undo flag"]
+
+
+def test_an_undo_takes_a_decision_back_from_the_pace(store):
+    s = ReviewSession(store)
+    s.accept(1)
+    s.accept(2)
+    s.undo()
+    assert s.decisions == 1
 
 
 def test_undo_of_something_changed_since_is_refused(sample_store, open_store):

@@ -80,16 +80,43 @@ class ReviewSession:
                                    extra={"blind": True})
             self._after()
             return ev
-        if current.last_event != target["hash"]:
+        if not self._as_left_by(current.last_event, target["hash"]):
             raise LabelreviewError(
                 f"cannot undo your {target['action']} of annotation {target['annotation']}: "
                 f"{current.updated_by} changed it since ({current.status}, {current.category})")
         old = target["old"]
-        ev = self.store.record(target["annotation"], "undo", {"category": old["category"], "status": old["status"]},
-                               base=target["hash"], undoes=target["hash"],
+        # The state the decision was made on comes back whole: its class and status, and the reason
+        # and comment it had (a flag's "loose-box — tail cut"), not the undo's own words.
+        reason, comment = self._note_before(target)
+        new = {"category": old["category"], "status": old["status"], "reason": reason, "comment": comment}
+        ev = self.store.record(target["annotation"], "undo", new, base=current.last_event, undoes=target["hash"],
                                reason=f"undo {target['action']}")
-        self._after()
+        self._after(-1)
         return ev
+
+    def _as_left_by(self, last_event: str | None, target: str) -> bool:
+        """Is the annotation in the state ``target`` left it? Either ``target`` is its last event, or
+        undos since took back, one by one, every decision made on top of it (undo, undo again)."""
+        seen: set[str] = set()
+        h = last_event
+        while h is not None and h not in seen:
+            if h == target:
+                return True
+            seen.add(h)
+            ev = self.store.event(h)
+            if ev["action"] != "undo" or not ev.get("undoes"):
+                return False
+            h = self.store.event(ev["undoes"])["base"]  # the undone decision was made on this state
+        return False
+
+    def _note_before(self, target: dict) -> tuple[str | None, str | None]:
+        """The reason and comment of the state ``target`` was decided on (none for a proposal)."""
+        if not target.get("base"):
+            return None, None
+        before = self.store.event(target["base"])
+        if before["action"] == "undo" and "reason" in before["new"]:
+            return before["new"]["reason"], before["new"].get("comment")
+        return before["reason"], before["comment"]
 
     # -------------------------------------------------------------- internals
 
@@ -205,8 +232,9 @@ class ReviewSession:
         hidden = {h for a, h in self.store.blind_waiting(ann_id).items() if a != me}
         return [e for e in events if e["hash"] not in hidden]
 
-    def _after(self) -> None:
-        self.decisions += 1
+    def _after(self, counted: int = 1) -> None:
+        # An undo takes a decision back from the pace too (never below none).
+        self.decisions = max(0, self.decisions + counted)
         if self.auto_checkpoint:
             self.store.maybe_checkpoint()
 

@@ -263,6 +263,8 @@ _STATE_NONE = (None, None, None, None, None)
 
 def annotation_rows(rp: Replay) -> Iterable[tuple]:
     """Every annotation row (the 22 columns of the table), in id order."""
+    from .store import note_of
+
     states, simple = rp.states, rp.simple
     for a in sorted(rp.proposals):
         p = rp.proposals[a]
@@ -275,7 +277,7 @@ def annotation_rows(rp: Replay) -> Iterable[tuple]:
                 ev = done[-1]
                 new = ev["new"]
                 yield (*p[:6], new["category"], p[7], new["status"], *p[9:], ev["hash"], ev["ts"], ev["author"],
-                       ev.get("reason"), ev.get("comment"))
+                       *note_of(ev))
         else:
             yield (*p[:6], st["category"], p[7], st["status"], *p[9:], st["last_event"], st["updated_at"],
                    st["updated_by"], st["reason"], st["comment"])
@@ -401,6 +403,8 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
     """A second process reads the import folders and writes their tables (annotations as
     proposed) while this one reads and folds the events; then this one adds the events, sets the
     folded annotations' state and writes the fold's bookkeeping, in the same file."""
+    from .store import note_of
+
     imports = Child(_write_imports, str(root), str(index))
     try:
         with no_gc():
@@ -411,7 +415,7 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
                           for (*_, rel, end, number, ev), commit in zip(rp.events, commits)]
             states = [(*(st[k] for k in _STATE), a) for a, st in rp.states.items()]
             states += [(ev["new"]["category"], ev["new"]["status"], ev["hash"], ev["ts"], ev["author"],
-                        ev.get("reason"), ev.get("comment"), a) for a, done in rp.simple.items() for ev in done[-1:]]
+                        *note_of(ev), a) for a, done in rp.simple.items() for ev in done[-1:]]
             imports.result()  # the import tables are written (or this raises what went wrong there)
             conn = _open_new(index, fresh=False)
             try:

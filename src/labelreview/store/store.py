@@ -1069,10 +1069,20 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     return bool(a and b) and a.get("category") == b.get("category") and a.get("status") == b.get("status")
 
 
+def note_of(ev: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The reason and comment an event leaves on its annotation: its own, but for an undo that
+    names the state it brings back (``new`` holds that state's reason and comment)."""
+    new = ev["new"]
+    if ev["action"] == "undo" and "reason" in new:
+        return new.get("reason"), new.get("comment")
+    return ev.get("reason"), ev.get("comment")
+
+
 def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
     new = ev["new"]
+    reason, comment = note_of(ev)
     st.update(category=new["category"], status=new["status"], last_event=ev["hash"], updated_at=ev["ts"],
-              updated_by=ev["author"], reason=ev.get("reason"), comment=ev.get("comment"))
+              updated_by=ev["author"], reason=reason, comment=comment)
     if st["chain"] is not None:
         st["chain"].append((ev["hash"], {"category": new["category"], "status": new["status"]}))
     if st["blind"]:
