@@ -473,3 +473,19 @@ async def test_frames_keep_the_gc_off_the_key_path_and_it_collects_when_the_revi
             assert ref() is None
     finally:
         gc.unfreeze()
+
+
+async def test_keys_typed_while_quitting_decide_nothing(app_store):
+    # 'q a r' typed fast arrive together: q saves to git and exits, but the keys behind it used to
+    # be acted on meanwhile (an accept recorded that was never shown; r opened the class picker
+    # on a closing app and crashed it).
+    from textual import events
+
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        for key in ("q", "a", "r"):  # queued at once, as one read from the terminal brings them
+            app.post_message(events.Key(key, key))
+        await pilot.pause(0.3)
+    assert app.return_code == 0
+    assert store.counts()["events"] == 0 and store.annotation(1).status == "pending"

@@ -32,6 +32,7 @@ class LabelReviewApp(App):
         self.early = early  # the first picture, started before this module was imported
         self.keymap_overrides = dict(store.config.keys)
         self.review_screen: ReviewScreen | None = None
+        self.quitting = False
 
     def get_default_screen(self) -> ReviewScreen:
         # The review is the app's base screen, not pushed over Textual's default one: a screen
@@ -61,6 +62,10 @@ class LabelReviewApp(App):
             other.checkpoint()
 
     def action_quit_review(self) -> None:
+        # Keys typed after q (they queue while git saves) decide nothing: the screen refuses every
+        # action from here on (ReviewScreen.check_action); before, 'q a' recorded an accept never
+        # shown, and 'q a r' opened the picker on a closing app.
+        self.quitting = True
         self.notify("Saving to git…", timeout=2)
         self.store.checkpoint()
         self.exit(0)

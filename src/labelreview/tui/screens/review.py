@@ -520,3 +520,6 @@ class ReviewScreen(Screen):
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not getattr(self.app, "quitting", False)  # once q is pressed, no key decides anything
