@@ -235,3 +235,35 @@ def test_a_refusal_half_way_says_what_was_done_and_commits_it(sample_store, monk
     assert git(sample_store, "status", "--porcelain") == ""
     st = js("status", "--store", sample_store)
     assert st["accepted"] == 1 and st["uncommitted"] == 0
+
+
+def test_accept_keeps_its_reason(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("accept", "5", "--reason", "checked against the photo", "--comment", "fine", *s)
+    e = js("log", *s)[0]
+    assert (e["action"], e["reason"], e["comment"]) == ("accept", "checked against the photo", "fine")
+
+
+def test_log_since_reads_dates_and_times_as_log_prints_them(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", *s)
+    ts = js("log", *s)[0]["ts"]  # e.g. 2026-11-28T10:05:08.123456Z
+    day, clock = ts[:10], ts[11:19]
+    assert len(js("log", "--since", day, *s)) == 1
+    assert len(js("log", "--since", f"{day} {clock}", *s)) == 1  # the form `log` prints
+    assert js("log", "--since", f"{day} 23:59:59.999999", *s) == []  # later that day: none (was: all)
+    assert js("log", "--since", f"{day}T00:00:00+14:00", *s) != []  # an offset is converted to UTC
+    rc, _, err = run("log", "--since", "yesterday", *s)
+    assert rc == 1 and "--since takes a UTC date or time" in err
+
+
+def test_control_characters_cannot_forge_rows_or_names(sample_store):
+    s = ["--store", str(sample_store)]
+    forged = "looks fine\n2026-11-28 10:00:00  bob     accept   21   coin/pending -> coin/accepted"
+    ok("relabel", "21", "cat", "--reason", forged, *s)
+    text = ok("log", *s)
+    assert len(text.splitlines()) == 2 and "looks fine\\n2026" in text  # one row, the newline shown
+    assert "\\n" in ok("blame", "21", *s) and "\x1b" not in ok("blame", "21", *s)
+    assert js("log", *s)[0]["reason"] == forged  # kept exactly; only its display is escaped
+    rc, _, err = run("accept", "1", "--author", "mallory\x1b[2K\rbob", *s)
+    assert rc == 1 and "control characters" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -29,12 +30,38 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(value: Any) -> str:
+    """A value as one line of a table: control characters (a newline, an escape code) written as
+    escapes, so a reason cannot forge a row of `log` or move the cursor of the terminal."""
+    return "" if value is None else _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def table(rows: list[list[Any]], headers: list[str]) -> None:
-    text = [[("" if v is None else str(v)) for v in r] for r in rows]
+    text = [[shown(v) for v in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for r in text:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def utc_since(value: str | None) -> str | None:
+    """``--since`` as the store writes times (2026-11-28T14:00:00.000000Z): a date, or a date and a
+    time ('2026-11-28 14:00', as `log` prints them; UTC unless an offset is given)."""
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise LabelreviewError(f"--since takes a UTC date or time, e.g. 2026-11-28 or '2026-11-28 14:00', "
+                               f"not {value!r}") from None
+    if t.tzinfo is not None:
+        t = t.astimezone(timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def open_store(args: argparse.Namespace):
@@ -330,7 +357,7 @@ def _decide(args, fn) -> int:
 
 @command("accept")
 def cmd_accept(args) -> int:
-    return _decide(args, lambda s, i: s.accept(i, comment=args.comment))
+    return _decide(args, lambda s, i: s.accept(i, reason=args.reason, comment=args.comment))
 
 
 @command("relabel")
@@ -389,7 +416,8 @@ def cmd_log(args) -> int:
     store = open_store(args)
     try:
         events = store.events(annotation=args.annotation, image=args.image_id, author=args.author_filter,
-                              action=args.action, since=args.since, limit=args.limit, newest_first=True)
+                              action=args.action, since=utc_since(args.since), limit=args.limit,
+                              newest_first=True)
     finally:
         store.close()
     if args.json:

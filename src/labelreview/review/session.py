@@ -32,8 +32,9 @@ class ReviewSession:
 
     # -------------------------------------------------------------- decisions
 
-    def accept(self, ann_id: int, *, base: Any = CURRENT, comment: str | None = None) -> dict | None:
-        return self._decide(ann_id, "accept", base=base, comment=comment)
+    def accept(self, ann_id: int, *, base: Any = CURRENT, reason: str | None = None,
+               comment: str | None = None) -> dict | None:
+        return self._decide(ann_id, "accept", base=base, reason=reason, comment=comment)
 
     def relabel(self, ann_id: int, category: str, *, reason: str | None = None,
                 comment: str | None = None, base: Any = CURRENT) -> dict | None:
