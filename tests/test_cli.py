@@ -267,3 +267,35 @@ def test_control_characters_cannot_forge_rows_or_names(sample_store):
     assert js("log", *s)[0]["reason"] == forged  # kept exactly; only its display is escaped
     rc, _, err = run("accept", "1", "--author", "mallory\x1b[2K\rbob", *s)
     assert rc == 1 and "control characters" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["accept", "99999999999999999999"], "no such id"),
+    (["blame", "99999999999999999999"], "no such id"),
+    (["log", "--annotation", "99999999999999999999"], "no such id"),
+    (["ls", "--image", "99999999999999999999"], "no such id"),
+    (["ls", "--image", "abc"], "not an id"),
+    (["ls", "--limit", "-1"], "must be 0 or more"),
+])
+def test_odd_numbers_are_refused_clearly(sample_store, argv, message):
+    r = run_cli(*argv, "--store", str(sample_store))  # the real console script: argparse exits
+    assert r.returncode != 0 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_odd_paths_and_settings_are_refused_clearly(sample_store, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    rc, _, err = run("init", str(tmp_path / "a-file"))
+    assert rc == 1 and "exists and is not a folder" in err
+    (tmp_path / "out").mkdir()
+    rc, _, err = run("export", "coco", str(tmp_path / "out"), "--store", str(sample_store))
+    assert rc == 1 and "is a folder" in err
+    config = sample_store / "labelreview.toml"
+    text = config.read_text()
+    for bad, message in (('checkpoint_every = "x"', "checkpoint_every must be a whole number"),
+                         ("flag_reasons = 5", "project.flag_reasons must be a list"),
+                         ('reviewers = "root"', "roles.reviewers must be a list")):
+        key = bad.split(" =")[0]
+        config.write_text(re.sub(rf"(?m)^{key} = .*$", bad, text, count=1))
+        rc, _, err = run("status", "--store", str(sample_store))
+        assert rc == 1 and message in err, (bad, err)
+    config.write_text(text)

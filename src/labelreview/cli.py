@@ -86,9 +86,38 @@ def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
         statuses=split(getattr(args, "status", None)), categories=split(getattr(args, "category", None)),
         sources=split(getattr(args, "source_filter", None)), score_min=lo, score_max=hi,
         authors=split(getattr(args, "by", None)), reasons=split(getattr(args, "reason_filter", None)),
-        image_ids=[int(v) for v in split(getattr(args, "image", None))],
+        image_ids=[_image_id(v) for v in split(getattr(args, "image", None))],
         conflicts=bool(getattr(args, "conflicts", False)),
     )
+
+
+def an_id(text: str) -> int:
+    """An annotation or image id as argparse reads it: an integer SQLite can hold (ids above 2**63
+    raised OverflowError deep in the store)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an id: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"no such id: {text} (ids are 0 to 2**63-1)")
+    return value
+
+
+def a_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _image_id(text: str) -> int:
+    try:
+        return an_id(text)
+    except argparse.ArgumentTypeError as e:
+        raise LabelreviewError(f"--image: {e}") from None
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
@@ -751,16 +780,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ls", parents=[common], help="list annotations")
     add_filter_args(s)
-    s.add_argument("--limit", type=int)
+    s.add_argument("--limit", type=a_count)
 
     for name, helptext in (("accept", "accept annotations"), ("reject", "reject annotations"),
                            ("flag", "flag annotations for a second look")):
         s = sub.add_parser(name, parents=[common], help=helptext)
-        s.add_argument("ids", nargs="+", type=int)
+        s.add_argument("ids", nargs="+", type=an_id)
         s.add_argument("--reason", required=(name == "flag"))
         s.add_argument("--comment")
     s = sub.add_parser("relabel", parents=[common], help="change an annotation's class")
-    s.add_argument("id", type=int)
+    s.add_argument("id", type=an_id)
     s.add_argument("category")
     s.add_argument("--reason")
     s.add_argument("--comment")
@@ -770,21 +799,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", "--message")
 
     s = sub.add_parser("log", parents=[common], help="history of changes")
-    s.add_argument("--annotation", type=int)
-    s.add_argument("--image", dest="image_id", type=int)
+    s.add_argument("--annotation", type=an_id)
+    s.add_argument("--image", dest="image_id", type=an_id)
     s.add_argument("--by", dest="author_filter", help="author or OS login")
     s.add_argument("--action")
     s.add_argument("--since", help="UTC time or date, e.g. 2026-11-28")
-    s.add_argument("--limit", type=int)
+    s.add_argument("--limit", type=a_count)
 
     s = sub.add_parser("blame", parents=[common], help="who last changed an annotation, or each of an image's")
-    s.add_argument("id", type=int, nargs="?")
-    s.add_argument("--image", dest="image_id", type=int)
+    s.add_argument("id", type=an_id, nargs="?")
+    s.add_argument("--image", dest="image_id", type=an_id)
 
     s = sub.add_parser("compare", parents=[common], help="match two sources' boxes per image; list disagreements")
     s.add_argument("source_a")
     s.add_argument("source_b")
-    s.add_argument("--limit", type=int, default=50, help="disagreements shown in the table (0: all)")
+    s.add_argument("--limit", type=a_count, default=50, help="disagreements shown in the table (0: all)")
 
     s = sub.add_parser("diff", parents=[common], help="label changes between two git revisions")
     s.add_argument("rev_a")
@@ -797,7 +826,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reindex", parents=[common], help="rebuild the index from the committed files")
 
     s = sub.add_parser("resolve", parents=[common], help="adjudicate a conflict: pick a decision or decide anew")
-    s.add_argument("id", type=int)
+    s.add_argument("id", type=an_id)
     s.add_argument("--pick", help="event hash (or its first 6+ hex digits) of the decision to keep")
     s.add_argument("--category", "--class", help="decide anew: the class")
     s.add_argument("--status", dest="status_to", help="decide anew: accepted, relabeled, flagged, rejected, pending")

@@ -93,6 +93,9 @@ def export_ids(source_ids: list[Any]) -> list[int]:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write a file completely or not at all (a crash never leaves half an export)."""
+    if path.is_dir():
+        raise LabelreviewError(f"{path}: is a folder; this format writes one file (give a file name, "
+                               "e.g. reviewed.json; nothing was written)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

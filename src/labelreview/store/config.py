@@ -92,18 +92,34 @@ def load_config(store_root: Path) -> Config:
         raise LabelreviewError(f"{path}: not found; is this a labelreview store?") from None
     except tomllib.TOMLDecodeError as e:
         raise LabelreviewError(f"{path}: invalid TOML: {e}") from None
-    project = data.get("project", {})
+    def table(key: str) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise LabelreviewError(f"{path}: [{key}] must be a table of settings")
+        return value
+
+    def strings(where: str, value) -> list[str]:
+        # A list of strings; reviewers = "root" used to be read as the letters r, o, o, t.
+        if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) for x in value):
+            raise LabelreviewError(f"{path}: {where} must be a list of names, e.g. {where.split('.')[-1]} = "
+                                   '["ada", "grace"]')
+        return [str(x) for x in value]
+
+    project = table("project")
+    every = project.get("checkpoint_every", 50)
+    if not isinstance(every, int) or isinstance(every, bool):
+        raise LabelreviewError(f"{path}: project.checkpoint_every must be a whole number of decisions")
     cfg = Config(
         name=str(project.get("name", store_root.name)),
-        classes=[str(c) for c in project.get("classes", [])],
-        flag_reasons=[str(r) for r in project.get("flag_reasons", [])],
-        reject_reasons=[str(r) for r in project.get("reject_reasons", [])],
-        checkpoint_every=int(project.get("checkpoint_every", 50)),
-        image_roots={str(k): str(v) for k, v in data.get("image_roots", {}).items()},
-        roles={str(k): [str(x) for x in v] for k, v in data.get("roles", {}).items()},
-        keys={str(k): str(v) for k, v in data.get("keys", {}).items()},
+        classes=strings("project.classes", project.get("classes", [])),
+        flag_reasons=strings("project.flag_reasons", project.get("flag_reasons", [])),
+        reject_reasons=strings("project.reject_reasons", project.get("reject_reasons", [])),
+        checkpoint_every=every,
+        image_roots={str(k): str(v) for k, v in table("image_roots").items()},
+        roles={str(k): strings(f"roles.{k}", v) for k, v in table("roles").items()},
+        keys={str(k): str(v) for k, v in table("keys").items()},
     )
-    review = data.get("review", {})
+    review = table("review")
     double = review.get("double", review.get("blind_double_review", False))
     if not isinstance(double, bool):
         raise LabelreviewError(f"{path}: review.double must be true or false")

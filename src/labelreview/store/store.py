@@ -107,7 +107,12 @@ class Store:
         root = Path(path).expanduser().resolve()
         if (root / CONFIG_NAME).exists():
             raise LabelreviewError(f"{root}: already a labelreview store")
-        perms.shared_dir(root)  # a folder made here is the group's; one the user made is left as is
+        if root.exists() and not root.is_dir():
+            raise LabelreviewError(f"{root}: exists and is not a folder; give a new folder for the store")
+        try:
+            perms.shared_dir(root)  # a folder made here is the group's; one the user made is left as is
+        except OSError as e:
+            raise LabelreviewError(f"{root}: cannot create the store here ({e.strerror or e})") from None
         repo = gitrepo.init_repo(root)
         write_template(root, name or root.name)
         perms.shared_file(root / CONFIG_NAME)
