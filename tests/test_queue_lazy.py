@@ -134,3 +134,14 @@ def test_following_and_preceding_name_where_j_and_k_land_on_this_image(store, la
         if q.current == here:
             break
     assert checked == len(q.flat) and not q.partial
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_next_image_on_the_last_image_stays_on_the_item(store, lazy):
+    # n on the last image used to jump back to that image's first item.
+    q = Queue(store, leases="off", resume=False, lazy=lazy)
+    q.move(+10**6)  # the last item of the queue (a lazy queue loads the rest for it)
+    last = q.current
+    assert q._run_start(q.position) < q.position  # (not the first item of its image)
+    assert q.move_image(+1) == last and q.current == last
+    assert q.move_image(-1) != last  # and p still goes back

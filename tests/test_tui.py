@@ -489,3 +489,41 @@ async def test_keys_typed_while_quitting_decide_nothing(app_store):
         await pilot.pause(0.3)
     assert app.return_code == 0
     assert store.counts()["events"] == 0 and store.annotation(1).status == "pending"
+
+
+def notices(app, monkeypatch) -> list[str]:
+    said: list[str] = []
+    real = app.notify
+    monkeypatch.setattr(app, "notify", lambda message, *a, **k: said.append(str(message)) or real(message, *a, **k))
+    return said
+
+
+async def test_a_filter_that_matches_nothing_clears_the_picture_and_says_so(app_store, monkeypatch):
+    app, store = app_store
+    said = notices(app, monkeypatch)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash")
+        await pilot.pause()
+        app.screen.query_one("Input").value = "status:rejected"
+        await pilot.press("enter")
+        await settle(pilot, app)
+        text = rendered(app)
+        assert "Nothing to review with this filter" in text  # in place of the picture
+        assert any("Nothing matches this filter" in m for m in said)  # and a notice
+        assert "dog ·" not in text  # the previous picture's labels are gone
+
+
+async def test_next_image_on_the_last_image_says_so_and_stays(app_store, monkeypatch):
+    app, store = app_store
+    said = notices(app, monkeypatch)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        q = app.screen.queue
+        q.move(+10**6)  # the last item of the last image (not its first)
+        app.screen.refresh_view()
+        await settle(pilot, app)
+        last = q.current
+        await pilot.press("n")
+        await settle(pilot, app)
+        assert q.current == last and any("last image of the queue" in m for m in said)

@@ -343,17 +343,21 @@ class Queue:
         come up more than once, and this never jumps back to where it came up first."""
         if not self.flat:
             return None
-        pos = self._run_start(self.position)
+        start = pos = self._run_start(self.position)
         for _ in range(abs(delta)):
             if delta > 0:
                 end = self._run_end(pos)
                 if end >= len(self.flat):
+                    if self.partial:
+                        raise _Edge
                     break
                 pos = end
             elif pos > 0:
                 pos = self._run_start(pos - 1)
             elif self._head_cut:
                 raise _Edge
+        if pos == start:  # the last (first) image already: stay on the item, do not jump to its first
+            return self.current
         self.position = pos
         self._land(1 if delta >= 0 else -1)
         self._save()

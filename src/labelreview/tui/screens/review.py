@@ -154,6 +154,7 @@ class ReviewScreen(Screen):
         view = self.query_one(ImageView)
         if image_id is None:
             self.image_anns = []
+            view.show_message("Nothing to review with this filter. Press / to change it.")
             self.query_one("#title", Static).update(Text(" labelreview — nothing to review", style="bold"),
                                                     layout=False)
             self.query_one(AnnotationList).show([], None, set())
@@ -446,7 +447,12 @@ class ReviewScreen(Screen):
         self.refresh_view()
 
     def action_move_image(self, delta: int) -> None:
+        before = self.queue.position
         self.queue.move_image(delta)
+        if self.queue.position == before and not self.queue.empty:
+            self.notify("This is the last image of the queue." if delta > 0 else
+                        "This is the first image of the queue.", timeout=3)
+            return
         self.refresh_view()
 
     def action_toggle(self, name: str) -> None:
@@ -503,6 +509,8 @@ class ReviewScreen(Screen):
                 return
             self.query_one(ImageView).prefetch([])
             self.refresh_view()
+            if self.queue.empty:
+                self.notify("Nothing matches this filter. Press / to change it.", severity="warning", timeout=6)
 
         self.app.push_screen(Prompt("Filter and order the queue", "status:pending", self.queue.query_text(),
                                     FILTER_HINT), done)

@@ -164,6 +164,7 @@ class ImageView(FinishedLines, Widget):
         self._ahead: LRUCache[CacheKey, Frame] = LRUCache(ahead_cache_size)  # main thread only
         self._decoded = _DecodeCache(decode_cache_size)
         self._request: _Request | None = None
+        self._message: str | None = None  # shown instead of a picture (show_message)
         self._frame: Frame | None = None
         self._shown: CacheKey | None = None  # cache key of the frame on screen (None while loading)
         self._loading_timer: Timer | None = None
@@ -210,6 +211,13 @@ class ImageView(FinishedLines, Widget):
     ) -> None:
         """Show `path` with `overlays`: at once if cached, else after a background render."""
         self._request = _Request.make(key, path, overlays, options)
+        self._message = None
+        self._update()
+
+    def show_message(self, message: str) -> None:
+        """No picture: ``message`` in its place (an empty queue), until the next ``show``."""
+        self._request, self._message = None, message
+        self._stop_loading_timer()
         self._update()
 
     def warm(self, path: str | PathLike[str] | None, cells: Cells) -> None:
@@ -314,6 +322,9 @@ class ImageView(FinishedLines, Widget):
 
     def _update(self) -> None:
         request, cells = self._request, self._cells()
+        if request is None and self._message is not None and cells is not None:
+            self._display(("message", self._message, cells), placeholder(cells, self._message))
+            return
         if request is None or cells is None:
             return  # rendered on the first resize
         cache_key = request.cache_key(cells)
