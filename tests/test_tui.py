@@ -527,3 +527,24 @@ async def test_next_image_on_the_last_image_says_so_and_stays(app_store, monkeyp
         await pilot.press("n")
         await settle(pilot, app)
         assert q.current == last and any("last image of the queue" in m for m in said)
+
+
+async def test_help_shows_its_text_whole_and_closes_with_a_remapped_help_key(sample_store):
+    from labelreview.tui.screens.help import HelpScreen
+
+    cfg = sample_store / "labelreview.toml"
+    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\nhelp = "h"\n'))
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("h")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            hint = app.screen.query_one(".hint").render()
+            assert "under [keys] by binding id" in str(getattr(hint, "plain", hint))  # was eaten as markup
+            await pilot.press("h")
+            await pilot.pause()
+            assert not isinstance(app.screen, HelpScreen)
+    finally:
+        store.close()

@@ -13,9 +13,11 @@ from textual.widgets import Static
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help_close")]
 
-    def __init__(self, rows: list[tuple[str, str]]):
+    def __init__(self, rows: list[tuple[str, str]], help_keys: str = ""):
         super().__init__()
         self.rows = rows
+        # The key that opened help closes it too, also when remapped (help = "h" in [keys]).
+        self.help_keys = {k.strip() for k in help_keys.split(",") if k.strip()}
 
     def compose(self) -> ComposeResult:
         table = Table(title="labelreview keys", show_header=True, header_style="bold", expand=False)
@@ -26,7 +28,13 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="dialog"):
             yield Static(table)
             yield Static("Every decision is saved the moment it shows; q checkpoints to git and quits. "
-                         "Remap keys in labelreview.toml under [keys] by binding id.", classes="hint")
+                         "Remap keys in labelreview.toml under [keys] by binding id.", classes="hint",
+                         markup=False)  # ([keys] is text here, not markup)
+
+    def on_key(self, event) -> None:
+        if event.key in self.help_keys:
+            event.stop()
+            self.dismiss(None)
 
     def action_close(self) -> None:
         self.dismiss(None)

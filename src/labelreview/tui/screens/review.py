@@ -524,7 +524,8 @@ class ReviewScreen(Screen):
                     rows.append(("1-9", "Conflict: keep competing decision N (a, r, f, x decide anew)"))
                 continue
             rows.append((keymap.get(bid, keys).replace("slash", "/").replace("question_mark", "?"), text))
-        self.app.push_screen(HelpScreen(rows))
+        help_keys = next((keymap.get(bid, keys) for bid, keys, *_ in KEYS if bid == "help"), "")
+        self.app.push_screen(HelpScreen(rows, help_keys))
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()
