@@ -187,8 +187,15 @@ def test_log_of_a_forged_writer_is_reported(reviewed):
     ("UPDATE annotations SET bbox='[0,0,1,1]' WHERE id=10", "index:annotations:10"),
     ("DELETE FROM annotations WHERE id=11", "index:annotations:11"),
     ("UPDATE images SET file_name='other.jpg' WHERE id=2", "index:images:2"),
+    # the writer's head: the next decision would have continued the chain from it, breaking it
+    ("UPDATE writers SET seq=1", "index:writers:{writer}"),
+    # the commit log and blame print
+    ("UPDATE events SET git_commit='deadbeefdeadbeefdeadbeefdeadbeefdeadbeef' WHERE seq=1", "{log}:1"),
 ])
 def test_index_edited_behind_the_tools_back(reviewed, sql, where):
+    path, _ = log_of(reviewed)
+    where = where.format(writer=eventlog.writer_of(path.relative_to(reviewed).as_posix()),
+                         log=path.relative_to(reviewed).as_posix())
     conn = sqlite3.connect(reviewed / ".labelreview" / "index.sqlite")
     conn.execute(sql)
     conn.commit()
