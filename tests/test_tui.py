@@ -289,6 +289,9 @@ async def test_small_terminal_still_usable(app_store):
         await settle(pilot, app)
         text = rendered(app)
         assert "dog" in text and "Accept" in text
+        footer = text.splitlines()[-1]
+        assert "? Help" in footer and "q Quit" in footer  # were cut off the end at 80 columns
+        assert " a Accept " in footer  # the first hints stay
         await pilot.press("space")
         await settle(pilot, app)
         await pilot.resize_terminal(100, 30) if hasattr(pilot, "resize_terminal") else None
@@ -546,5 +549,32 @@ async def test_help_shows_its_text_whole_and_closes_with_a_remapped_help_key(sam
             await pilot.press("h")
             await pilot.pause()
             assert not isinstance(app.screen, HelpScreen)
+    finally:
+        store.close()
+
+
+def test_a_long_class_never_runs_into_the_score():
+    from labelreview.tui.widgets.annotation_list import _cell
+
+    assert _cell("person←coin", 11) == "person←co… "
+    assert _cell("dog", 11) == "dog        "
+    assert _cell("exactly10c", 11) == "exactly10c "
+
+
+async def test_the_colour_advice_fits_a_small_terminal(sample_store, monkeypatch):
+    monkeypatch.delenv("COLORTERM", raising=False)
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, app)
+            app.review_screen.color_hint = "256 colours: export COLORTERM=truecolor for true colour"
+            app.review_screen.refresh_view()
+            await settle(pilot, app)
+            progress = rendered(app).splitlines()[-2]
+            assert progress.rstrip().endswith("256 colours (?)")
+            await pilot.press("question_mark")
+            await pilot.pause()
+            notes = [str(w.render()) for w in app.screen.query(".hint")]
+            assert any("COLORTERM=truecolor" in n for n in notes)
     finally:
         store.close()

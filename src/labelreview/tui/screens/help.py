@@ -13,9 +13,10 @@ from textual.widgets import Static
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help_close")]
 
-    def __init__(self, rows: list[tuple[str, str]], help_keys: str = ""):
+    def __init__(self, rows: list[tuple[str, str]], help_keys: str = "", note: str | None = None):
         super().__init__()
         self.rows = rows
+        self.note = note
         # The key that opened help closes it too, also when remapped (help = "h" in [keys]).
         self.help_keys = {k.strip() for k in help_keys.split(",") if k.strip()}
 
@@ -30,6 +31,8 @@ class HelpScreen(ModalScreen[None]):
             yield Static("Every decision is saved the moment it shows; q checkpoints to git and quits. "
                          "Remap keys in labelreview.toml under [keys] by binding id.", classes="hint",
                          markup=False)  # ([keys] is text here, not markup)
+            if self.note:
+                yield Static(self.note, classes="hint", markup=False)
 
     def on_key(self, event) -> None:
         if event.key in self.help_keys:

@@ -525,7 +525,11 @@ class ReviewScreen(Screen):
                 continue
             rows.append((keymap.get(bid, keys).replace("slash", "/").replace("question_mark", "?"), text))
         help_keys = next((keymap.get(bid, keys) for bid, keys, *_ in KEYS if bid == "help"), "")
-        self.app.push_screen(HelpScreen(rows, help_keys))
+        note = None
+        if self.color_hint:
+            note = ("Your terminal reports 256 colours. For true colour: export COLORTERM=truecolor, or "
+                    "`ssh -o SendEnv=COLORTERM` with AcceptEnv COLORTERM on the server.")
+        self.app.push_screen(HelpScreen(rows, help_keys, note))
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()

@@ -28,7 +28,10 @@ _COLUMNS = (("id", 5), ("class", 11), ("score", 6), ("source", 9), ("status", 11
 
 
 def _cell(text: str, width: int) -> str:
-    return (text[: width - 1] + "…" if len(text) > width else text).ljust(width)
+    """``text`` in a column of ``width``, cut with "…" so that one space always parts it from the
+    next column ("person←coin" is 11 long: it ran into the score)."""
+    room = width - 1
+    return (text[: room - 1] + "…" if len(text) > room else text).ljust(width)
 
 
 class AnnotationList(FinishedLines, Widget):

@@ -66,11 +66,23 @@ class KeyHints(Widget):
         shown.sort(key=lambda b: declared.get(b.id, len(declared)))
         return [(self.app.get_key_display(b), b.description) for b in shown]
 
+    #: Kept when the line is too narrow for every hint: how to learn the rest, and how to leave.
+    KEPT = ("Help", "Quit")
+
     def render(self) -> Text:
         key_style = self.get_component_rich_style("key-hints--key")
         description_style = self.get_component_rich_style("key-hints--description")
+        hints = self.hints()
+        width = self.size.width
+        # Too narrow (80 columns): the hints before help and quit give way from the right, so
+        # that those two stay on screen rather than being cut off the end.
+        while width and sum(len(k) + len(d) + 3 for k, d in hints) > width:
+            droppable = [i for i, (_, d) in enumerate(hints) if d not in self.KEPT]
+            if not droppable:
+                break
+            del hints[droppable[-1]]
         text = Text(no_wrap=True, overflow="crop", end="")
-        for key, description in self.hints():
+        for key, description in hints:
             text.append(f" {key} ", key_style)
             text.append(f"{description} ", description_style)
         return text

@@ -30,5 +30,8 @@ class ProgressLine(Static):
             (" · ZOOM" if zoom else "", "bold cyan"),
         )
         if color_hint:
-            text.append(f" · {color_hint}", style="dim")
+            # The whole advice if it fits (the help screen has it too); else just the fact.
+            room = self.size.width - text.cell_len
+            text.append(f" · {color_hint}" if room >= len(color_hint) + 3 or not self.size.width
+                        else " · 256 colours (?)", style="dim")
         self.update(text, layout=False)  # one line, always
