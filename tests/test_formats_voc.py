@@ -168,3 +168,55 @@ def test_semantic_generated_round_trip(tmp_path, h, w, ncls, seed, palette):
     semantic.write(snapshot_of(b, root), out)
     back = np.asarray(PILImage.open(out / "masks/a.png"))
     assert (back == values).all()  # every pixel
+
+
+def _road_car_sky(d):
+    """A class map with no background: value 0 is the class road (b4)."""
+    import orjson
+
+    (d / "images").mkdir(parents=True)
+    (d / "masks").mkdir()
+    PILImage.new("RGB", (8, 6)).save(d / "images/0001.jpg")
+    v = np.zeros((6, 8), np.uint8)
+    v[:, 4:] = 1
+    v[0:2, 0:2] = 2
+    PILImage.fromarray(v, mode="L").save(d / "masks/0001.png")
+    (d / "dataset_meta.json").write_bytes(orjson.dumps({"label_map": {"0": "road", "1": "car", "2": "sky"}}))
+    return v
+
+
+def test_semantic_export_without_background_class_keeps_value_0_a_class(tmp_path):
+    import orjson
+
+    v = _road_car_sky(tmp_path / "sem")
+    b, root = semantic.read(tmp_path / "sem")
+    assert sorted(p.category for p in b.proposals) == ["car", "road", "sky"]
+    snap = snapshot_of(b, root)
+    snap.annotations = [a for a in snap.annotations if a.category != "sky"]  # sky rejected: not exported
+    semantic.write(snap, tmp_path / "out")
+    meta = orjson.loads((tmp_path / "out/dataset_meta.json").read_bytes())
+    bg = int(meta["background_label"])
+    assert bg == 255 and meta["label_map"]["0"] == "road" and meta["label_map"]["255"] == "background"
+    back = np.asarray(PILImage.open(tmp_path / "out/masks/0001.png"))
+    assert (back[v == 2] == bg).all()  # rejected sky is background, not road
+    assert (back[v != 2] == v[v != 2]).all()
+    again, _ = semantic.read(tmp_path / "out", images=root)
+    got = {p.category: decode_segmentation(p.segmentation, 6, 8).astype(bool) for p in again.proposals}
+    assert sorted(got) == ["car", "road"]
+    assert (got["road"] == (v == 0)).all() and (got["car"] == (v == 1)).all()
+
+
+def test_voc_export_without_background_class_keeps_value_0_a_class(tmp_path):
+    v = _road_car_sky(tmp_path / "sem")
+    b, root = semantic.read(tmp_path / "sem")
+    snap = snapshot_of(b, root)
+    snap.annotations = [a for a in snap.annotations if a.category != "sky"]
+    voc.write(snap, tmp_path / "out")
+    back = np.asarray(PILImage.open(tmp_path / "out/SegmentationClass/0001.png"))
+    bg = int(back[0, 0])
+    assert bg not in (0, 1, 2, 255)  # 255 is VOC's void border
+    again, _ = voc.read(tmp_path / "out", images=root)
+    got = {p.category: decode_segmentation(p.segmentation, 6, 8).astype(bool) for p in again.proposals
+           if p.kind == "mask"}
+    assert sorted(got) == ["car", "road"]
+    assert (got["road"] == (v == 0)).all()

@@ -297,10 +297,13 @@ def class_map_for_export(categories: list[Category], used: set[str], voc: bool =
             pending.append(c)
     if background is None:
         bg = next((i for i, n in names.items() if n.lower() in _BACKGROUND_NAMES), None)
-        if bg is None and 0 not in names:
-            names[0] = "background"
-            bg = 0
-        background = bg if bg is not None else 0
+        if bg is None:
+            # What no exported mask covers (unlabelled, rejected) needs a value of its own: 0 when free,
+            # else 255 (the usual "ignore" value) when free, else the first free value. Never a real
+            # class's value, or rejected pixels would become that class and the class background.
+            bg = _free_background(names, voc)
+            names[bg] = "background"
+        background = bg
     nxt = 0
     for c in pending:
         if c.name in names.values():
@@ -318,6 +321,19 @@ def class_map_for_export(categories: list[Category], used: set[str], voc: bool =
             colors[i] = col
             taken.add(col)
     return ClassMap(names=names, colors=colors, background=background, void=void)
+
+
+def _free_background(names: dict[int, str], voc: bool) -> int:
+    """A mask value for the background that no class has: 0, else 255 (not in VOC, where 255 is the
+    void border), else the lowest free value."""
+    if 0 not in names:
+        return 0
+    if not voc and 255 not in names:
+        return 255
+    v = 1
+    while v in names or (voc and v == 255):
+        v += 1
+    return v
 
 
 def paint(anns, h: int, w: int, value_of: dict[str, int], background: int) -> np.ndarray:
