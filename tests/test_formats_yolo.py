@@ -163,6 +163,20 @@ def test_predictions_with_confidence_and_labels_elsewhere(tmp_path):
     assert len(b.images) == 7  # the other six images are there, reported as having no labels
 
 
+def test_zero_width_box_at_the_border_is_kept_not_outside(tmp_path):
+    """A zero-width box on the image's left edge, clipped by rounding in y, still lies on the image."""
+    d = tmp_path / "ds"
+    (d / "images").mkdir(parents=True)
+    (d / "labels").mkdir()
+    PILImage.new("RGB", (10, 10)).save(d / "images/a.png")
+    (d / "labels/a.txt").write_text("0 0 0.25 0 0.5000004\n0 1.2 0.5 0 0.2\n")
+    b = yolo.read(d)
+    assert [p.bbox for p in b.proposals] == [pytest.approx([0, 0, 0, 5.000002], abs=1e-6)]
+    assert [(w.problem, w.action) for w in b.warnings if "line 2" in w.where] == \
+        [("box lies outside the 10x10 image", "skipped")]
+    assert any("zero width" in w.problem for w in b.warnings if "line 1" in w.where)
+
+
 # ---------------------------------------------------------------------- errors
 
 

@@ -608,7 +608,8 @@ def _to_proposals(lines, rel: str, shown: str, W: int, H: int, kshape, out: list
             x0, y0, x1, y1 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
             c = _clip_box(x0, y0, x1, y1, W, H)
             if c != (x0, y0, x1, y1):
-                if c[2] <= c[0] or c[3] <= c[1]:
+                # outside: nothing of it is left; a box of zero width or height is not outside for that
+                if c[2] < c[0] or c[3] < c[1] or (c[2] == c[0] and x1 > x0) or (c[3] == c[1] and y1 > y0):
                     warns.append(ImportWarning(where, f"box lies outside the {W}x{H} image", "skipped"))
                     continue
                 if max(c[0] - x0, c[1] - y0, x1 - c[2], y1 - c[3]) > 0.01:  # not just rounding
