@@ -177,6 +177,26 @@ def test_zero_width_box_at_the_border_is_kept_not_outside(tmp_path):
     assert any("zero width" in w.problem for w in b.warnings if "line 1" in w.where)
 
 
+def test_pose_with_two_values_per_keypoint_keeps_visibility(tmp_path):
+    """(0, 0) means a missing keypoint: a labelled one never rounds to it, a missing one is written so."""
+    d = tmp_path / "ds"
+    (d / "images/train").mkdir(parents=True)
+    (d / "labels/train").mkdir(parents=True)
+    PILImage.new("RGB", (100, 50)).save(d / "images/train/a.png")
+    (d / "data.yaml").write_text("train: images/train\nkpt_shape: [3, 2]\nnames:\n  0: p\n")
+    (d / "labels/train/a.txt").write_text("0 0.5 0.5 0.4 0.4 0 0.0000001 0.5 0.5 0.6 0.6\n")
+    b = yolo.read(d)
+    assert b.proposals[0].keypoints[2::3] == [2, 2, 2]
+    snap = snapshot_of(b, d)
+    snap.annotations[0].keypoints[8] = 0  # the third keypoint: not labelled
+    yolo.write(snap, tmp_path / "out")
+    shutil.copytree(d / "images", tmp_path / "out/images")
+    again = yolo.read(tmp_path / "out")
+    kp = again.proposals[0].keypoints
+    assert kp[2::3] == [2, 2, 0]
+    assert kp[0:2] == pytest.approx([0, 0], abs=0.005) and kp[6:8] == [0, 0]
+
+
 # ---------------------------------------------------------------------- errors
 
 

@@ -806,7 +806,14 @@ def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
         parts = [str(cls), nx(x + w / 2), ny(y + h / 2), nx(w), ny(h)]
         for j in range(k):
             px, py, pv = kps[3 * j:3 * j + 3]
-            parts += [nx(px), ny(py)]
+            sx, sy = nx(px), ny(py)
+            if dims == 2:
+                # two values per keypoint: (0, 0) is how a missing keypoint is written, and nothing else is
+                if not pv:
+                    sx = sy = "0"
+                elif sx == "0" and sy == "0":
+                    sx = fmt_num(10.0 ** -d, d)  # a labelled one at the corner: off by <= 0.001 px
+            parts += [sx, sy]
             if dims == 3:
                 parts.append(fmt_num(pv, 6))
         return " ".join(parts)
