@@ -197,6 +197,35 @@ def test_pose_with_two_values_per_keypoint_keeps_visibility(tmp_path):
     assert kp[0:2] == pytest.approx([0, 0], abs=0.005) and kp[6:8] == [0, 0]
 
 
+def test_reimport_of_an_export_with_images_reads_the_exported_labels(tmp_path):
+    """``import yolo OUT --images DATASET``: labels from OUT, never the dataset's own label files (b5)."""
+    d = tmp_path / "ds"
+    (d / "images/train").mkdir(parents=True)
+    (d / "labels/train").mkdir(parents=True)
+    PILImage.new("RGB", (100, 50)).save(d / "images/train/a.jpg")
+    PILImage.new("RGB", (100, 50)).save(d / "images/train/b.jpg")
+    (d / "data.yaml").write_text("train: images/train\nnames:\n  0: cat\n  1: dog\n")
+    (d / "labels/train/a.txt").write_text("0 0.5 0.5 0.2 0.4 0.87\n1 0.25 0.25 0.1 0.1\n")
+    (d / "labels/train/b.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    b = yolo.read(d)
+    snap = snapshot_of(b, d)
+    snap.annotations = [a for a in snap.annotations if a.score is None]  # the first box rejected
+    for a in snap.annotations:
+        a.category = "cat"  # relabeled
+    out = tmp_path / "out"
+    yolo.write(snap, out)
+    again = yolo.read(out, images=d)
+    assert sorted((p.image_key, p.category, p.score) for p in again.proposals) == \
+        [("images/train/a.jpg", "cat", None), ("images/train/b.jpg", "cat", None)]
+    # an image the export has no label file for gets none, not the dataset's own
+    (out / "labels/train/b.txt").unlink()
+    again = yolo.read(out, images=d)
+    assert [(p.image_key, p.category) for p in again.proposals] == [("images/train/a.jpg", "cat")]
+    assert any(w.where == "images/train/b.jpg" and "no label file" in w.problem for w in again.warnings)
+    # without --images, a dataset's own labels beside its images are still read
+    assert len(yolo.read(d).proposals) == 3
+
+
 # ---------------------------------------------------------------------- errors
 
 

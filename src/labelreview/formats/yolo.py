@@ -13,7 +13,11 @@ size is read from its header (EXIF orientation applied, as Ultralytics does). Th
 Which task a dataset is: ``kpt_shape`` means pose; lines of 8 coordinates that are all rectangles in
 pixels mean oriented boxes; other long lines are polygons. ``yolo-detect|seg|pose|obb`` force it.
 The image that a label file belongs to follows Ultralytics' rule (the last ``images`` folder of the
-image's path becomes ``labels``, the extension ``.txt``), then Darknet's (beside the image).
+image's path becomes ``labels``, the extension ``.txt``), then Darknet's (beside the image). With
+``images`` given (``--images``, e.g. re-importing an export, which holds labels only), images come
+from there and labels only from the dataset imported, at the image's path relative to the image root
+(``images/train/a.jpg`` -> ``labels/train/a.txt``); label files beside those images belong to another
+dataset and are never read.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class Layout:
     flip_idx: list[int] | None = None
     images: list[tuple[str, Path]] = field(default_factory=list)  # (split, image path)
     warnings: list[ImportWarning] = field(default_factory=list)
+    #: The images come from elsewhere (``--images``): labels are read from this dataset only, never
+    #: from beside the images (those belong to the dataset the images came from).
+    images_elsewhere: bool = False
 
 
 # ---------------------------------------------------------------------- layout
@@ -186,7 +193,10 @@ def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
             layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} not found; split not imported",
                                                  "skipped"))
             continue
-        if not Path(e).is_absolute() and p.resolve() != (layout.base / e).resolve():
+        expected = {(layout.base / e).resolve()}
+        if layout.images_elsewhere:  # --images: split folders are looked for there, as asked
+            expected.add((layout.image_root / e).resolve())
+        if not Path(e).is_absolute() and p.resolve() not in expected:
             layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} read as {imgs.rel_posix(p, layout.base)}",
                                                  "repaired"))
         if p.is_dir():
@@ -249,7 +259,7 @@ def find_layout(path: str | os.PathLike, images: str | os.PathLike | None = None
             cand = cand if cand.is_absolute() else p.parent / cand
             if cand.is_dir():
                 base = cand
-        lay = Layout("ultralytics", p, base, p.parent, img_arg or base)
+        lay = Layout("ultralytics", p, base, p.parent, img_arg or base, images_elsewhere=img_arg is not None)
         lay.names, lay.names_from = _yaml_names(cfg, p, base), p.name
         ks = cfg.get("kpt_shape")
         if ks is not None:
@@ -280,7 +290,7 @@ def find_layout(path: str | os.PathLike, images: str | os.PathLike | None = None
             if not sep:
                 raise InputError(str(p), f"line {n}", "expected 'key = value'")
             cfg[k.strip()] = v.strip()
-        lay = Layout("darknet", p, p.parent, p.parent, img_arg or p.parent)
+        lay = Layout("darknet", p, p.parent, p.parent, img_arg or p.parent, images_elsewhere=img_arg is not None)
         if cfg.get("names"):
             f = _resolve(cfg["names"], [p.parent])
             if f is None:
@@ -346,6 +356,16 @@ def _labels_dir(d: str) -> str | None:
     return None
 
 
+def _inside(layout: Layout):
+    """A test: is a folder inside the dataset being imported (its label root or its base)?"""
+    roots = {os.path.realpath(layout.label_root), os.path.realpath(layout.base)}
+
+    def own(d: str) -> bool:
+        r = os.path.realpath(d)
+        return any(r == x or r.startswith(x.rstrip("/") + "/") for x in roots)
+    return own
+
+
 def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]:
     """(split, image, label file or None) per image, and the label files no image claims (str paths)."""
     lroot, iroot, base = os.fspath(layout.label_root), os.fspath(layout.image_root), os.fspath(layout.base)
@@ -357,8 +377,19 @@ def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]
                 label_files.add(f"{lroot}/{r}")
     else:
         scanned: set[str] = set()
+        own = _inside(layout) if layout.images_elsewhere else None
+        lbases = list(dict.fromkeys([lroot, base]))
         for d in {os.path.dirname(os.fspath(im)) for _, im in layout.images}:
-            for cand in (d, _labels_dir(d)):
+            cands = [d, _labels_dir(d)]
+            if own is not None:
+                # the image folder's place in the image root, mirrored in this dataset
+                rd = _rel(d, iroot) if d != iroot.rstrip("/") else ""
+                if not rd.startswith(".."):
+                    for b in lbases:
+                        cands += [f"{b}/{rd}".rstrip("/"), f"{b}/{_labels_dir(rd)}" if _labels_dir(rd) else None,
+                                  f"{b}/labels/{rd}".rstrip("/")]
+                cands = [c for c in cands if c is not None and own(c)]
+            for cand in cands:
                 if cand is None or cand in scanned:
                     continue
                 scanned.add(cand)
@@ -397,7 +428,8 @@ def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]
         elif label_files:
             rel = _rel(im, iroot)
             if not rel.startswith(".."):
-                for c in (f"{lroot}/{label_rel_for(rel)}", f"{lroot}/{rel.rsplit('.', 1)[0]}.txt"):
+                for c in (f"{lr}/{x}" for lr in dict.fromkeys([lroot, base])
+                          for x in (label_rel_for(rel), f"{rel.rsplit('.', 1)[0]}.txt")):
                     if c in label_files:
                         lab = c
                         break
