@@ -220,3 +220,31 @@ def test_voc_export_without_background_class_keeps_value_0_a_class(tmp_path):
            if p.kind == "mask"}
     assert sorted(got) == ["car", "road"]
     assert (got["road"] == (v == 0)).all()
+
+
+def test_voc_export_of_boxes_under_a_pixel_is_valid_and_reimports(tmp_path):
+    """Corners are whole pixels: a box under one pixel (or of zero size, kept at import with a warning)
+    becomes the one pixel its centre is in, never reversed corners its own importer refuses (b6)."""
+    import re
+
+    from labelreview.formats import yolo
+
+    d = tmp_path / "ds"
+    (d / "images").mkdir(parents=True)
+    (d / "labels").mkdir()
+    PILImage.new("RGB", (640, 480)).save(d / "images/a.jpg")
+    (d / "labels/a.txt").write_text("0 0.5 0.5 0.2 0.4\n"  # a normal box
+                                    "0 0.1 0.1 0.001 0.001\n"  # 0.64 x 0.48 px, centred on (64, 48)
+                                    "0 0.5 0.5 0 0\n"  # zero size
+                                    "0 1 1 0 0\n")  # zero size, on the bottom-right corner
+    (d / "classes.txt").write_text("cat\n")
+    b = yolo.read(d)
+    assert len(b.proposals) == 4 and sum("zero width" in w.problem for w in b.warnings) == 2
+    voc.write(snapshot_of(b, d), tmp_path / "out")
+    xml = (tmp_path / "out/Annotations/a.xml").read_text()
+    corners = [tuple(int(v) for v in m) for m in re.findall(
+        r"<xmin>(\d+)</xmin>\s*<ymin>(\d+)</ymin>\s*<xmax>(\d+)</xmax>\s*<ymax>(\d+)</ymax>", xml)]
+    assert corners == [(257, 145, 384, 336), (65, 49, 65, 49), (321, 241, 321, 241), (640, 480, 640, 480)]
+    again, _ = voc.read(tmp_path / "out", images=d)
+    assert [p.bbox for p in again.proposals] == [[256, 144, 128, 192], [64, 48, 1, 1], [320, 240, 1, 1],
+                                                 [639, 479, 1, 1]]

@@ -3,7 +3,8 @@ SegmentationClass/*.png (semantic masks) and SegmentationObject/*.png (instance 
 
 VOC boxes are 1-based inclusive pixel corners: xmin=1, xmax=W covers the whole width. In the store
 (COCO pixels): x = xmin - 1, w = xmax - xmin + 1, so x + w = xmax. Export writes the reverse, rounded
-to whole pixels as VOC tools expect. Child order inside ``<bndbox>`` does not matter (Roboflow writes
+to whole pixels as VOC tools expect (a box under one pixel, or of zero size, becomes the pixel its
+centre is in). Child order inside ``<bndbox>`` does not matter (Roboflow writes
 xmin, xmax, ymin, ymax). Parts are reviewable boxes of their own, tied to their object.
 Also read: a folder of XML files with the images beside them (Roboflow, LabelImg), or one XML file.
 """
@@ -406,10 +407,6 @@ def _size_ok(im: ImageRecord, shape, root: Path, shown: str, warns) -> bool:
 # ---------------------------------------------------------------------- write
 
 
-def _corner(v: float) -> str:
-    return str(int(round(v)))
-
-
 def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     anns = snapshot.annotations
     by_image: dict[int, list] = {}
@@ -456,7 +453,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
             lines.append(f"  <segmented>{1 if has_mask else 0}</segmented>")
             inst = []
             for k, a in enumerate(objs):
-                lines += _object_xml(a, parts.get(a.source_id, []))
+                lines += _object_xml(a, parts.get(a.source_id, []), im.width, im.height)
                 provenance.append(snapshot.provenance(a, f"Annotations/{stem}.xml#object[{k}]"))
                 for j, pa in enumerate(parts.get(a.source_id, [])):
                     provenance.append(snapshot.provenance(pa, f"Annotations/{stem}.xml#object[{k}].part[{j}]"))
@@ -504,14 +501,28 @@ def _tag_ok(k: str) -> bool:
     return bool(k) and (k[0].isalpha() or k[0] == "_") and all(c.isalnum() or c in "_-." for c in k)
 
 
-def _bndbox(bbox, indent: str) -> list[str]:
+def _span(lo: float, size: float, limit: int | None) -> tuple[int, int]:
+    """COCO pixels [lo, lo + size) -> 1-based inclusive whole-pixel corners, at least one pixel: a box
+    under a pixel (or of zero size) rounds to reversed corners, so it becomes the pixel its centre is in."""
+    a, b = int(round(lo + 1)), int(round(lo + size))
+    if b < a:
+        p = math.floor(lo + size / 2)
+        if limit:
+            p = min(max(p, 0), limit - 1)
+        a = b = p + 1
+    return a, b
+
+
+def _bndbox(bbox, indent: str, W: int | None = None, H: int | None = None) -> list[str]:
     x, y, w, h = bbox
     # COCO pixels -> 1-based inclusive corners
-    return [f"{indent}<bndbox>", f"{indent}  <xmin>{_corner(x + 1)}</xmin>", f"{indent}  <ymin>{_corner(y + 1)}</ymin>",
-            f"{indent}  <xmax>{_corner(x + w)}</xmax>", f"{indent}  <ymax>{_corner(y + h)}</ymax>", f"{indent}</bndbox>"]
+    xmin, xmax = _span(x, w, W)
+    ymin, ymax = _span(y, h, H)
+    return [f"{indent}<bndbox>", f"{indent}  <xmin>{xmin}</xmin>", f"{indent}  <ymin>{ymin}</ymin>",
+            f"{indent}  <xmax>{xmax}</xmax>", f"{indent}  <ymax>{ymax}</ymax>", f"{indent}</bndbox>"]
 
 
-def _object_xml(a, parts: list) -> list[str]:
+def _object_xml(a, parts: list, W: int | None = None, H: int | None = None) -> list[str]:
     ex = a.extra or {}
     out = ["  <object>", f"    <name>{escape(a.category)}</name>"]
     if "pose" in ex:
@@ -519,9 +530,10 @@ def _object_xml(a, parts: list) -> list[str]:
     for k in _FLAGS:
         if k in ex:
             out.append(f"    <{k}>{escape(str(ex[k]))}</{k}>")
-    out += _bndbox(a.bbox, "    ")
+    out += _bndbox(a.bbox, "    ", W, H)
     for p in parts:
-        out += ["    <part>", f"      <name>{escape(p.category)}</name>"] + _bndbox(p.bbox, "      ") + ["    </part>"]
+        out += (["    <part>", f"      <name>{escape(p.category)}</name>"] + _bndbox(p.bbox, "      ", W, H)
+                + ["    </part>"])
     if isinstance(ex.get("actions"), dict):
         out.append("    <actions>")
         out += [f"      <{k}>{escape(str(v))}</{k}>" for k, v in ex["actions"].items() if _tag_ok(k)]
