@@ -86,11 +86,69 @@ def test_cvat_rotated_box_turns_about_its_centre_and_mask_rle_is_row_major(tmp_p
     ('<polygon label="a" points="1,2;3,4"/>', "at least 3 points"),
     ('<mask label="m" rle="1, 2" left="0" top="0" width="4" height="2"/>', "rle covers 3 pixels"),
     ('<box label="a"', "not well-formed XML"),
+    ('<box label="a" xtl="2" ytl="1" xbr="6" ybr="3" rotation="abc"/>', "<box> #0: rotation='abc' is not a number"),
+    ('<box label="a" xtl="2" ytl="1" xbr="6" ybr="3" rotation="inf"/>', "rotation='inf' is not a number"),
+    ('<mask label="m" rle="0, 4" left="0" top="0" width="-2" height="-2"/>', "mask box -2x-2 has no pixels"),
+    ('<mask label="m" rle="0, 40000000000" left="0" top="0" width="200000" height="200000"/>',
+     "<mask> #0: mask box 200000x200000 is more than"),
 ])
 def test_cvat_clear_errors(tmp_path, body, message):
     with pytest.raises(InputError) as e:
         cvat.read(_cvat(tmp_path, body))
     assert str(e.value).startswith("a.xml: ") and message in str(e.value)
+
+
+def test_cvat_mask_on_an_image_claiming_a_huge_size_is_refused_before_allocating(tmp_path):
+    """A 2x2 mask on an image the XML says is 200000x200000: refused, naming the file, the image and the
+    mask, instead of allocating 40 GB (b7)."""
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (10, 6)).save(tmp_path / "i.jpg")
+    x = tmp_path / "a.xml"
+    x.write_text('<annotations><version>1.1</version><image id="0" name="i.jpg" width="200000" height="200000">'
+                 '<mask label="m" rle="0, 4" left="0" top="0" width="2" height="2"/></image></annotations>')
+    with pytest.raises(InputError) as e:
+        cvat.read(x)
+    assert str(e.value).startswith("a.xml: image 'i.jpg' <mask> #0: the image claims 200000x200000 pixels; "
+                                   "the image file is 10x6: more than")
+    # boxes on such an image allocate nothing: no reason to refuse them here
+    x.write_text('<annotations><version>1.1</version><image id="0" name="i.jpg" width="200000" height="200000">'
+                 '<box label="a" xtl="2" ytl="1" xbr="6" ybr="3"/></image></annotations>')
+    assert len(cvat.read(x)[0].proposals) == 1
+
+
+def test_cvat_odd_attribute_values_are_kept_as_text(tmp_path):
+    b, _ = cvat.read(_cvat(tmp_path, '<box label="a" xtl="2" ytl="1" xbr="6" ybr="3" z_order="\u00b2" occluded="-1"/>'))
+    assert b.proposals[0].extra["z_order"] == "\u00b2" and b.proposals[0].extra["occluded"] == -1
+
+
+def test_malformed_rotation_and_mask_bomb_fail_clearly_with_the_store_unchanged(tmp_path):
+    from PIL import Image as PILImage
+
+    from conftest import run_cli
+
+    store = tmp_path / "st"
+    assert run_cli("init", str(store)).returncode == 0
+    (tmp_path / "images").mkdir()
+    PILImage.new("RGB", (100, 80)).save(tmp_path / "images/a.jpg")
+    head = '<annotations><version>1.1</version><image id="0" name="a.jpg" width="{}" height="{}">'
+    (tmp_path / "rot.xml").write_text(head.format(100, 80) + '<box label="car" xtl="10" ytl="10" xbr="50" ybr="30" '
+                                      'rotation="abc"/></image></annotations>')
+    (tmp_path / "big.xml").write_text(head.format(200000, 200000) + '<mask label="car" rle="0, 4" left="0" top="0" '
+                                      'width="2" height="2"/></image></annotations>')
+    ls = [{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 1, "result": [
+        {"id": "r1", "type": "rectanglelabels", "original_width": 100, "original_height": 80,
+         "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": [15], "rectanglelabels": ["car"]}}]}]}]
+    (tmp_path / "ls.json").write_bytes(orjson.dumps(ls))
+    for fmt, f, msg in [("cvat", "rot.xml", "rot.xml: image 'a.jpg' <box> #0: rotation='abc' is not a number"),
+                        ("cvat", "big.xml", "big.xml: image 'a.jpg' <mask> #0: the image claims 200000x200000"),
+                        ("labelstudio", "ls.json",
+                         "ls.json: [0] (task 1) annotations[0] result[0]: rotation [15] is not a number")]:
+        r = run_cli("import", fmt, str(tmp_path / f), "--images", str(tmp_path / "images"), "--store", str(store))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert msg in r.stderr
+    r = run_cli("status", "--store", str(store), "--json")
+    assert '"imports": 0' in r.stdout and '"total": 0' in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("name,n_images,n_labels", [("data.json", 2, 6), ("data_obb.json", 3, 25),
@@ -132,6 +190,11 @@ def test_labelstudio_predictions_and_errors(tmp_path):
     task["predictions"][0]["result"][0]["value"]["width"] = None
     (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
     with pytest.raises(InputError, match=r"a.json: \[0\] \(task 7\) predictions\[0\] result\[0\]: width None"):
+        labelstudio.read(tmp_path / "a.json")
+    task["predictions"][0]["result"][0]["value"].update(width=30, rotation=[15])
+    (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
+    with pytest.raises(InputError, match=r"a.json: \[0\] \(task 7\) predictions\[0\] result\[0\]: rotation \[15\] "
+                       "is not a number"):
         labelstudio.read(tmp_path / "a.json")
     (tmp_path / "a.json").write_text('[{"data": ')
     with pytest.raises(InputError, match="not valid JSON"):

@@ -160,7 +160,7 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                 if label != "unlabeled" and labels:
                     warns.append(ImportWarning(where, f"label {label!r} is not in <meta>; class added", "repaired"))
             extra = _extra(el)
-            prop = _shape(el, rel, label, w, h, shown, where, subs, warns, extra)
+            prop = _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root)
             if prop is not None:
                 prop.source_id = f"{iid}:{k}"
                 proposals.append(prop)
@@ -173,14 +173,40 @@ def _extra(el: ET.Element) -> dict[str, Any]:
     for k in ("occluded", "z_order", "group_id", "source"):
         v = el.get(k)
         if v is not None:
-            extra[k] = int(v) if v.lstrip("-").isdigit() else v
+            extra[k] = int(v) if re.fullmatch(r"-?[0-9]+", v) else v
     attrs = {a.get("name"): (a.text or "") for a in el.findall("attribute") if a.get("name")}
     if attrs:
         extra["attributes"] = attrs
     return extra
 
 
-def _shape(el, rel, label, w, h, shown, where, subs, warns, extra) -> Proposal | None:
+def _mask_pixel_limit() -> int:
+    from PIL import Image as PILImage
+
+    return PILImage.MAX_IMAGE_PIXELS or 1 << 62
+
+
+def _refuse_mask_bomb(w: int, h: int, mw: int, mh: int, img_root: Path, rel: str, shown: str, where: str) -> None:
+    """A mask is decoded at the size the XML claims for its image: a claim beyond what an image may
+    have (Pillow's decompression-bomb limit, as for the images themselves) is refused before anything
+    is allocated, and so is a mask box that large."""
+    limit = _mask_pixel_limit()
+    if w * h > limit:
+        from . import images as imgs
+
+        try:
+            rw, rh = imgs.image_size(img_root / rel)
+            real = f"; the image file is {rw}x{rh}"
+        except imgs.ImageProblem:
+            real = ""
+        raise InputError(shown, where, f"the image claims {w}x{h} pixels{real}: more than {limit} pixels, "
+                         "refused (a decompression bomb?)")
+    if mw * mh > limit:
+        raise InputError(shown, where, f"mask box {mw}x{mh} is more than {limit} pixels, refused "
+                         "(a decompression bomb?)")
+
+
+def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Path) -> Proposal | None:
     tag = el.tag
     if tag == "tag":
         return Proposal(image_key=rel, category=label, kind="label", extra=extra)
@@ -188,9 +214,7 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra) -> Proposal |
         x0, y0, x1, y1 = (_f(el, a, shown, where) for a in ("xtl", "ytl", "xbr", "ybr"))
         if x1 < x0 or y1 < y0:
             raise InputError(shown, where, "xbr/ybr lie before xtl/ytl")
-        rot = float(el.get("rotation") or 0)
-        if not math.isfinite(rot):
-            raise InputError(shown, where, "rotation is not a number")
+        rot = _f(el, "rotation", shown, where) if el.get("rotation") else 0.0
         if rot % 360 == 0:
             return Proposal(image_key=rel, category=label, kind="bbox", bbox=[x0, y0, x1 - x0, y1 - y0], extra=extra)
         pts = rotated_corners((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, rot)  # about the centre
@@ -228,6 +252,9 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra) -> Proposal |
             warns.append(ImportWarning(where, "a mask needs the image size; skipped", "skipped"))
             return None
         left, top, mw, mh = (int(_f(el, a, shown, where)) for a in ("left", "top", "width", "height"))
+        if mw <= 0 or mh <= 0:
+            raise InputError(shown, where, f"mask box {mw}x{mh} has no pixels")
+        _refuse_mask_bomb(w, h, mw, mh, img_root, rel, shown, where)
         rle = el.get("rle") or ""
         try:
             counts = [int(c) for c in rle.replace(" ", "").split(",") if c != ""]

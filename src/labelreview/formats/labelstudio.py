@@ -187,9 +187,7 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
         w, h = _num(v.get("width"), shown, where, "width") * W / 100, _num(v.get("height"), shown, where, "height") * H / 100
         if w < 0 or h < 0:
             raise InputError(shown, where, "negative width or height")
-        rot = float(v.get("rotation") or 0)
-        if not math.isfinite(rot):
-            raise InputError(shown, where, "rotation is not a number")
+        rot = _num(v.get("rotation") or 0, shown, where, "rotation")
         for lab in labels:
             if rot % 360 == 0:
                 out.append(Proposal(image_key=im.key, category=lab, kind="bbox", bbox=[x, y, w, h], score=score, extra={}))
