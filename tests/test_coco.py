@@ -261,13 +261,20 @@ def test_symlink_out_of_the_image_root_is_not_followed(tiny_store, tiny, tmp_pat
     doc = copy.deepcopy(doc)
     doc["images"][0]["file_name"] = "link.png"
     doc["images"][1]["file_name"] = "dirlink/secret.png"
+    # every image out of the root: refused with a message (it used to "succeed" with nothing in it)
+    rc, result, err = import_file(tiny_store, write(tmp_path, doc), "--images", str(images))
+    assert rc == 1 and "all 2 images (e.g. 'link.png') lie outside the image root" in err, err
+    with Store.open(tiny_store) as s:
+        assert s.images() == []
+    # beside an image inside the root: imported, each link out dropped with a warning
+    doc["images"].append({"id": 3, "file_name": "a.png", "width": 40, "height": 30})
     rc, result, err = import_file(tiny_store, write(tmp_path, doc), "--images", str(images))
     assert rc == 0, err
-    assert result["images"] == 0 and result["annotations"] == 0
+    assert result["images"] == 1 and result["annotations"] == 0
     problems = [w["problem"] for w in warnings_of(tiny_store, result["import"])]
     assert sum("escapes the image root" in p for p in problems) == 2
     with Store.open(tiny_store) as s:
-        assert s.images() == []
+        assert [im.file_name for im in s.images()] == ["a.png"]
 
 
 def test_symlink_inside_the_image_root_is_fine(tiny_store, tiny, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -102,4 +103,107 @@ def test_imagefolder_corpus_and_round_trip(tmp_path, path, n_images, n_labels, n
     assert (len(b.images), len(b.proposals), len(b.warnings)) == (n_images, n_labels, n_warn)
     cl.write_imagefolder(snapshot_of(b, root), tmp_path / "out")
     again, root2 = cl.read_imagefolder(tmp_path / "out")
-    assert _pairs(b, root) == _pairs(again, root2)  # same pictures (links followed), same classes
+    assert _contents(b, root) == _contents(again, root2)  # same pictures, same classes
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_symlink()]  # the images themselves
+
+
+def _contents(batch, root):
+    import hashlib
+
+    return sorted((hashlib.sha256((root / p.image_key).read_bytes()).hexdigest(), p.category)
+                  for p in batch.proposals)
+
+
+def _two_class_folder(d):
+    from PIL import Image
+
+    for cls, name, colour in (("cat", "1.jpg", "red"), ("dog", "2.jpg", "blue")):
+        (d / cls).mkdir(parents=True)
+        Image.new("RGB", (20, 20), colour).save(d / cls / name)
+
+
+def test_imagefolder_export_imports_back_with_its_decisions(tmp_path):
+    """The export holds the images (hard links, or copies), not symbolic links out of the folder that the
+    import refuses: accepted and relabeled labels come back, the pictures are the same files (b8)."""
+    from labelreview.formats import registry
+    from labelreview.formats.snapshot import snapshot_from_store
+    from labelreview.store import Store
+
+    _two_class_folder(tmp_path / "if")
+    sroot = Store.init(tmp_path / "store", name="t")
+    args = SimpleNamespace(images=None, gt=None)
+    with Store.open(sroot) as store:
+        _, batch = registry.read("imagefolder", tmp_path / "if", args, store)
+        store.ingest(batch, source="first", image_root=tmp_path / "if")
+        snap = snapshot_from_store(store, ("pending",))
+        snap.annotations[1].category = "cat"  # dog/2.jpg relabeled cat
+        res = registry.write("imagefolder", snap, tmp_path / "out", args)
+        assert res["annotations"] == 2
+        _, again = registry.read("imagefolder", tmp_path / "out", args, store)
+        got = store.ingest(again, source="second", image_root=tmp_path / "out")
+    assert got["annotations"] == 2 and got["images"] == 2, got
+    assert sorted((p.image_key, p.category) for p in again.proposals) == [("cat/1.jpg", "cat"), ("cat/2.jpg", "cat")]
+    assert (tmp_path / "out/cat/2.jpg").read_bytes() == (tmp_path / "if/dog/2.jpg").read_bytes()
+    assert not (tmp_path / "out/cat/2.jpg").is_symlink()
+
+
+def test_imagefolder_export_copies_when_a_hard_link_is_impossible(tmp_path, monkeypatch):
+    import errno
+
+    _two_class_folder(tmp_path / "if")
+    b, root = cl.read_imagefolder(tmp_path / "if")
+    (tmp_path / "if/dog/2.jpg").chmod(0o600)
+
+    def no_link(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    snap = snapshot_of(b, root)
+    os.remove(root / "cat/1.jpg")  # and a missing image is skipped, said so
+    res = cl.write_imagefolder(snap, tmp_path / "out")
+    assert res["annotations"] == 1 and res["skipped"] == {"image file missing": 1}
+    out = tmp_path / "out/dog/2.jpg"
+    assert out.read_bytes() == (tmp_path / "if/dog/2.jpg").read_bytes() and not out.is_symlink()
+    assert os.stat(out).st_ino != os.stat(tmp_path / "if/dog/2.jpg").st_ino
+    assert out.stat().st_mode & 0o777 == 0o600  # a copy is readable by no one more than the original
+
+
+def test_import_where_every_image_leaves_the_root_fails_clearly(tmp_path):
+    """A folder whose images are all symbolic links out of it (an ImageFolder export by an earlier
+    labelreview) imported nothing and said it succeeded: now it fails, the store unchanged (b8)."""
+    from conftest import run_cli
+
+    _two_class_folder(tmp_path / "if")
+    old = tmp_path / "old-export"
+    (old / "cat").mkdir(parents=True)
+    os.symlink(tmp_path / "if/cat/1.jpg", old / "cat/1.jpg")
+    os.symlink(tmp_path / "if/dog/2.jpg", old / "cat/2.jpg")
+    (old / ".labelreview-export").write_text("written by labelreview export\n")
+    store = tmp_path / "st"
+    assert run_cli("init", str(store)).returncode == 0
+    r = run_cli("import", "imagefolder", str(old), "--store", str(store))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "all 2 images (e.g. 'cat/1.jpg') lie outside the image root" in r.stderr
+    assert "an ImageFolder export by an earlier labelreview" in r.stderr and "cp -rL" in r.stderr
+    (old / ".labelreview-export").unlink()
+    r = run_cli("import", "imagefolder", str(old), "--store", str(store))
+    assert r.returncode == 1 and "lie outside the image root" in r.stderr and "cp -rL" in r.stderr
+    r = run_cli("status", "--store", str(store), "--json")
+    assert '"imports": 0' in r.stdout, r.stdout
+    # one link out among real images: imported, the link dropped with a warning (as before)
+    shutil.copy(tmp_path / "if/dog/2.jpg", tmp_path / "elsewhere.jpg")
+    os.symlink(tmp_path / "elsewhere.jpg", tmp_path / "if/cat/3.jpg")
+    r = run_cli("import", "imagefolder", str(tmp_path / "if"), "--store", str(store))
+    assert r.returncode == 0 and "imported 2 annotations on 2 images" in r.stdout, r.stdout + r.stderr
+    assert "escapes the image root" in r.stdout
+
+
+def test_imagefolder_with_images_naming_another_folder_is_refused(tmp_path):
+    """--images would read another folder's class folders, i.e. its labels, not this one's."""
+    from labelreview.model import LabelreviewError
+
+    _two_class_folder(tmp_path / "a")
+    _two_class_folder(tmp_path / "b")
+    with pytest.raises(LabelreviewError, match="class folders are its labels"):
+        cl.read_imagefolder(tmp_path / "a", images=tmp_path / "b")
+    assert len(cl.read_imagefolder(tmp_path / "a", images=tmp_path / "a")[0].proposals) == 2

@@ -160,6 +160,10 @@ def _add(proposals, seen, warns, rel, cls, score, sid, where) -> None:
 
 
 def read_imagefolder(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
+    if images and os.path.realpath(images) != os.path.realpath(path):
+        # its class folders are its labels: another folder's images would bring that folder's labels
+        raise LabelreviewError(f"{path}: an ImageFolder's class folders are its labels; import the folder "
+                               f"itself, without --images {images}")
     root = Path(images) if images else Path(path)
     if not root.is_dir():
         raise LabelreviewError(f"{root}: an ImageFolder is a folder of class folders")
@@ -247,11 +251,33 @@ def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     return res
 
 
+def _place_image(src: str, dst: str) -> bool:
+    """The image at ``dst``: a hard link when it is on the same file system (no space used), else a
+    copy. Never a symbolic link: a link out of the folder would be refused on import (image paths may
+    not leave the image root), so the export could not be read back. False if the image is missing."""
+    try:
+        os.link(src, dst)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError:  # another file system, or hard links not allowed here
+        pass
+    import shutil
+
+    try:
+        shutil.copy2(src, dst)  # with the original's mode: a copy is readable by no one more
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
-    """``class/<image>`` symbolic links to the images (they stay where they are)."""
+    """``class/<image>``: each image hard-linked (or, across file systems, copied) into its class folder,
+    so the export is a self-contained ImageFolder that imports back as it is."""
     by_image, skipped = _labels(snapshot)
     provenance = []
     unlabelled = 0
+    missing = 0
     used: set[str] = set()
     splits = all((im.extra or {}).get("split") for im in snapshot.images if im.id in by_image)
     for a in (a for v in by_image.values() for a in v):  # every name checked before anything is written
@@ -275,15 +301,18 @@ def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                     rel = rel[: -len(base)] + f"{im.id}-{base}"
                 used.add(rel)
                 target = fx.path(rel)
-                os.symlink(os.path.abspath(im.path), target)
+                if not _place_image(os.path.abspath(im.path), target):
+                    missing += 1
+                    continue
                 provenance.append(snapshot.provenance(a, rel))
         fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
         fx.commit()
     res = {"file": str(out), "images": len(snapshot.images) - unlabelled, "annotations": len(provenance),
            "categories": len({a.category for v in by_image.values() for a in v}),
            "provenance": str(Path(out) / PROVENANCE_NAME)}
-    if skipped or unlabelled:
-        res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled)) if v}
+    if skipped or unlabelled or missing:
+        res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled),
+                                            ("image file missing", missing)) if v}
     return res
 
 

@@ -224,4 +224,13 @@ def rel_posix(path: str | os.PathLike, root: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "is_image_name", "walk_files", "rel_posix"]
+def escapes_root(root_real: str, file_name: str) -> bool:
+    """Whether an image file name leaves the image root ``root_real`` (already resolved): the store's
+    rule, which drops such images (an absolute path, ``..`` or a symbolic link out of the root)."""
+    if not file_name or "\0" in file_name or os.path.isabs(file_name) or file_name.startswith("\\"):
+        return True
+    real = os.path.realpath(os.path.join(root_real, file_name))
+    return not (real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep))
+
+
+__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "is_image_name", "walk_files", "rel_posix", "escapes_root"]

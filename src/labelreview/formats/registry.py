@@ -166,13 +166,43 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
                 if not gt:
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
                                            "ground-truth file with --gt or import it first")
-        return said(fmt), coco.read(path, gt_images=gt, lazy=lazy)
+        batch = coco.read(path, gt_images=gt, lazy=lazy)
+        if gt is None:
+            refuse_if_every_image_escapes(batch, images or default_image_root(fmt, path), path)
+        return said(fmt), batch
     reader = _folder_reader(fmt)
     if reader is not None:
         batch, root = reader(path, images=images)
         _ROOTS[os.fspath(path)] = root  # the image folder the reader chose, for ingest
+        refuse_if_every_image_escapes(batch, root, path)
         return said(batch.format), batch
     raise LabelreviewError(f"unknown import format {fmt!r}; use one of {', '.join(READERS)} or auto")
+
+
+def refuse_if_every_image_escapes(batch: ImportBatch, root: str | os.PathLike, path: str | os.PathLike) -> None:
+    """The store drops an image whose path leaves the image root, with a warning. When that is every
+    image, the import would "succeed" with nothing in it: refuse it here, before the store is touched,
+    saying why. Stops at the first image inside the root, so a normal import pays one check."""
+    ims = batch.images
+    if not isinstance(ims, list) or not ims:
+        return
+    from . import images as imgs
+    from .common import EXPORT_MARKER
+
+    root_real = os.path.realpath(Path(root).expanduser())
+    if not all(imgs.escapes_root(root_real, im.file_name) for im in ims):
+        return
+    msg = (f"{path}: all {len(ims)} images (e.g. {ims[0].file_name!r}) lie outside the image root {root} "
+           "(an absolute path, '..' or a symbolic link out of it), where image paths may not go; nothing "
+           "imported. ")
+    if batch.format == "imagefolder" and any((Path(p) / EXPORT_MARKER).is_file() for p in (path, root)):
+        msg += ("This looks like an ImageFolder export by an earlier labelreview, which linked to the images: "
+                "export it again (an export now holds the images), or copy it with the links followed "
+                "(cp -rL) and import the copy")
+    else:
+        msg += ("Copy the images into it (cp -rL follows symbolic links), or name the folder they are in "
+                "with --images")
+    raise LabelreviewError(msg)
 
 
 def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, Any]:
