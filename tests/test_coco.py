@@ -766,3 +766,23 @@ def test_two_imports_with_the_same_category_id_export_distinct_ids(empty_store, 
     names = {gt.imgs[a["image_id"]]["file_name"]: gt.cats[a["category_id"]]["name"] for a in gt.dataset["annotations"]}
     assert names == {"a.png": "cat", "b.png": "bird"}
     assert len({c["id"] for c in gt.dataset["categories"]}) == 2
+
+
+def test_results_after_their_ground_truth_land_on_its_images_with_its_classes(tiny_store, tiny, tmp_path):
+    # The README's route without --gt: the ground truth imported first, then the results list. It
+    # named every class "category-N" and made a second image (its file "missing" beside the list).
+    images, doc = tiny
+    rc, _, err = import_file(tiny_store, write(tmp_path, doc), "--images", str(images))
+    assert rc == 0, err
+    results = tmp_path / "elsewhere" / "res.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps([{"image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.8}]))
+    rc, out, err = import_file(tiny_store, results)
+    assert rc == 0, err
+    with Store.open(tiny_store) as s:
+        assert s.counts()["images"] == 2
+        new = max(s.annotations(), key=lambda a: a.id)
+        assert (new.category, s.image(new.image_id).file_name, new.score) == ("person", "b.png", 0.8)
+    assert out and "missing" not in json.dumps(out)
+    assert run("reindex", "--store", str(tiny_store))[0] == 0
+    assert run("verify", "--store", str(tiny_store))[0] == 0

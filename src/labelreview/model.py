@@ -92,6 +92,9 @@ class ImportBatch:
     #: The sha256 (hex) of the bytes the reader read, or a callable that gives it (hashed in the
     #: background); None: the store hashes the source file itself.
     source_sha256: Any = None
+    #: Image key -> the store's image id, for images that are the store's own (a results list
+    #: resolved against an earlier import): the labels go on those images, not on new ones.
+    store_images: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

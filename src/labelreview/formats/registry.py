@@ -115,10 +115,15 @@ def default_image_root(fmt: str, path: str | os.PathLike) -> Path:
     return p.parent if p.is_file() else p
 
 
-def _store_images(store) -> list[ImageRecord]:
-    """A results file names images by source id only: resolve them against the store's images."""
-    return [ImageRecord(key=f"store:{im.id}", file_name=im.file_name, width=im.width, height=im.height,
-                        source_id=im.source_id) for im in store.images()]
+def _store_images(store):
+    """A results file names images and classes by source id only: resolve them against the store's
+    images and categories (as a ground-truth file given with --gt would be)."""
+    from .coco import GroundTruthImages
+
+    out = GroundTruthImages(ImageRecord(key=f"store:{im.id}", file_name=im.file_name, width=im.width,
+                                        height=im.height, source_id=im.source_id) for im in store.images())
+    out.categories = store.categories()
+    return out
 
 
 def _folder_reader(fmt: str):
@@ -167,6 +172,8 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
                                            "ground-truth file with --gt or import it first")
         batch = coco.read(path, gt_images=gt, lazy=lazy)
+        if gt is not None and not getattr(args, "gt", None):  # the store's own images: labelled in place
+            batch.store_images = {im.key: int(im.key.split(":", 1)[1]) for im in batch.images}
         if gt is None:
             refuse_if_every_image_escapes(batch, images or default_image_root(fmt, path), path)
         return said(fmt), batch

@@ -1276,6 +1276,9 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
     paths: dict[str, Any] = {}
     safe = _ImagePaths(root)
     for i, im in enumerate(batch.images):
+        if im.key in batch.store_images:  # the store's own image, checked when it was imported
+            info[im.key] = (None, None, None, True)
+            continue
         p = safe(im.file_name)
         if p is None:
             warnings.append(ImportWarning(f"images[{i}] (id {im.source_id})",
@@ -1461,7 +1464,8 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
         sha_i, w, h, keep = image_info.get(im.key, (None, None, None, True))
         if not keep:
             continue
-        reuse = by_root_name.get((image_root, im.file_name)) or (existing_sha.get(sha_i) if sha_i else None)
+        reuse = (batch.store_images.get(im.key) or by_root_name.get((image_root, im.file_name))
+                 or (existing_sha.get(sha_i) if sha_i else None))
         if reuse:
             image_ids[im.key] = reuse
             image_lines.append({"id": reuse, "key": im.key, "reused": True, "file_name": im.file_name,
