@@ -299,3 +299,19 @@ def test_odd_paths_and_settings_are_refused_clearly(sample_store, tmp_path):
         rc, _, err = run("status", "--store", str(sample_store))
         assert rc == 1 and message in err, (bad, err)
     config.write_text(text)
+
+
+def test_review_with_no_queue_named_resumes_the_last_one(sample_store, monkeypatch):
+    # A filter chosen in the app (or on the command line) is the queue a bare `review` comes back
+    # to, at its place; before, the saved place was for the unfiltered queue and the filter was gone.
+    import labelreview.tui.app as app_module
+
+    opened = []
+    monkeypatch.setattr(app_module, "run", lambda store, queue, **k: opened.append(
+        (queue.filter.statuses, queue.order, queue.resumed_query)) or 0)
+    s = ["--store", str(sample_store)]
+    assert run("review", "--status", "pending", "--order", "score", *s)[0] == 0
+    assert run("review", *s)[0] == 0
+    assert opened[1] == (["pending"], "score", "status:pending order:score")
+    assert run("review", "--order", "score-desc", *s)[0] == 0  # a queue named is the one opened
+    assert opened[2][:2] == ([], "score-desc")

@@ -578,3 +578,18 @@ async def test_the_colour_advice_fits_a_small_terminal(sample_store, monkeypatch
             assert any("COLORTERM=truecolor" in n for n in notes)
     finally:
         store.close()
+
+
+async def test_a_filter_chosen_in_the_app_is_remembered(app_store):
+    from labelreview.review.queue import last_queue
+
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash")
+        await pilot.pause()
+        app.screen.query_one("Input").value = "status:pending order:score"
+        await pilot.press("enter")
+        await settle(pilot, app)
+    text, flt, order, _seed = last_queue(store)
+    assert (flt.statuses, order) == (["pending"], "score")

@@ -732,8 +732,21 @@ def cmd_review(args) -> int:
         flt.statuses = ["pending"]
     from .review import Queue, ReviewSession
 
+    from .review.queue import last_queue, remember_queue
+
     leases = "off" if args.no_leases else ("take" if args.take_leased else "on")
-    queue = Queue(store, flt, order=args.order, seed=args.seed, leases=leases, lazy=True)
+    order, seed, resumed = args.order, args.seed, None
+    if flt == AnnotationFilter() and (order, seed) == ("file", 0):
+        # No queue named: the one this reviewer last worked in (a filter chosen with / included),
+        # at the place they left it.
+        last = last_queue(store)
+        if last is not None:
+            resumed, flt, order, seed = last
+            if resumed == "order:file":
+                resumed = None  # (the default queue: nothing to say)
+    queue = Queue(store, flt, order=order, seed=seed, leases=leases, lazy=True)
+    remember_queue(queue)
+    queue.resumed_query = resumed
     session = ReviewSession(store, auto_checkpoint=False)
     # The UI is imported only here. Its first picture is started before the rest of it: the
     # decode and compose run while Textual's modules load (tui/early.py).

@@ -126,6 +126,8 @@ class Queue:
         self._head_cut = False  # the window starts after the queue's first image
         self._loader: threading.Thread | None = None
         self._loaded: tuple | BaseException | None = None
+        #: Set when this queue was reopened as the reviewer's last one (its query text), to say so.
+        self.resumed_query: str | None = None
         saved = self._saved() if resume else None
         if order == "suspicion":
             from . import suspicion
@@ -618,6 +620,33 @@ def flush_positions() -> None:
             _LAST_SAVE.result(timeout=10)
         except Exception:  # noqa: BLE001 - a place not remembered only costs a resume at the start
             pass
+
+
+def _last_queue_file(store) -> Path:
+    return store.root / ".labelreview" / "positions" / f"{slug(store.identity.author_key)}-last-queue.json"
+
+
+def remember_queue(queue: "Queue") -> None:
+    """Note the queue this reviewer is working in (filter and order), so that a review opened with
+    none named comes back to it, and to the place in it (each queue remembers its own place)."""
+    path = _last_queue_file(queue.store)
+    try:
+        if not path.parent.is_dir():
+            perms.shared_dir(path.parent)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps({"query": queue.query_text()}))
+        os.replace(tmp, path)
+    except OSError:  # a queue not remembered only costs choosing it again
+        pass
+
+
+def last_queue(store) -> tuple[str, AnnotationFilter, str, int] | None:
+    """(query text, filter, order, seed) of the queue this reviewer last worked in, if any."""
+    try:
+        text = orjson.loads(_last_queue_file(store).read_bytes())["query"]
+        return (text, *parse_query(text))
+    except (OSError, ValueError, KeyError, TypeError, LabelreviewError):
+        return None
 
 
 def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:

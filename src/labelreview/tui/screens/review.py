@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from ...model import Annotation, Image, LabelreviewError
 from ...review import Queue, ReviewSession
-from ...review.queue import parse_query
+from ...review.queue import parse_query, remember_queue
 from ...store import Store
 from ..render import RenderOptions, overlays_for, skeletons_of
 from ..widgets.annotation_list import AnnotationList
@@ -117,6 +117,8 @@ class ReviewScreen(Screen):
         elif image_id is not None:  # decode the first picture while the screen lays out
             width, height = self.app.size
             self.query_one(ImageView).warm(self._image(image_id).path, (width, height))
+        if self.queue.resumed_query:
+            self.notify(f"Your last queue: {self.queue.resumed_query}. Press / to change it.", timeout=6)
         if self.queue.empty:
             self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
                         severity="warning", timeout=10)
@@ -504,6 +506,7 @@ class ReviewScreen(Screen):
                 mode = self.queue.leases
                 self.queue.close()  # the new queue leases its own first image
                 self.queue = Queue(self.store, flt, order=order, seed=seed, leases=mode, lazy=True)
+                remember_queue(self.queue)  # quitting and coming back resumes this queue, here
             except LabelreviewError as e:
                 self.notify(str(e), severity="error", timeout=8)
                 return
