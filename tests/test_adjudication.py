@@ -136,3 +136,23 @@ async def test_conflicts_queue_shows_the_competing_decisions_and_keys_resolve(re
         assert store.counts()["conflicts"] == 0
     finally:
         store.close()
+
+
+def test_undoing_an_adjudication_reopens_the_conflict(reviewed_twice):
+    # Carol settles 4 by taking Bob's decision, then undoes it: the two decisions compete again
+    # (it used to close the conflict for good, with Alice's... nobody's decision waiting).
+    root = reviewed_twice
+    bobs = next(d for d in open_conflicts(root)[4] if d["author"] == BOB)
+    assert cli("resolve", "4", "--pick", bobs["event"], "--store", root, author=CAROL)[0] == 0
+    assert sorted(open_conflicts(root)) == [2]
+    rc, out, err = cli("undo", "--store", root, author=CAROL)
+    assert rc == 0 and "undid resolve" in out, err
+    assert sorted(open_conflicts(root)) == [2, 4]
+    assert states(root)[4][:2] == ("spoon", "pending")
+    # and a rebuild agrees, and settling it again works
+    assert cli("reindex", "--store", root)[0] == 0
+    assert sorted(open_conflicts(root)) == [2, 4]
+    verify_ok(root)
+    assert cli("resolve", "4", "--pick", bobs["event"], "--store", root, author=CAROL)[0] == 0
+    assert sorted(open_conflicts(root)) == [2]
+    verify_ok(root)

@@ -90,8 +90,10 @@ class ReviewSession:
         # and comment it had (a flag's "loose-box — tail cut"), not the undo's own words.
         reason, comment = self._note_before(target)
         new = {"category": old["category"], "status": old["status"], "reason": reason, "comment": comment}
+        # Undoing an adjudication reopens the conflict it settled: the competing decisions wait again.
+        reopens = target.get("resolves") if target["action"] == "resolve" else None
         ev = self.store.record(target["annotation"], "undo", new, base=current.last_event, undoes=target["hash"],
-                               reason=f"undo {target['action']}")
+                               reason=f"undo {target['action']}", extra={"reopens": reopens} if reopens else None)
         self._after(-1)
         return ev
 

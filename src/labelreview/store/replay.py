@@ -216,6 +216,10 @@ def add_events(rp: Replay, events: list[Parsed], proposals_known: bool = True) -
         for event, base, current in st["new_conflicts"]:
             if event not in conflicts:
                 conflicts[event] = [event, a, base, current, resolved.pop(event, None)]
+        for event in st["reopened"]:  # (as _save_fold: reopened first, then what resolved it since)
+            row = conflicts.get(event)
+            if row is not None:
+                row[4] = None
         for event, by in resolved.items():
             row = conflicts.get(event)
             if row is not None and row[4] is None:

@@ -1045,11 +1045,16 @@ def _resolves_of(ev: dict[str, Any]) -> list[str] | None:
     return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
 
 
+def _reopens_of(ev: dict[str, Any]) -> list[str] | None:
+    r = ev.get("reopens")
+    return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
+
+
 def _fresh_fold(ann_id: int, proposed: str) -> dict[str, Any]:
     """The fold state of an untouched proposal, with the chain of applied events kept in memory."""
     return {"id": ann_id, "category": proposed, "status": "pending", "last_event": None, "updated_at": None,
             "updated_by": None, "reason": None, "comment": None, "aliases": {}, "blind": {}, "open": set(),
-            "chain": [], "new_conflicts": [], "resolved": {}, "aux": False}
+            "chain": [], "new_conflicts": [], "resolved": {}, "reopened": set(), "aux": False}
 
 
 def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
@@ -1066,7 +1071,7 @@ def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
         "SELECT author, event, new FROM blind_pending WHERE annotation=?", (ann_id,))}
     st["open"] = {r[0] for r in conn.execute(
         "SELECT event FROM conflicts WHERE annotation=? AND resolved IS NULL", (ann_id,))}
-    st["chain"], st["new_conflicts"], st["resolved"], st["aux"] = None, [], {}, False
+    st["chain"], st["new_conflicts"], st["resolved"], st["reopened"], st["aux"] = None, [], {}, set(), False
     return st
 
 
@@ -1129,7 +1134,15 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
             for h in _resolves_of(ev) or ():
                 if h in st["open"]:
                     st["open"].discard(h)
+                    st["reopened"].discard(h)
                     st["resolved"][h] = ev["hash"]
+        elif ev["action"] == "undo":
+            # An adjudication taken back: the decisions it settled compete again.
+            for h in _reopens_of(ev) or ():
+                if h not in st["open"]:
+                    st["open"].add(h)
+                    st["resolved"].pop(h, None)
+                    st["reopened"].add(h)
         return True
     chain = st["chain"]
     if chain is None:
@@ -1173,9 +1186,11 @@ def _save_fold(conn: sqlite3.Connection, st: dict[str, Any], state: bool = True)
     for event, base, current in st["new_conflicts"]:
         conn.execute("INSERT OR IGNORE INTO conflicts(event, annotation, base, current, resolved) VALUES(?,?,?,?,?)",
                      (event, ann, base, current, resolved.pop(event, None)))
+    for event in st["reopened"]:
+        conn.execute("UPDATE conflicts SET resolved=NULL WHERE event=?", (event,))
     for event, by in resolved.items():
         conn.execute("UPDATE conflicts SET resolved=? WHERE event=? AND resolved IS NULL", (by, event))
-    st["new_conflicts"], st["resolved"] = [], {}
+    st["new_conflicts"], st["resolved"], st["reopened"] = [], {}, set()
 
 
 def _not_before(ts: str, conn: sqlite3.Connection, hashes: list[str]) -> str:
