@@ -159,6 +159,8 @@ def test_diff_between_revisions(sample_store):
     assert text.startswith("HEAD~1 (") and "3  saucer/flagged -> saucer/rejected  by Test Reviewer" in text
     rc, _, err = run("diff", "nope", *s)
     assert rc == 1 and "'nope' is not a revision" in err
+    rc, _, err = run("diff", "HEAD", "HEAD~3", *s)  # the wrong way round: said so, not "rewritten"
+    assert rc == 1 and "HEAD~3 is older than HEAD" in err and "rewritten" not in err
 
 
 def test_export_at_a_past_revision(sample_store, tmp_path):
@@ -315,3 +317,12 @@ def test_review_with_no_queue_named_resumes_the_last_one(sample_store, monkeypat
     assert opened[1] == (["pending"], "score", "status:pending order:score")
     assert run("review", "--order", "score-desc", *s)[0] == 0  # a queue named is the one opened
     assert opened[2][:2] == ([], "score-desc")
+
+
+def test_a_new_reason_for_the_same_class_is_recorded(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("relabel", "2", "saucer", "--reason", "wrong-class", *s)
+    assert ok("relabel", "2", "saucer", "--reason", "wrong-class", *s) == "nothing to change\n"
+    ok("relabel", "2", "saucer", "--reason", "wrong-class", "--comment", "rim visible", *s)
+    e = js("log", *s)[0]
+    assert (e["action"], e["comment"]) == ("relabel", "rim visible")

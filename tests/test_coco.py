@@ -207,6 +207,11 @@ WARNED = [
      "RLE", "repaired", 4, 2),
     ("compressed RLE too short", _ann(2, "segmentation", {"size": [20, 20], "counts": "52"}),
      "RLE", "repaired", 4, 2),
+    # runs past 32 bits: accepted once, then an export through pycocotools overflowed
+    ("RLE runs past 32 bits", _ann(2, "segmentation", {"size": [2**17, 2**17], "counts": [2**34]}),
+     "larger than a mask can be", "repaired", 4, 2),
+    ("RLE run past 32 bits", _ann(2, "segmentation", {"size": [20, 20], "counts": [2**32, 400]}),
+     "below 2**32", "repaired", 4, 2),
     ('iscrowd "false"', _ann(0, "iscrowd", "false"), "iscrowd 'false' read as 0", "repaired", 4, 2),
     ("bbox outside the image", _ann(0, "bbox", [100, 100, 5, 5]), "lies outside", "skipped", 3, 2),
     ("bbox reaching outside", _ann(0, "bbox", [35, 25, 10, 10]), "clipped", "repaired", 4, 2),

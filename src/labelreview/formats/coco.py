@@ -224,15 +224,20 @@ def _valid_polygons(seg: list, where: str, warns: list[ImportWarning]) -> list[l
     return good
 
 
+_RLE_MAX = 2**32 - 1
+
+
 def _check_rle(seg: dict, hw: tuple[int, int] | None, where: str) -> tuple[dict | None, str | None]:
     """An RLE as stored (compressed counts as str), or the problem that makes it unusable."""
     size, counts = seg.get("size"), seg.get("counts")
     if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v >= 0 for v in size)):
         return None, f"RLE size {size!r} is not [height, width]"
     h, w = size
+    if h * w > _RLE_MAX:  # pycocotools keeps sizes, areas and runs in 32 bits
+        return None, f"RLE size {size!r} is larger than a mask can be"
     if isinstance(counts, list):
-        if not all(isinstance(c, int) and c >= 0 for c in counts):
-            return None, "uncompressed RLE counts must be non-negative integers"
+        if not all(isinstance(c, int) and 0 <= c <= _RLE_MAX for c in counts):
+            return None, "uncompressed RLE counts must be non-negative integers below 2**32"
         if sum(counts) != h * w:
             return None, f"uncompressed RLE counts sum to {sum(counts)}, not height*width = {h * w}"
         return {"size": [h, w], "counts": counts}, None

@@ -40,9 +40,10 @@ class ReviewSession:
                 comment: str | None = None, base: Any = CURRENT) -> dict | None:
         self._check_class(category)
         current = self.seen(self.store.annotation(ann_id))
-        if current.category == category and current.status == "relabeled":
-            return None
-        if current.category == category:
+        if (current.category == category and current.status == "relabeled"
+                and reason in (None, current.reason) and comment in (None, current.comment)):
+            return None  # (a new reason or comment for the same class is recorded)
+        if current.category == category and current.status != "relabeled":
             raise LabelreviewError(f"annotation {ann_id} is already {category!r}; use accept")
         return self._decide(ann_id, "relabel", category=category, reason=reason, comment=comment, base=base)
 

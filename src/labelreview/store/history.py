@@ -71,6 +71,9 @@ def diff(store: Store, rev_a: str, rev_b: str) -> dict[str, Any]:
         new = _show(store, b, path)
         old = _show(store, a, path)
         if not new.startswith(old):
+            if old.startswith(new):  # the two the wrong way round: B is older than A
+                raise LabelreviewError(f"{rev_b} is older than {rev_a}: give the older revision first "
+                                       f"(labelreview diff {rev_b} {rev_a})")
             raise LabelreviewError(f"{path}: {rev_b} does not extend {rev_a} (history rewritten?)")
         for line in new[len(old):].splitlines():
             if line.strip():
