@@ -145,3 +145,26 @@ def test_next_image_on_the_last_image_stays_on_the_item(store, lazy):
     assert q._run_start(q.position) < q.position  # (not the first item of its image)
     assert q.move_image(+1) == last and q.current == last
     assert q.move_image(-1) != last  # and p still goes back
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_progress_moves_with_other_reviewers_decisions(store, lazy, sample_store):
+    # It was counted once, then moved only with this reviewer's own decisions (``note``): two
+    # screens on one store showed 5/25 while the store held 6 decided.
+    from labelreview.review import ReviewSession
+
+    q = Queue(store, leases="off", resume=False, lazy=lazy)
+    while q.partial:
+        q.move(+10**6)
+    decided, total = q.progress()
+    mine = ReviewSession(store)
+    before = store.annotation(q.flat[0]).status
+    mine.accept(q.flat[0])
+    q.note(q.flat[0], before, "accepted")
+    assert q.progress() == (decided + 1, total)
+    with Store.open(sample_store, author="Bob <bob@example.org>") as other:
+        ReviewSession(other).reject(q.flat[1], reason="duplicate")
+        ReviewSession(other).accept(q.flat[2])
+        ReviewSession(other).undo()
+    assert q.progress() == (decided + 2, total)  # Bob's reject counts; his accept and undo cancel out
+    assert q.progress() == (decided + 2, total)  # (and nothing is counted twice)

@@ -249,7 +249,8 @@ async def test_keys_remapped_in_config(sample_store):
         store.close()
 
 
-async def test_decision_on_a_stale_state_is_refused(sample_store):
+@pytest.mark.parametrize("key", ["a", "space"])
+async def test_decision_on_a_stale_state_is_refused(sample_store, key):
     app, store = make_app(sample_store)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
@@ -259,9 +260,12 @@ async def test_decision_on_a_stale_state_is_refused(sample_store):
                 from labelreview.review import ReviewSession
 
                 ReviewSession(other).reject(1, reason="false-positive")
-            await pilot.press("a")
+            await pilot.press(key)
             await settle(pilot, app)
             assert "after you saw it" in "\n".join(str(n.message) for n in app._notifications)
+            # space too stays on it, showing Bob's decision (it used to move on as if accepted)
+            assert app.queue.current == 1 and "rejected" in rendered(app)
+            assert "1/25 reviewed" in rendered(app)  # Bob's decision counts in the progress
         a = store.annotation(1)
         assert a.status == "rejected" and a.updated_by.startswith("Bob")
         assert [e["author"][:3] for e in store.events(annotation=1)] == ["Bob"]
@@ -593,3 +597,22 @@ async def test_a_filter_chosen_in_the_app_is_remembered(app_store):
         await settle(pilot, app)
     text, flt, order, _seed = last_queue(store)
     assert (flt.statuses, order) == (["pending"], "score")
+
+
+async def test_the_progress_line_says_all_in_git_once_the_background_save_is_done(sample_store):
+    cfg = sample_store / "labelreview.toml"
+    cfg.write_text(cfg.read_text().replace("checkpoint_every = 50", "checkpoint_every = 2"))
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("space", "a")  # two decisions: the save starts in a worker
+            for _ in range(100):
+                await settle(pilot, app)
+                if store.uncommitted() == 0:
+                    break
+            await settle(pilot, app)
+            assert store.uncommitted() == 0
+            assert "all in git" in rendered(app).splitlines()[-2]  # without another key press
+    finally:
+        store.close()

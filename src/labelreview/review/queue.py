@@ -117,6 +117,7 @@ class Queue:
         #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
         self._why: dict[int, list] = {}
         self._decided: int | None = None
+        self._counted_ord = 0  # the last event ``_decided`` takes into account
         self._save_gen = 0  # positions handed to the writer thread; only the latest is written
         # A lazy queue in file order starts from a window of WINDOW items (where the reviewer resumes,
         # else the start) and loads the rest in a thread once asked to (``load_rest``): the first
@@ -239,11 +240,13 @@ class Queue:
             self.position = self._index_of(current)
         if decided is not None:
             # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
-            for ann, old, new in self.store.conn.execute(
-                    "SELECT annotation, json_extract(old, '$.status'), json_extract(new, '$.status') "
-                    "FROM events WHERE ord > ?", (seen,)):
+            for o, ann, old, new in self.store.conn.execute(
+                    "SELECT ord, annotation, json_extract(old, '$.status'), json_extract(new, '$.status') "
+                    "FROM events WHERE ord > ? ORDER BY ord", (seen,)):
+                seen = o
                 if ann in self._image_of:
                     decided += ((old or "pending") == "pending") - (new == "pending")
+            self._counted_ord = seen
         self._decided = decided
         return True
 
@@ -532,12 +535,31 @@ class Queue:
             self.adopt()
         if self.partial:
             return None, None
+        conn = self.store.conn
         if self._decided is None:
-            if self.order == "suspicion":  # may rank a subset of what the filter matches
-                pending = len(self.store.annotation_ids_with_status(self.flat, "pending"))
-                self._decided = len(self.flat) - pending
-            else:
-                self._decided = self.store.count_matching(self.filter, status_not="pending")
+            own = not conn.in_transaction
+            if own:
+                conn.execute("BEGIN")  # the count and the last event it includes: one snapshot
+            try:
+                if self.order == "suspicion":  # may rank a subset of what the filter matches
+                    pending = len(self.store.annotation_ids_with_status(self.flat, "pending"))
+                    self._decided = len(self.flat) - pending
+                else:
+                    self._decided = self.store.count_matching(self.filter, status_not="pending")
+                self._counted_ord = conn.execute("SELECT coalesce(max(ord), 0) FROM events").fetchone()[0]
+            finally:
+                if own:
+                    conn.execute("COMMIT")
+        else:
+            # Other reviewers' decisions since (this reviewer's own come through ``note``): the count
+            # on every screen of a shared store moves with them, not only with its own keys.
+            mine = self.store.identity.writer
+            for o, ann, writer, old, new in conn.execute(
+                    "SELECT ord, annotation, writer, json_extract(old, '$.status'), json_extract(new, '$.status') "
+                    "FROM events WHERE ord > ? ORDER BY ord", (self._counted_ord,)):
+                self._counted_ord = o
+                if writer != mine and ann in self._image_of:
+                    self._decided += ((old or "pending") == "pending") - (new == "pending")
         return self._decided, len(self.flat)
 
     def note(self, ann_id: int, before: str | None, after: str) -> None:

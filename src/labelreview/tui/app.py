@@ -60,6 +60,8 @@ class LabelReviewApp(App):
         # Its own connection: git and SQLite work happen off the UI thread, never between key and frame.
         with Store.open(self.store.root, author=self.store.identity.author, recover=False) as other:
             other.checkpoint()
+        if self.review_screen is not None:  # 'N not in git yet' is all in git now: say so
+            self.call_from_thread(self.review_screen.show_progress)
 
     def action_quit_review(self) -> None:
         # Keys typed after q (they queue while git saves) decide nothing: the screen refuses every

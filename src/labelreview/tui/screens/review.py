@@ -74,6 +74,9 @@ PREFETCH_AFTER = 0.04
 #: p50 41 -> 55 ms); a reviewer who stops to look at the picture has them well before the next key.
 AHEAD_AFTER = 0.12
 
+#: Seconds between redraws of the progress line while no key is pressed (others' decisions, git).
+PROGRESS_EVERY = 5.0
+
 #: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
 IMAGE_RECORDS_KEPT = 4096
 
@@ -89,6 +92,7 @@ class ReviewScreen(Screen):
         self.skeletons = skeletons_of(store.categories())
         self.image_anns: list[Annotation] = []
         self.color_hint: str | None = None
+        self.refused = False  # the last decision was refused (changed by someone else since)
         self._frames_since_collect = 0
         self._idle_timer = None
         self._prefetch_timer = None
@@ -119,6 +123,8 @@ class ReviewScreen(Screen):
             self.query_one(ImageView).warm(self._image(image_id).path, (width, height))
         if self.queue.resumed_query:
             self.notify(f"Your last queue: {self.queue.resumed_query}. Press / to change it.", timeout=6)
+        # Progress moves with other reviewers' decisions too, between this reviewer's keys.
+        self.set_interval(PROGRESS_EVERY, self.show_progress)
         if self.queue.empty:
             self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
                         severity="warning", timeout=10)
@@ -161,7 +167,7 @@ class ReviewScreen(Screen):
                                                     layout=False)
             self.query_one(AnnotationList).show([], None, set())
             self.query_one(Detail).show(None, [])
-            self._show_progress()
+            self.show_progress()
             return
         self.image_anns = self._load_image_anns(image_id)
         ann = self.current
@@ -177,7 +183,7 @@ class ReviewScreen(Screen):
         history = self.session.history(ann.id) if ann else []
         self.competing = self.session.conflicts(ann.id) if ann else []
         self.query_one(Detail).show(ann, history, self.queue.why(ann.id) if ann else None, self.competing)
-        self._show_progress()
+        self.show_progress()
         self._tell_about_others()
 
     def _tell_about_others(self) -> None:
@@ -244,7 +250,7 @@ class ReviewScreen(Screen):
             self._go_to_image(pending)
             self.refresh_view()
             return
-        self._show_progress()
+        self.show_progress()
         self._neighbours = None  # the rest of the queue may bring other neighbours
         self._prefetch()
 
@@ -290,7 +296,7 @@ class ReviewScreen(Screen):
             self.query_one(ImageView).prefetch(self._neighbour_requests(),
                                                ahead=[self._request(self.queue.current_image, anns, ann.id)])
 
-    def _show_progress(self) -> None:
+    def show_progress(self) -> None:
         if self.queue.empty:
             pos = "0/0"
         else:
@@ -318,9 +324,11 @@ class ReviewScreen(Screen):
         if ann is None:
             self.notify("No annotation selected.", severity="warning")
             return None
+        self.refused = False
         try:
             ev = fn(ann.id, *args, base=self._base(ann), **kwargs)
         except LabelreviewError as e:
+            self.refused = True  # (the screen now shows the annotation as it is)
             self.notify(str(e), severity="error", timeout=8)
             self.refresh_view()
             return None
@@ -351,6 +359,8 @@ class ReviewScreen(Screen):
     def action_accept_next(self) -> None:
         ann = self.current
         self._do(self.session.accept)
+        if self.refused:  # someone changed it since: stay, showing what they made of it (as a does)
+            return
         if ann is not None and self.queue.at_end:
             self.notify("End of the queue.", timeout=3)
         self.queue.move(+1)

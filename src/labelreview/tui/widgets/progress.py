@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 
 class ProgressLine(Static):
+    _shown: Text | None = None
     def show(self, *, decided: int | None, total: int | None, per_minute: float, unsaved: int, image_pos: str,
              zoom: bool, color_hint: str | None = None) -> None:
         if decided is None or total is None:  # a big queue still loading in its thread
@@ -34,4 +35,6 @@ class ProgressLine(Static):
             room = self.size.width - text.cell_len
             text.append(f" · {color_hint}" if room >= len(color_hint) + 3 or not self.size.width
                         else " · 256 colours (?)", style="dim")
-        self.update(text, layout=False)  # one line, always
+        if text != self._shown:  # (redrawn every few seconds for others' decisions: only if it changed)
+            self._shown = text
+            self.update(text, layout=False)  # one line, always
