@@ -582,6 +582,8 @@ class Queue:
             lo = "" if f.score_min is None else f"{f.score_min:g}"
             hi = "" if f.score_max is None else f"{f.score_max:g}"
             parts.append(f"score:{lo}:{hi}")
+        if f.image_ids:
+            parts.append(f"image:{','.join(map(str, f.image_ids))}")
         if f.conflicts:
             parts.append("conflicts:yes")
         parts.append(f"order:{self.order}")
@@ -700,9 +702,14 @@ def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:
             seed = int(value)
         elif key == "conflicts":
             flt.conflicts = value.lower() in ("1", "yes", "true", "y")
+        elif key == "image":
+            try:
+                flt.image_ids.extend(int(v) for v in value.split(",") if v)
+            except ValueError:
+                raise LabelreviewError(f"image takes image ids, e.g. image:3,7, not {value!r}") from None
         else:
             raise LabelreviewError(f"unknown filter {key!r}; use status, class, source, score, by, reason, "
-                                   "conflicts, order, seed")
+                                   "image, conflicts, order, seed")
     from ..model import STATUSES
 
     bad = [s for s in flt.statuses if s not in STATUSES]

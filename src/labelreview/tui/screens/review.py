@@ -52,7 +52,7 @@ KEYS = [
 ]
 
 FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:alice reason:loose-box "
-               "order:score|score-desc|random|suspicion|file seed:7")
+               "image:3,7 order:score|score-desc|random|suspicion|file seed:7")
 
 
 #: A full garbage collection runs after this many seconds without a new frame, once this many
