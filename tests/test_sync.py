@@ -256,3 +256,22 @@ def test_sync_while_another_reviewer_decides_on_the_same_machine(two_machines):
     assert [states(b)[i][1] for i in range(10, 23)] == ["accepted"] * 9 + ["pending"] + ["rejected"] * 3
     for root in (a, b):
         assert verify_ok(root)["writers"] == 2  # Bob and Carol
+
+
+def test_an_adjudication_undone_on_one_machine_reopens_the_conflict_on_both(two_machines):
+    # The undo of a resolve reopens its conflict where it is made; the machine that receives it by
+    # sync folds the annotation again from its events, and lost the reopening (verify then failed).
+    a, b, _ = two_machines
+    assert cli("reject", "1", "--store", a, author=ALICE)[0] == 0
+    assert cli("accept", "1", "--store", b, author=BOB)[0] == 0
+    for store, who in ((a, ALICE), (b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    decision = open_conflicts(b)[1][1]["event"]
+    assert cli("resolve", "1", "--pick", decision, "--store", b, author=BOB)[0] == 0
+    assert cli("undo", "--store", b, author=BOB)[0] == 0
+    assert sorted(open_conflicts(b)) == [1]
+    for store, who in ((b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    assert sorted(open_conflicts(a)) == [1] and sorted(open_conflicts(b)) == [1]
+    verify_ok(a)
+    verify_ok(b)

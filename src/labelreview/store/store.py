@@ -710,14 +710,21 @@ class Store:
                 f"SELECT id, proposed_category FROM annotations WHERE id IN ({marks})", chunk)}
             rows = conn.execute(
                 f"SELECT hash, ts, writer, seq, author, action, annotation, new, base, reason, comment, blind,"
-                f" resolves FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk)
+                f" resolves, undoes FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk)
+            settled: dict[str, Any] = {}  # a resolve's hash -> the conflicts it settled
             for r in rows:
                 st = states.get(r["annotation"])
                 if st is not None:
+                    resolves = _uj(r["resolves"])
+                    if r["action"] == "resolve":
+                        settled[r["hash"]] = resolves
+                    # (the table keeps no 'reopens': an undo of a resolve reopens what that settled,
+                    # as its log line says; session.undo writes it so)
+                    reopens = settled.get(r["undoes"]) if r["action"] == "undo" and r["undoes"] else None
                     _fold_step(st, {"hash": r["hash"], "ts": r["ts"], "author": r["author"],
                                     "action": r["action"], "new": _uj(r["new"]), "base": r["base"],
                                     "reason": r["reason"], "comment": r["comment"], "blind": r["blind"] == 1,
-                                    "resolves": _uj(r["resolves"])})
+                                    "resolves": resolves, "reopens": reopens})
             folded = [st for st in states.values() if st is not None]
             conn.executemany(_UPDATE_STATE, [(*(st[k] for k in _STATE), st["id"]) for st in folded])
             for st in folded:
