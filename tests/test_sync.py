@@ -275,3 +275,19 @@ def test_an_adjudication_undone_on_one_machine_reopens_the_conflict_on_both(two_
     assert sorted(open_conflicts(a)) == [1] and sorted(open_conflicts(b)) == [1]
     verify_ok(a)
     verify_ok(b)
+
+
+def test_events_a_killed_sync_brought_keep_their_own_commit(two_machines, monkeypatch):
+    # A sync killed after its merge, before it marked which commits hold the events it brought:
+    # the next checkpoint stamped them with its own commit (blame named it; verify failed).
+    a, b, _ = two_machines
+    assert cli("relabel", "1", "cat", "--store", a, author=ALICE)[0] == 0
+    assert cli("sync", "--store", a, author=ALICE)[0] == 0
+    first = git(a, "log", "-1", "--format=%H", "--", "events").strip()
+    monkeypatch.setattr(sync_mod, "_attribute_commits", lambda *a, **k: None)  # killed right there
+    assert cli("sync", "--store", b, author=BOB)[0] == 0
+    monkeypatch.undo()
+    assert cli("accept", "5", "--store", b, author=BOB)[0] == 0  # any checkpoint
+    blame = js("blame", "1", "--store", b, author=BOB)
+    assert blame[0]["commit"] == first
+    verify_ok(b)

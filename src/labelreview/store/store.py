@@ -830,13 +830,24 @@ class Store:
                     # only these of events/ are staged (git add re-hashes each file it is given). A log
                     # gone from the disk is not staged as deleted (verify reports it).
                     pending = conn.execute(
-                        "SELECT action, author, file FROM events WHERE git_commit IS NULL").fetchall()
+                        "SELECT action, author, file, writer FROM events WHERE git_commit IS NULL").fetchall()
                     files = sorted({r["file"] for r in pending})
                     logs = {r[0]: r[1] for r in conn.execute(
                         f"SELECT path, size FROM event_files WHERE path IN ({','.join('?' * len(files))})",
                         files) if os.path.isfile(os.path.join(self.root, r[0]))} if files else {}
                     gitrepo.add(repo, exclude=keep_out, logs=None if force else sorted(logs))
                 changed = None
+                others = {r["file"] for r in pending if r["writer"] != self.identity.writer}
+                if others:
+                    # Another writer's events not marked committed: a local reviewer's, which this
+                    # commit takes, or ones a sync brought that git holds already (a sync killed before
+                    # it marked them): those belong to their own commits, not to this one.
+                    changed = gitrepo.staged(repo)
+                    held = others.difference(changed)
+                    if held:
+                        _attribute_commits(self.root, conn)
+                        pending = [r for r in pending if r["file"] not in held]
+                        logs = {p: n for p, n in logs.items() if p not in held}
                 if force or not pending:  # an import, the config, or nothing at all?
                     changed = gitrepo.staged(repo)
                     if not changed:
