@@ -291,3 +291,13 @@ def test_events_a_killed_sync_brought_keep_their_own_commit(two_machines, monkey
     blame = js("blame", "1", "--store", b, author=BOB)
     assert blame[0]["commit"] == first
     verify_ok(b)
+
+
+def test_log_lists_decisions_in_the_order_they_were_made_not_as_they_arrived(two_machines):
+    a, b, _ = two_machines
+    assert cli("accept", "4", "--store", b, author=BOB)[0] == 0  # Bob first...
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0  # ...then Alice
+    assert cli("sync", "--store", b, author=BOB)[0] == 0
+    assert cli("sync", "--store", a, author=ALICE)[0] == 0  # Bob's older event arrives at Alice's last
+    log = js("log", "--store", a, author=ALICE)
+    assert [e["annotation"] for e in log] == [1, 4]  # newest first, by when they were made

@@ -437,7 +437,12 @@ class Store:
         if since is not None:
             clauses.append("ts >= ?")
             params.append(since)
-        sql = f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY ord {'DESC' if newest_first else 'ASC'}"
+        # In the order the decisions were made (time, then writer and sequence, as the fold takes
+        # them), not the order they reached this index: after a sync, another machine's older events
+        # arrive last.
+        way = "DESC" if newest_first else "ASC"
+        sql = (f"SELECT * FROM events WHERE {' AND '.join(clauses)} "
+               f"ORDER BY ts {way}, writer {way}, seq {way}")
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [self._event_row(r) for r in self.conn.execute(sql, params)]
