@@ -301,3 +301,23 @@ def test_log_lists_decisions_in_the_order_they_were_made_not_as_they_arrived(two
     assert cli("sync", "--store", a, author=ALICE)[0] == 0  # Bob's older event arrives at Alice's last
     log = js("log", "--store", a, author=ALICE)
     assert [e["annotation"] for e in log] == [1, 4]  # newest first, by when they were made
+
+
+def test_a_local_config_edit_that_blocks_a_merge_is_named_with_the_way_out(two_machines):
+    # Only admins commit labelreview.toml: a reviewer's local edit stays uncommitted, and once an
+    # admin's change arrives the merge cannot proceed. The message named no file and no way out.
+    a, b, _ = two_machines
+
+    def admin_commit(message):  # an admin's change, committed with git (nobody here is an admin)
+        git(a, "-c", "user.name=Admin", "-c", "user.email=admin@x", "commit", "-q", "-am", message)
+        assert cli("sync", "--store", a, author=ALICE)[0] == 0
+
+    set_config(a, roles={"admins": ["an-admin"], "reviewers": [], "adjudicators": []})
+    admin_commit("roles")
+    assert cli("sync", "--store", b, author=BOB)[0] == 0
+    set_config(a, classes=["zebra"])
+    admin_commit("a class")
+    set_config(b, classes=["yak"])  # bob's own edit: his checkpoints leave it out
+    rc, _, err = cli("sync", "--store", b, author=BOB)
+    assert rc == 1 and "labelreview.toml" in err and "checkout -- labelreview.toml" in err, err
+    assert "nothing was lost" in err

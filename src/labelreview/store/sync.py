@@ -223,6 +223,18 @@ def _merge(store: Store, ref: str, remote: str) -> str:
             hint = f" {CONFIG_NAME} was changed on both sides: keep one change, commit it, and sync again."
         raise LabelreviewError(f"git could not merge {remote}: {', '.join(conflicted)} changed on both "
                                f"sides. The merge was undone; nothing was lost.{hint}")
+    said = (proc.stderr or "") + (proc.stdout or "")
+    if "local changes to the following files would be overwritten" in said:
+        # Files changed here and not committed (labelreview.toml edited by someone who may not
+        # commit it: a checkpoint leaves it out): git names them on the lines that follow.
+        files = [ln.strip() for ln in said.splitlines() if ln.startswith(("\t", "    "))]
+        hint = ""
+        if CONFIG_NAME in files:
+            hint = (f" {CONFIG_NAME} has changes made here that only an admin may commit (roles in "
+                    f"{CONFIG_NAME}): ask an admin to make them, and drop yours with "
+                    f"`git -C {store.root} checkout -- {CONFIG_NAME}`; then sync again.")
+        raise LabelreviewError(f"git could not merge {remote}: {', '.join(files) or 'files'} changed here and not "
+                               f"committed would be overwritten. Nothing was merged; nothing was lost.{hint}")
     raise LabelreviewError(f"git could not merge {remote}: {_first_line(proc.stderr) or _first_line(proc.stdout)}. "
                            "The merge was undone; nothing was lost.")
 
