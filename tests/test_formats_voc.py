@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image as PILImage
@@ -248,3 +249,42 @@ def test_voc_export_of_boxes_under_a_pixel_is_valid_and_reimports(tmp_path):
     again, _ = voc.read(tmp_path / "out", images=d)
     assert [p.bbox for p in again.proposals] == [[256, 144, 128, 192], [64, 48, 1, 1], [320, 240, 1, 1],
                                                  [639, 479, 1, 1]]
+
+
+def _two_imports_of_one_image():
+    """voc_dataset1 imported twice (two models, the same image): its objects' source ids repeat."""
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    snap = snapshot_of(b, root)
+    n = len(snap.annotations)
+    again = snapshot_of(b, root).annotations
+    for a in snap.annotations:
+        a.import_id, a.source = "m1", "m1"
+    for a in again:
+        a.import_id, a.source, a.id = "m2", "m2", a.id + n
+    snap.annotations += again
+    return snap, root
+
+
+def test_voc_parts_stay_with_their_own_object_when_two_imports_share_an_image(tmp_path):
+    """A part names its object by the object's id in the imported file; two imports of one image reuse
+    those ids, so grouping by the id alone gave every person both heads, and a head whose person was
+    rejected went to the other import's person."""
+    import re
+
+    snap, root = _two_imports_of_one_image()
+    voc.write(snap, tmp_path / "out1")
+    xml = (tmp_path / "out1/Annotations/2007_000001.xml").read_text()
+    assert xml.count("<part>") == 2 and xml.count("<name>head</name>") == 2
+    prov = [orjson.loads(line) for line in (tmp_path / "out1/labelreview.provenance.jsonl").read_bytes().splitlines()]
+    parts = {p["exported_id"]: p["import"] for p in prov if ".part[" in p["exported_id"]}
+    objs = {p["exported_id"]: p["import"] for p in prov if re.search(r"object\[\d+\]$", p["exported_id"])}
+    assert len(parts) == 2 and all(imp == objs[eid.split(".part[")[0]] for eid, imp in parts.items())
+    assert len(prov) == len({p["annotation"] for p in prov})  # no label exported twice
+
+    # m1's person rejected, m2's head rejected: m1's head has no object to go to
+    by = {(a.import_id, a.category): a for a in snap.annotations}
+    snap.annotations = [a for a in snap.annotations if a is not by["m1", "person"] and a is not by["m2", "head"]]
+    res = voc.write(snap, tmp_path / "out2")
+    xml = (tmp_path / "out2/Annotations/2007_000001.xml").read_text()
+    assert "<part>" not in xml and "head" not in xml
+    assert res["skipped"] == {"part of an object not exported": 1}

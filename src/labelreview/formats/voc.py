@@ -430,12 +430,14 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
             skipped_here = [a for a in by_image.get(im.id, ()) if a.kind == "label" or (a.bbox is None and a.kind != "mask")]
             for a in skipped_here:
                 skipped["no box"] = skipped.get("no box", 0) + 1
-            parts: dict[Any, list] = {}
+            # A part names its object by the object's id in the imported file, which is unique only
+            # within that import: two imports of the same image (two models) reuse the same ids.
+            parts: dict[tuple[str, Any], list] = {}
             for a in by_image.get(im.id, ()):
                 po = (a.extra or {}).get("voc_part_of")
                 if po is not None and a.bbox is not None:
-                    parts.setdefault(po, []).append(a)
-            exported_sids = {a.source_id for a in objs}
+                    parts.setdefault((a.import_id, po), []).append(a)
+            exported_sids = {(a.import_id, a.source_id) for a in objs}
             for po, plist in parts.items():
                 if po not in exported_sids:
                     skipped["part of an object not exported"] = skipped.get("part of an object not exported", 0) + len(plist)
@@ -453,9 +455,10 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
             lines.append(f"  <segmented>{1 if has_mask else 0}</segmented>")
             inst = []
             for k, a in enumerate(objs):
-                lines += _object_xml(a, parts.get(a.source_id, []), im.width, im.height)
+                own = parts.get((a.import_id, a.source_id), [])
+                lines += _object_xml(a, own, im.width, im.height)
                 provenance.append(snapshot.provenance(a, f"Annotations/{stem}.xml#object[{k}]"))
-                for j, pa in enumerate(parts.get(a.source_id, [])):
+                for j, pa in enumerate(own):
                     provenance.append(snapshot.provenance(pa, f"Annotations/{stem}.xml#object[{k}].part[{j}]"))
                 if isinstance(a.segmentation, (dict, list)) and a.kind in ("rle", "polygon") and im.width:
                     inst.append((k + 1, a))
