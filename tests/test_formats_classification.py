@@ -207,3 +207,30 @@ def test_imagefolder_with_images_naming_another_folder_is_refused(tmp_path):
     with pytest.raises(LabelreviewError, match="class folders are its labels"):
         cl.read_imagefolder(tmp_path / "a", images=tmp_path / "b")
     assert len(cl.read_imagefolder(tmp_path / "a", images=tmp_path / "a")[0].proposals) == 2
+
+
+def test_imagefolder_export_writes_an_image_once_per_class(tmp_path):
+    """Two exported labels of one image with the same class (one accepted, one relabeled to it) wrote
+    the image twice into the class folder (dog/4.jpg and dog/4-4.jpg): a duplicated training sample,
+    read back as two images. One file per (image, class); its provenance names both labels."""
+    import orjson
+
+    b, root = cl.read_csv(A / "kaggle_dataset/image_csv_multi_label/ann.csv")
+    snap = snapshot_of(b, root)
+    four = [a for a in snap.annotations if snap.image_by_id[a.image_id].file_name.endswith("4.jpg")]
+    assert sorted(a.category for a in four) == ["cat", "dog"]
+    snap.annotations = four
+    next(a for a in four if a.category == "cat").category = "dog"  # relabeled
+    res = cl.write_imagefolder(snap, tmp_path / "out")
+    files = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.jpg"))
+    assert files == ["dog/4.jpg"]
+    prov = [orjson.loads(x) for x in (tmp_path / "out/labelreview.provenance.jsonl").read_bytes().splitlines()]
+    assert sorted(p["annotation"] for p in prov) == sorted(a.id for a in four)
+    assert {p["exported_id"] for p in prov} == {"dog/4.jpg"} and res["annotations"] == 2
+    again, _ = cl.read_imagefolder(tmp_path / "out")
+    assert [(im.file_name, p.category) for im, p in zip(again.images, again.proposals)] == [("dog/4.jpg", "dog")]
+    # the image's two different classes still give one file in each class folder
+    four[1].category = "cat" if four[0].category == "dog" else "dog"
+    cl.write_imagefolder(snap, tmp_path / "out")
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.jpg")) == [
+        "cat/4.jpg", "dog/4.jpg"]

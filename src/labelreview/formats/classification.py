@@ -293,18 +293,24 @@ def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                 unlabelled += 1
                 continue
             base = im.file_name.rsplit("/", 1)[-1]
+            # One file per (image, class): two labels of one image with the same class (two sources,
+            # or one relabeled to the other's class) are one training sample, not two copies of it.
+            # The file's provenance lists every label it stands for.
+            of_class: dict[str, list] = {}
             for a in anns:
-                rel = f"{a.category}/{base}"
+                of_class.setdefault(a.category, []).append(a)
+            for cls, group in of_class.items():
+                rel = f"{cls}/{base}"
                 if splits:
                     rel = f"{im.extra['split']}/{rel}"
-                if rel in used:
+                if rel in used:  # another image with the same file name in this class folder
                     rel = rel[: -len(base)] + f"{im.id}-{base}"
                 used.add(rel)
                 target = fx.path(rel)
                 if not _place_image(os.path.abspath(im.path), target):
-                    missing += 1
+                    missing += len(group)
                     continue
-                provenance.append(snapshot.provenance(a, rel))
+                provenance += [snapshot.provenance(a, rel) for a in group]
         fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
         fx.commit()
     res = {"file": str(out), "images": len(snapshot.images) - unlabelled, "annotations": len(provenance),
