@@ -791,3 +791,39 @@ def test_results_after_their_ground_truth_land_on_its_images_with_its_classes(ti
     assert out and "missing" not in json.dumps(out)
     assert run("reindex", "--store", str(tiny_store))[0] == 0
     assert run("verify", "--store", str(tiny_store))[0] == 0
+
+
+def test_config_class_ids_stay_the_same_from_export_to_export(sample_store, tmp_path):
+    """Classes added in labelreview.toml `classes` were numbered by which of them happened to be used,
+    by name: a release with only model_rocket used gave it id 12 (YOLO 11), a later export with bowl
+    used too gave bowl 12 and model_rocket 13, so a model trained on the first read another class
+    behind the same output later. Now every config class has its place: the imported categories,
+    then the config list in its order, used or not; appending to the list keeps every id."""
+    import yaml
+
+    toml = sample_store / "labelreview.toml"
+
+    def set_classes(*names):
+        text = toml.read_text()
+        start = text.index("\nclasses = [") + 1
+        toml.write_text(text[:start] + "classes = " + json.dumps(list(names)) + text[text.index("\n", start):])
+
+    def ids(tag):
+        out = tmp_path / f"{tag}.json"
+        assert run("export", "coco", str(out), "--store", str(sample_store))[0] == 0
+        coco_ids = {c["name"]: c["id"] for c in json.loads(out.read_text())["categories"]}
+        assert run("export", "yolo", str(tmp_path / f"y-{tag}"), "--store", str(sample_store))[0] == 0
+        names = yaml.safe_load((tmp_path / f"y-{tag}/data.yaml").read_text())["names"]
+        return coco_ids, {n: i for i, n in names.items()}
+
+    set_classes("model_rocket", "bowl")
+    assert run("relabel", "10", "model_rocket", "--store", str(sample_store))[0] == 0
+    v1 = ids("v1")  # only model_rocket in use
+    assert v1[0]["model_rocket"] == 12 and v1[0]["bowl"] == 13  # after the imported 1..11, in list order
+    assert v1[1]["model_rocket"] == 11 and v1[1]["bowl"] == 12
+    assert run("relabel", "20", "bowl", "--store", str(sample_store))[0] == 0
+    assert ids("v2") == v1  # bowl in use too
+    set_classes("model_rocket", "bowl", "anchor")  # the list grows at its end
+    v3 = ids("v3")
+    assert {k: v for k, v in v3[0].items() if k != "anchor"} == v1[0] and v3[0]["anchor"] == 14
+    assert {k: v for k, v in v3[1].items() if k != "anchor"} == v1[1] and v3[1]["anchor"] == 13

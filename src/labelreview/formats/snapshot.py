@@ -54,10 +54,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     by_hash = {ev["hash"]: ev for ev in store.events()} if anns else {}
     last = {a.id: by_hash[a.last_event] for a in anns if a.last_event in by_hash}
     used = {a.category for a in anns}
-    cats = store.categories()
-    names = {c.name for c in cats}
-    for extra in sorted(used - names):
-        cats.append(Category(name=extra))
+    cats = export_categories(store.categories(), store.config.classes, used)
     info = {}
     for imp in store.imports():
         manifest = store.root / "imports" / imp["id"] / "manifest.json"
@@ -67,6 +64,28 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
             break
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
                     image_by_id={im.id: im for im in images})
+
+
+def export_categories(imported: list[Category], config_classes: list[str], used: set[str]) -> list[Category]:
+    """The classes of an export, in the order their ids (COCO) and indices (YOLO) are given.
+
+    The imported categories first (as the store orders them: by their id in the imported file), then
+    every class of labelreview.toml ``classes`` in the order of that list, used or not, then any other
+    class a label uses (one since removed from the config), by name. Config classes are all listed,
+    not only those in use: numbered by which happen to be used, a class's id changed from one export
+    to the next as other classes came into use, and a model trained on one release read another
+    class behind its outputs on the next. Appending to the list keeps every id; reordering or
+    removing entries, or a new import that brings new categories, does not.
+    """
+    cats = list(imported)
+    names = {c.name for c in cats}
+    for n in config_classes:
+        if n not in names:
+            cats.append(Category(name=n))
+            names.add(n)
+    for extra in sorted(used - names):
+        cats.append(Category(name=extra))
+    return cats
 
 
 def export_ids(source_ids: list[Any]) -> list[int]:
