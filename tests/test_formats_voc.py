@@ -288,3 +288,71 @@ def test_voc_parts_stay_with_their_own_object_when_two_imports_share_an_image(tm
     xml = (tmp_path / "out2/Annotations/2007_000001.xml").read_text()
     assert "<part>" not in xml and "head" not in xml
     assert res["skipped"] == {"part of an object not exported": 1}
+
+
+def _datumaro_labelmap(path):
+    """labelmap.txt read by Datumaro's rules: 'name:r,g,b:parts:actions' lines (exactly 4 fields), label
+    ids in line order, then the parts column's classes; a class declared twice is refused."""
+    lines, parts, colours = {}, [], []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line[0] == "#":
+            continue
+        fields = line.split(":")
+        assert len(fields) == 4, line
+        name, col, ps, acts = fields
+        assert name not in lines, name
+        lines[name] = ([p.strip() for p in ps.split(",")] if ps else [], [a.strip() for a in acts.split(",")] if acts else [])
+        colours.append(tuple(int(v) for v in col.split(",")))
+        parts += [p for p in lines[name][0] if p not in parts]
+    assert not set(parts) & set(lines), "a part class declared twice"
+    assert len(set(colours)) == len(colours), "two classes with one colour"
+    return lines, parts
+
+
+@pytest.mark.parametrize("masks", [True, False])
+def test_voc_labelmap_declares_every_class_the_export_uses(tmp_path, masks):
+    """labelmap.txt listed only the mask classes: an object relabeled to a class of the config
+    ('tiger') and the part 'head' were declared nowhere, and Datumaro's VOC reader raises
+    UndeclaredLabelError for them (an export with no masks wrote no labelmap at all, so Datumaro read
+    it with VOC's 20 classes). Now every exported object's class has a line with a colour of its own,
+    and parts are in the parts column of their object's class."""
+    import re
+
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    snap = snapshot_of(b, root)
+    snap.annotations[0].category = "tiger"  # the cat relabeled
+    if not masks:
+        snap.annotations = [a for a in snap.annotations if a.kind != "mask"]
+        for a in snap.annotations:
+            a.segmentation, a.kind = None, "bbox"
+    voc.write(snap, tmp_path / "out")
+    lines, parts = _datumaro_labelmap(tmp_path / "out/labelmap.txt")
+    declared = set(lines) | set(parts)
+    xml = (tmp_path / "out/Annotations/2007_000001.xml").read_text()
+    assert {"tiger", "person", "head"} <= set(re.findall(r"<name>([^<]*)</name>", xml)) <= declared
+    assert "tiger" in lines and parts == ["head"] and lines["person"][0] == ["head"]
+    assert "phoning" in lines["person"][1]  # the actions written for person
+    if masks:  # the mask classes keep their line, i.e. their value
+        assert list(lines).index("bicycle") == 2 and list(lines).index("tiger") == 21
+    again, _ = voc.read(tmp_path / "out", images=root)
+    assert [p.category for p in again.proposals][:3] == ["tiger", "person", "head"]
+
+
+def test_voc_labelmap_part_class_that_is_also_an_object_class_is_declared_once(tmp_path):
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    snap = snapshot_of(b, root)
+    snap.annotations[0].category = "head"  # an object of the part's class
+    voc.write(snap, tmp_path / "out")
+    lines, parts = _datumaro_labelmap(tmp_path / "out/labelmap.txt")
+    assert "head" in lines and parts == [] and lines["person"][0] == []
+
+
+@pytest.mark.parametrize("name", ["a:b", "#x", " x", ""])
+def test_voc_export_refuses_a_class_labelmap_cannot_hold(tmp_path, name):
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    snap = snapshot_of(b, root)
+    snap.annotations[0].category = name
+    with pytest.raises(LabelreviewError, match="labelmap.txt"):
+        voc.write(snap, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ to whole pixels as VOC tools expect (a box under one pixel, or of zero size, bec
 centre is in). Child order inside ``<bndbox>`` does not matter (Roboflow writes
 xmin, xmax, ymin, ymax). Parts are reviewable boxes of their own, tied to their object.
 Also read: a folder of XML files with the images beside them (Roboflow, LabelImg), or one XML file.
+The export's labelmap.txt (Datumaro's ``name:r,g,b:parts:actions``) declares every class it uses.
 """
 
 from __future__ import annotations
@@ -418,6 +419,9 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     skipped: dict[str, int] = {}
     stems: set[str] = set()
     splits: dict[str, list[str]] = {}
+    object_classes: dict[str, None] = {}  # classes of the exported <object>s, in the order met
+    parts_of: dict[str, dict[str, None]] = {}  # object class -> classes of its exported <part>s
+    actions_of: dict[str, dict[str, None]] = {}  # object class -> its exported <actions>
     with FolderExport(out) as fx:
         for im in snapshot.images:
             base = im.file_name.rsplit("/", 1)[-1]
@@ -457,6 +461,13 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
             for k, a in enumerate(objs):
                 own = parts.get((a.import_id, a.source_id), [])
                 lines += _object_xml(a, own, im.width, im.height)
+                object_classes.setdefault(a.category)
+                for pa in own:
+                    parts_of.setdefault(a.category, {}).setdefault(pa.category)
+                if isinstance((a.extra or {}).get("actions"), dict):
+                    for act in a.extra["actions"]:
+                        if _tag_ok(act):
+                            actions_of.setdefault(a.category, {}).setdefault(act)
                 provenance.append(snapshot.provenance(a, f"Annotations/{stem}.xml#object[{k}]"))
                 for j, pa in enumerate(own):
                     provenance.append(snapshot.provenance(pa, f"Annotations/{stem}.xml#object[{k}].part[{j}]"))
@@ -482,15 +493,9 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                 fx.write(f"SegmentationObject/{stem}.png", semantic.png_bytes(values, pal))
         for split, stems_ in splits.items():
             fx.write(f"ImageSets/Main/{split}.txt", "".join(s + "\n" for s in stems_))
-        label_lines = ["# label:color_rgb:parts:actions"]
-        for i in range(max(cmap.names, default=-1) + 1):
-            if i in cmap.names:
-                r, g, b = cmap.colors[i]
-                label_lines.append(f"{cmap.names[i]}:{r},{g},{b}::")
-            else:
-                label_lines.append(f"unused-{i}:{','.join(map(str, semantic.voc_colormap(256)[i % 256]))}::")
-        if mask_items:
-            fx.write("labelmap.txt", "\n".join(label_lines) + "\n")
+        order = {c.name: i for i, c in enumerate(snapshot.categories)}
+        fx.write("labelmap.txt", _labelmap(cmap, sorted(object_classes, key=lambda n: (order.get(n, len(order)), n)),
+                                           parts_of, actions_of))
         fx.write(PROVENANCE_NAME, provenance_bytes(provenance))
         fx.commit()
     res = {"file": str(out), "images": len(snapshot.images), "annotations": len(provenance),
@@ -498,6 +503,58 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     if skipped:
         res["skipped"] = skipped
     return res
+
+
+def _labelmap(cmap: semantic.ClassMap, object_classes: list[str], parts_of: dict[str, dict[str, None]],
+              actions_of: dict[str, dict[str, None]]) -> str:
+    """labelmap.txt (Datumaro's ``name:r,g,b:parts:actions``) declaring every class the export uses.
+
+    Line i is mask value i (the mask classes keep their values; gaps are filled with ``unused-i``).
+    Datumaro's VOC reader knows only the classes of this file (an <object> or <part> of any other
+    class is an UndeclaredLabelError), so each exported object's class has a line too, at a free
+    value, with a colour no other line has. A part's class is listed in the parts column of the
+    classes whose objects have it, as VOC lists head, hand and foot for person; Datumaro adds those
+    as classes after the lines, so a class that has a line of its own (an object class too) is not
+    repeated there: Datumaro refuses a class declared twice. The actions column lists the actions
+    written for the class's objects.
+    """
+    rows: dict[int, list] = {i: [n, cmap.colors.get(i)] for i, n in cmap.names.items()}
+    have = {n for n, _ in rows.values()}
+    nxt = 0
+    for n in object_classes:
+        if n in have:
+            continue
+        while nxt in rows or nxt == 255:  # 255: VOC's void border, never a class of its own here
+            nxt += 1
+        rows[nxt] = [n, None]
+        have.add(n)
+    for i in range(max(rows, default=-1) + 1):
+        rows.setdefault(i, [f"unused-{i}", None])
+    palette = semantic.voc_colormap(256)
+    taken = {tuple(c) for _, c in rows.values() if c is not None}
+    for i in sorted(rows):
+        if rows[i][1] is None:
+            col = palette[i] if i < 256 else ((i * 97) % 256, (i * 57) % 256, (i * 17) % 256)
+            while col in taken:
+                col = ((col[0] + 37) % 256, (col[1] + 91) % 256, (col[2] + 53) % 256)
+            rows[i][1] = col
+            taken.add(col)
+    lines = ["# label:color_rgb:parts:actions"]
+    for i in sorted(rows):
+        name, (r, g, b) = rows[i]
+        parts = [p for p in parts_of.get(name, ()) if p not in have]
+        actions = list(actions_of.get(name, ()))
+        # ':' separates the fields and ',' the entries of a list; a line starting with '#' is a comment
+        bad = [(what, v) for what, v, seps in [("class", name, ":\n\r")]
+               + [("part class", p, ":,\n\r") for p in parts] + [("action", a, ":,\n\r") for a in actions]
+               if not v or v != v.strip() or any(ch in seps for ch in v) or (what == "class" and v[0] == "#")]
+        if bad:
+            what, v = bad[0]
+            raise LabelreviewError(f"{what} {v!r} cannot be written to the VOC labelmap.txt (empty, spaces "
+                                   "around it, a leading '#', or a ':' or ','); relabel it, or export "
+                                   "another format (nothing was written)")
+        lines.append(f"{name}:{r},{g},{b}:{','.join(parts)}:{','.join(actions)}")
+    return "\n".join(lines) + "\n"
 
 
 def _tag_ok(k: str) -> bool:
