@@ -234,3 +234,44 @@ def test_imagefolder_export_writes_an_image_once_per_class(tmp_path):
     cl.write_imagefolder(snap, tmp_path / "out")
     assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.jpg")) == [
         "cat/4.jpg", "dog/4.jpg"]
+
+
+def test_one_hot_csv_claims_no_negative_for_an_image_not_fully_decided(tmp_path):
+    """A one-hot row's 0 says "checked, absent": pending and flagged labels that are not exported were
+    written as 0, and images never reviewed got an all-zero row. An image with a label not decided is
+    now left out (counted); a rejected label is a decided absence (0); --include writes them as 1."""
+    import json
+
+    from helpers import run
+
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, _, err = run("import", "csv", str(A / "kaggle_dataset/image_csv_multi_label/ann.csv"), "--store", str(store))
+    assert rc == 0, err
+
+    def do(*argv):
+        rc, out, err = run(*argv, "--store", str(store))
+        assert rc == 0, err
+        return out
+
+    do("accept", "4", "5", "8", "9")  # images/4.jpg (dog, cat) and images/6.jpg (cat, person)
+    do("flag", "6", "--reason", "other")  # images/5.jpg: dog flagged ...
+    do("accept", "7")  # ... person accepted
+    do("reject", "1")  # images/1.jpg: its only label (dog) rejected: checked, no class
+    out = tmp_path / "out.csv"
+    res = json.loads(do("export", "csv", str(out), "--json"))
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "images/1.jpg,0,0,0",
+                                            "images/4.jpg,1,1,0", "images/6.jpg,0,1,1"]
+    assert res["layout"] == "one-hot" and res["images"] == 3
+    assert res["skipped"] == {"image with a label not decided": 3}  # 2.jpg and 3.jpg pending, 5.jpg flagged
+    prov = [json.loads(x) for x in (tmp_path / "out.csv.provenance.jsonl").read_text().splitlines()]
+    assert sorted(p["annotation"] for p in prov) == [4, 5, 8, 9]
+    # what the export says is what the import reads
+    back, _ = cl.read_csv(out, images=A / "kaggle_dataset/image_csv_multi_label")
+    assert sorted((p.image_key, p.category) for p in back.proposals) == [
+        ("images/4.jpg", "cat"), ("images/4.jpg", "dog"), ("images/6.jpg", "cat"), ("images/6.jpg", "person")]
+    assert len(back.images) == 3
+    res = json.loads(do("export", "csv", str(out), "--json", "--include", "pending,flagged"))
+    assert "skipped" not in res and out.read_text().splitlines()[1:] == [
+        "images/1.jpg,0,0,0", "images/2.jpg,0,1,0", "images/3.jpg,0,0,1", "images/4.jpg,1,1,0",
+        "images/5.jpg,1,0,1", "images/6.jpg,0,1,1"]

@@ -222,10 +222,21 @@ def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     provenance = []
-    unlabelled = 0
+    unlabelled = undecided = 0
     if multi:
+        # A one-hot row says 0 for "checked, absent". An image with a label still undecided (pending or
+        # flagged, and not exported) has not been checked: its row would turn that label, and every
+        # class not marked, into a reviewed negative. Such an image is left out, and counted.
+        # (An image whose labels are all decided, rejected ones included, is written: a rejected
+        # label is a class checked absent; so is an image with no label at all.)
+        held = snapshot.held_back_labels() if snapshot.held_back_labels else {}
         w.writerow(["image_name", *classes])
-        for n, im in enumerate(snapshot.images, 2):
+        n = 1
+        for im in snapshot.images:
+            if held.get(im.id):
+                undecided += 1
+                continue
+            n += 1
             anns = by_image.get(im.id, [])
             have = {a.category for a in anns}
             w.writerow([im.file_name, *[1 if c in have else 0 for c in classes]])
@@ -244,10 +255,12 @@ def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     out = Path(out)
     write_bytes_atomic(out, buf.getvalue().encode("utf-8"))
     side = write_provenance(out, provenance)
-    res = {"file": str(out), "images": len(snapshot.images) - unlabelled, "annotations": len(provenance),
-           "categories": len(classes), "layout": "one-hot" if multi else "single-label", "provenance": str(side)}
-    if skipped or unlabelled:
-        res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled)) if v}
+    res = {"file": str(out), "images": len(snapshot.images) - unlabelled - undecided,
+           "annotations": len(provenance), "categories": len(classes),
+           "layout": "one-hot" if multi else "single-label", "provenance": str(side)}
+    if skipped or unlabelled or undecided:
+        res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled),
+                                            ("image with a label not decided", undecided)) if v}
     return res
 
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -25,6 +25,10 @@ class Snapshot:
     info: dict[str, Any] = field(default_factory=dict)
     events: dict[int, dict[str, Any]] = field(default_factory=dict)  # annotation id -> last event
     image_by_id: dict[int, Image] = field(default_factory=dict)
+    #: Image id -> how many of its image-level labels (kind "label") are neither exported nor
+    #: rejected (pending or flagged, when not included): undecided. Asked for only by the writers that
+    #: need it (a one-hot CSV row claims every class it does not mark absent); None: none are.
+    held_back_labels: Callable[[], dict[int, int]] | None = None
 
     def provenance(self, a: Annotation, exported_id: Any) -> dict[str, Any]:
         ev = self.events.get(a.id)
@@ -62,8 +66,18 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
         if m.get("info"):
             info = m["info"]
             break
+    held = [st for st in INCLUDABLE if st not in statuses]
+
+    def held_back_labels() -> dict[int, int]:
+        out: dict[int, int] = {}
+        if held:
+            for a in store.annotations(AnnotationFilter(statuses=held), order="id"):
+                if a.kind == "label":
+                    out[a.image_id] = out.get(a.image_id, 0) + 1
+        return out
+
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
-                    image_by_id={im.id: im for im in images})
+                    image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels)
 
 
 def export_categories(imported: list[Category], config_classes: list[str], used: set[str]) -> list[Category]:
