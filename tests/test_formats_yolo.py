@@ -482,3 +482,70 @@ def test_corrupt_files_give_a_clear_error_never_a_traceback(tmp_path, data, how,
         return
     if how in ("crlf", "empty_line"):
         assert len(b.proposals) == sum(len(lines) for *_, lines in images)
+
+
+def _images_without_folders(tmp_path):
+    """The usual COCO case: file names with no folder ("a.jpg"), the images in one root."""
+    from labelreview.model import Category, ImageRecord, ImportBatch, Proposal
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        PILImage.new("RGB", (100, 50)).save(root / name)
+    batch = ImportBatch(format="coco", source_file="t", categories=[Category(name="cat"), Category(name="dog")],
+                        images=[ImageRecord(key=n, file_name=n, width=100, height=50) for n in ("a.jpg", "b.jpg")],
+                        proposals=[Proposal(image_key="a.jpg", category="cat", kind="bbox", bbox=[10, 10, 20, 10]),
+                                   Proposal(image_key="b.jpg", category="dog", kind="bbox", bbox=[0, 0, 50, 25])])
+    return batch, root
+
+
+def test_export_of_images_without_folders_reimports_with_images_and_suits_ultralytics(tmp_path):
+    """The export wrote `path: .` and `train: "."`, and `import yolo OUT --images ROOT` resolved "." to
+    the export folder (labels only): 0 images, 0 labels, exit 0. Now the split folder is looked for
+    in the image root first, and data.yaml names where Ultralytics finds the images inside the export
+    (images/, beside labels/), with no `path` (Ultralytics reads a relative one against the current
+    folder)."""
+    import yaml
+
+    batch, root = _images_without_folders(tmp_path)
+    out = tmp_path / "out"
+    yolo.write(snapshot_of(batch, root), out)
+    cfg = yaml.safe_load((out / "data.yaml").read_text())
+    assert "path" not in cfg and cfg["train"] == "images"
+    again = yolo.read(out, images=root)
+    assert_same_labels(batch, again)
+    assert not [w for w in again.warnings if w.action != "kept"], again.warnings
+    # Ultralytics: the images linked in where data.yaml says; each image's label file is its path with
+    # the last /images/ replaced by /labels/ and the extension by .txt
+    (out / "images").symlink_to(root, target_is_directory=True)
+    train = out / cfg["train"]
+    found = sorted(str(p) for p in train.rglob("*.jpg"))
+    assert len(found) == 2
+    for p in found:
+        lab = "/labels/".join(p.rsplit("/images/", 1)).rsplit(".", 1)[0] + ".txt"
+        assert os.path.isfile(lab) and open(lab).read().strip(), lab
+    # an export written before this change (path: ., train: ".") reads back the same way
+    (out / "images").unlink()
+    (out / "data.yaml").write_text("path: .\ntrain: \".\"\nnames:\n  0: cat\n  1: dog\n")
+    assert_same_labels(batch, yolo.read(out, images=root))
+
+
+def test_yolo_import_that_matches_no_image_fails_clearly(tmp_path):
+    """Labels but no image (a labels-only export without --images), or no label file matching any image
+    (--images naming the wrong folder): an error naming what was looked for, not "imported 0"."""
+    batch, root = _images_without_folders(tmp_path)
+    out = tmp_path / "out"
+    yolo.write(snapshot_of(batch, root), out)
+    with pytest.raises(LabelreviewError, match=r"no images found for its 2 label file\(s\).*give --images"):
+        yolo.read(out)
+    other = tmp_path / "other"
+    other.mkdir()
+    PILImage.new("RGB", (100, 50)).save(other / "zzz.jpg")
+    with pytest.raises(LabelreviewError, match=r"none of its 2 label file\(s\) \(e\.g\. labels/a\.txt\) matches"):
+        yolo.read(out, images=other)
+    store = tmp_path / "st"
+    assert run_cli("init", str(store)).returncode == 0
+    r = run_cli("import", "yolo", str(out), "--store", str(store))
+    assert r.returncode == 1 and "no images found" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run_cli("import", "yolo", str(out), "--images", str(root), "--store", str(store))
+    assert r.returncode == 0 and "imported 2 annotations on 2 images" in r.stdout, r.stdout + r.stderr

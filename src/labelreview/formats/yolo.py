@@ -17,7 +17,9 @@ image's path becomes ``labels``, the extension ``.txt``), then Darknet's (beside
 ``images`` given (``--images``, e.g. re-importing an export, which holds labels only), images come
 from there and labels only from the dataset imported, at the image's path relative to the image root
 (``images/train/a.jpg`` -> ``labels/train/a.txt``); label files beside those images belong to another
-dataset and are never read.
+dataset and are never read, and the data.yaml's split folders are looked for in the image root first.
+An export's data.yaml names the folders where Ultralytics must find the images inside the export
+(``image_rel_in_export``); it has no ``path``, so everything is relative to the data.yaml's folder.
 """
 
 from __future__ import annotations
@@ -180,7 +182,23 @@ def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
         where = f"{split}" + (f"[{k}]" if isinstance(entry, list) else "")
         if not isinstance(e, str):
             raise InputError(shown, where, f"a split must name a folder, a list file or an image, not {e!r}")
-        p = _resolve(e, bases)
+        p = None
+        in_root: set[Path] = set()
+        if layout.images_elsewhere:
+            # --images: the images are there, so a split folder is looked for in the image root first
+            # (not in the dataset imported: "." or "images" would name the labels-only export itself).
+            # A labelreview export names the folder where Ultralytics must find them inside it:
+            # "images/..." for images whose file names have no images folder, i.e. the image root's "...".
+            e_ = e.strip().replace("\\", "/")
+            cands = [e_]
+            if e_ == "images" or e_.startswith("images/"):
+                cands.append(e_[len("images/"):] or ".")
+            for c in cands:
+                in_root.add((layout.image_root / c).resolve())
+                if p is None and not Path(c).is_absolute():
+                    p = _resolve(c, [layout.image_root])
+        if p is None:
+            p = _resolve(e, bases)
         if p is None and not isinstance(entry, list):
             for alias in _SPLIT_ALIASES.get(split, ()):
                 for cand in (layout.base / alias / "images", layout.base / "images" / alias):
@@ -193,9 +211,7 @@ def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
             layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} not found; split not imported",
                                                  "skipped"))
             continue
-        expected = {(layout.base / e).resolve()}
-        if layout.images_elsewhere:  # --images: split folders are looked for there, as asked
-            expected.add((layout.image_root / e).resolve())
+        expected = {(layout.base / e).resolve()} | in_root  # --images: split folders are looked for there
         if not Path(e).is_absolute() and p.resolve() not in expected:
             layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} read as {imgs.rel_posix(p, layout.base)}",
                                                  "repaired"))
@@ -325,6 +341,13 @@ def _strip_component(rel: str, comp: str) -> str:
             del parts[i]
             break
     return "/".join(parts)
+
+
+def image_rel_in_export(image_rel: str) -> str:
+    """Where Ultralytics must find the image ``image_rel`` inside a labels-only export for its label
+    file (``label_rel_for``) to be found by its rule (the last ``/images/`` of the image's path becomes
+    ``/labels/``): the same path when it has an 'images' folder, else under 'images/'."""
+    return image_rel if "images" in image_rel.split("/")[:-1] else "images/" + image_rel
 
 
 def label_rel_for(image_rel: str) -> str:
@@ -465,6 +488,7 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
     layout = find_layout(path, images)
     warns = layout.warnings
     pairs, orphans = _pair(layout)
+    _refuse_if_nothing_matches(path, layout, pairs, orphans)
     root = layout.image_root
     sroot, slabel_root = os.fspath(root), os.fspath(layout.label_root)
     if layout.kpt_shape is not None:
@@ -533,6 +557,25 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
     fmt_out = fmt if FORMATS.get(fmt) is not None else _FORMAT_OF_TASK[detected]
     return ImportBatch(format=fmt_out, source_file=str(layout.config or path), images=images_out,
                        categories=cats, proposals=proposals, warnings=warns, info={}), root
+
+
+def _refuse_if_nothing_matches(path, layout: Layout, pairs, orphans: list[str]) -> None:
+    """An import that would bring nothing because no image was found, or no label file matches an
+    image, fails with what was looked for: "imported 0 annotations" with success hid a wrong --images
+    (or a labels-only export re-imported without it)."""
+    hint = ("; a labelreview export holds labels only: give --images the image root it was exported from"
+            if not layout.images_elsewhere else f"; are the images under --images {layout.image_root}?")
+    if not pairs:
+        n = sum(1 for r in imgs.walk_files(layout.label_root) if r.lower().endswith(".txt")
+                and r.rsplit("/", 1)[-1].lower() not in _NOT_LABELS) if layout.label_root.is_dir() else 0
+        why = "; ".join(f"{w.where}: {w.problem}" for w in layout.warnings if w.action == "skipped")
+        raise LabelreviewError(f"{path}: no images found" + (f" for its {n} label file(s)" if n else "")
+                               + (f" ({why})" if why else "") + hint + " (nothing was imported)")
+    if orphans and all(lab is None for _, _, lab in pairs):
+        shown = _rel(orphans[0], os.fspath(layout.label_root))
+        raise LabelreviewError(f"{path}: none of its {len(orphans)} label file(s) (e.g. {shown}) matches one of the "
+                               f"{len(pairs)} image(s) found (e.g. {_rel(os.fspath(pairs[0][1]), os.fspath(layout.image_root))})"
+                               + hint + " (nothing was imported)")
 
 
 def _class_index(tok: str, shown: str, n: int) -> int:
@@ -760,7 +803,7 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
                 rel = f"labels/{im.import_id}/{im.file_name.rsplit('.', 1)[0]}.txt"
             used_rel.add(rel)
             split = (im.extra or {}).get("split") or "train"
-            img_dir = im.file_name.rsplit("/", 1)[0] if "/" in im.file_name else "."
+            img_dir = image_rel_in_export(im.file_name).rsplit("/", 1)[0]
             split_dirs.setdefault(split if split in SPLITS else "train", set()).add(img_dir)
             W, H = im.width, im.height
             if not W or not H:
@@ -785,7 +828,14 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
                 prov.write(b"\n".join(rows) + b"\n")
                 n_written += len(rows)
         prov.close()
-        yaml_lines = ["# written by labelreview export: labels only; images stay where they are", "path: ."]
+        # No `path:`: Ultralytics reads a relative one against the current folder (and an absolute
+        # one would tie the export to where it was written); without it, the folders below are
+        # relative to this file's folder, for Ultralytics and for labelreview's import alike.
+        yaml_lines = ["# written by labelreview export: labels only; the images stay where they are.",
+                      "# train/val/test name the folders inside this one where Ultralytics looks for the",
+                      "# images (it finds labels/x.txt for images/x.jpg): link the image root there to",
+                      "# train, e.g. ln -s /data/imgs images. labelreview import yolo THIS --images ROOT",
+                      "# reads it back."]
         for split in SPLITS:
             dirs = sorted(split_dirs.get(split, ()))
             if len(dirs) == 1:
