@@ -827,6 +827,10 @@ class Store:
                 removed = gitrepo.clear_stale_git_locks(self.root)
                 if removed:
                     self._note_recovery({"removed_stale_git_locks": removed})
+                # ... and maybe after its commit, before it marked the events that commit holds:
+                # they are HEAD's, not the commit this checkpoint is about to make.
+                if repo.head.is_valid():
+                    self._mark_committed(repo, "HEAD")
             try:
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
