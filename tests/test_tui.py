@@ -25,6 +25,15 @@ async def settle(pilot, app) -> None:
     await pilot.pause()
 
 
+async def filter_queue(pilot, app, text: str) -> None:
+    """/ then ``text`` in the filter prompt, then enter, as a reviewer would."""
+    await pilot.press("slash")
+    await pilot.pause()
+    app.screen.query_one("Input").value = text
+    await pilot.press("enter")
+    await settle(pilot, app)
+
+
 def rendered(app) -> str:
     """All text the current screen shows, top to bottom (what capture-pane would read)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
@@ -185,11 +194,7 @@ async def test_filter_prompt_rebuilds_the_queue(app_store):
     app, store = app_store
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
-        await pilot.press("slash")
-        await pilot.pause()
-        app.screen.query_one("Input").value = "class:coin order:score"
-        await pilot.press("enter")
-        await settle(pilot, app)
+        await filter_queue(pilot, app, "class:coin order:score")
         q = app.screen.queue
         anns = [store.annotation(i) for i in q.flat]
         assert anns and all(a.category == "coin" for a in anns)
@@ -510,11 +515,7 @@ async def test_a_filter_that_matches_nothing_clears_the_picture_and_says_so(app_
     said = notices(app, monkeypatch)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
-        await pilot.press("slash")
-        await pilot.pause()
-        app.screen.query_one("Input").value = "status:rejected"
-        await pilot.press("enter")
-        await settle(pilot, app)
+        await filter_queue(pilot, app, "status:rejected")
         text = rendered(app)
         assert "Nothing to review with this filter" in text  # in place of the picture
         assert any("Nothing matches this filter" in m for m in said)  # and a notice
@@ -590,11 +591,7 @@ async def test_a_filter_chosen_in_the_app_is_remembered(app_store):
     app, store = app_store
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot, app)
-        await pilot.press("slash")
-        await pilot.pause()
-        app.screen.query_one("Input").value = "status:pending order:score"
-        await pilot.press("enter")
-        await settle(pilot, app)
+        await filter_queue(pilot, app, "status:pending order:score")
     text, flt, order, _seed = last_queue(store)
     assert (flt.statuses, order) == (["pending"], "score")
 

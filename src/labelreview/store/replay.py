@@ -306,15 +306,15 @@ def commit_blobs(root: Path) -> list[tuple[str, str, int]]:
     return [(c, p, sizes[b]) for c, p, b in blobs if b in sizes]
 
 
-def attribute(rp: Replay, blobs: list[tuple[str, str, int]]) -> list[str | None]:
-    """Per event of ``rp.events``: the first commit whose blob of its log holds it (``_attribute_commits``)."""
+def attribute(events: list[Parsed], blobs: list[tuple[str, str, int]]) -> list[str | None]:
+    """Per event: the first commit whose blob of its log holds it (``_attribute_commits``)."""
     by_file: dict[str, list[tuple[int, int]]] = {}
-    for i, (*_, rel, end, _number, _ev) in enumerate(rp.events):
+    for i, (*_, rel, end, _number, _ev) in enumerate(events):
         by_file.setdefault(rel, []).append((end, i))
     for v in by_file.values():
         v.sort()
     done: dict[str, int] = {}  # how far (by end offset) each log is attributed: always a prefix
-    out: list[str | None] = [None] * len(rp.events)
+    out: list[str | None] = [None] * len(events)
     for commit, path, size in blobs:
         lines = by_file.get(path)
         if not lines:
@@ -399,7 +399,7 @@ def rebuild(root: Path, index: Path, strict: bool = True) -> None:
             _rebuild_in_two(root, index, strict)
         else:
             rp = replay(root, strict)
-            write_index(rp, index, attribute(rp, commit_blobs(root)))
+            write_index(rp, index, attribute(rp.events, commit_blobs(root)))
             del rp
 
 
@@ -414,7 +414,7 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
         with no_gc():
             rp = Replay()
             add_events(rp, read_events(root, strict), proposals_known=False)
-            commits = attribute(rp, commit_blobs(root))
+            commits = attribute(rp.events, commit_blobs(root))
             event_rows = [(*event_row(ev, rel, number, end), commit)
                           for (*_, rel, end, number, ev), commit in zip(rp.events, commits)]
             states = [(*(st[k] for k in _STATE), a) for a, st in rp.states.items()]

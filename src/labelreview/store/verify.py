@@ -109,8 +109,8 @@ def _chains_and_events(root: str, files: list[str], index_path: str | None) -> t
         event_problems: list[Problem] = []
         if index_path is not None:
             # The commit that first holds each event (what log and blame print), as a rebuild finds it.
-            commits = replay.attribute(_Events([(None, None, None, rel, end, number, ev)
-                                                for rel, number, end, ev in kept]), replay.commit_blobs(Path(root)))
+            commits = replay.attribute([(None, None, None, rel, end, number, ev) for rel, number, end, ev in kept],
+                                       replay.commit_blobs(Path(root)))
             fresh: dict[Any, tuple] = {}
             for (rel, number, end, ev), commit in zip(kept, commits):
                 r = event_row(ev, rel, number, end)
@@ -124,15 +124,6 @@ def _chains_and_events(root: str, files: list[str], index_path: str | None) -> t
             finally:
                 conn.close()
     return problems, events, writers, event_problems
-
-
-class _Events:
-    """What ``replay.attribute`` reads of a replay: its events (file and end offset of each)."""
-
-    __slots__ = ("events",)
-
-    def __init__(self, events: list) -> None:
-        self.events = events
 
 
 def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int, list]:
