@@ -208,3 +208,23 @@ def test_import_only_formats_refuse_export(tmp_path):
 
     with pytest.raises(LabelreviewError, match="import format only"):
         registry.write("cvat", None, tmp_path / "x", SimpleNamespace())
+
+
+def test_labelstudio_result_without_its_size_takes_the_image_found_under_images(tmp_path):
+    # Results without original_width/height were skipped unless the task named the image by an
+    # absolute path; an image found under the image root has its size on disk.
+    from PIL import Image as PILImage
+
+    (tmp_path / "imgs").mkdir()
+    PILImage.new("RGB", (200, 100)).save(tmp_path / "imgs" / "a.jpg")
+    task = {"id": 1, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [{"id": 1, "result": [
+        {"type": "rectanglelabels", "value": {"x": 10, "y": 20, "width": 50, "height": 50, "rectanglelabels": ["car"]}}]}]}
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "ls.json", images=tmp_path / "imgs")
+    assert [p.bbox for p in b.proposals] == [[20, 20, 100, 50]]
+    assert not any("original_width" in w.problem for w in b.warnings)
+    # a name that is not a file under the root is not opened: still skipped, with the warning
+    task["data"]["image"] = "elsewhere/b.jpg"
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "ls.json", images=tmp_path / "imgs")
+    assert b.proposals == [] and any("original_width" in w.problem for w in b.warnings)

@@ -99,9 +99,12 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                 if not isinstance(results, list):
                     raise InputError(shown, wg, "'result' must be a list")
                 gscore = g.get("score") if isinstance(g.get("score"), (int, float)) else None
+                # Where to read the picture's size when a result does not give it: a file found under
+                # the image root (never a name that only claims to be there).
+                on_disk = str(root / rel) if rel in exact else (rel if os.path.isabs(rel) else None)
                 for ri, r in enumerate(results):
                     wr = f"{wg} result[{ri}]"
-                    for prop in _result(r, im, shown, wr, warns):
+                    for prop in _result(r, im, shown, wr, warns, on_disk):
                         prop.extra["ls_origin"] = origin[:-1]
                         if origin == "predictions":
                             if prop.score is None and gscore is not None and math.isfinite(gscore):
@@ -137,7 +140,8 @@ def _resolve(name: str, exact: set[str], by_base: dict[str, list[str]]) -> str:
     return _UPLOAD_PREFIX.sub("", base) if n.startswith("data/upload/") else n
 
 
-def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportWarning]) -> list[Proposal]:
+def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportWarning],
+            on_disk: str | None = None) -> list[Proposal]:
     if not isinstance(r, dict):
         raise InputError(shown, where, "a result must be an object")
     typ = r.get("type")
@@ -165,7 +169,7 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
     if W is None or H is None:
         if im.width is None:
             try:
-                im.width, im.height = imgs.image_size(im.file_name) if os.path.isabs(im.file_name) else (None, None)
+                im.width, im.height = imgs.image_size(on_disk) if on_disk else (None, None)
             except imgs.ImageProblem:
                 pass
         W, H = im.width, im.height
