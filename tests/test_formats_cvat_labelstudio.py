@@ -217,8 +217,9 @@ def test_labelstudio_result_without_its_size_takes_the_image_found_under_images(
 
     (tmp_path / "imgs").mkdir()
     PILImage.new("RGB", (200, 100)).save(tmp_path / "imgs" / "a.jpg")
-    task = {"id": 1, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [{"id": 1, "result": [
-        {"type": "rectanglelabels", "value": {"x": 10, "y": 20, "width": 50, "height": 50, "rectanglelabels": ["car"]}}]}]}
+    box = {"type": "rectanglelabels",
+           "value": {"x": 10, "y": 20, "width": 50, "height": 50, "rectanglelabels": ["car"]}}
+    task = {"id": 1, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [{"id": 1, "result": [box]}]}
     (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
     b, _ = labelstudio.read(tmp_path / "ls.json", images=tmp_path / "imgs")
     assert [p.bbox for p in b.proposals] == [[20, 20, 100, 50]]
