@@ -403,3 +403,18 @@ def test_a_large_import_is_hashed_as_read_and_its_wal_copied_in_the_background(e
     assert manifest["sha256"] == canonical.file_sha256(src)
     with Store.open(empty_store) as store:  # what the import committed is there after close
         assert len(store.annotations()) == 25 and store._wal_checkpoint is None
+
+
+def test_reviewers_whose_names_a_slug_drops_never_share_a_log():
+    # 日本 and 中国 both wrote to events/unknown/<host>/ (and Zoë and Zoé to events/Zo/): one log,
+    # one hash chain for two people, and every sync between their clones failed.
+    from labelreview.store.identity import Identity
+
+    def writer(author):
+        return Identity(author=author, login="x", host="vm").writer
+
+    keys = {writer(a) for a in ("日本", "中国", "Zoë", "Zoé")}
+    assert len(keys) == 4 and all(k.endswith("/vm") for k in keys)
+    # ASCII names and emails keep the keys their existing logs have
+    assert writer("Ada Lovelace <ada@example.org>") == "ada-example.org/vm"
+    assert writer("kim") == "kim/vm"

@@ -16,7 +16,7 @@ import orjson
 
 from ..model import AnnotationFilter, LabelreviewError
 from ..store import Store, perms
-from ..store.identity import slug
+from ..store.identity import key_slug
 
 ORDERS = ("file", "score", "score-desc", "random", "suspicion")
 
@@ -597,7 +597,8 @@ class Queue:
         key = orjson.dumps({"f": asdict(self.filter), "o": self.order, "s": self.seed},
                            option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(key).hexdigest()[:12]
-        return self.store.root / ".labelreview" / "positions" / f"{slug(self.store.identity.author_key)}-{digest}.json"
+        who = key_slug(self.store.identity.author_key)
+        return self.store.root / ".labelreview" / "positions" / f"{who}-{digest}.json"
 
     def _save(self) -> None:
         """Remember the place, off the caller's thread: a rename took ~8 ms of each key press on a
@@ -647,7 +648,7 @@ def flush_positions() -> None:
 
 
 def _last_queue_file(store) -> Path:
-    return store.root / ".labelreview" / "positions" / f"{slug(store.identity.author_key)}-last-queue.json"
+    return store.root / ".labelreview" / "positions" / f"{key_slug(store.identity.author_key)}-last-queue.json"
 
 
 def remember_queue(queue: "Queue") -> None:

@@ -17,6 +17,18 @@ def slug(text: str, limit: int = 64) -> str:
     return s or "unknown"
 
 
+def key_slug(text: str) -> str:
+    """``slug``, for a name that keys a writer's logs and chain: one with letters a slug drops
+    (日本 and 中国 were both "unknown", Zoë and Zoé both "Zo") gets a short hash of the whole
+    name, so two people never share a log. ASCII names keep their plain slug (existing logs)."""
+    s = slug(text)
+    if text.isascii():
+        return s
+    import hashlib
+
+    return f"{s[:55]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     author: str
@@ -46,7 +58,7 @@ class Identity:
 @functools.lru_cache(maxsize=64)
 def _writer(author: str, host: str) -> str:  # (asked at every decision: the regexes once)
     m = re.search(r"<([^>]+)>", author)
-    return f"{slug(m.group(1) if m else author)}/{slug(host)}"
+    return f"{key_slug(m.group(1) if m else author)}/{key_slug(host)}"
 
 
 def os_login() -> str:
