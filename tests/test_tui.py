@@ -613,3 +613,22 @@ async def test_the_progress_line_says_all_in_git_once_the_background_save_is_don
             assert "all in git" in rendered(app).splitlines()[-2]  # without another key press
     finally:
         store.close()
+
+
+async def test_control_characters_in_names_are_shown_escaped(sample_store, sample_images):
+    # An image file name (or a class, a reason) with an escape code or a newline went to the
+    # terminal raw from the title, the list and the detail panel: a name could colour the screen,
+    # or cut the title line.
+    store = Store.open(sample_store)
+    store.conn.execute("UPDATE images SET file_name=? WHERE id=1", ("esc\x1b[31mred\nline.jpg",))
+    store.conn.execute("UPDATE annotations SET category=? WHERE id=1", ("do\x1bg",))
+    store.close()
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            text = rendered(app)
+            assert "esc\\x1b[31mred\\nline.jpg" in text.splitlines()[0]  # the whole title, on its line
+            assert "do\\x1bg" in text and "\x1b" not in text
+    finally:
+        store.close()

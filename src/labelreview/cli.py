@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import orjson
 
+from .display import printable
 from .model import AnnotationFilter, LabelreviewError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -30,13 +30,10 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def shown(value: Any) -> str:
-    """A value as one line of a table: control characters (a newline, an escape code) written as
-    escapes, so a reason cannot forge a row of `log` or move the cursor of the terminal."""
-    return "" if value is None else _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+    """A value as one line of a table (``display.printable``): a reason cannot forge a row of `log`
+    or move the cursor of the terminal."""
+    return printable(value)
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> None:

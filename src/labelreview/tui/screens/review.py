@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from ...model import Annotation, Image, LabelreviewError
+from ...display import printable
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query, remember_queue
 from ...store import Store
@@ -175,8 +176,8 @@ class ReviewScreen(Screen):
         image = self._image(image_id)
         size = f"{image.width}×{image.height}" if image.width else "size unknown"
         self.query_one("#title", Static).update(Text.assemble(
-            (" labelreview ", "bold reverse"), f" {self.store.config.name} · ",
-            (image.file_name, "bold"), f" ({size}, image id {image.id}) · ",
+            (" labelreview ", "bold reverse"), f" {printable(self.store.config.name)} · ",
+            (printable(image.file_name), "bold"), f" ({size}, image id {image.id}) · ",
             (f"queue: {self.queue.order}", "dim")), layout=False)  # one line: no layout pass per key
         in_queue = set(self.queue.image_items(image_id))
         self.query_one(AnnotationList).show(self.image_anns, ann.id if ann else None, in_queue)

@@ -11,6 +11,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ...display import printable
 from ...model import Annotation
 from ..render import STATUS_MARK
 from .finished import FinishedLines
@@ -95,12 +96,12 @@ class AnnotationList(FinishedLines, Widget):
             return Strip.blank(width, base)
         ann_id, category, proposed, score, source, status, look, _, _ = key
         row_style = base + {"selected": _SELECTED, "in": Style(), "out": _DIM}[look]
-        cls = category
+        cls = printable(category)
         if proposed and proposed != category:
-            cls = f"{category}←{proposed}"
+            cls = f"{cls}←{printable(proposed)}"
         segments = [
             Segment("".join(_cell(text, w) for text, (_, w) in zip(
-                (str(ann_id), cls, "" if score is None else f"{score:.2f}", source or ""), _COLUMNS)),
+                (str(ann_id), cls, "" if score is None else f"{score:.2f}", printable(source)), _COLUMNS)),
                 row_style),
             Segment(_cell(f"{STATUS_MARK.get(status, '')} {status}", 11), row_style + _STATUS.get(status, Style())),
         ]

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ...display import printable
 from ...model import Annotation
 from .finished import FinishedLines
 from .annotation_list import STATUS_STYLE
@@ -70,12 +71,12 @@ class Detail(FinishedLines, Widget):
             return
         t = Text(overflow="fold")
         t.append(f"#{ann.id} ", "bold")
-        t.append(ann.category, "bold")
+        t.append(printable(ann.category), "bold")
         t.append(f"  {ann.status}\n", STATUS_STYLE.get(ann.status, ""))
 
         def fact(name: str, value: str) -> None:
             t.append(f"{name:<9}", "dim")
-            t.append(f"{value}\n")
+            t.append(f"{printable(value)}\n")  # (names, reasons, comments: from the store)
 
         if ann.proposed_category and ann.proposed_category != ann.category:
             fact("proposed", ann.proposed_category)
@@ -95,21 +96,21 @@ class Detail(FinishedLines, Widget):
         if conflicts:
             t.append("conflict: competing decisions (1-9 picks one; a, r, f, x decide anew)\n", "bold red")
             for n, ev in enumerate(conflicts[:9], start=1):
-                who = ev["author"].split(" <")[0]
+                who = printable(ev["author"].split(" <")[0])
                 now = " (now)" if ev.get("current") else ""
-                reason = f" — {ev['reason']}" if ev.get("reason") else ""
-                comment = f" “{ev['comment']}”" if ev.get("comment") else ""
+                reason = f" — {printable(ev['reason'])}" if ev.get("reason") else ""
+                comment = f" “{printable(ev['comment'])}”" if ev.get("comment") else ""
                 t.append(f" {n} ", "bold reverse")
                 t.append(f" {who} {ev['ts'][:16].replace('T', ' ')} {ev['action']} ")
-                t.append(f"{ev['new']['category']}/{ev['new']['status']}", "bold")
+                t.append(f"{printable(ev['new']['category'])}/{ev['new']['status']}", "bold")
                 t.append(f"{now}{reason}{comment}\n")
         if history:
             t.append("history\n", "bold dim")
             for ev in history[-6:]:
-                who = ev["author"].split(" <")[0]
-                change = (f"{ev['old']['category']}/{ev['old']['status']} → "
-                          f"{ev['new']['category']}/{ev['new']['status']}")
-                reason = f" ({ev['reason']})" if ev.get("reason") else ""
+                who = printable(ev["author"].split(" <")[0])
+                change = printable(f"{ev['old']['category']}/{ev['old']['status']} → "
+                                   f"{ev['new']['category']}/{ev['new']['status']}")
+                reason = f" ({printable(ev['reason'])})" if ev.get("reason") else ""
                 t.append(f"{ev['ts'][5:16].replace('T', ' ')} {who}: {ev['action']} {change}{reason}\n")
         else:
             t.append("no decisions yet", "dim")

@@ -1,0 +1,14 @@
+"""Text from the store made safe to print: a name, a reason or a comment may hold control
+characters (a newline, an escape code) that would forge a row of a table or drive the terminal."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(value: Any) -> str:
+    """``value`` as one line of text, control characters written as escapes (``\\n``, ``\\x1b``)."""
+    return "" if value is None else _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
