@@ -326,3 +326,12 @@ def test_a_new_reason_for_the_same_class_is_recorded(sample_store):
     ok("relabel", "2", "saucer", "--reason", "wrong-class", "--comment", "rim visible", *s)
     e = js("log", *s)[0]
     assert (e["action"], e["comment"]) == ("relabel", "rim visible")
+
+
+def test_a_class_with_a_comma_or_a_space_can_be_named_in_a_filter():
+    import argparse
+
+    from labelreview.cli import parse_filter
+
+    flt = parse_filter(argparse.Namespace(category=['"x:y,z",dog', "traffic light"], status=["pending,flagged"]))
+    assert flt.categories == ["x:y,z", "dog", "traffic light"] and flt.statuses == ["pending", "flagged"]

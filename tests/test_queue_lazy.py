@@ -172,11 +172,12 @@ def test_progress_moves_with_other_reviewers_decisions(store, lazy, sample_store
 
 def test_a_queue_reads_back_from_its_own_text(store):
     # The filter prompt shows query_text() for editing: what it shows must give the same queue
-    # (an --image filter from the command line was dropped by the first edit).
+    # (an --image filter from the command line was dropped by the first edit; a class with a space
+    # or a comma could not be written at all).
     from labelreview.model import AnnotationFilter
     from labelreview.review.queue import parse_query
 
-    flt = AnnotationFilter(statuses=["pending"], categories=["dog", "cup"], image_ids=[1, 3], score_min=0.2,
-                           conflicts=True)
+    flt = AnnotationFilter(statuses=["pending"], categories=["dog", "cup", "traffic light", "x:y,z", 'say "hi"'],
+                           image_ids=[1, 3], score_min=0.2, conflicts=True)
     q = Queue(store, flt, order="random", seed=7, leases="off", resume=False)
     assert parse_query(q.query_text()) == (flt, "random", 7)

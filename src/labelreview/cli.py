@@ -11,7 +11,7 @@ from typing import Any, Callable
 import orjson
 
 from .display import printable
-from .model import AnnotationFilter, LabelreviewError
+from .model import AnnotationFilter, LabelreviewError, split_list
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -69,7 +69,7 @@ def open_store(args: argparse.Namespace):
 
 def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
     def split(values):
-        return [v for item in (values or []) for v in str(item).split(",") if v]
+        return [v for item in (values or []) for v in split_list(str(item)) if v]
 
     score = getattr(args, "score", None)
     lo = hi = None

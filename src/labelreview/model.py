@@ -179,3 +179,11 @@ class AnnotationFilter:
     image_ids: list[int] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
     conflicts: bool = False
+
+
+def split_list(value: str) -> list[str]:
+    """A comma list as filters take it (``dog,cat``); an item in double quotes may hold commas or
+    spaces (``"traffic light",car``), and "" is a quote inside one."""
+    import csv
+
+    return [v for v in next(csv.reader([value]), [])] if value else []

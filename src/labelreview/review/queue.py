@@ -14,7 +14,7 @@ from typing import Callable
 
 import orjson
 
-from ..model import AnnotationFilter, LabelreviewError
+from ..model import AnnotationFilter, LabelreviewError, split_list
 from ..store import Store, perms
 from ..store.identity import key_slug
 
@@ -577,7 +577,7 @@ class Queue:
         for name, values in (("status", f.statuses), ("class", f.categories), ("source", f.sources),
                              ("by", f.authors), ("reason", f.reasons)):
             if values:
-                parts.append(f"{name}:{','.join(values)}")
+                parts.append(f"{name}:{','.join(_quoted(v) for v in values)}")
         if f.score_min is not None or f.score_max is not None:
             lo = "" if f.score_min is None else f"{f.score_min:g}"
             hi = "" if f.score_max is None else f"{f.score_max:g}"
@@ -674,18 +674,44 @@ def last_queue(store) -> tuple[str, AnnotationFilter, str, int] | None:
         return None
 
 
+def _words(text: str) -> list[str]:
+    """Split at spaces outside double quotes: ``class:"traffic light",car`` is one word."""
+    words, cur, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch.isspace() and not quoted:
+            if cur:
+                words.append("".join(cur))
+                cur = []
+            continue
+        cur.append(ch)
+    if quoted:
+        raise LabelreviewError(f"a double quote is not closed in {text!r}")
+    if cur:
+        words.append("".join(cur))
+    return words
+
+
+def _quoted(item: str) -> str:
+    """An item as ``split_list`` reads it back."""
+    if item and not any(c.isspace() or c in ',"' for c in item):
+        return item
+    return '"' + item.replace('"', '""') + '"'
+
+
 def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:
     """``status:pending class:dog,cat score:0:0.5 order:score seed:3`` -> (filter, order, seed)."""
     flt, order, seed = AnnotationFilter(), "file", 0
     lists = {"status": flt.statuses, "class": flt.categories, "category": flt.categories,
              "source": flt.sources, "by": flt.authors, "reason": flt.reasons}
-    for word in text.split():
+    for word in _words(text):
         key, sep, value = word.partition(":")
         if not sep:
             raise LabelreviewError(f"{word!r}: write filters as name:value, e.g. status:pending")
         key = key.lower()
         if key in lists:
-            lists[key].extend(v for v in value.split(",") if v)
+            lists[key].extend(v for v in split_list(value) if v)
         elif key == "score":
             lo, _, hi = value.partition(":")
             try:
