@@ -632,3 +632,20 @@ async def test_control_characters_in_names_are_shown_escaped(sample_store, sampl
             assert "do\\x1bg" in text and "\x1b" not in text
     finally:
         store.close()
+
+
+async def test_the_help_key_closes_help_once(app_store):
+    from labelreview.tui.screens.help import HelpScreen
+
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen) and app.screen is app.review_screen
+        await pilot.press("a")  # and the review goes on
+        await settle(pilot, app)
+    assert store.annotation(1).status == "accepted"
