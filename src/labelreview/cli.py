@@ -30,14 +30,8 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
-def shown(value: Any) -> str:
-    """A value as one line of a table (``display.printable``): a reason cannot forge a row of `log`
-    or move the cursor of the terminal."""
-    return printable(value)
-
-
 def table(rows: list[list[Any]], headers: list[str]) -> None:
-    text = [[shown(v) for v in r] for r in rows]
+    text = [[printable(v) for v in r] for r in rows]  # (a reason cannot forge a row of `log`)
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for r in text:

@@ -12,3 +12,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 def printable(value: Any) -> str:
     """``value`` as one line of text, control characters written as escapes (``\\n``, ``\\x1b``)."""
     return "" if value is None else _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (what ``printable`` would escape)."""
+    return _CONTROL.search(text) is not None

@@ -186,4 +186,4 @@ def split_list(value: str) -> list[str]:
     spaces (``"traffic light",car``), and "" is a quote inside one."""
     import csv
 
-    return [v for v in next(csv.reader([value]), [])] if value else []
+    return next(csv.reader([value]), []) if value else []

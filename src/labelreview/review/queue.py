@@ -597,8 +597,7 @@ class Queue:
         key = orjson.dumps({"f": asdict(self.filter), "o": self.order, "s": self.seed},
                            option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(key).hexdigest()[:12]
-        who = key_slug(self.store.identity.author_key)
-        return self.store.root / ".labelreview" / "positions" / f"{who}-{digest}.json"
+        return _reviewer_file(self.store, digest)
 
     def _save(self) -> None:
         """Remember the place, off the caller's thread: a rename took ~8 ms of each key press on a
@@ -610,12 +609,7 @@ class Queue:
     def _write_position(self, gen: int, ann: int | None) -> None:
         if gen != self._save_gen:
             return  # the reviewer has moved on: a later write is queued
-        path = self._state_file()
-        if not path.parent.is_dir():
-            perms.shared_dir(path.parent)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps({"annotation": ann}))
-        os.replace(tmp, path)
+        _write_whole(self._state_file(), {"annotation": ann})
 
     def _saved(self) -> int | None:
         """The annotation this reviewer was on when they last left this queue."""
@@ -647,20 +641,25 @@ def flush_positions() -> None:
             pass
 
 
-def _last_queue_file(store) -> Path:
-    return store.root / ".labelreview" / "positions" / f"{key_slug(store.identity.author_key)}-last-queue.json"
+def _reviewer_file(store, name: str) -> Path:
+    """A file of this reviewer's under ``.labelreview/positions`` (places in queues, the last queue)."""
+    return store.root / ".labelreview" / "positions" / f"{key_slug(store.identity.author_key)}-{name}.json"
+
+
+def _write_whole(path: Path, value) -> None:
+    """``value`` as JSON at ``path``, whole or not at all (renamed into place)."""
+    if not path.parent.is_dir():
+        perms.shared_dir(path.parent)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(orjson.dumps(value))
+    os.replace(tmp, path)
 
 
 def remember_queue(queue: "Queue") -> None:
     """Note the queue this reviewer is working in (filter and order), so that a review opened with
     none named comes back to it, and to the place in it (each queue remembers its own place)."""
-    path = _last_queue_file(queue.store)
     try:
-        if not path.parent.is_dir():
-            perms.shared_dir(path.parent)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps({"query": queue.query_text()}))
-        os.replace(tmp, path)
+        _write_whole(_reviewer_file(queue.store, "last-queue"), {"query": queue.query_text()})
     except OSError:  # a queue not remembered only costs choosing it again
         pass
 
@@ -668,7 +667,7 @@ def remember_queue(queue: "Queue") -> None:
 def last_queue(store) -> tuple[str, AnnotationFilter, str, int] | None:
     """(query text, filter, order, seed) of the queue this reviewer last worked in, if any."""
     try:
-        text = orjson.loads(_last_queue_file(store).read_bytes())["query"]
+        text = orjson.loads(_reviewer_file(store, "last-queue").read_bytes())["query"]
         return (text, *parse_query(text))
     except (OSError, ValueError, KeyError, TypeError, LabelreviewError):
         return None

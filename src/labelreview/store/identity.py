@@ -99,7 +99,9 @@ def resolve_identity(author: str | None = None, cwd: str | None = None) -> Ident
     """--author, else LABELREVIEW_AUTHOR, else git's user.name/email, else the OS login."""
     login = os_login()
     chosen = (author or os.environ.get("LABELREVIEW_AUTHOR") or _git_author(cwd) or login).strip()
-    if _CONTROL.search(chosen):
+    from ..display import has_control
+
+    if has_control(chosen):
         # A name with a newline or an escape code would forge rows in `log` and `blame`, or rewrite
         # the screen it is printed on ('mallory\x1b[2K\rbob' shows as "bob").
         from ..model import LabelreviewError
@@ -108,8 +110,6 @@ def resolve_identity(author: str | None = None, cwd: str | None = None) -> Ident
                                "give a plain name, e.g. --author 'Ada Lovelace <ada@example.org>'")
     return Identity(author=chosen or login, login=login, host=_hostname() or "localhost")
 
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _hostname() -> str:

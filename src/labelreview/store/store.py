@@ -1067,14 +1067,14 @@ def _build_index_once(root: Path, index: Path) -> None:
 _STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
 
 
+def _hashes(ev: dict[str, Any], key: str) -> list[str] | None:
+    """The event hashes an event lists under ``key`` (``resolves``, ``reopens``), if it lists any."""
+    r = ev.get(key)
+    return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
+
+
 def _resolves_of(ev: dict[str, Any]) -> list[str] | None:
-    r = ev.get("resolves")
-    return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
-
-
-def _reopens_of(ev: dict[str, Any]) -> list[str] | None:
-    r = ev.get("reopens")
-    return [h for h in r if isinstance(h, str)] if isinstance(r, list) else None
+    return _hashes(ev, "resolves")
 
 
 def _fresh_fold(ann_id: int, proposed: str) -> dict[str, Any]:
@@ -1165,7 +1165,7 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
                     st["resolved"][h] = ev["hash"]
         elif ev["action"] == "undo":
             # An adjudication taken back: the decisions it settled compete again.
-            for h in _reopens_of(ev) or ():
+            for h in _hashes(ev, "reopens") or ():
                 if h not in st["open"]:
                     st["open"].add(h)
                     st["resolved"].pop(h, None)

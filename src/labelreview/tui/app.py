@@ -11,7 +11,7 @@ from textual.app import App
 from ..review import Queue, ReviewSession
 from ..store import Store
 from .early import EarlyFrame
-from .screens.review import ReviewScreen
+from .screens.review import TRUECOLOR_ADVICE, ReviewScreen
 
 TRUECOLOR_HINT = "256 colours: export COLORTERM=truecolor for true colour"
 
@@ -46,9 +46,7 @@ class LabelReviewApp(App):
             self.set_keymap(self.keymap_overrides)
         if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
             self.review_screen.color_hint = TRUECOLOR_HINT
-            self.notify("Your terminal reports 256 colours (COLORTERM is unset, common over SSH). For true "
-                        "colour: export COLORTERM=truecolor, or `ssh -o SendEnv=COLORTERM` with AcceptEnv "
-                        "on the server.", title="colours", timeout=12)
+            self.notify(TRUECOLOR_ADVICE, title="colours", timeout=12)
 
     def schedule_checkpoint(self) -> None:
         if self.store.checkpoint_due():

@@ -75,6 +75,10 @@ PREFETCH_AFTER = 0.04
 #: p50 41 -> 55 ms); a reviewer who stops to look at the picture has them well before the next key.
 AHEAD_AFTER = 0.12
 
+#: What the launch notice and the help screen say when the terminal reports 256 colours only.
+TRUECOLOR_ADVICE = ("Your terminal reports 256 colours (COLORTERM is unset, common over SSH). For true colour: "
+                    "export COLORTERM=truecolor, or `ssh -o SendEnv=COLORTERM` with AcceptEnv on the server.")
+
 #: Seconds between redraws of the progress line while no key is pressed (others' decisions, git).
 PROGRESS_EVERY = 5.0
 
@@ -539,11 +543,7 @@ class ReviewScreen(Screen):
                 continue
             rows.append((keymap.get(bid, keys).replace("slash", "/").replace("question_mark", "?"), text))
         help_keys = next((keymap.get(bid, keys) for bid, keys, *_ in KEYS if bid == "help"), "")
-        note = None
-        if self.color_hint:
-            note = ("Your terminal reports 256 colours. For true colour: export COLORTERM=truecolor, or "
-                    "`ssh -o SendEnv=COLORTERM` with AcceptEnv COLORTERM on the server.")
-        self.app.push_screen(HelpScreen(rows, help_keys, note))
+        self.app.push_screen(HelpScreen(rows, help_keys, TRUECOLOR_ADVICE if self.color_hint else None))
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()
