@@ -134,6 +134,23 @@ def test_undo_of_something_changed_since_is_refused(sample_store, open_store):
     assert files_of(sample_store) == before
 
 
+def test_undo_of_an_accept_the_rest_stops_where_someone_changed_one_since(sample_store, open_store):
+    from labelreview.review.session import PartialUndo
+
+    mine, theirs = open_store(sample_store), open_store(sample_store, author="Other <o@example.org>")
+    s = ReviewSession(mine)
+    s.accept_all([2, 3, 4, 5])
+    ReviewSession(theirs).reject(3, reason="duplicate")  # the batch's second decision is theirs now
+    with pytest.raises(PartialUndo, match="undid 2 of the batch, then: cannot undo your accept of annotation 3"
+                                          ": Other") as e:
+        s.undo_action()
+    assert [ev["annotation"] for ev in e.value.events] == [5, 4]
+    assert [mine.annotation(i).status for i in (2, 3, 4, 5)] == ["accepted", "rejected", "pending", "pending"]
+    with pytest.raises(LabelreviewError, match="annotation 3"):  # still theirs: refused, nothing written
+        s.undo_action()
+    assert mine.annotation(2).status == "accepted"
+
+
 def test_stale_base_is_refused_and_nothing_is_written(sample_store, open_store):
     """Two reviewers saw the same proposal; the second decision names a state that is gone."""
     alice = open_store(sample_store, author="Alice <alice@example.org>")

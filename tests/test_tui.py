@@ -161,6 +161,26 @@ async def test_accept_all_on_image_asks_first(app_store):
     assert store.annotation(1).status == "pending"
 
 
+async def test_one_undo_takes_back_the_whole_accept_the_rest(app_store):
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("a")  # annotation 1, image 1: a decision of its own
+        await pilot.press("n", "A", "y")  # image 2: 2-5 in one key press
+        await settle(pilot, app)
+        assert [store.annotation(i).status for i in (2, 3, 4, 5)] == ["accepted"] * 4
+        await pilot.press("u")
+        await settle(pilot, app)
+        assert [store.annotation(i).status for i in (2, 3, 4, 5)] == ["pending"] * 4
+        assert store.annotation(1).status == "accepted"  # the decision before the batch stays
+        assert app.queue.current == 2  # back on the first of the batch
+        assert "Undid accept of 4 annotations" in " ".join(str(n.message) for n in app._notifications)
+        await pilot.press("u")  # the next undo is the decision before
+        await settle(pilot, app)
+    assert store.annotation(1).status == "pending"
+    assert [e["action"] for e in store.events(annotation=3)] == ["accept", "undo"]
+
+
 async def test_view_toggles_change_what_is_drawn(app_store):
     app, store = app_store
     async with app.run_test(size=(120, 36)) as pilot:

@@ -19,6 +19,14 @@ from ..store import CURRENT, Store
 from .roles import require
 
 
+class PartialUndo(LabelreviewError):
+    """An undo of a batch stopped part way: ``events`` are the undos that were recorded."""
+
+    def __init__(self, message: str, events: list[dict]):
+        super().__init__(f"undid {len(events)} of the batch, then: {message}")
+        self.events = events
+
+
 class ReviewSession:
     """Decisions by one reviewer on one store; every decision is durable when the call returns."""
 
@@ -29,6 +37,9 @@ class ReviewSession:
         self.started = time.monotonic()
         self.decisions = 0
         self.blind = store.config.double_review
+        #: Each decision of an "accept the rest" made in this session -> all of that batch's events:
+        #: one undo takes the whole batch back, as it was one key press.
+        self._batch_of: dict[str, tuple[str, ...]] = {}
 
     # -------------------------------------------------------------- decisions
 
@@ -65,6 +76,33 @@ class ReviewSession:
             ev = self.accept(ann_id, base=(bases or {}).get(ann_id, CURRENT))
             if ev:
                 done.append(ev)
+        batch = tuple(ev["hash"] for ev in done)
+        for h in batch:
+            self._batch_of[h] = batch
+        return done
+
+    def undo_action(self) -> list[dict]:
+        """Take back this reviewer's latest action: one decision, or every decision of an "accept
+        the rest" made in this session (newest first). If one of the batch cannot be undone (someone
+        changed it since), the ones before it stay undone and PartialUndo says which."""
+        first = self.undo()
+        if first is None:
+            return []
+        done = [first]
+        batch = self._batch_of.get(first["undoes"], ())
+        while batch:
+            target = self.store.last_undoable()
+            if target is None or target["hash"] not in batch:
+                break
+            try:
+                ev = self.undo()
+            except LabelreviewError as e:
+                for h in batch:  # what is left of it is undone one decision at a time from here
+                    self._batch_of.pop(h, None)
+                raise PartialUndo(str(e), done) from e
+            if ev is None:
+                break
+            done.append(ev)
         return done
 
     def undo(self) -> dict | None:

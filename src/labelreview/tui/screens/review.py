@@ -16,6 +16,7 @@ from ...model import Annotation, Image, LabelreviewError
 from ...display import printable
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query, remember_queue
+from ...review.session import PartialUndo
 from ...store import Store
 from ..render import RenderOptions, overlays_for, skeletons_of
 from ..widgets.annotation_list import AnnotationList
@@ -439,22 +440,30 @@ class ReviewScreen(Screen):
         self.app.push_screen(Confirm(f"Accept all {len(pending)} pending annotations on this image?"), done)
 
     def action_undo(self) -> None:
+        problem = None
         try:
-            target = self.store.last_undoable()
-            before = self.store.annotation(target["annotation"]).status if target else None
-            ev = self.session.undo()
+            events = self.session.undo_action()
+        except PartialUndo as e:
+            events, problem = e.events, str(e)
         except LabelreviewError as e:
             self.notify(str(e), severity="error", timeout=8)
             return
-        if ev is None:
+        if not events:
             self.notify("Nothing to undo.", timeout=3)
             return
-        self._decided(before, ev)
+        for ev in events:
+            self._decided(ev["old"]["status"], ev)
         try:
-            self.queue.go_to(ev["annotation"])
+            self.queue.go_to(events[-1]["annotation"])
         except LabelreviewError:
             pass  # undone outside this queue: stay where we are
-        self.notify(f"Undid {ev['reason'].split()[-1]} of #{ev['annotation']}.", timeout=3)
+        what = events[0]["reason"].split()[-1]
+        if problem:
+            self.notify(problem, severity="error", timeout=8)
+        elif len(events) == 1:
+            self.notify(f"Undid {what} of #{events[0]['annotation']}.", timeout=3)
+        else:
+            self.notify(f"Undid {what} of {len(events)} annotations.", timeout=3)
         self.refresh_view()
 
     # ------------------------------------------------------------ moving and viewing
