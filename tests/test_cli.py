@@ -335,3 +335,20 @@ def test_a_class_with_a_comma_or_a_space_can_be_named_in_a_filter():
 
     flt = parse_filter(argparse.Namespace(category=['"x:y,z",dog', "traffic light"], status=["pending,flagged"]))
     assert flt.categories == ["x:y,z", "dog", "traffic light"] and flt.statuses == ["pending", "flagged"]
+
+
+def test_tables_align_on_screen_columns_with_wide_names(sample_store):
+    """A CJK character takes two columns in a terminal: a table padded by characters ran its
+    columns out of line for such a reviewer."""
+    import unicodedata
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", "--author", "田中太郎 <t@example.org>", *s)
+    ok("accept", "2", "--author", "Bob <b@example.org>", *s)
+    lines = ok("log", *s).splitlines()
+    assert len(lines) == 3
+    assert len({columns(line[:line.index("accept")]) for line in lines[1:]}) == 1
+    assert columns(lines[0][:lines[0].index("action")]) == columns(lines[1][:lines[1].index("accept")])

@@ -31,11 +31,12 @@ def emit_json(obj: Any) -> None:
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> None:
+    from rich.cells import cell_len  # columns on screen: a CJK character takes two, a combining mark none
+
     text = [[printable(v) for v in r] for r in rows]  # (a reason cannot forge a row of `log`)
-    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for r in text:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    widths = [max([cell_len(h)] + [cell_len(r[i]) for r in text]) for i, h in enumerate(headers)]
+    for r in [headers, *text]:
+        print("  ".join(v + " " * (w - cell_len(v)) for v, w in zip(r, widths)).rstrip())
 
 
 def utc_since(value: str | None) -> str | None:
