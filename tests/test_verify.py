@@ -87,7 +87,7 @@ def test_problems_are_listed_one_a_line_then_the_verdict(reviewed):
 def test_untouched_store_verifies_ok(reviewed):
     r = run_cli("verify", "--store", str(reviewed))  # the real console script, once
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "verify OK: 7 events from 1 writers, 3 not yet committed, 5 image hashes checked" in r.stdout
+    assert "verify OK: 7 events from 1 writer, 3 not yet committed, 5 image hashes checked" in r.stdout
     doc = json.loads(cli_verify(reviewed, "--json").stdout)
     assert doc["ok"] is True and doc["problems"] == [] and doc["events"] == 7
 

@@ -30,6 +30,11 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
 
 
+def counted(n: int, thing: str) -> str:
+    """"1 writer", "4 writers", "2 image hashes"."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}{'es' if thing.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
+
+
 def table(rows: list[list[Any]], headers: list[str]) -> None:
     from rich.cells import cell_len  # columns on screen: a CJK character takes two, a combining mark none
 
@@ -524,8 +529,8 @@ def cmd_verify(args) -> int:
         for p in report.problems:
             print(f"{p.where}: {p.kind}: {p.message}")
         state = "OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)"
-        print(f"verify {state}: {report.events} events from {report.writers} writers, "
-              f"{report.uncommitted} not yet committed, {report.images_checked} image hashes checked")
+        print(f"verify {state}: {counted(report.events, 'event')} from {counted(report.writers, 'writer')}, "
+              f"{report.uncommitted} not yet committed, {counted(report.images_checked, 'image hash')} checked")
     return 0 if report.ok else 1
 
 
