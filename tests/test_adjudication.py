@@ -78,6 +78,19 @@ def test_resolve_refuses_what_it_cannot_do_and_writes_nothing(reviewed_twice):
     assert js("status", "--store", root)["events"] == events
 
 
+def test_accept_the_rest_leaves_labels_waiting_for_adjudication_and_accepts_the_others(reviewed_twice):
+    # Image 2 holds 2-5: 2 and 4 wait for an adjudicator, 3 is decided, 5 is untouched. "Accept the
+    # rest" stopped at 2 with "may not adjudicate ... nothing was written" after accepting what came
+    # before it (or, for an adjudicator, settled the conflict as an accept without a word).
+    root = reviewed_twice
+    with Store.open(root, author=CAROL) as store:
+        events, skipped = ReviewSession(store).accept_all([2, 3, 4, 5])
+    assert [e["annotation"] for e in events] == [5]
+    assert skipped == [(2, "waiting for adjudication"), (4, "waiting for adjudication")]
+    assert sorted(open_conflicts(root)) == [2, 4]
+    verify_ok(root)
+
+
 def test_a_blind_decision_can_be_taken_back_before_the_second_reviewer(sample_store):
     double(sample_store)
     with Store.open(sample_store, author=ALICE) as store:

@@ -67,19 +67,30 @@ class ReviewSession:
         self._check_reason(reason, self.store.config.reject_reasons, "reject", required=False)
         return self._decide(ann_id, "reject", reason=reason, comment=comment, base=base)
 
-    def accept_all(self, ann_ids: list[int], bases: dict[int, Any] | None = None) -> list[dict]:
-        """Accept each still-pending annotation of the list (e.g. the rest of an image)."""
-        done = []
+    def accept_all(self, ann_ids: list[int], bases: dict[int, Any] | None = None
+                   ) -> tuple[list[dict], list[tuple[int, str]]]:
+        """Accept each still-pending annotation of the list (e.g. the rest of an image). One waiting
+        for adjudication is left to the adjudicator (accepting it would settle its conflict), and one
+        refused (changed by someone since) is skipped; the others are still accepted. Returns the
+        events and the skipped (annotation, why)."""
+        done, skipped = [], []
         for ann_id in ann_ids:
+            if self.store.open_conflict_events(ann_id):
+                skipped.append((ann_id, "waiting for adjudication"))
+                continue
             if self.seen(self.store.annotation(ann_id)).status != "pending":
                 continue
-            ev = self.accept(ann_id, base=(bases or {}).get(ann_id, CURRENT))
+            try:
+                ev = self.accept(ann_id, base=(bases or {}).get(ann_id, CURRENT))
+            except LabelreviewError as e:
+                skipped.append((ann_id, str(e)))
+                continue
             if ev:
                 done.append(ev)
         batch = tuple(ev["hash"] for ev in done)
         for h in batch:
             self._batch_of[h] = batch
-        return done
+        return done, skipped
 
     def undo_action(self) -> list[dict]:
         """Take back this reviewer's latest action: one decision, or every decision of an "accept

@@ -428,13 +428,15 @@ class ReviewScreen(Screen):
             if yes:
                 bases = {a.id: a.last_event for a in pending}
                 try:
-                    events = self.session.accept_all([a.id for a in pending], bases)
-                except LabelreviewError as e:
+                    events, skipped = self.session.accept_all([a.id for a in pending], bases)
+                except LabelreviewError as e:  # (refused whole: e.g. this reviewer's role)
+                    events, skipped = [], []
                     self.notify(str(e), severity="error", timeout=8)
-                    events = []
                 for ev in events:
                     self._decided("pending", ev)
                 self.notify(f"Accepted {len(events)} on this image.", timeout=3)
+                for ann_id, why in skipped:
+                    self.notify(f"Not accepted: #{ann_id}: {why}", severity="warning", timeout=8)
             self.refresh_view()
 
         self.app.push_screen(Confirm(f"Accept all {len(pending)} pending annotations on this image?"), done)
