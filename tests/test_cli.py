@@ -352,3 +352,18 @@ def test_tables_align_on_screen_columns_with_wide_names(sample_store):
     assert len(lines) == 3
     assert len({columns(line[:line.index("accept")]) for line in lines[1:]}) == 1
     assert columns(lines[0][:lines[0].index("action")]) == columns(lines[1][:lines[1].index("accept")])
+
+
+def test_ls_random_order_is_the_review_queues_for_the_same_seed(sample_store):
+    """`ls --order random --seed N` printed file order whatever the seed: a 'random sample' taken
+    with `ls --json | head` was the first images."""
+    from labelreview.review import Queue
+    from labelreview.store import Store
+
+    s = ["--store", str(sample_store), "--order", "random"]
+    orders = {seed: [a["id"] for a in js("ls", *s, "--seed", str(seed))] for seed in (1, 2, 7)}
+    assert len({tuple(o) for o in orders.values()}) == 3 and sorted(orders[7]) == list(range(1, 26))
+    with Store.open(sample_store) as store:
+        q = Queue(store, order="random", seed=7, resume=False, leases="off")
+        assert orders[7] == q.flat
+        q.close()

@@ -252,7 +252,7 @@ def cmd_ls(args) -> int:
 
             anns = ranked(store, flt, limit=args.limit)
         else:
-            anns = store.annotations(flt, order=args.order)
+            anns = store.annotations(flt, order=args.order, seed=args.seed)
         rows = []
         names = {im.id: im.file_name for im in store.images(sorted({a.image_id for a in anns}))} if anns else {}
         competing = {}

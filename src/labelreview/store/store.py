@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -80,6 +81,19 @@ def _sid(value: Any) -> str | None:
     """Source ids are kept as JSON so an int stays an int and a string stays a string."""
     return None if value is None else canonical.dumps(value).decode()
 
+
+
+def _shuffled_by_image(items: list, seed: int, image_of) -> list:
+    """The seeded random order: whole images shuffled (file-ordered ``items``), so a reviewer still
+    sees an image's labels together; ``ls --order random --seed N`` and the review queue agree."""
+    import random
+
+    by_image: dict[int, list] = {}
+    for item in items:
+        by_image.setdefault(image_of(item), []).append(item)
+    groups = list(by_image.values())
+    random.Random(seed).shuffle(groups)
+    return [item for g in groups for item in g]
 
 class Store:
     """A label store: a git repository of imports and event logs, with a live SQLite index."""
@@ -261,7 +275,8 @@ class Store:
                           updated_at=row[8], updated_by=row[9], reason=row[10], comment=row[11],
                           proposed_category=row[12])
 
-    def annotations(self, flt: AnnotationFilter | None = None, order: str = "file") -> list[Annotation]:
+    def annotations(self, flt: AnnotationFilter | None = None, order: str = "file",
+                    seed: int = 0) -> list[Annotation]:
         where, params = self._where(flt or AnnotationFilter())
         cur = self.conn.cursor()
         cur.row_factory = None  # plain tuples, read by position: the review screen reads an image's
@@ -271,7 +286,7 @@ class Store:
             params,
         ).fetchall()
         loads = canonical.loads
-        return [Annotation(
+        anns = [Annotation(
             id=r[0], image_id=r[1], category=r[2], status=r[3], kind=r[4],
             bbox=None if r[5] is None else loads(r[5]),
             segmentation=None if r[6] is None else loads(r[6]),
@@ -282,6 +297,7 @@ class Store:
             scores=None if r[15] is None else loads(r[15]),
             last_event=r[16], updated_at=r[17], updated_by=r[18], reason=r[19], comment=r[20],
             proposed_category=r[21]) for r in rows]
+        return _shuffled_by_image(anns, seed, attrgetter("image_id")) if order == "random" else anns
 
     def annotation_keys(self, flt: AnnotationFilter | None = None, order: str = "file",
                         seed: int = 0, *, limit: int | None = None, from_image: int | None = None,
@@ -307,17 +323,7 @@ class Store:
             f"WHERE {where} ORDER BY {self._order(order)}{tail}",
             params,
         ).fetchall()
-        if order == "random":
-            import random
-
-            # Shuffle whole images so a reviewer still sees an image's labels together.
-            by_image: dict[int, list[tuple[int, int]]] = {}
-            for k in keys:
-                by_image.setdefault(k[1], []).append(k)
-            groups = list(by_image.values())
-            random.Random(seed).shuffle(groups)
-            keys = [k for g in groups for k in g]
-        return keys
+        return _shuffled_by_image(keys, seed, itemgetter(1)) if order == "random" else keys
 
     @staticmethod
     def _order(order: str) -> str:
