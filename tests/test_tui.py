@@ -669,3 +669,19 @@ async def test_the_help_key_closes_help_once(app_store):
         await pilot.press("a")  # and the review goes on
         await settle(pilot, app)
     assert store.annotation(1).status == "accepted"
+
+
+async def test_the_list_shows_the_rows_above_the_selected_one_from_the_start(sample_store):
+    # order:score opens coffee.jpg on #5 (its lowest score is the queue's first); the list showed
+    # only "5 spoon" until a key was pressed: it had scrolled before its height was known.
+    app, store = make_app(sample_store, order="score")
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert app.queue.current == 5
+            from labelreview.tui.widgets.annotation_list import AnnotationList
+
+            lines = [app.screen.query_one(AnnotationList).render_line(y).text.split()[:2] for y in range(1, 5)]
+            assert lines == [["2", "cup"], ["3", "saucer"], ["4", "spoon"], ["5", "spoon"]]
+    finally:
+        store.close()

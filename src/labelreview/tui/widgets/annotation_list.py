@@ -55,11 +55,25 @@ class AnnotationList(FinishedLines, Widget):
 
     def show(self, annotations: list[Annotation], selected: int | None, in_queue: set[int]) -> None:
         self.rows, self.selected, self._in_queue = list(annotations), selected, in_queue
-        index = self.row_ids.index(selected) if selected in self.row_ids else 0
-        visible = max(1, self.size.height - 1)
+        self._scroll_to_selected()
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._scroll_to_selected()
+
+    def _scroll_to_selected(self) -> None:
+        """Keep the selected row in sight (in the middle when it had gone out of it). Before the
+        first layout the height is not known yet: the list starts at the top (it used to scroll
+        to the selected row as if one row fitted, hiding the rows above it until a key press)."""
+        if self.size.height < 2:
+            self._top = 0
+            return
+        index = self.row_ids.index(self.selected) if self.selected in self.row_ids else 0
+        visible = self.size.height - 1
         if index < self._top or index >= self._top + visible:
             self._top = max(0, index - visible // 2)
-        self.refresh()
+        elif self._top and self._top + visible > len(self.rows):  # grown: show as many as fit
+            self._top = max(0, min(self._top, len(self.rows) - visible))
 
     def finished_lines(self, ys: range) -> list[Strip]:
         """Each row is built once per content and kept, with the widget's colours and width: a row
