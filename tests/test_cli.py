@@ -367,3 +367,19 @@ def test_ls_random_order_is_the_review_queues_for_the_same_seed(sample_store):
         q = Queue(store, order="random", seed=7, resume=False, leases="off")
         assert orders[7] == q.flat
         q.close()
+
+
+def test_ls_by_finds_a_reviewer_by_name_or_email_as_log_does(sample_store):
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", "--author", "Alice Smith <alice@example.org>", *s)
+    ok("accept", "2", "--author", "Bob <bob@example.org>", *s)
+    for who in ("Alice Smith", "alice@example.org", "alice", "Alice Smith <alice@example.org>"):
+        assert [a["id"] for a in js("ls", "--by", who, *s)] == [1], who
+        assert [e["annotation"] for e in js("log", "--by", who, *s)] == [1], who
+    assert js("ls", "--by", "al%", *s) == []  # (LIKE's wildcards are taken literally)
+    assert [a["id"] for a in js("ls", "--by", "alice,bob", *s)] == [1, 2]
+
+
+def test_a_mistyped_status_is_refused_not_an_empty_list(sample_store):
+    rc, out, err = run("ls", "--status", "pendng", "--store", str(sample_store))
+    assert rc == 1 and out == "" and "unknown status pendng; use pending, accepted" in err

@@ -85,7 +85,7 @@ def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
         authors=split(getattr(args, "by", None)), reasons=split(getattr(args, "reason_filter", None)),
         image_ids=[_image_id(v) for v in split(getattr(args, "image", None))],
         conflicts=bool(getattr(args, "conflicts", False)),
-    )
+    ).check()
 
 
 def an_id(text: str) -> int:

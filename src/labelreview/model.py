@@ -180,6 +180,13 @@ class AnnotationFilter:
     ids: list[int] = field(default_factory=list)
     conflicts: bool = False
 
+    def check(self) -> "AnnotationFilter":
+        """Refuse a status no label can have (``pendng`` matched nothing, silently)."""
+        bad = [s for s in self.statuses if s not in STATUSES]
+        if bad:
+            raise LabelreviewError(f"unknown status {', '.join(bad)}; use {', '.join(STATUSES)}")
+        return self
+
 
 def split_list(value: str) -> list[str]:
     """A comma list as filters take it (``dog,cat``); an item in double quotes may hold commas or

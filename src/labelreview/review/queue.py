@@ -736,9 +736,4 @@ def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:
         else:
             raise LabelreviewError(f"unknown filter {key!r}; use status, class, source, score, by, reason, "
                                    "image, conflicts, order, seed")
-    from ..model import STATUSES
-
-    bad = [s for s in flt.statuses if s not in STATUSES]
-    if bad:
-        raise LabelreviewError(f"unknown status {', '.join(bad)}; use {', '.join(STATUSES)}")
-    return flt, order, seed
+    return flt.check(), order, seed

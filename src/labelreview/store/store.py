@@ -83,6 +83,12 @@ def _sid(value: Any) -> str | None:
 
 
 
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching ``text`` anywhere, its % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _shuffled_by_image(items: list, seed: int, image_of) -> list:
     """The seeded random order: whole images shuffled (file-ordered ``items``), so a reviewer still
     sees an image's labels together; ``ls --order random --seed N`` and the review queue agree."""
@@ -347,7 +353,9 @@ class Store:
         among("a.status", flt.statuses)
         among("a.category", flt.categories)
         among("a.source", flt.sources)
-        among("a.updated_by", flt.authors)
+        if flt.authors:  # as `log --by`: the whole name, or any part of it ("alice", her email)
+            clauses.append("(" + " OR ".join(["a.updated_by LIKE ? ESCAPE '\\'"] * len(flt.authors)) + ")")
+            params.extend(like_pattern(a) for a in flt.authors)
         among("a.reason", flt.reasons)
         among("a.image_id", flt.image_ids)
         among("a.id", flt.ids)
@@ -438,8 +446,8 @@ class Store:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if author is not None:
-            clauses.append("(author = ? OR login = ? OR author LIKE ?)")
-            params += [author, author, f"%{author}%"]
+            clauses.append("(author = ? OR login = ? OR author LIKE ? ESCAPE '\\')")
+            params += [author, author, like_pattern(author)]
         if since is not None:
             clauses.append("ts >= ?")
             params.append(since)
