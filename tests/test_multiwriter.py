@@ -129,3 +129,25 @@ def test_expired_or_dead_leases_return_the_image_and_take_leased_shows_it(sample
             q.close()
     finally:
         sleeper.kill()
+
+
+def test_a_killed_reviewers_decisions_are_committed_in_their_own_name(sample_store):
+    """Alice's session dies before its checkpoint; Bob's next checkpoint commits her decisions. They
+    went into Bob's commit, authored by Bob ("2 accepted by Alice, Bob"): `git log --author=Alice`
+    missed her work and Bob's signature covered it. Now: a commit of hers first, then his."""
+    from labelreview.review import ReviewSession
+
+    with Store.open(sample_store, author=ALICE) as store:  # (closed with no checkpoint: as if killed)
+        s = ReviewSession(store, auto_checkpoint=False)
+        s.accept(1)
+        s.reject(2)
+    with Store.open(sample_store, author=BOB) as store:
+        ReviewSession(store, auto_checkpoint=False).accept(3)
+        store.checkpoint()
+        commits = {e["annotation"]: e["commit"] for e in store.events()}
+    log = git(sample_store, "log", "--format=%H|%an|%s", "-2").splitlines()
+    assert [line.split("|")[1:] for line in log] == [["Bob", "1 accepted by Bob"],
+                                                       ["Alice", "1 accepted, 1 rejected by Alice"]]
+    assert commits[1] == commits[2] == log[1].split("|")[0] and commits[3] == log[0].split("|")[0]
+    assert git(sample_store, "status", "--porcelain") == ""
+    verify_ok(sample_store)

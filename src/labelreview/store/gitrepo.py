@@ -124,12 +124,14 @@ def open_repo(root: Path) -> git.Repo:
         raise LabelreviewError(f"{root}: not a git repository; was it made with `labelreview init`?") from None
 
 
-def commit_env(identity: Identity, repo: git.Repo) -> dict[str, str]:
-    """The reviewer authors the commit; the committer is git's own user, else the reviewer too."""
+def commit_env(identity: Identity, repo: git.Repo, committer: Identity | None = None) -> dict[str, str]:
+    """The reviewer authors the commit; the committer is git's own user, else ``committer`` (the
+    reviewer who makes the commit: by default the author)."""
     env = {"GIT_AUTHOR_NAME": identity.name, "GIT_AUTHOR_EMAIL": identity.email}
     reader = repo.config_reader()
     if not reader.has_option("user", "name") or not reader.has_option("user", "email"):
-        env.update(GIT_COMMITTER_NAME=identity.name, GIT_COMMITTER_EMAIL=identity.email)
+        committer = committer or identity
+        env.update(GIT_COMMITTER_NAME=committer.name, GIT_COMMITTER_EMAIL=committer.email)
     return env
 
 
@@ -159,15 +161,26 @@ def add(repo: git.Repo, exclude: tuple[str, ...] = (), logs: list[str] | None = 
         _run_git(repo, "add", "--", *present)
 
 
-def staged(repo: git.Repo) -> list[str]:
-    """Paths whose staged version differs from HEAD."""
-    out = _run_git(repo, "diff", "--cached", "--name-only", "-z")
+def staged(repo: git.Repo, paths: list[str] | None = None) -> list[str]:
+    """Paths (of ``paths``, if given) whose staged version differs from HEAD."""
+    out = _run_git(repo, "diff", "--cached", "--name-only", "-z", *(["--", *paths] if paths else []))
     return [p for p in out.split("\0") if p]
+
+
+def add_paths(repo: git.Repo, paths: list[str]) -> None:
+    if paths:
+        _run_git(repo, "add", "--", *paths)
 
 
 def commit_staged(repo: git.Repo, identity: Identity, message: str) -> str:
     """Commit with the real git CLI, so ``commit.gpgsign`` and hooks apply as the user set them."""
     _run_git(repo, "commit", "-q", "-m", message, env=commit_env(identity, repo))
+    return repo.head.commit.hexsha
+
+
+def commit_paths(repo: git.Repo, author: Identity, committer: Identity, message: str, paths: list[str]) -> str:
+    """Commit these paths only, as they are on disk (whatever else is staged stays staged)."""
+    _run_git(repo, "commit", "-q", "--only", "-m", message, "--", *paths, env=commit_env(author, repo, committer))
     return repo.head.commit.hexsha
 
 

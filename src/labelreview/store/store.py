@@ -846,6 +846,7 @@ class Store:
                 if repo.head.is_valid():
                     self._mark_committed(repo, "HEAD")
             try:
+                self._commit_other_writers(repo)
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
                 with self._write() as conn:  # nobody appends while git reads the logs (and only then)
@@ -894,6 +895,38 @@ class Store:
             self._staged_logs = logs
             self._mark_committed(repo, sha)
             return sha
+
+    def _commit_other_writers(self, repo) -> None:
+        """Decisions of another reviewer of this store that are not in git yet (their session was
+        killed before its checkpoint): each reviewer's go in a commit of their own, authored by
+        them, before this writer's commit. They went into this writer's commit, in its name (git log
+        --author missed them, and this reviewer's signature covered them). Logs git holds already
+        (a sync killed before it marked its events) are left to the checkpoint, which attributes them."""
+        me = self.identity.writer
+        rows = self.conn.execute("SELECT DISTINCT author, login, host, file FROM events "
+                                 "WHERE git_commit IS NULL AND writer != ?", (me,)).fetchall()
+        by_author: dict[str, tuple[Identity, set[str]]] = {}
+        for r in rows:
+            ident = Identity(r["author"], r["login"] or "", r["host"] or "")
+            by_author.setdefault(r["author"], (ident, set()))[1].add(r["file"])
+        for author, (ident, files) in sorted(by_author.items()):
+            with self._write() as conn:  # nobody appends to the logs while git commits them as they are
+                files = {f for f in files if os.path.isfile(os.path.join(self.root, f))}
+                if not files:
+                    continue
+                marks = ",".join("?" * len(files))
+                sizes = {r[0]: r[1] for r in conn.execute(
+                    f"SELECT path, size FROM event_files WHERE path IN ({marks})", sorted(files))}
+                gitrepo.add_paths(repo, sorted(files))
+                files = set(gitrepo.staged(repo, sorted(files)))  # git holds the others already
+                if not files:
+                    continue
+                pending = conn.execute(f"SELECT action, author FROM events WHERE git_commit IS NULL AND file IN "
+                                       f"({','.join('?' * len(files))})", sorted(files)).fetchall()
+                sha = gitrepo.commit_paths(repo, ident, self.identity, self._checkpoint_message(pending, []),
+                                           sorted(files))
+            self._staged_logs = {f: sizes[f] for f in files if f in sizes}
+            self._mark_committed(repo, sha)
 
     def _mark_committed(self, repo, rev: str) -> None:
         """Record which events commit ``rev`` holds (by how much of each log its blob holds). After
