@@ -169,3 +169,21 @@ def test_undoing_an_adjudication_reopens_the_conflict(reviewed_twice):
     assert cli("resolve", "4", "--pick", bobs["event"], "--store", root, author=CAROL)[0] == 0
     assert sorted(open_conflicts(root)) == [2]
     verify_ok(root)
+
+
+def test_picking_a_competing_flag_keeps_its_reason_and_comment(sample_store):
+    # Picking Bob's flag used to leave the label "flagged" with no reason (a flag always has one):
+    # `ls --reason loose-box` did not find it, and the comment was gone.
+    double(sample_store)
+    assert cli("accept", "12", "--store", sample_store, author=ALICE)[0] == 0
+    assert cli("flag", "12", "--reason", "loose-box", "--comment", "top cut off", "--store", sample_store,
+               author=BOB)[0] == 0
+    bobs = next(d for d in open_conflicts(sample_store)[12] if d["author"] == BOB)
+    rc, out, err = cli("resolve", "12", "--pick", bobs["event"], "--reason", "checked the original",
+                       "--store", sample_store, author=CAROL)
+    assert rc == 0 and "picked Bob's flag" in out, err
+    found = js("ls", "--reason", "loose-box", "--store", sample_store)
+    assert [(a["id"], a["status"], a["reason"]) for a in found] == [(12, "flagged", "loose-box")]
+    with Store.open(sample_store, author=CAROL) as store:
+        assert store.annotation(12).comment == "top cut off"
+    verify_ok(sample_store)

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from ..model import STATUS_AFTER, STATUSES, Annotation, AnnotationFilter, LabelreviewError
 from ..store import CURRENT, Store
+from ..store.store import note_of
 from .roles import require
 
 
@@ -166,10 +167,7 @@ class ReviewSession:
         """The reason and comment of the state ``target`` was decided on (none for a proposal)."""
         if not target.get("base"):
             return None, None
-        before = self.store.event(target["base"])
-        if before["action"] == "undo" and "reason" in before["new"]:
-            return before["new"]["reason"], before["new"].get("comment")
-        return before["reason"], before["comment"]
+        return note_of(self.store.event(target["base"]))
 
     # -------------------------------------------------------------- internals
 
@@ -230,7 +228,11 @@ class ReviewSession:
             ev = self.store.event(pick, annotation=ann_id)
             if ev["hash"] not in conflicts and ev["hash"] != ann.last_event:
                 raise LabelreviewError(f"event {pick} is not one of the competing decisions on annotation {ann_id}")
-            new = {"category": ev["new"]["category"], "status": ev["new"]["status"]}
+            # The label takes the picked decision whole: a flag or reject with its reason and comment
+            # (the adjudicator's own --reason stays on the resolve event, for the audit trail).
+            reason_, comment_ = note_of(ev)
+            new = {"category": ev["new"]["category"], "status": ev["new"]["status"],
+                   "reason": reason_, "comment": comment_}
         else:
             if not category and not status:
                 raise LabelreviewError("resolve needs --pick EVENT, or a --category and/or --status")

@@ -1155,9 +1155,10 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 def note_of(ev: dict[str, Any]) -> tuple[str | None, str | None]:
     """The reason and comment an event leaves on its annotation: its own, but for an undo that
-    names the state it brings back (``new`` holds that state's reason and comment)."""
+    names the state it brings back, or a resolve that picked a competing decision (``new`` holds
+    that state's or that decision's reason and comment)."""
     new = ev["new"]
-    if ev["action"] == "undo" and "reason" in new:
+    if ev["action"] in ("undo", "resolve") and "reason" in new:
         return new.get("reason"), new.get("comment")
     return ev.get("reason"), ev.get("comment")
 
