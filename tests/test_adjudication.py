@@ -187,3 +187,30 @@ def test_picking_a_competing_flag_keeps_its_reason_and_comment(sample_store):
     with Store.open(sample_store, author=CAROL) as store:
         assert store.annotation(12).comment == "top cut off"
     verify_ok(sample_store)
+
+
+async def test_the_conflicts_queue_under_double_review_skips_nothing(reviewed_twice):
+    # With blind double review on, the adjudication queue said every image was skipped as
+    # "reviewed twice (blind double review)", the one it showed included: the rule that keeps a
+    # third reviewer off a label two have reviewed was applied to the adjudicator.
+    from test_tui import rendered, settle
+
+    from labelreview.tui.app import LabelReviewApp
+
+    notes = []
+    store = Store.open(reviewed_twice, author=CAROL)
+    try:
+        queue = Queue(store, AnnotationFilter(conflicts=True), resume=False)
+        assert queue.skipped == [] and queue.current == 2
+        app = LabelReviewApp(store, queue)
+        async with app.run_test(size=(140, 44)) as pilot:
+            app.notify = lambda message, **kw: notes.append(message)
+            await settle(pilot, app)
+            assert "conflict: competing decisions" in rendered(app)
+            await pilot.press("j")  # on to the other conflicted label
+            await settle(pilot, app)
+            assert app.review_screen.queue.current == 4
+        assert not [n for n in notes if "Skipped" in n], notes
+        assert not queue.skipped
+    finally:
+        store.close()

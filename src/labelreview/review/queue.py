@@ -428,7 +428,8 @@ class Queue:
             leased = self.store.leased_by_others() if leased is None else leased
             if image_id in leased:
                 return f"{leased[image_id]['holder'].split(' <')[0]} is on it"
-        if self.store.config.double_review:
+        if self.store.config.double_review and not self.filter.conflicts:
+            # (A third reviewer is not given what two reviewed; the adjudicator is given exactly that.)
             items = self._by_image.get(image_id, [])
             twice = self.store.blind_reviewers(items)
             me = self.store.identity.author
