@@ -214,3 +214,19 @@ async def test_the_conflicts_queue_under_double_review_skips_nothing(reviewed_tw
         assert not queue.skipped
     finally:
         store.close()
+
+
+def test_progress_does_not_count_another_reviewers_blind_decisions(sample_store):
+    # Bob's five blind accepts showed as 5/25 reviewed on Alice's open review while the store had
+    # them all pending: an overcount, and it told a blind reviewer that someone else had decided.
+    double(sample_store)
+    with Store.open(sample_store, author=ALICE) as store:
+        q = Queue(store, AnnotationFilter(), resume=False, leases="off")
+        assert q.progress() == (0, 25)
+        finish(decider(sample_store, BOB, [["accept", i] for i in (11, 12, 13, 16, 17)]))
+        assert q.progress() == (0, 25) and store.counts()["accepted"] == 0
+        # Carol agrees with Bob on two of them: those two now stand, and count.
+        finish(decider(sample_store, CAROL, [["accept", 11], ["accept", 12], ["reject", 13]]))
+        assert q.progress() == (2, 25)
+        assert store.count_matching(AnnotationFilter(), status_not="pending") == 2
+        q.close()

@@ -240,12 +240,10 @@ class Queue:
             self.position = self._index_of(current)
         if decided is not None:
             # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
-            for o, ann, old, new in self.store.conn.execute(
-                    "SELECT ord, annotation, json_extract(old, '$.status'), json_extract(new, '$.status') "
-                    "FROM events WHERE ord > ? ORDER BY ord", (seen,)):
+            for o, ann, _writer, moved in _moves(self.store.conn, seen):
                 seen = o
                 if ann in self._image_of:
-                    decided += ((old or "pending") == "pending") - (new == "pending")
+                    decided += moved
             self._counted_ord = seen
         self._decided = decided
         return True
@@ -555,12 +553,10 @@ class Queue:
             # Other reviewers' decisions since (this reviewer's own come through ``note``): the count
             # on every screen of a shared store moves with them, not only with its own keys.
             mine = self.store.identity.writer
-            for o, ann, writer, old, new in conn.execute(
-                    "SELECT ord, annotation, writer, json_extract(old, '$.status'), json_extract(new, '$.status') "
-                    "FROM events WHERE ord > ? ORDER BY ord", (self._counted_ord,)):
+            for o, ann, writer, moved in _moves(conn, self._counted_ord):
                 self._counted_ord = o
                 if writer != mine and ann in self._image_of:
-                    self._decided += ((old or "pending") == "pending") - (new == "pending")
+                    self._decided += moved
         return self._decided, len(self.flat)
 
     def note(self, ann_id: int, before: str | None, after: str) -> None:
@@ -620,6 +616,20 @@ class Queue:
         except (OSError, ValueError, AttributeError):
             return None
         return ann if isinstance(ann, int) else None
+
+
+def _moves(conn, after: int):
+    """(ord, annotation, writer, +1 / 0 / -1) per event after ``after``: how it moved its annotation
+    into or out of "pending". A blind decision (double review) moves nothing until it takes effect:
+    the second of two that agree carries the change (the first becomes its alias); one still waiting
+    for a second reviewer, or gone to adjudication, changed no state and counts for nothing (nor
+    tells a blind reviewer that someone else decided it)."""
+    for o, ann, writer, old, new, idle in conn.execute(
+            "SELECT ord, annotation, writer, json_extract(old, '$.status'), json_extract(new, '$.status'),"
+            " blind = 1 AND action != 'undo' AND NOT EXISTS (SELECT 1 FROM fold_alias f WHERE"
+            " f.annotation = e.annotation AND f.target = e.hash) FROM events e WHERE ord > ? ORDER BY ord",
+            (after,)):
+        yield o, ann, writer, 0 if idle else ((old or "pending") == "pending") - (new == "pending")
 
 
 _WRITER: ThreadPoolExecutor | None = None
