@@ -230,3 +230,25 @@ def test_progress_does_not_count_another_reviewers_blind_decisions(sample_store)
         assert q.progress() == (2, 25)
         assert store.count_matching(AnnotationFilter(), status_not="pending") == 2
         q.close()
+
+
+def test_after_an_agreement_is_taken_back_the_label_is_reviewed_blind_again(sample_store):
+    # Alice and Bob agreed on 1, then Bob took his back. Alice's blind decision, which the fold had
+    # folded into Bob's, still counted as a review: Dave's blind reject waited for ever (every other
+    # reviewer was kept off the image as "reviewed twice"), and Alice's next decision was applied
+    # openly over it, Dave's different decision silently gone.
+    double(sample_store)
+    for argv, who in ((["accept", "1"], ALICE), (["accept", "1"], BOB), (["undo"], BOB), (["reject", "1"], CAROL)):
+        rc, _, err = cli(*argv, "--store", sample_store, author=who)
+        assert rc == 0, err
+    assert states(sample_store)[1][:2] == ("dog", "pending")
+    with Store.open(sample_store, author="Erin <erin@example.org>") as store:
+        assert store.blind_reviewers([1]) == {1: {CAROL}}
+        q = Queue(store, AnnotationFilter(), resume=False)
+        assert q.current_image == 1 and q.skipped == []  # a second reviewer is wanted
+        q.close()
+    assert cli("accept", "1", "--store", sample_store, author=ALICE)[0] == 0
+    assert states(sample_store)[1][:2] == ("dog", "pending")  # no silent overwrite: adjudication
+    assert [(d["author"], d["new"]["status"]) for d in open_conflicts(sample_store)[1] if d["blind"]] == [
+        (CAROL, "rejected"), (ALICE, "accepted")]
+    verify_ok(sample_store)

@@ -544,14 +544,22 @@ class Store:
             "SELECT author, event FROM blind_pending WHERE annotation=?", (ann_id,))}
 
     def blind_reviewers(self, ann_ids: list[int]) -> dict[int, set[str]]:
-        """Who made a blind decision (not taken back) on each of these annotations."""
+        """Who made a blind decision on each of these annotations that is in effect: not taken back,
+        and still waiting for a second reviewer, gone to adjudication (open or settled), or one of
+        two that agreed while their agreement stands. A decision the fold has let go (the other
+        half of an agreement taken back) counts no more: the label needs two reviewers again."""
         out: dict[int, set[str]] = {}
         for start in range(0, len(ann_ids), 900):
             chunk = ann_ids[start:start + 900]
             for r in self.conn.execute(
                     f"SELECT DISTINCT annotation, author FROM events e WHERE blind=1 AND action != 'undo' AND"
                     f" annotation IN ({','.join('?' * len(chunk))}) AND NOT EXISTS"
-                    f" (SELECT 1 FROM events u WHERE u.undoes = e.hash)", chunk):
+                    f" (SELECT 1 FROM events u WHERE u.undoes = e.hash) AND ("
+                    f" EXISTS (SELECT 1 FROM blind_pending b WHERE b.annotation = e.annotation AND b.event = e.hash)"
+                    f" OR EXISTS (SELECT 1 FROM conflicts c WHERE c.event = e.hash)"
+                    f" OR EXISTS (SELECT 1 FROM fold_alias f WHERE f.annotation = e.annotation AND f.target = e.hash)"
+                    f" OR EXISTS (SELECT 1 FROM fold_alias f WHERE f.event = e.hash AND NOT EXISTS"
+                    f" (SELECT 1 FROM events u WHERE u.undoes = f.target)))", chunk):
                 out.setdefault(r[0], set()).add(r[1])
         return out
 
