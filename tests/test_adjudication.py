@@ -252,3 +252,23 @@ def test_after_an_agreement_is_taken_back_the_label_is_reviewed_blind_again(samp
     assert [(d["author"], d["new"]["status"]) for d in open_conflicts(sample_store)[1] if d["blind"]] == [
         (CAROL, "rejected"), (ALICE, "accepted")]
     verify_ok(sample_store)
+
+
+def test_after_an_adjudication_is_undone_only_the_competing_decisions_can_be_picked(reviewed_twice):
+    # Undoing Carol's resolve listed the undo itself as competing decision 1 (the "current" one);
+    # picking it "resolved" the label to pending, out of every queue, for good.
+    root = reviewed_twice
+    alices = next(d for d in open_conflicts(root)[4] if d["author"] == ALICE)
+    assert cli("resolve", "4", "--pick", alices["event"], "--store", root, author=CAROL)[0] == 0
+    assert cli("undo", "--store", root, author=CAROL)[0] == 0
+    decisions = open_conflicts(root)[4]
+    assert [(d["author"], d["action"], d["current"]) for d in decisions] == [
+        (ALICE, "reject", False), (BOB, "accept", False)]
+    undo, resolve = js("log", "--store", root)[:2]
+    assert (undo["action"], resolve["action"]) == ("undo", "resolve")
+    events = js("status", "--store", root)["events"]
+    for other in (undo, resolve):  # neither is a reviewer's decision to keep
+        rc, _, err = cli("resolve", "4", "--pick", other["hash"][:12], "--store", root, author=CAROL)
+        assert rc == 1 and "is not one of the competing decisions on annotation 4" in err, err
+    assert js("status", "--store", root)["events"] == events and sorted(open_conflicts(root)) == [2, 4]
+    verify_ok(root)

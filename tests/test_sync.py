@@ -321,3 +321,25 @@ def test_a_local_config_edit_that_blocks_a_merge_is_named_with_the_way_out(two_m
     rc, _, err = cli("sync", "--store", b, author=BOB)
     assert rc == 1 and "labelreview.toml" in err and "checkout -- labelreview.toml" in err, err
     assert "nothing was lost" in err
+
+
+def test_after_an_adjudication_is_undone_the_decision_the_state_holds_competes_not_the_undo(two_machines):
+    # After a sync conflict was resolved and the resolve undone, the "current" competing decision
+    # was the undo (credited to the adjudicator); picking it said "picked Bob's undo".
+    a, b, _ = two_machines
+    assert cli("reject", "1", "--store", a, author=ALICE)[0] == 0
+    assert cli("accept", "1", "--store", b, author=BOB)[0] == 0
+    for store, who in ((a, ALICE), (b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    before = [(d["author"], d["action"], d["current"]) for d in open_conflicts(b)[1]]
+    assert {d[:2] for d in before} == {(ALICE, "reject"), (BOB, "accept")} and before[0][2] and not before[1][2]
+    other = next(d for d in open_conflicts(b)[1] if not d["current"])
+    assert cli("resolve", "1", "--pick", other["event"], "--store", b, author=CAROL)[0] == 0
+    assert cli("undo", "--store", b, author=CAROL)[0] == 0
+    after = open_conflicts(b)[1]
+    assert [(d["author"], d["action"], d["current"]) for d in after] == before
+    holder = next(d for d in after if d["current"])
+    rc, out, err = cli("resolve", "1", "--pick", holder["event"], "--store", b, author=CAROL)
+    who = holder["author"].split(" <")[0]
+    assert rc == 0 and f"picked {who}'s {holder['action']}" in out, err
+    verify_ok(b)

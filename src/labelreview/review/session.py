@@ -226,7 +226,7 @@ class ReviewSession:
             if category or status:
                 raise LabelreviewError("pick one decision, or give a class and status; not both")
             ev = self.store.event(pick, annotation=ann_id)
-            if ev["hash"] not in conflicts and ev["hash"] != ann.last_event:
+            if ev["hash"] not in {d["hash"] for d in self.conflicts(ann_id)}:
                 raise LabelreviewError(f"event {pick} is not one of the competing decisions on annotation {ann_id}")
             # The label takes the picked decision whole: a flag or reject with its reason and comment
             # (the adjudicator's own --reason stays on the resolve event, for the audit trail).

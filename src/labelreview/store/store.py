@@ -511,19 +511,41 @@ class Store:
         out = []
         for ann_id in ids:
             a = self.annotation(ann_id)
+            rows = self.conn.execute(
+                "SELECT e.*, coalesce(f.target, c.base) AS made_on FROM conflicts c JOIN events e ON e.hash = c.event"
+                " LEFT JOIN fold_alias f ON f.event = c.base WHERE c.annotation=? AND c.resolved IS NULL"
+                " ORDER BY e.ts, e.writer, e.seq", (ann_id,)).fetchall()
             decisions = []
-            if a.last_event:
-                cur = self._event_row(self.conn.execute("SELECT * FROM events WHERE hash=?",
-                                                        (a.last_event,)).fetchone())
+            cur = self._holding_decision(a.last_event)
+            # The decision the state holds competes when the conflicting ones were made on an older
+            # state (a sync); blind decisions that disagree were made on the state itself, which is
+            # then no one's choice among them.
+            if cur is not None and cur["hash"] not in {r["made_on"] for r in rows}:
                 decisions.append({**cur, "current": True})
-            for r in self.conn.execute(
-                    "SELECT e.* FROM conflicts c JOIN events e ON e.hash = c.event WHERE c.annotation=? AND"
-                    " c.resolved IS NULL ORDER BY e.ts, e.writer, e.seq", (ann_id,)):
-                decisions.append({**self._event_row(r), "current": False})
+            decisions += [{**self._event_row(r), "current": False} for r in rows]
             out.append({"annotation": a.id, "image": a.image_id, "category": a.category, "status": a.status,
                         "proposed_category": a.proposed_category, "last_event": a.last_event,
                         "decisions": decisions})
         return out
+
+    def _holding_decision(self, last_event: str | None) -> dict[str, Any] | None:
+        """The decision whose state the annotation is in: its last event, or, when that is an undo,
+        the decision whose state the undo brought back (an undo is nobody's choice to compete)."""
+        seen: set[str] = set()
+        h = last_event
+        while h is not None and h not in seen:
+            seen.add(h)
+            row = self.conn.execute("SELECT * FROM events WHERE hash=?", (h,)).fetchone()
+            if row is None:
+                return None
+            if row["action"] != "undo":
+                return self._event_row(row)
+            target = self.conn.execute("SELECT base FROM events WHERE hash=?", (row["undoes"],)).fetchone()
+            if target is None:
+                return None
+            alias = self.conn.execute("SELECT target FROM fold_alias WHERE event=?", (target[0],)).fetchone()
+            h = alias[0] if alias is not None else target[0]
+        return None
 
     # ------------------------------------------------------------------ blind double review
 
