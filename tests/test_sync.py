@@ -343,3 +343,66 @@ def test_after_an_adjudication_is_undone_the_decision_the_state_holds_competes_n
     who = holder["author"].split(" <")[0]
     assert rc == 0 and f"picked {who}'s {holder['action']}" in out, err
     verify_ok(b)
+
+
+def _fold_state(order: list[dict]) -> dict:
+    from labelreview.store.store import _fold_step, _fresh_fold
+
+    st = _fresh_fold(6, "person")
+    for ev in order:
+        assert _fold_step(st, ev)
+    return st
+
+
+def _undo(h, author, base, undoes):
+    return {**_ev(h, author, base, "person", "pending", "undo"), "undoes": undoes}
+
+
+_TAKEN_BACK = {
+    # Bob rejects and takes it back before syncing; Alice accepts: Alice's decision stands, no conflict.
+    "undone": ([_ev("E", ALICE, None, "person", "accepted", "accept")],
+               [_ev("R", BOB, None, "person", "rejected", "reject"), _undo("U", BOB, "R", "R")]),
+    # ... then Bob relabels: his relabel and Alice's accept compete.
+    "undone-then-relabeled": ([_ev("E", ALICE, None, "person", "accepted", "accept")],
+                              [_ev("R", BOB, None, "person", "rejected", "reject"), _undo("U", BOB, "R", "R"),
+                               _ev("B2", BOB, "U", "cat", "relabeled")]),
+    # ... after relabeling twice and undoing both, one by one.
+    "undone-twice": ([_ev("E", ALICE, None, "person", "accepted", "accept")],
+                     [_ev("R", BOB, None, "person", "rejected", "reject"), _ev("R2", BOB, "R", "cat", "relabeled"),
+                      _undo("U2", BOB, "R2", "R2"), _undo("U", BOB, "U2", "R")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TAKEN_BACK))
+def test_a_decision_taken_back_before_a_sync_competes_in_no_order_of_the_clocks(case):
+    """The fold gives the same state and the same competing decisions in every order the clocks
+    could put two machines' events in; a decision its author undid competes in none."""
+    alice, bob = _TAKEN_BACK[case]
+    outcomes = []
+    for order in _interleavings(alice, bob):
+        st = _fold_state(order)
+        outcomes.append(((st["category"], st["status"]) if not st["open"] else None,
+                         frozenset(st["open"] | {st["last_event"]}) if st["open"] else frozenset()))
+    assert len(set(outcomes)) == 1, list(zip(map(lambda o: [e["hash"] for e in o], _interleavings(alice, bob)), outcomes))
+    state, competing = outcomes[0]
+    if case == "undone-then-relabeled":
+        assert competing == {"E", "B2"}
+    else:
+        assert state == ("person", "accepted") and competing == frozenset()
+
+
+def test_a_decision_undone_before_a_sync_goes_to_no_adjudication(two_machines):
+    # Bob rejected 3 and undid it on his machine; Alice accepted 3 on hers. After the syncs his
+    # withdrawn reject, and his undo, were two of three "competing decisions".
+    a, b, _ = two_machines
+    assert cli("accept", "3", "--store", a, author=ALICE)[0] == 0
+    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    assert cli("undo", "--store", b, author=BOB)[0] == 0
+    for store, who in ((a, ALICE), (b, BOB), (a, ALICE)):
+        rc, out, err = cli("sync", "--store", store, author=who)
+        assert rc == 0 and "conflict" not in out, (out, err)
+    for root in (a, b):
+        assert open_conflicts(root) == {}
+        assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
+        verify_ok(root)
+    assert states(a) == states(b)

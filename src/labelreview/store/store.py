@@ -773,7 +773,7 @@ class Store:
                     _fold_step(st, {"hash": r["hash"], "ts": r["ts"], "author": r["author"],
                                     "action": r["action"], "new": _uj(r["new"]), "base": r["base"],
                                     "reason": r["reason"], "comment": r["comment"], "blind": r["blind"] == 1,
-                                    "resolves": resolves, "reopens": reopens})
+                                    "resolves": resolves, "reopens": reopens, "undoes": r["undoes"]})
             folded = [st for st in states.values() if st is not None]
             conn.executemany(_UPDATE_STATE, [(*(st[k] for k in _STATE), st["id"]) for st in folded])
             for st in folded:
@@ -1140,6 +1140,16 @@ def _build_index_once(root: Path, index: Path) -> None:
 # decision (double review) changes nothing until a second reviewer's blind decision on the same
 # state: the same choice stands, different choices become two conflicts. Live writes, catch-up,
 # refold, rebuild and release diffs all go through ``_fold_step``, so every machine folds the same way.
+#
+# Undo. An undo that applies brings back the state its decision was made on (it "restores" that
+# state). Three rules make a decision its author took back count for nothing, in whatever order the
+# clocks put the events: (1) the undo of a decision that never applied (it is in a conflict) withdraws
+# it from adjudication (closed, resolved by the undo) and changes nothing else. (2) An event made on
+# a state that an undo has since brought back (and that no state since already holds) is made on the
+# state now: it applies. (3) When an undo brings back a state, the first decision in conflict that was made on
+# that state (not a blind one: those wait for the adjudicator) applies after all. These need the
+# annotation's whole history in memory (``chain``): on a state loaded from the index they ask for a
+# refold, so the live fold and a replay always take the same steps.
 
 _STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
 
@@ -1158,7 +1168,10 @@ def _fresh_fold(ann_id: int, proposed: str) -> dict[str, Any]:
     """The fold state of an untouched proposal, with the chain of applied events kept in memory."""
     return {"id": ann_id, "category": proposed, "status": "pending", "last_event": None, "updated_at": None,
             "updated_by": None, "reason": None, "comment": None, "aliases": {}, "blind": {}, "open": set(),
-            "chain": [], "new_conflicts": [], "resolved": {}, "reopened": set(), "aux": False}
+            "chain": [], "new_conflicts": [], "resolved": {}, "reopened": set(), "aux": False,
+            # (in memory only, with the chain: the state each event was made on, the state each undo
+            # that applied brought back, and the events in conflict)
+            "made_on": {}, "restores": {}, "evs": {}}
 
 
 def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
@@ -1195,6 +1208,10 @@ def note_of(ev: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
     new = ev["new"]
+    if st["chain"] is not None and ev["action"] == "undo":
+        undone = st["made_on"].get(ev.get("undoes") or "", _UNKNOWN)
+        if undone is not _UNKNOWN:
+            st["restores"][ev["hash"]] = undone
     reason, comment = note_of(ev)
     st.update(category=new["category"], status=new["status"], last_event=ev["hash"], updated_at=ev["ts"],
               updated_by=ev["author"], reason=reason, comment=comment)
@@ -1204,9 +1221,56 @@ def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
         st["blind"], st["aux"] = {}, True
 
 
-def _conflict(st: dict[str, Any], event: str, base: str | None) -> None:
+def _conflict(st: dict[str, Any], event: str, base: str | None, ev: dict[str, Any]) -> None:
     st["new_conflicts"].append((event, base, st["last_event"]))
     st["open"].add(event)
+    if st["chain"] is not None:
+        st["evs"][event] = ev
+
+
+_UNKNOWN = object()
+
+
+def _holds(st: dict[str, Any], made_on: str | None) -> bool:
+    """Is the state now the one ``made_on`` left, brought back by undos since? (needs the chain)"""
+    h, seen = st["last_event"], set()
+    while h is not None and h not in seen:
+        seen.add(h)
+        h = st["restores"].get(h, _UNKNOWN)
+        if h is _UNKNOWN:
+            return False
+        if h == made_on:
+            return True
+    return False
+
+
+def _unconflict(st: dict[str, Any], event: str) -> None:
+    """(With the chain: every conflict is in ``new_conflicts``.) As if ``event`` never conflicted."""
+    st["open"].discard(event)
+    st["reopened"].discard(event)
+    st["resolved"].pop(event, None)
+    st["new_conflicts"] = [c for c in st["new_conflicts"] if c[0] != event]
+
+
+def _withdraw(st: dict[str, Any], ev: dict[str, Any], event: str) -> bool:
+    """Rule (1): an undo of ``event``, a decision in conflict that never applied."""
+    if st["chain"] is None:
+        return False
+    st["open"].discard(event)
+    st["reopened"].discard(event)
+    st["resolved"][event] = ev["hash"]  # closed: withdrawn by its author
+    return True
+
+
+def _reinstate(st: dict[str, Any]) -> None:
+    """Rule (3): an undo brought a state back; the first decision in conflict made on it applies."""
+    for event, _base, _current in list(st["new_conflicts"]):
+        ev = st["evs"].get(event)
+        if (event in st["open"] and ev is not None and ev.get("blind") is not True
+                and ev["action"] not in ("undo", "resolve") and _holds(st, st["made_on"].get(event, _UNKNOWN))):
+            _unconflict(st, event)
+            _set_state(st, ev)
+            return
 
 
 def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
@@ -1215,58 +1279,71 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
     base, new = ev.get("base"), ev["new"]
     blind = ev.get("blind") is True
     made_on = st["aliases"].get(base, base) if base is not None else None
-    if made_on == st["last_event"]:
-        if blind:
-            author = ev["author"]
-            if ev["action"] == "undo":  # a blind decision taken back before the second reviewer's
-                st["aux"] |= st["blind"].pop(author, None) is not None
-                return True
-            other = next((v for a, v in st["blind"].items() if a != author), None)
-            st["aux"] = True
-            if other is None:  # the first of two: it waits, unseen
-                st["blind"][author] = (ev["hash"], new)
-                return True
-            st["blind"] = {}
-            if _same(other[1], new):  # two reviewers agree: that state stands
-                _set_state(st, ev)
-                st["aliases"][other[0]] = ev["hash"]
-            else:  # they disagree: both go to adjudication
-                _conflict(st, other[0], base)
-                _conflict(st, ev["hash"], base)
-            return True
-        _set_state(st, ev)
-        if ev["action"] == "resolve":
-            for h in _resolves_of(ev) or ():
-                if h in st["open"]:
-                    st["open"].discard(h)
-                    st["reopened"].discard(h)
-                    st["resolved"][h] = ev["hash"]
-        elif ev["action"] == "undo":
-            # An adjudication taken back: the decisions it settled compete again.
-            for h in _hashes(ev, "reopens") or ():
-                if h not in st["open"]:
-                    st["open"].add(h)
-                    st["resolved"].pop(h, None)
-                    st["reopened"].add(h)
-        return True
+    undoes = ev.get("undoes") if ev["action"] == "undo" else None
     chain = st["chain"]
-    if chain is None:
-        return False
-    # Made on an older state: which states has the annotation been in since?
-    hashes = [h for h, _ in chain]
-    if made_on is None:
-        since = chain
-    elif made_on in hashes:
-        since = chain[hashes.index(made_on) + 1:]
-    else:  # made on a decision that never applied: compare with the state now
-        since = chain[-1:]
-    if ev["action"] != "resolve" and not (blind and ev["action"] == "undo"):
-        match = next((h for h, state in since if _same(state, new)), None)
-        if match is not None:
-            st["aliases"][ev["hash"]] = match
-            st["aux"] = True
+    if chain is not None:
+        st["made_on"][ev["hash"]] = made_on
+    if undoes is not None and undoes in st["open"]:
+        return _withdraw(st, ev, undoes)
+    if made_on != st["last_event"]:
+        if chain is None:
+            return False
+        # Made on an older state: which states has the annotation been in since?
+        hashes = [h for h, _ in chain]
+        if made_on is None:
+            since = chain
+        elif made_on in hashes:
+            since = chain[hashes.index(made_on) + 1:]
+        else:  # made on a decision that never applied: compare with the state now
+            since = chain[-1:]
+        if ev["action"] != "resolve" and not (blind and ev["action"] == "undo"):
+            match = next((h for h, state in since if _same(state, new)), None)
+            if match is not None:
+                st["aliases"][ev["hash"]] = match
+                st["aux"] = True
+                return True
+        if not _holds(st, made_on):
+            _conflict(st, ev["hash"], base, ev)
             return True
-    _conflict(st, ev["hash"], base)
+        # rule (2): made on the state an undo has brought back, so made on the state now
+    if blind:
+        author = ev["author"]
+        if ev["action"] == "undo":  # a blind decision taken back before the second reviewer's
+            st["aux"] |= st["blind"].pop(author, None) is not None
+            return True
+        other = next(((a, v) for a, v in st["blind"].items() if a != author), None)
+        st["aux"] = True
+        if other is None:  # the first of two: it waits, unseen
+            st["blind"][author] = (ev["hash"], new)
+            return True
+        st["blind"] = {}
+        other_author, (other_hash, other_new) = other
+        if _same(other_new, new):  # two reviewers agree: that state stands
+            _set_state(st, ev)
+            st["aliases"][other_hash] = ev["hash"]
+        else:  # they disagree: both go to adjudication
+            _conflict(st, other_hash, base, {"hash": other_hash, "author": other_author, "new": other_new,
+                                             "blind": True, "action": None})
+            _conflict(st, ev["hash"], base, ev)
+        return True
+    if undoes is not None and chain is None and (st["open"] or _hashes(ev, "reopens")):
+        return False  # rule (3) may apply: it needs the whole history
+    _set_state(st, ev)
+    if ev["action"] == "resolve":
+        for h in _resolves_of(ev) or ():
+            if h in st["open"]:
+                st["open"].discard(h)
+                st["reopened"].discard(h)
+                st["resolved"][h] = ev["hash"]
+    elif ev["action"] == "undo":
+        # An adjudication taken back: the decisions it settled compete again.
+        for h in _hashes(ev, "reopens") or ():
+            if h not in st["open"]:
+                st["open"].add(h)
+                st["resolved"].pop(h, None)
+                st["reopened"].add(h)
+        if st["open"]:
+            _reinstate(st)
     return True
 
 
