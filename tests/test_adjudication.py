@@ -272,3 +272,24 @@ def test_after_an_adjudication_is_undone_only_the_competing_decisions_can_be_pic
         assert rc == 1 and "is not one of the competing decisions on annotation 4" in err, err
     assert js("status", "--store", root)["events"] == events and sorted(open_conflicts(root)) == [2, 4]
     verify_ok(root)
+
+
+def test_a_blind_decision_gone_to_adjudication_can_be_taken_back(sample_store):
+    # Alice's blind accept of 3 went to adjudication (Bob relabeled it). Her undo failed with
+    # "None changed it since", and so did every undo after it: her earlier decisions were stuck.
+    double(sample_store)
+    assert cli("accept", "2", "3", "--store", sample_store, author=ALICE)[0] == 0
+    assert cli("relabel", "3", "cup", "--store", sample_store, author=BOB)[0] == 0
+    assert sorted(open_conflicts(sample_store)) == [3]
+    rc, out, err = cli("undo", "--store", sample_store, author=ALICE)
+    assert rc == 0 and "undid accept of annotation 3: now saucer pending" in out, err
+    # Withdrawn: no adjudication; Bob's relabel waits, unseen, for a second reviewer again.
+    assert open_conflicts(sample_store) == {}
+    with Store.open(sample_store, author=CAROL) as store:
+        assert list(store.blind_waiting(3)) == [BOB] and store.annotation(3).status == "pending"
+        assert ReviewSession(store).seen(store.annotation(3)).category == "saucer"
+    rc, out, err = cli("undo", "--store", sample_store, author=ALICE)  # the one before goes back too
+    assert rc == 0 and "undid accept of annotation 2" in out, err
+    assert cli("relabel", "3", "cup", "--store", sample_store, author=CAROL)[0] == 0
+    assert states(sample_store)[3][:2] == ("cup", "relabeled")  # Carol agrees with Bob
+    verify_ok(sample_store)

@@ -406,3 +406,23 @@ def test_a_decision_undone_before_a_sync_goes_to_no_adjudication(two_machines):
         assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
         verify_ok(root)
     assert states(a) == states(b)
+
+
+def test_a_decision_in_conflict_after_a_sync_can_be_taken_back_by_its_author(two_machines):
+    # Its undo was refused ("Alice changed it since"), and blocked every undo of Bob's after it.
+    a, b, _ = two_machines
+    assert cli("accept", "3", "--store", a, author=ALICE)[0] == 0
+    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    for store, who in ((a, ALICE), (b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    assert sorted(open_conflicts(b)) == [3]
+    mine = next(d for d in open_conflicts(b)[3] if d["author"] == BOB)
+    rc, out, err = cli("undo", "--store", b, author=BOB)
+    assert rc == 0 and f"undid {mine['action']} of annotation 3" in out, err
+    for store, who in ((b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    for root in (a, b):
+        assert open_conflicts(root) == {}
+        assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
+        verify_ok(root)
+    assert states(a) == states(b)

@@ -132,10 +132,21 @@ class ReviewSession:
                                    extra={"blind": True})
             self._after()
             return ev
+        if target["hash"] in self.store.open_conflict_events(current.id):
+            # It never applied: it waits for adjudication (after a sync, or a blind disagreement).
+            # Taking it back withdraws it from the conflict; the state stays as it is (under blind
+            # review the other reviewer's decision waits again for a second one, unseen).
+            ev = self.store.record(current.id, "undo", self.seen(current).state(), base=current.last_event,
+                                   undoes=target["hash"], reason=f"undo {target['action']}",
+                                   extra={"blind": True} if target.get("blind") else None)
+            self._after(-1)
+            return ev
         if not self._as_left_by(current.last_event, target["hash"]):
-            raise LabelreviewError(
-                f"cannot undo your {target['action']} of annotation {target['annotation']}: "
-                f"{current.updated_by} changed it since ({current.status}, {current.category})")
+            # (Nobody changed a label still as proposed: the decision no longer stands, e.g. it was
+            # adjudicated and the adjudication taken back. Never "None changed it since".)
+            who = f"{current.updated_by.split(' <')[0]} changed it since" if current.updated_by else "it no longer stands"
+            raise LabelreviewError(f"cannot undo your {target['action']} of annotation {target['annotation']}: "
+                                   f"{who} ({current.status}, {current.category})")
         old = target["old"]
         # The state the decision was made on comes back whole: its class and status, and the reason
         # and comment it had (a flag's "loose-box — tail cut"), not the undo's own words.

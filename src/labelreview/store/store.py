@@ -1144,10 +1144,11 @@ def _build_index_once(root: Path, index: Path) -> None:
 # Undo. An undo that applies brings back the state its decision was made on (it "restores" that
 # state). Three rules make a decision its author took back count for nothing, in whatever order the
 # clocks put the events: (1) the undo of a decision that never applied (it is in a conflict) withdraws
-# it from adjudication (closed, resolved by the undo) and changes nothing else. (2) An event made on
-# a state that an undo has since brought back (and that no state since already holds) is made on the
-# state now: it applies. (3) When an undo brings back a state, the first decision in conflict that was made on
-# that state (not a blind one: those wait for the adjudicator) applies after all. These need the
+# it from adjudication (closed, resolved by the undo) and changes nothing else; under blind review,
+# the decision it disagreed with waits again for a second reviewer. (2) An event made on a state
+# that an undo has since brought back (and that no state since already holds) is made on the state
+# now: it applies. (3) When an undo brings back a state, the first decision in conflict that was
+# made on that state (not a blind one: those wait for the adjudicator) applies after all. These need the
 # annotation's whole history in memory (``chain``): on a state loaded from the index they ask for a
 # refold, so the live fold and a replay always take the same steps.
 
@@ -1259,6 +1260,18 @@ def _withdraw(st: dict[str, Any], ev: dict[str, Any], event: str) -> bool:
     st["open"].discard(event)
     st["reopened"].discard(event)
     st["resolved"][event] = ev["hash"]  # closed: withdrawn by its author
+    withdrawn = st["evs"].get(event) or {}
+    if withdrawn.get("blind") is True:
+        # Blind: the decision it disagreed with (made on the same state, which has not moved since)
+        # waits again for a second reviewer, unseen; it is no conflict any more.
+        made_on = st["made_on"].get(event, _UNKNOWN)
+        for other in sorted(st["open"]):
+            o = st["evs"].get(other) or {}
+            if (o.get("blind") is True and st["made_on"].get(other, _UNKNOWN) == made_on == st["last_event"]
+                    and o["author"] not in st["blind"]):
+                _unconflict(st, other)
+                st["blind"][o["author"]] = (other, o["new"])
+                st["aux"] = True
     return True
 
 
