@@ -750,9 +750,13 @@ def cmd_review(args) -> int:
     from .tui import early
 
     first = early.start(store, queue, session)
+    # Asked once, before Textual owns the terminal, and only when asked for (never guessed).
+    from .tui import termgraphics
+
+    graphics = termgraphics.probe(args.graphics)
     from .tui.app import run
 
-    return run(store, queue, graphics=args.graphics, session=session, early=first)
+    return run(store, queue, graphics=graphics, session=session, early=first)
 
 
 # ---------------------------------------------------------------------- parser
@@ -866,7 +870,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_args(s)
     s.add_argument("--demo", action="store_true", help="review the bundled sample data")
     s.add_argument("--reset", action="store_true", help="with --demo: start the demo store afresh")
-    s.add_argument("--graphics", choices=["halfblock"], default="halfblock")
+    s.add_argument("--graphics", choices=["halfblock", "sixel", "kitty"], default="halfblock",
+                   help="sixel or kitty: also a sharp inspect view (key i) in a terminal that shows them "
+                        "(needs the graphics extra: pip install 'labelreview[graphics]')")
     s.add_argument("--queue", choices=["all", "pending", "conflicts"], default="all",
                    help="conflicts: the adjudication queue (competing decisions side by side)")
     s.add_argument("--take-leased", action="store_true", help="also show images another reviewer is on")

@@ -12,6 +12,7 @@ from ..review import Queue, ReviewSession
 from ..store import Store
 from .early import EarlyFrame
 from .screens.review import TRUECOLOR_ADVICE, ReviewScreen
+from .termgraphics import Graphics
 
 TRUECOLOR_HINT = "256 colours: export COLORTERM=truecolor for true colour"
 
@@ -22,7 +23,7 @@ class LabelReviewApp(App):
     ENABLE_COMMAND_PALETTE = False
 
     def __init__(self, store: Store, queue: Queue, session: ReviewSession | None = None,
-                 early: EarlyFrame | None = None):
+                 early: EarlyFrame | None = None, graphics: Graphics | None = None):
         # Named colours pass through as the terminal's own: no per-cell truecolor conversion
         # filter on the ~8,000 image cells of every frame (measured: ~12 ms of each frame).
         super().__init__(ansi_color=True)
@@ -30,6 +31,8 @@ class LabelReviewApp(App):
         self.queue = queue
         self.session = session or ReviewSession(store, auto_checkpoint=False)
         self.early = early  # the first picture, started before this module was imported
+        # What the terminal said it shows (asked before Textual started: termgraphics.probe).
+        self.graphics = graphics or Graphics()
         self.keymap_overrides = dict(store.config.keys)
         self.review_screen: ReviewScreen | None = None
         self.quitting = False
@@ -47,6 +50,8 @@ class LabelReviewApp(App):
         if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
             self.review_screen.color_hint = TRUECOLOR_HINT
             self.notify(TRUECOLOR_ADVICE, title="colours", timeout=12)
+        if self.graphics.why:
+            self.notify(self.graphics.why, title="graphics", severity="warning", timeout=15)
 
     def schedule_checkpoint(self) -> None:
         if self.store.checkpoint_due():
@@ -79,9 +84,9 @@ class LabelReviewApp(App):
 SWITCH_INTERVAL = 0.0005
 
 
-def run(store: Store, queue: Queue, graphics: str = "halfblock", session: ReviewSession | None = None,
+def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: ReviewSession | None = None,
         early: EarlyFrame | None = None) -> int:
-    app = LabelReviewApp(store, queue, session, early)
+    app = LabelReviewApp(store, queue, session, early, graphics)
     before = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
