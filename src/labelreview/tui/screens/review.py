@@ -27,6 +27,7 @@ from ..widgets.progress import ProgressLine
 from .confirm import Confirm
 from .flag import ReasonDialog
 from .help import HelpScreen
+from .inspect import InspectScreen
 from .picker import ClassPicker
 from .prompt import Prompt
 
@@ -44,6 +45,7 @@ KEYS = [
     ("previous_image", "p,left", "move_image(-1)", "Previous image", False),
     ("accept_all", "A", "accept_all", "Accept rest of image", False),
     ("zoom", "z", "toggle('zoom')", "Zoom", True),
+    ("inspect", "i", "inspect", "Inspect in real pixels (--graphics sixel|kitty)", False),
     ("masks", "m", "toggle('show_masks')", "Masks on/off", False),
     ("names", "l", "toggle('show_names')", "Names on/off", False),
     ("go_to_image", "g", "go_to_image", "Go to image", False),
@@ -79,6 +81,10 @@ AHEAD_AFTER = 0.12
 #: What the launch notice and the help screen say when the terminal reports 256 colours only.
 TRUECOLOR_ADVICE = ("Your terminal reports 256 colours (COLORTERM is unset, common over SSH). For true colour: "
                     "export COLORTERM=truecolor, or `ssh -o SendEnv=COLORTERM` with AcceptEnv on the server.")
+
+#: What i says when there is no sharp view: how to get one, and what there is meanwhile.
+INSPECT_ADVICE = ("The sharp inspect view needs `labelreview review --graphics sixel` (xterm -ti vt340, foot, "
+                  "WezTerm, mlterm, Konsole) or `--graphics kitty` (kitty). Meanwhile z zooms in half-blocks.")
 
 #: Seconds between redraws of the progress line while no key is pressed (others' decisions, git).
 PROGRESS_EVERY = 5.0
@@ -488,6 +494,28 @@ class ReviewScreen(Screen):
 
         self.options = replace(self.options, **{name: not getattr(self.options, name)})
         self.refresh_view()
+
+    def action_inspect(self) -> None:
+        """The selected annotation's surroundings in real pixels (a pixel protocol), full screen."""
+        graphics = getattr(self.app, "graphics", None)
+        if graphics is None or not graphics.enabled:
+            why = graphics.why if graphics is not None else None  # asked for, and not given: why
+            self.notify(f"{why} Meanwhile z zooms in half-blocks." if why else INSPECT_ADVICE,
+                        title="inspect", timeout=8)
+            return
+        image_id = self.queue.current_image
+        if image_id is None:
+            self.notify("Nothing to inspect.", timeout=3)
+            return
+        image = self._image(image_id)
+        ann = self.current
+        overlays = overlays_for(self.image_anns, ann.id if ann else None, self.skeletons)
+        what = f"#{ann.id} {printable(ann.category)} ({ann.status})" if ann else "no annotation selected"
+        caption = Text.assemble((f" {printable(image.file_name)} ", "bold"), f"· {what} · ",
+                                (f"{graphics.protocol} · any key closes", "dim"))
+        orig_size = (image.width, image.height) if image.width and image.height else None
+        self.app.push_screen(InspectScreen(graphics, None if image.path is None else str(image.path),
+                                           overlays, caption, orig_size))
 
     def action_go_to_image(self) -> None:
         def done(text: str | None) -> None:
