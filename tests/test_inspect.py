@@ -202,6 +202,22 @@ async def test_the_inspect_key_is_remappable_and_listed_in_help(sample_store):
     store.close()
 
 
+async def test_a_terminal_with_a_smaller_largest_picture_gets_it_centred_on_black(sample_store):
+    # xterm's largest sixel picture is 1000x1000 px by default (XTSMGRAPHICS tells it).
+    app, store = make_app(sample_store, Graphics(asked="sixel", protocol="sixel", cell=CELL, max_pixels=(600, 500)))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_inspect(pilot, app)
+        picture = screen.view.picture
+        assert picture.cells == (60, 25) and picture.offset == ((120 - 60) // 2, (35 - 25) // 2)
+        assert picture.inspected.image.size == (600, 500)
+        out = written(app)
+    pieces = re.findall(r"\x1b\[(\d+);(\d+)H(\x1bP[0-9;]*q.*?\x1b\\)", out, flags=re.S)
+    assert [(int(r), int(c)) for r, c, _ in pieces] == [(y + 1 + 5, 31) for y in range(25)]
+    # The margins black like the picture's own (in the console's colours), not the terminal's default.
+    assert re.search(r"\x1b\[(40|48;5;16|48;2;0;0;0)m {30}", out) and "\x1b[49m " not in out
+    store.close()
+
+
 # --------------------------------------------------------------------------- the bytes
 
 

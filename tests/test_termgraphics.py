@@ -48,6 +48,7 @@ class FakeTerminal:
         self._seen = 0
         self._lock = threading.Lock()
         self._pattern = re.compile("|".join(re.escape(q) for q in answers).encode("latin-1")) if answers else None
+        self._longest = max((len(q) for q in answers), default=0)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -64,11 +65,14 @@ class FakeTerminal:
                 if self._pattern is None:
                     continue
                 replies = []
-                for m in self._pattern.finditer(bytes(self.output), self._seen):
+                offset = self._seen
+                for m in self._pattern.finditer(bytes(self.output[offset:])):  # what came since
                     question = m.group(0).decode("latin-1")
                     self.asked.append(question)
                     replies.append(self.answers[question])
-                    self._seen = m.end()
+                    self._seen = offset + m.end()
+                # A question cut in two by a read is found whole the next time.
+                self._seen = max(self._seen, len(self.output) - self._longest)
             for reply in replies:
                 if self.delay:
                     time.sleep(self.delay)

@@ -28,8 +28,10 @@ from textual.widget import Widget
 from textual.worker import get_current_worker
 
 from ..pixels import kitty_delete, kitty_png, kitty_show, sixel_rows
-from ..render import ImageUnavailable, Inspected, Overlay, inspect_picture
+from ..render import BACKGROUND, ImageUnavailable, Inspected, Overlay, inspect_picture
 from ..termgraphics import Graphics
+
+_MARGIN = Style(bgcolor="#%02x%02x%02x" % BACKGROUND)
 
 #: Longest the view waits for its last paint before it closes anyway.
 CLOSE_WAIT_S = 0.5
@@ -186,4 +188,6 @@ class InspectView(Widget):
 
     def _blank(self, width: int) -> str:
         color_system = getattr(self.app.console, "_color_system", None) or ColorSystem.TRUECOLOR
-        return "\x1b[0m" + Style(bgcolor=self.rich_style.bgcolor).render(" " * width, color_system=color_system)
+        # Black as the picture's own margins (render.BACKGROUND), not the terminal's default
+        # background, which may be white (xterm's is).
+        return "\x1b[0m" + _MARGIN.render(" " * width, color_system=color_system)
