@@ -111,7 +111,10 @@ class Pty:
 def bench_app(store: Path, protocol: str, cols: int, rows: int, cell: tuple[int, int], presses: int) -> dict:
     pty = Pty(cols, rows, cell, ANSWERS[protocol])
     env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor", LABELREVIEW_AUTHOR="bench <b@x>")
-    env.pop("TMUX", None)
+    # Not TMUX (the probe would add its tmux advice), and not COLUMNS/LINES: pytest-xdist's
+    # workers have COLUMNS=80 LINES=24, which Textual would take over the window's real size.
+    for name in ("TMUX", "COLUMNS", "LINES"):
+        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "labelreview.cli", "review", "--no-leases", "--store", str(store),
                              "--graphics", protocol], stdin=pty.slave, stdout=pty.slave, stderr=pty.slave,
                             env=env, start_new_session=True)

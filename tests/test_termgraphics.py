@@ -99,11 +99,12 @@ class FakeTerminal:
         raise AssertionError(f"{pattern!r} x{count} never came; the last output: {self.text(start)[-2000:]!r}")
 
     def close(self) -> None:
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """The slave first: the reader's read ends (EIO) once no process holds it, and the
+        master is closed only after the reader stopped (closed while it reads, its number could be
+        reused by the next test's terminal, and read from here)."""
+        os.close(self.slave)
+        self._thread.join(timeout=10)
+        os.close(self.master)
 
 
 @pytest.fixture
@@ -204,7 +205,10 @@ def test_the_probe_and_the_encoders_import_neither_textual_nor_textual_image_det
 
 def run_review(t: FakeTerminal, store, graphics: str) -> subprocess.Popen:
     env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
-    env.pop("TMUX", None)
+    # Not TMUX (the probe would add its tmux advice), and not COLUMNS/LINES: pytest-xdist's
+    # workers have COLUMNS=80 LINES=24, which Textual would take over the window's real size.
+    for name in ("TMUX", "COLUMNS", "LINES"):
+        env.pop(name, None)
     return subprocess.Popen([sys.executable, "-m", "labelreview.cli", "review", "--store", str(store),
                              "--graphics", graphics], stdin=t.slave, stdout=t.slave, stderr=t.slave,
                             env=env, start_new_session=True)
@@ -213,6 +217,10 @@ def run_review(t: FakeTerminal, store, graphics: str) -> subprocess.Popen:
 def quit_review(t: FakeTerminal, proc: subprocess.Popen) -> None:
     t.type("q")
     try:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            t.type("q")  # (the first only closed the inspect view, left open by a failed check)
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
