@@ -383,3 +383,11 @@ def test_ls_by_finds_a_reviewer_by_name_or_email_as_log_does(sample_store):
 def test_a_mistyped_status_is_refused_not_an_empty_list(sample_store):
     rc, out, err = run("ls", "--status", "pendng", "--store", str(sample_store))
     assert rc == 1 and out == "" and "unknown status pendng; use pending, accepted" in err
+
+
+def test_log_and_blame_show_the_comment_beside_the_reason(sample_store):
+    """A flag's comment ("tail cut off") was only in `log --json`: the tables had no place for it."""
+    s = ["--store", str(sample_store)]
+    ok("flag", "20", "--reason", "loose-box", "--comment", "tail cut off", *s)
+    assert "loose-box — tail cut off" in ok("log", *s)
+    assert "loose-box — tail cut off" in ok("blame", "20", *s)

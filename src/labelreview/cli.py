@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .display import printable
+from .display import printable, why_line
 from .model import AnnotationFilter, LabelreviewError, split_list
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -451,8 +451,8 @@ def cmd_log(args) -> int:
         return 0
     table([[e["ts"][:19].replace("T", " "), e["author"], e["action"], e["annotation"],
             f"{e['old']['category']}/{e['old']['status']} -> {e['new']['category']}/{e['new']['status']}",
-            e["reason"] or "", e["commit"][:10] if e["commit"] else "(uncommitted)"] for e in events],
-          ["time (UTC)", "author", "action", "ann", "change", "reason", "commit"])
+            why_line(e["reason"], e["comment"]), e["commit"][:10] if e["commit"] else "(uncommitted)"] for e in events],
+          ["time (UTC)", "author", "action", "ann", "change", "why", "commit"])
     return 0
 
 
@@ -471,7 +471,7 @@ def cmd_blame(args) -> int:
     table([[r["annotation"], r["category"], r["status"], r["author"] or "(proposal)",
             (r["ts"] or "")[:19].replace("T", " "),
             f"{r['old']['category']}/{r['old']['status']}" if r["old"] else f"proposed {r['proposed_category']}",
-            r["reason"] or "", r["commit"][:10] if r["commit"] else ("(uncommitted)" if r["event"] else "")]
+            why_line(r["reason"], r["comment"]), r["commit"][:10] if r["commit"] else ("(uncommitted)" if r["event"] else "")]
            for r in rows],
           ["ann", "class", "status", "by", "when (UTC)", "from", "why", "commit"])
     return 0

@@ -17,3 +17,8 @@ def printable(value: Any) -> str:
 def has_control(text: str) -> bool:
     """Whether ``text`` holds a control character (what ``printable`` would escape)."""
     return _CONTROL.search(text) is not None
+
+
+def why_line(reason: str | None, comment: str | None) -> str:
+    """A decision's reason and comment as one line: ``loose-box — tail cut off``."""
+    return " — ".join(v for v in (reason, comment) if v)

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...display import printable
+from ...display import printable, why_line
 from ...model import Annotation
 from .finished import FinishedLines
 from .annotation_list import STATUS_STYLE
@@ -87,7 +87,7 @@ class Detail(FinishedLines, Widget):
             fact("box", f"{x:.0f},{y:.0f} {w:.0f}×{h:.0f}")
         fact("kind", ann.kind)
         if ann.reason or ann.comment:
-            fact("why", " — ".join(v for v in (ann.reason, ann.comment) if v))
+            fact("why", why_line(ann.reason, ann.comment))
         if ann.scores:
             top = sorted(ann.scores.items(), key=lambda kv: -kv[1])[:3]
             fact("model", ", ".join(f"{k} {v:.2f}" for k, v in top))
