@@ -91,6 +91,19 @@ def test_accept_the_rest_leaves_labels_waiting_for_adjudication_and_accepts_the_
     verify_ok(root)
 
 
+def test_a_withdrawn_blind_decision_stays_hidden_from_the_next_reviewer(sample_store):
+    # Alice relabels 4 as cup, Bob flags it (a conflict), Alice takes hers back: 4 waits for a second
+    # reviewer beside Bob. Carol's history panel showed "alice: relabel spoon -> cup" and its undo.
+    double(sample_store)
+    assert cli("relabel", "4", "cup", "--store", sample_store, author=ALICE)[0] == 0
+    assert cli("flag", "4", "--reason", "other", "--store", sample_store, author=BOB)[0] == 0
+    assert cli("undo", "--store", sample_store, author=ALICE)[0] == 0
+    with Store.open(sample_store, author=CAROL) as store:
+        assert ReviewSession(store).history(4) == []
+    with Store.open(sample_store, author=ALICE) as store:  # her own stay hers to see
+        assert [e["action"] for e in ReviewSession(store).history(4)] == ["relabel", "undo"]
+
+
 def test_a_blind_decision_can_be_taken_back_before_the_second_reviewer(sample_store):
     double(sample_store)
     with Store.open(sample_store, author=ALICE) as store:

@@ -210,7 +210,7 @@ class ReviewSession:
         if (new == current.state() and reason == current.reason and comment in (None, current.comment)
                 and (base is CURRENT or base == current.last_event)):
             return None  # the same decision again: nothing new to record
-        extra = {"blind": True} if self._blind_open(stored) else None
+        extra = {"blind": True} if self._blind_open(stored.id) else None
         ev = self.store.record(ann_id, action, new, reason=reason, comment=comment, base=base, extra=extra)
         self._after()
         return ev
@@ -263,9 +263,9 @@ class ReviewSession:
 
     # -------------------------------------------------------------- blind double review
 
-    def _blind_open(self, ann: Annotation) -> bool:
+    def _blind_open(self, ann_id: int) -> bool:
         """Still in its blind phase: double review is on and fewer than two reviewers decided it."""
-        return self.blind and len(self.store.blind_reviewers([ann.id]).get(ann.id, ())) < 2
+        return self.blind and len(self.store.blind_reviewers([ann_id]).get(ann_id, ())) < 2
 
     def seen(self, ann: Annotation) -> Annotation:
         """The annotation as this reviewer may see it: with their own blind decision, if any."""
@@ -290,12 +290,18 @@ class ReviewSession:
         return [replace(a, status=status) if a.id == ann_id else a for a in anns]
 
     def history(self, ann_id: int) -> list[dict]:
-        """The annotation's events this reviewer may see: not another's blind decision still waiting."""
+        """The annotation's events this reviewer may see. While it is in its blind phase: none of
+        another reviewer's blind decisions, not even one taken back (a withdrawn "cup" still told
+        the next reviewer what the first one thought), nor the undos of them."""
         events = self.store.events(annotation=ann_id)
         if not self.blind:
             return events
         me = self.store.identity.author
         hidden = {h for a, h in self.store.blind_waiting(ann_id).items() if a != me}
+        if self._blind_open(ann_id):
+            for e in events:  # (in the order they were made: an undo comes after what it undoes)
+                if e["author"] != me and (e["blind"] or e.get("undoes") in hidden):
+                    hidden.add(e["hash"])
         return [e for e in events if e["hash"] not in hidden]
 
     def _after(self, counted: int = 1) -> None:
