@@ -274,6 +274,29 @@ async def test_keys_remapped_in_config(sample_store):
         store.close()
 
 
+async def test_a_mistaken_key_remap_is_reported_and_help_shows_what_each_key_does(sample_store):
+    # A misspelt id was ignored without a word; reject = "a" took a from accept (Textual drops the
+    # clashing default) while the help screen listed a for both.
+    from labelreview.tui.screens.help import HelpScreen
+
+    cfg = sample_store / "labelreview.toml"
+    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\nacept = "y"\nreject = "a"\n'))
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await settle(pilot, app)
+            said = " ".join(str(n.message) for n in app._notifications)
+            assert "'acept' names no key binding, so it is ignored (did you mean 'accept'?)" in said
+            assert "Accept (accept) has no key left: 'a' is reject's now" in said
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            rows = dict((action, keys) for keys, action in app.screen.rows)
+            assert rows["Accept"] == "(no key)" and rows["Reject"] == "a"
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("key", ["a", "space"])
 async def test_decision_on_a_stale_state_is_refused(sample_store, key):
     app, store = make_app(sample_store)

@@ -11,7 +11,7 @@ from textual.app import App
 from ..review import Queue, ReviewSession
 from ..store import Store
 from .early import EarlyFrame
-from .screens.review import TRUECOLOR_ADVICE, ReviewScreen
+from .screens.review import TRUECOLOR_ADVICE, ReviewScreen, effective_keys
 from .termgraphics import Graphics
 
 TRUECOLOR_HINT = "256 colours: export COLORTERM=truecolor for true colour"
@@ -47,6 +47,8 @@ class LabelReviewApp(App):
     def on_mount(self) -> None:
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
+            for problem in effective_keys(self.keymap_overrides)[1]:
+                self.notify(problem, title="labelreview.toml", severity="warning", timeout=15)
         if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
             self.review_screen.color_hint = TRUECOLOR_HINT
             self.notify(TRUECOLOR_ADVICE, title="colours", timeout=12)

@@ -55,6 +55,45 @@ KEYS = [
     ("quit", "q", "quit_review", "Quit", True),
 ]
 
+#: The dialogs' binding ids: remappable in [keys] too (their own screens, so no clash with the above).
+DIALOG_KEY_IDS = ("confirm_yes", "confirm_no", "reason_cancel", "picker_cancel", "prompt_cancel", "help_close",
+                  "inspect_close")
+
+
+def effective_keys(overrides: dict[str, str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Each review key's keys once labelreview.toml's [keys] is applied, as Textual applies it (a
+    key an override takes is taken from the binding that had it by default), and what is wrong
+    with the overrides: an id that names no binding (ignored), a key given to two, an action left
+    with no key. (``reject = "a"`` took a from accept without a word, and help listed a twice.)"""
+    import difflib
+
+    problems = []
+    known = [bid for bid, *_ in KEYS] + list(DIALOG_KEY_IDS)
+    for bid in overrides:
+        if bid not in known:
+            close = difflib.get_close_matches(bid, known, n=1)
+            problems.append(f"[keys] {bid!r} names no key binding, so it is ignored"
+                            + (f" (did you mean {close[0]!r}?)" if close else ""))
+    keys: dict[str, list[str]] = {}
+    claimed: dict[str, list[str]] = {}
+    for bid, *_ in KEYS:
+        if bid in overrides:
+            keys[bid] = [k.strip() for k in overrides[bid].split(",") if k.strip()]
+            for k in keys[bid]:
+                claimed.setdefault(k, []).append(bid)
+    for k, bids in claimed.items():
+        if len(bids) > 1:
+            problems.append(f"[keys] {k!r} is given to both {' and '.join(bids)}")
+    for bid, default, _action, text, _show in KEYS:
+        if bid not in overrides:
+            keys[bid] = [k for k in default.split(",") if k not in claimed]
+            lost = [k for k in default.split(",") if k in claimed]
+            if lost and not keys[bid]:
+                problems.append(f"[keys] {text} ({bid}) has no key left: {lost[0]!r} is "
+                                f"{claimed[lost[0]][0]}'s now")
+    return keys, problems
+
+
 FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:alice reason:loose-box "
                "image:3,7 order:score|score-desc|random|suspicion|file seed:7")
 
@@ -574,15 +613,15 @@ class ReviewScreen(Screen):
 
     def action_help(self) -> None:
         rows = []
-        keymap = getattr(self.app, "keymap_overrides", {})
-        for bid, keys, _action, text, _show in KEYS:
+        keys, _problems = effective_keys(getattr(self.app, "keymap_overrides", {}))
+        for bid, _keys, _action, text, _show in KEYS:
             if bid.startswith("pick_"):  # nine keys, one line
                 if bid == "pick_1":
                     rows.append(("1-9", "Conflict: keep competing decision N (a, r, f, x decide anew)"))
                 continue
-            rows.append((keymap.get(bid, keys).replace("slash", "/").replace("question_mark", "?"), text))
-        help_keys = next((keymap.get(bid, keys) for bid, keys, *_ in KEYS if bid == "help"), "")
-        self.app.push_screen(HelpScreen(rows, help_keys, TRUECOLOR_ADVICE if self.color_hint else None))
+            shown = ",".join(keys[bid]).replace("slash", "/").replace("question_mark", "?")
+            rows.append((shown or "(no key)", text))
+        self.app.push_screen(HelpScreen(rows, ",".join(keys["help"]), TRUECOLOR_ADVICE if self.color_hint else None))
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()
