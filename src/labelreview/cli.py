@@ -776,8 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path")
     s.add_argument("--name")
 
-    s = sub.add_parser("import", parents=[common], help="import proposals (coco, auto, ...)")
-    s.add_argument("format", help="coco, or auto to detect")
+    from .formats.registry import READERS, WRITERS  # (names only: no format module is imported)
+
+    s = sub.add_parser("import", parents=[common], help="import proposals (coco, yolo, voc, csv, ..., auto)")
+    s.add_argument("format", help=f"{', '.join(READERS)}, or auto to detect")
     s.add_argument("path")
     s.add_argument("--images", help="folder the file's image paths are relative to")
     s.add_argument("--source", help="name for this set of proposals (default: file name)")
@@ -785,7 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-image-check", action="store_true", help="do not open and hash the images")
 
     s = sub.add_parser("export", parents=[common], help="export reviewed labels")
-    s.add_argument("format")
+    s.add_argument("format", help=", ".join(WRITERS))
     s.add_argument("out")
     s.add_argument("--include", action="append", help="also export flagged and/or pending")
     s.add_argument("--rev", help="export the store as it was at this git revision")
@@ -841,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("resolve", parents=[common], help="adjudicate a conflict: pick a decision or decide anew")
     s.add_argument("id", type=an_id)
-    s.add_argument("--pick", help="event hash (or its first 6+ hex digits) of the decision to keep")
+    s.add_argument("--pick", help="event hash (or its first 4+ hex digits) of the decision to keep")
     s.add_argument("--category", "--class", help="decide anew: the class")
     s.add_argument("--status", dest="status_to", help="decide anew: accepted, relabeled, flagged, rejected, pending")
     s.add_argument("--reason")
