@@ -147,6 +147,7 @@ async def test_conflicts_queue_shows_the_competing_decisions_and_keys_resolve(re
             assert app.review_screen.queue.current == 2
             text = rendered(app)
             assert "conflict: competing decisions" in text
+            assert "queue: conflicts · file" in text.splitlines()[0]  # (it said "queue: file")
             assert "Alice" in text and "Bob" in text and "cup/accepted" in text and "cup/rejected" in text
             await pilot.press("2")  # keep Bob's decision
             await settle(pilot, app)

@@ -228,7 +228,8 @@ class ReviewScreen(Screen):
         self.query_one("#title", Static).update(Text.assemble(
             (" labelreview ", "bold reverse"), f" {printable(self.store.config.name)} · ",
             (printable(image.file_name), "bold"), f" ({size}, image id {image.id}) · ",
-            (f"queue: {self.queue.order}", "dim")), layout=False)  # one line: no layout pass per key
+            (f"queue: {'conflicts · ' if self.queue.filter.conflicts else ''}{self.queue.order}", "dim")),
+            layout=False)  # one line: no layout pass per key
         in_queue = set(self.queue.image_items(image_id))
         self.query_one(AnnotationList).show(self.image_anns, ann.id if ann else None, in_queue)
         history = self.session.history(ann.id) if ann else []
