@@ -275,3 +275,77 @@ def test_one_hot_csv_claims_no_negative_for_an_image_not_fully_decided(tmp_path)
     assert "skipped" not in res and out.read_text().splitlines()[1:] == [
         "images/1.jpg,0,0,0", "images/2.jpg,0,1,0", "images/3.jpg,0,0,1", "images/4.jpg,1,1,0",
         "images/5.jpg,1,0,1", "images/6.jpg,0,1,1"]
+
+
+def _cli_store(tmp_path, csv_path):
+    """A store with ``csv_path`` imported through the command line; (store, do)."""
+    from helpers import run
+
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, _, err = run("import", "csv", str(csv_path), "--store", str(store))
+    assert rc == 0, err
+
+    def do(*argv):
+        rc, out, err = run(*argv, "--store", str(store))
+        assert rc == 0, err
+        return out
+
+    return store, do
+
+
+def test_multi_label_store_exports_one_hot_when_no_image_has_two_labels_exported(tmp_path):
+    """The layout was chosen from the labels being exported: with no image holding two exported
+    labels, a multi-label store's CSV came out single-label, writing an image whose other label was
+    flagged as "dog only", dropping an image whose labels were all rejected, counting pending images
+    as "with no label", and leaving out the columns of classes with no exported label."""
+    import json
+
+    _, do = _cli_store(tmp_path, A / "kaggle_dataset/image_csv_multi_label/ann.csv")
+    # 1: 1.jpg dog, 2: 2.jpg cat, 3: 3.jpg person, 4/5: 4.jpg dog/cat, 6/7: 5.jpg dog/person, 8/9: 6.jpg cat/person
+    do("accept", "1", "4", "6")
+    do("reject", "2", "7")  # 2.jpg: all its labels rejected; 5.jpg: person checked absent
+    do("flag", "5", "--reason", "other")  # 4.jpg: cat not decided
+    out = tmp_path / "m.csv"
+    res = json.loads(do("export", "csv", str(out), "--json"))
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "images/1.jpg,1,0,0",
+                                            "images/2.jpg,0,0,0", "images/5.jpg,1,0,0"]
+    assert res["layout"] == "one-hot" and res["images"] == 3 and res["categories"] == 3
+    assert res["skipped"] == {"image with a label not decided": 3}  # 3.jpg, 6.jpg pending; 4.jpg flagged
+    back, _ = cl.read_csv(out, images=A / "kaggle_dataset/image_csv_multi_label")
+    assert sorted((p.image_key, p.category) for p in back.proposals) == [("images/1.jpg", "dog"),
+                                                                          ("images/5.jpg", "dog")]
+    assert sorted(im.key for im in back.images) == ["images/1.jpg", "images/2.jpg", "images/5.jpg"]
+    # --include flagged: 4.jpg's flagged cat is a 1; the person column is there though no person is exported
+    res = json.loads(do("export", "csv", str(out), "--json", "--include", "flagged"))
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "images/1.jpg,1,0,0",
+                                            "images/2.jpg,0,0,0", "images/4.jpg,1,1,0", "images/5.jpg,1,0,0"]
+    assert res["skipped"] == {"image with a label not decided": 2}
+    # nothing decided yet: a header with every class, every image skipped, no row claiming an absence
+    other, do2 = _cli_store(tmp_path / "b", A / "kaggle_dataset/image_csv_multi_label/ann.csv")
+    res = json.loads(do2("export", "csv", str(out), "--json"))
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person"]
+    assert res["layout"] == "one-hot" and res["skipped"] == {"image with a label not decided": 6}
+
+
+def test_single_label_store_still_exports_single_label_rows(tmp_path):
+    """Only data that is multi-label goes one-hot: a single-label store, even with a second source
+    whose class differs on an image, writes image_name,label_name as before."""
+    import json
+
+    store, do = _cli_store(tmp_path, A / "kaggle_dataset/image_csv/ann.csv")
+    first = json.loads(do("ls", "--json"))
+    # a second opinion on the first image, of another class
+    im, cls = first[0]["file_name"], first[0]["category"]
+    other = next(a["category"] for a in first if a["category"] != cls)
+    (tmp_path / "pred.csv").write_text(f"image_name,label_name\n{im},{other}\n")
+    do("import", "csv", str(tmp_path / "pred.csv"), "--images", str(A / "kaggle_dataset/image_csv"),
+       "--source", "model")
+    do("accept", str(first[0]["id"]), str(first[1]["id"]))
+    do("reject", str(first[2]["id"]))
+    out = tmp_path / "s.csv"
+    res = json.loads(do("export", "csv", str(out), "--json"))
+    assert res["layout"] == "single-label"
+    assert out.read_text().splitlines() == ["image_name,label_name", f"{im},{cls}",
+                                            f"{first[1]['file_name']},{first[1]['category']}"]
+    assert res["skipped"] == {"image with no label": 3}

@@ -213,12 +213,26 @@ def _labels(snapshot) -> tuple[dict[int, list], int]:
 
 
 def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
-    """``image_name,label_name`` when no image has two labels, else one-hot class columns."""
+    """One-hot class columns for multi-label data, else ``image_name,label_name`` rows.
+
+    The layout follows the store's data, not the labels this export happens to hold: an imported
+    file that gave an image two classes makes the store multi-label (``Snapshot.multi_label``). Chosen
+    from the exported labels alone, an export of a multi-label store in which no image had two
+    labels accepted yet came out single-label: an image with a label still undecided was written
+    with its other class only, an image whose labels were all rejected was dropped instead of being a
+    row of zeros. A one-hot export has a column for every class of the store, exported or not (a
+    class with no exported label is a checked absence, and the columns stay the same from export to
+    export)."""
     from .snapshot import write_bytes_atomic, write_provenance
 
     by_image, skipped = _labels(snapshot)
-    multi = any(len({a.category for a in v}) > 1 for v in by_image.values())
-    classes = [c.name for c in snapshot.categories if c.name in {a.category for v in by_image.values() for a in v}]
+    used = {a.category for v in by_image.values() for a in v}
+    multi = any(len({a.category for a in v}) > 1 for v in by_image.values()) or bool(
+        snapshot.multi_label and snapshot.multi_label())
+    if multi:
+        classes = list(dict.fromkeys([c.name for c in snapshot.categories] + sorted(used)))
+    else:
+        classes = [c.name for c in snapshot.categories if c.name in used]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     provenance = []

@@ -29,6 +29,10 @@ class Snapshot:
     #: rejected (pending or flagged, when not included): undecided. Asked for only by the writers that
     #: need it (a one-hot CSV row claims every class it does not mark absent); None: none are.
     held_back_labels: Callable[[], dict[int, int]] | None = None
+    #: Whether the store's image labels are multi-label data: some imported file gave one image labels
+    #: of two or more classes (whatever their status now). Asked for only by the CSV writer, which
+    #: then writes one-hot columns whichever labels this export holds; None: not known (no store).
+    multi_label: Callable[[], bool] | None = None
 
     def provenance(self, a: Annotation, exported_id: Any) -> dict[str, Any]:
         ev = self.events.get(a.id)
@@ -76,8 +80,17 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
                     out[a.image_id] = out.get(a.image_id, 0) + 1
         return out
 
+    def multi_label() -> bool:
+        # Per import, not per image: two sources of one image (ground truth and a model's guess)
+        # are two opinions on a single-label image, not two labels of it. The classes as imported
+        # (proposed_category), so relabeling does not change what the data is.
+        return store.conn.execute(
+            "SELECT 1 FROM annotations WHERE kind='label' GROUP BY import_id, image_id"
+            " HAVING COUNT(DISTINCT proposed_category) > 1 LIMIT 1").fetchone() is not None
+
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
-                    image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels)
+                    image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels,
+                    multi_label=multi_label)
 
 
 def export_categories(imported: list[Category], config_classes: list[str], used: set[str]) -> list[Category]:
