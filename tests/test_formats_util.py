@@ -132,6 +132,43 @@ def test_folder_export_never_replaces_a_folder_it_did_not_write(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.parametrize("fmt,name", [("coco", "out.json"), ("csv", "out.csv"), ("yolo", "out"), ("voc", "out"),
+                                      ("semantic", "out"), ("imagefolder", "out")])
+def test_an_export_gets_the_modes_a_new_file_gets_under_the_umask(tmp_path, fmt, name):
+    """Exports were written to a mkstemp file / mkdtemp folder and renamed: 0600 and 0700 whatever the
+    umask, so the group a store is shared with could not read an export of it. Written atomically
+    still (no temporary name left), an export now has 0666 / 0777 less the umask, a replacing
+    export too."""
+    import os
+    import stat
+
+    from helpers import run
+
+    store = tmp_path / "s"
+    old = os.umask(0o027)  # neither 022 nor 077: the modes must come from the umask, not be fixed
+    try:
+        assert run("init", store)[0] == 0
+        assert run("import", "coco", SAMPLE / "proposals.json", "--images", SAMPLE / "images", "--store", store)[0] == 0
+        assert run("accept", "1", "2", "3", "--store", store)[0] == 0
+        exp = tmp_path / "exp"
+        exp.mkdir()
+        for _ in range(2):  # a first export, then one replacing it
+            rc, _, err = run("export", fmt, exp / name, "--store", store)
+            assert rc == 0, err
+    finally:
+        os.umask(old)
+    modes = {}
+    for dirpath, dirnames, filenames in os.walk(exp):
+        for n in dirnames + filenames:
+            path = Path(dirpath, n)
+            modes[str(path.relative_to(exp))] = oct(stat.S_IMODE(path.lstat().st_mode))
+    assert name in modes and (f"{name}.provenance.jsonl" in modes if name.endswith(("json", "csv"))
+                              else f"{name}/labelreview.provenance.jsonl" in modes)
+    want = {k: oct(0o750 if (exp / k).is_dir() else 0o640) for k in modes}
+    assert modes == want
+    assert not [k for k in modes if k.startswith(".")]  # no temporary file or folder left beside it
+
+
 # ---------------------------------------------------------------------- detection
 
 

@@ -149,6 +149,42 @@ def folder_name(name: str, what: str) -> str:
     return name
 
 
+def _new_name(parent: Path, prefix: str, make) -> Path:
+    """``make(path)`` on a fresh hidden name in ``parent``, retried on the rare name already taken."""
+    import secrets
+
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            make(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{parent}: no free temporary name {prefix}*")
+
+
+def new_export_file(parent: Path, prefix: str) -> tuple[int, Path]:
+    """A new file (fd open for writing, path) to write an export into before it is renamed in place.
+
+    Created as any file is (mode 0o666 less the umask, and a default ACL of the folder applies), not
+    by ``tempfile.mkstemp``, which makes it 0o600: the rename kept that, and an export nobody else
+    could read landed beside group-shared stores."""
+    fd = -1
+
+    def make(path: Path) -> None:
+        nonlocal fd
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+    path = _new_name(parent, prefix, make)
+    return fd, path
+
+
+def new_export_dir(parent: Path, prefix: str) -> Path:
+    """A new folder (0o777 less the umask, as ``mkdir`` makes it) to build a folder export in; not
+    ``tempfile.mkdtemp``, whose 0o700 the export folder kept once renamed in place."""
+    return _new_name(parent, prefix, lambda path: os.mkdir(path, 0o777))
+
+
 class FolderExport:
     """Write an export into a hidden temporary folder beside ``out``, then swap it in.
 
@@ -166,7 +202,7 @@ class FolderExport:
                 raise LabelreviewError(f"{self.out}: folder exists, is not empty and was not written by a "
                                        "labelreview export; choose a new folder (nothing was written)")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self.tmp = new_export_dir(self.out.parent, f".{self.out.name}.tmp-")
         self._dirs: set[Path] = {self.tmp}
 
     def path(self, rel: str) -> Path:

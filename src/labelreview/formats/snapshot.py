@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -138,12 +137,15 @@ def export_ids(source_ids: list[Any]) -> list[int]:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file completely or not at all (a crash never leaves half an export)."""
+    """Write a file completely or not at all (a crash never leaves half an export), with the mode a
+    new file gets (0o666 less the umask)."""
     if path.is_dir():
         raise LabelreviewError(f"{path}: is a folder; this format writes one file (give a file name, "
                                "e.g. reviewed.json; nothing was written)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    from .common import new_export_file
+
+    fd, tmp = new_export_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
