@@ -535,15 +535,21 @@ def _draw_order(overlays: Sequence[Overlay]) -> list[Overlay]:
     return sorted(overlays, key=lambda ov: (not ov.dimmed, ov.selected))
 
 
+def _shape_mask(ov: Overlay, m: _Mapper, size: tuple[int, int], orig_size: tuple[int, int]) -> np.ndarray | None:
+    """The pixels an overlay's polygons (else its RLE) cover at ``size``; None if none."""
+    if not ov.polygons and ov.rle is None:
+        return None
+    mask = _polygon_mask(ov.polygons, m, size) if ov.polygons else None
+    if mask is None and ov.rle is not None:
+        mask = _rle_mask(ov.rle, m, size, orig_size)
+    return mask if mask is not None and mask.any() else None
+
+
 def _paint_masks(arr: np.ndarray, overlays: Sequence[Overlay], m: _Mapper, orig_size: tuple[int, int]) -> None:
     size = (arr.shape[1], arr.shape[0])
     for ov in overlays:
-        if not ov.polygons and ov.rle is None:
-            continue
-        mask = _polygon_mask(ov.polygons, m, size) if ov.polygons else None
-        if mask is None and ov.rle is not None:
-            mask = _rle_mask(ov.rle, m, size, orig_size)
-        if mask is None or not mask.any():
+        mask = _shape_mask(ov, m, size, orig_size)
+        if mask is None:
             continue
         alpha = _ALPHA_SELECTED if ov.selected else _ALPHA_DIMMED if ov.dimmed else _ALPHA_NORMAL
         color = np.array(ov.color, dtype=np.float32)
@@ -819,12 +825,8 @@ def _paint_outlines(img: Image.Image, overlays: Sequence[Overlay], m: _Mapper, o
     size = img.size
     arr = None
     for ov in overlays:
-        if not ov.polygons and ov.rle is None:
-            continue
-        mask = _polygon_mask(ov.polygons, m, size) if ov.polygons else None
-        if mask is None and ov.rle is not None:
-            mask = _rle_mask(ov.rle, m, size, orig_size)
-        if mask is None or not mask.any():
+        mask = _shape_mask(ov, m, size, orig_size)
+        if mask is None:
             continue
         grown = _grow(mask)
         if ov.selected:
