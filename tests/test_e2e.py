@@ -146,6 +146,19 @@ def test_256_colour_terminal_gets_a_hint(workdir):
         tmux.close()
 
 
+def test_a_16_colour_terminal_is_told_so_not_256(workdir):
+    # Plain xterm (TERM=xterm, as the sixel advice starts it) has 16 colours; it was told "256".
+    env = env_for("Ida <ida@example.org>")
+    env.pop("COLORTERM")
+    tmux = Tmux(workdir, ["env", "TERM=xterm", "labelreview"], env)  # (tmux sets the pane's own TERM)
+    try:
+        tmux.wait_for("chelsea.jpg")
+        tmux.wait_for("16 colours")
+        assert "reports 256 colours" not in tmux.screen()
+    finally:
+        tmux.close()
+
+
 def test_review_of_an_empty_filter_says_so(workdir):
     tmux = Tmux(workdir, ["labelreview", "review", "--demo", "--status", "rejected"], env_for("H <h@x.org>"))
     try:

@@ -156,6 +156,44 @@ async def test_the_usual_keys_close_it_too_without_acting(sample_store, key):
     store.close()
 
 
+@pytest.mark.parametrize("protocol", ["sixel", "kitty"])
+async def test_a_key_right_after_the_closing_one_acts_on_the_review(sample_store, protocol):
+    # "Look, close, accept": the a typed while the view was taking its picture off the terminal
+    # was dropped (it is the review's once the view is gone).
+    app, store = make_app(sample_store, Graphics(asked=protocol, protocol=protocol, cell=CELL))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_inspect(pilot, app, item=1)
+        from textual import events
+
+        # Both keys queued at once, as a quick typist's are (the Pilot's press waits between keys).
+        app.post_message(events.Key("escape", None))
+        app.post_message(events.Key("a", None))
+        await settle(pilot, app)
+        await pilot.pause(0.6)  # (the view's last paint, at most CLOSE_WAIT_S)
+        await settle(pilot, app)
+        assert isinstance(app.screen, ReviewScreen)
+    assert store.annotation(1).status == "accepted"
+    store.close()
+
+
+async def test_no_toast_is_drawn_over_the_picture(sample_store):
+    # A notification (the 256-colour advice at start, a background save) drew its toast over the
+    # sixel picture: the view's screen has no toast rack; the notice waits for the review screen.
+    from textual.widgets._toast import ToastRack
+
+    app, store = make_app(sample_store, Graphics(asked="sixel", protocol="sixel", cell=CELL))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:  # (the Pilot has none by default)
+        screen = await open_inspect(pilot, app, item=1)
+        app.notify("a notice while inspecting", timeout=30)
+        await settle(pilot, app)
+        assert not screen.query(ToastRack)
+        assert "a notice while inspecting" not in rendered(app)
+        await pilot.press("escape")
+        await settle(pilot, app)
+        assert "a notice while inspecting" in notices(app)
+    store.close()
+
+
 async def test_a_missing_image_gives_its_message_not_a_crash(sample_store, sample_images):
     (sample_images / "coffee.jpg").unlink()
     app, store = make_app(sample_store, Graphics(asked="sixel", protocol="sixel", cell=CELL))

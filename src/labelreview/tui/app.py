@@ -11,10 +11,8 @@ from textual.app import App
 from ..review import Queue, ReviewSession
 from ..store import Store
 from .early import EarlyFrame
-from .screens.review import TRUECOLOR_ADVICE, ReviewScreen, effective_keys
+from .screens.review import ReviewScreen, colour_advice, effective_keys
 from .termgraphics import Graphics
-
-TRUECOLOR_HINT = "256 colours: export COLORTERM=truecolor for true colour"
 
 
 class LabelReviewApp(App):
@@ -50,8 +48,9 @@ class LabelReviewApp(App):
             for problem in effective_keys(self.keymap_overrides)[1]:
                 self.notify(problem, title="labelreview.toml", severity="warning", timeout=15)
         if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
-            self.review_screen.color_hint = TRUECOLOR_HINT
-            self.notify(TRUECOLOR_ADVICE, title="colours", timeout=12)
+            hint, advice = colour_advice(self.console.color_system, os.environ.get("TERM"))
+            self.review_screen.color_hint, self.review_screen.color_advice = hint, advice
+            self.notify(advice, title="colours", timeout=12)
         if self.graphics.why:
             self.notify(self.graphics.why, title="graphics", severity="warning", timeout=15)
 

@@ -22,7 +22,6 @@ from ..widgets.inspect_view import InspectView
 class InspectScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     InspectScreen { align: left top; background: black; }
-    InspectScreen #textual-toastrack { display: none; }
     InspectScreen #inspect-caption { height: 1; width: 100%; background: $panel; }
     """
     # Any key closes (on_key); listed for the help screen and for remapping habits.
@@ -37,6 +36,12 @@ class InspectScreen(ModalScreen[None]):
         self.caption = caption
         self.orig_size = orig_size
         self._leaving = False
+        self._keys_after: list[str] = []  # typed while the view closes: they act on the review after
+
+    def _extend_compose(self, widgets) -> None:
+        """No toast rack on this screen (nor tooltip): a toast drew over the sixel picture (a CSS
+        ``display: none`` does not hold, Textual shows the rack inline for every notification);
+        notifications wait on the review screen."""
 
     @property
     def view(self) -> InspectView:
@@ -51,6 +56,9 @@ class InspectScreen(ModalScreen[None]):
     def on_key(self, event: events.Key) -> None:
         event.stop()
         event.prevent_default()
+        if self._leaving:  # "look, close, accept": the a after escape is the review's
+            self._keys_after.append(event.key)
+            return
         self.action_close()
 
     def action_close(self) -> None:
@@ -63,3 +71,5 @@ class InspectScreen(ModalScreen[None]):
 
     def _dismiss(self) -> None:
         self.dismiss(None)  # not returned: the caller would await it, from this screen's own handler
+        for key in self._keys_after:  # (queued after the pop: the review screen gets them)
+            self.app.simulate_key(key)

@@ -120,6 +120,18 @@ AHEAD_AFTER = 0.12
 #: What the launch notice and the help screen say when the terminal reports 256 colours only.
 TRUECOLOR_ADVICE = ("Your terminal reports 256 colours (COLORTERM is unset, common over SSH). For true colour: "
                     "export COLORTERM=truecolor, or `ssh -o SendEnv=COLORTERM` with AcceptEnv on the server.")
+#: ... and 16 colours only (TERM=xterm, as plain xterm sets it: the picture in 16 colours).
+SIXTEEN_COLOUR_ADVICE = ("Your terminal reports 16 colours (TERM={term}). For 256 colours: export "
+                         "TERM=xterm-256color (or your terminal's -256color entry); for true colour also "
+                         "export COLORTERM=truecolor.")
+
+
+def colour_advice(color_system: str | None, term: str | None) -> tuple[str, str]:
+    """(status-line hint, launch notice) for a terminal without true colour. Plain xterm (TERM=xterm,
+    as the sixel advice has it started) has 16, and was told "256 colours"."""
+    if color_system == "256":
+        return "256 colours: export COLORTERM=truecolor for true colour", TRUECOLOR_ADVICE
+    return "16 colours: export TERM=xterm-256color", SIXTEEN_COLOUR_ADVICE.format(term=term or "unset")
 
 #: What i says when there is no sharp view: how to get one, and what there is meanwhile.
 INSPECT_ADVICE = ("The sharp inspect view needs `labelreview review --graphics sixel` (xterm -ti vt340, foot, "
@@ -143,6 +155,7 @@ class ReviewScreen(Screen):
         self.skeletons = skeletons_of(store.categories())
         self.image_anns: list[Annotation] = []
         self.color_hint: str | None = None
+        self.color_advice: str | None = None  # (what help repeats of the launch notice)
         self.refused = False  # the last decision was refused (changed by someone else since)
         self._frames_since_collect = 0
         self._idle_timer = None
@@ -622,7 +635,7 @@ class ReviewScreen(Screen):
                 continue
             shown = ",".join(keys[bid]).replace("slash", "/").replace("question_mark", "?")
             rows.append((shown or "(no key)", text))
-        self.app.push_screen(HelpScreen(rows, ",".join(keys["help"]), TRUECOLOR_ADVICE if self.color_hint else None))
+        self.app.push_screen(HelpScreen(rows, ",".join(keys["help"]), self.color_advice if self.color_hint else None))
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()
