@@ -180,7 +180,7 @@ class AnnotationFilter:
     ids: list[int] = field(default_factory=list)
     conflicts: bool = False
 
-    def check(self) -> "AnnotationFilter":
+    def check(self) -> AnnotationFilter:
         """Refuse a status no label can have (``pendng`` matched nothing, silently)."""
         bad = [s for s in self.statuses if s not in STATUSES]
         if bad:

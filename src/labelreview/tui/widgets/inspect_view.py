@@ -180,7 +180,7 @@ class InspectView(Widget):
             if y == 0 and self.kitty_id:
                 codes += kitty_delete(self.kitty_id)
         elif picture is not None:
-            (ox, oy), row = picture.offset, y - picture.offset[1]
+            ox, row = picture.offset[0], y - picture.offset[1]
             if 0 <= row < len(picture.rows) and picture.rows[row]:
                 codes += Control.move_to(x0 + ox, y0).segment.text + picture.rows[row]
         codes += Control.move_to(x0 + width, y0).segment.text
