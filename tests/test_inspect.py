@@ -20,6 +20,7 @@ from labelreview.tui.screens.inspect import InspectScreen
 from labelreview.tui.screens.review import ReviewScreen
 from labelreview.tui.termgraphics import Graphics
 
+from helpers import set_config
 from sixel import decode_sixel
 
 CELL = (10, 20)
@@ -224,8 +225,7 @@ async def test_loading_is_shown_until_the_picture_is_made(sample_store):
 
 
 async def test_the_inspect_key_is_remappable_and_listed_in_help(sample_store):
-    cfg = sample_store / "labelreview.toml"
-    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\ninspect = "v"\n'))
+    set_config(sample_store, keys={"inspect": "v"})
     app, store = make_app(sample_store, Graphics(asked="kitty", protocol="kitty", cell=CELL))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import set_config
 from labelreview.review import Queue
 from labelreview.store import Store
 from labelreview.tui.app import LabelReviewApp
@@ -255,8 +256,7 @@ async def test_missing_image_shows_a_message_and_review_goes_on(sample_store, sa
 
 
 async def test_keys_remapped_in_config(sample_store):
-    cfg = sample_store / "labelreview.toml"
-    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\naccept = "y"\n'))
+    set_config(sample_store, keys={"accept": "y"})
     app, store = make_app(sample_store)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
@@ -279,8 +279,7 @@ async def test_a_mistaken_key_remap_is_reported_and_help_shows_what_each_key_doe
     # clashing default) while the help screen listed a for both.
     from labelreview.tui.screens.help import HelpScreen
 
-    cfg = sample_store / "labelreview.toml"
-    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\nacept = "y"\nreject = "a"\n'))
+    set_config(sample_store, keys={"acept": "y", "reject": "a"})
     app, store = make_app(sample_store)
     try:
         async with app.run_test(size=(160, 40)) as pilot:
@@ -583,8 +582,7 @@ async def test_next_image_on_the_last_image_says_so_and_stays(app_store, monkeyp
 async def test_help_shows_its_text_whole_and_closes_with_a_remapped_help_key(sample_store):
     from labelreview.tui.screens.help import HelpScreen
 
-    cfg = sample_store / "labelreview.toml"
-    cfg.write_text(cfg.read_text().replace("[keys]\n", '[keys]\nhelp = "h"\n'))
+    set_config(sample_store, keys={"help": "h"})
     app, store = make_app(sample_store)
     try:
         async with app.run_test(size=(120, 36)) as pilot:
