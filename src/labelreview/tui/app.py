@@ -13,6 +13,9 @@ from ..store import Store
 from .early import EarlyFrame
 from .screens.review import ReviewScreen, colour_advice, effective_keys
 from .termgraphics import Graphics
+from . import textual_fixes
+
+textual_fixes.apply()
 
 
 class LabelReviewApp(App):
