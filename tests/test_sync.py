@@ -391,6 +391,65 @@ def test_a_decision_taken_back_before_a_sync_competes_in_no_order_of_the_clocks(
         assert state == ("person", "accepted") and competing == frozenset()
 
 
+_AGREED = {
+    # Both accept on their own machine; Bob takes his back: Alice's accept stands, held by her.
+    "one-undone": ([_ev("E", ALICE, None, "person", "accepted", "accept")],
+                   [_ev("S", BOB, None, "person", "accepted", "accept"), _undo("U", BOB, "S", "S")]),
+    # ... and Alice hers too: nobody's decision is left.
+    "both-undone": ([_ev("E", ALICE, None, "person", "accepted", "accept"), _undo("V", ALICE, "E", "E")],
+                    [_ev("S", BOB, None, "person", "accepted", "accept"), _undo("U", BOB, "S", "S")]),
+    # ... Bob then relabels what he saw as pending: his relabel and Alice's accept compete.
+    "undone-then-relabeled": ([_ev("E", ALICE, None, "person", "accepted", "accept")],
+                              [_ev("S", BOB, None, "person", "accepted", "accept"), _undo("U", BOB, "S", "S"),
+                               _ev("R", BOB, "U", "cat", "relabeled")]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_AGREED))
+def test_one_of_two_identical_decisions_undone_leaves_the_other_standing(case):
+    """The same accept made on two machines, one taken back by its author: the label stayed accepted
+    on one server but went back to pending after a sync, in every order of the clocks (the undo
+    restored the state before the decision it undid, wiping the other reviewer's)."""
+    alice, bob = _AGREED[case]
+    outcomes = set()
+    keep = 4 if case == "one-undone" else 2  # (who undid last, in both-undone, is the clocks' to say)
+    for order in _interleavings(alice, bob):
+        st = _fold_state(order)
+        outcomes.add(((st["category"], st["status"], st["last_event"], st["updated_by"])[:keep] if not st["open"]
+                      else None, frozenset(st["open"] | {st["last_event"]}) if st["open"] else frozenset()))
+    assert len(outcomes) == 1, outcomes
+    state, competing = outcomes.pop()
+    if case == "one-undone":
+        assert state == ("person", "accepted", "E", ALICE) and not competing
+    elif case == "both-undone":
+        assert state == ("person", "pending") and not competing
+    else:
+        assert competing == {"E", "R"}
+
+
+def test_an_accept_made_on_two_machines_and_undone_on_one_stays_accepted_after_sync(two_machines):
+    a, b, _ = two_machines
+    assert cli("accept", "3", "--store", a, author=ALICE)[0] == 0
+    alice_accepted = git(a, "rev-parse", "HEAD").strip()
+    assert cli("accept", "3", "--store", b, author=BOB)[0] == 0
+    assert cli("undo", "--store", b, author=BOB)[0] == 0
+    for store, who in ((a, ALICE), (b, BOB), (a, ALICE)):
+        rc, out, err = cli("sync", "--store", store, author=who)
+        assert rc == 0 and "conflict" not in out, (out, err)
+    # diff folds each revision as the store does (it left out undos: label 3 "went back to pending")
+    assert [c["annotation"] for c in js("diff", alice_accepted, "HEAD", "--store", a)["changes"]] == []
+    for root in (a, b):
+        assert open_conflicts(root) == {}
+        assert states(root)[3][1] == "accepted" and states(root)[3][3] == ALICE
+        row = next(r for r in js("ls", "--status", "accepted", "--store", root) if r["id"] == 3)
+        assert row["status"] == "accepted"
+        verify_ok(root)
+    assert states(a) == states(b)
+    rc, out, err = cli("reindex", "--store", b, author=BOB)
+    assert rc == 0, err
+    assert states(b) == states(a)
+
+
 def test_a_decision_undone_before_a_sync_goes_to_no_adjudication(two_machines):
     # Bob rejected 3 and undid it on his machine; Alice accepted 3 on hers. After the syncs his
     # withdrawn reject, and his undo, were two of three "competing decisions".

@@ -142,7 +142,7 @@ def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, 
     """Each annotation's state at both revisions, by the store's own fold over the events each held
     (an event is in a revision when its log's blob there reaches the event's end). None when this
     store's index does not hold every event of ``b`` (a revision from elsewhere, not merged here)."""
-    from .store import _fold_step, _fresh_fold, _uj
+    from .store import FOLD_COLUMNS, _fold_step, _fresh_fold, fold_event
 
     sizes_a, sizes_b = _log_sizes(store, a), _log_sizes(store, b)
     indexed = {r[0]: r[1] for r in store.conn.execute("SELECT path, size FROM event_files")}
@@ -157,14 +157,13 @@ def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, 
 
         states = {ann: (_fresh_fold(ann, proposal[ann]), _fresh_fold(ann, proposal[ann]))
                   for ann in chunk if ann in proposal}
+        settled: dict = {}
         for r in store.conn.execute(
-                f"SELECT hash, ts, author, action, annotation, new, base, reason, comment, blind, resolves, file,"
-                f" end_offset FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk):
+                f"SELECT annotation, file, end_offset, {FOLD_COLUMNS} FROM events WHERE annotation IN ({marks})"
+                f" ORDER BY ts, writer, seq", chunk):
             if r["annotation"] not in states:
                 continue
-            ev = {"hash": r["hash"], "ts": r["ts"], "author": r["author"], "action": r["action"],
-                  "new": _uj(r["new"]), "base": r["base"], "reason": r["reason"], "comment": r["comment"],
-                  "blind": r["blind"] == 1, "resolves": _uj(r["resolves"])}
+            ev = fold_event(r, settled)
             st_a, st_b = states[r["annotation"]]
             if r["end_offset"] <= sizes_a.get(r["file"], -1):
                 _fold_step(st_a, ev)

@@ -758,22 +758,13 @@ class Store:
             states = {r[0]: _fresh_fold(r[0], r[1]) for r in conn.execute(
                 f"SELECT id, proposed_category FROM annotations WHERE id IN ({marks})", chunk)}
             rows = conn.execute(
-                f"SELECT hash, ts, writer, seq, author, action, annotation, new, base, reason, comment, blind,"
-                f" resolves, undoes FROM events WHERE annotation IN ({marks}) ORDER BY ts, writer, seq", chunk)
-            settled: dict[str, Any] = {}  # a resolve's hash -> the conflicts it settled
+                f"SELECT annotation, {FOLD_COLUMNS} FROM events WHERE annotation IN ({marks})"
+                f" ORDER BY ts, writer, seq", chunk)
+            settled: dict[str, Any] = {}
             for r in rows:
                 st = states.get(r["annotation"])
                 if st is not None:
-                    resolves = _uj(r["resolves"])
-                    if r["action"] == "resolve":
-                        settled[r["hash"]] = resolves
-                    # (the table keeps no 'reopens': an undo of a resolve reopens what that settled,
-                    # as its log line says; session.undo writes it so)
-                    reopens = settled.get(r["undoes"]) if r["action"] == "undo" and r["undoes"] else None
-                    _fold_step(st, {"hash": r["hash"], "ts": r["ts"], "author": r["author"],
-                                    "action": r["action"], "new": _uj(r["new"]), "base": r["base"],
-                                    "reason": r["reason"], "comment": r["comment"], "blind": r["blind"] == 1,
-                                    "resolves": resolves, "reopens": reopens, "undoes": r["undoes"]})
+                    _fold_step(st, fold_event(r, settled))
             folded = [st for st in states.values() if st is not None]
             conn.executemany(_UPDATE_STATE, [(*(st[k] for k in _STATE), st["id"]) for st in folded])
             for st in folded:
@@ -1148,11 +1139,31 @@ def _build_index_once(root: Path, index: Path) -> None:
 # the decision it disagreed with waits again for a second reviewer. (2) An event made on a state
 # that an undo has since brought back (and that no state since already holds) is made on the state
 # now: it applies. (3) When an undo brings back a state, the first decision in conflict that was
-# made on that state (not a blind one: those wait for the adjudicator) applies after all. These need the
-# annotation's whole history in memory (``chain``): on a state loaded from the index they ask for a
-# refold, so the live fold and a replay always take the same steps.
+# made on that state (not a blind one: those wait for the adjudicator) applies after all. (4) The undo of
+# one of two identical decisions (the same decision made on two machines: one an alias of the other)
+# takes back that reviewer's agreement only: the label keeps the state, held by the other decision
+# (its author, time and reason), and a state its author undid is never a match for an identical
+# decision arriving later. These need the annotation's whole history in memory (``chain``): on a state
+# loaded from the index they ask for a refold, so the live fold and a replay always take the same steps.
 
 _STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
+
+
+#: The events-table columns ``fold_event`` reads.
+FOLD_COLUMNS = "hash, ts, author, action, new, base, reason, comment, blind, resolves, undoes"
+
+
+def fold_event(r: sqlite3.Row, settled: dict[str, Any]) -> dict[str, Any]:
+    """An events-table row (``FOLD_COLUMNS``, rows in fold order) as ``_fold_step`` takes it.
+    ``settled`` maps each resolve seen so far to the conflicts it settled: the table keeps no
+    'reopens', and an undo of a resolve reopens what that resolve settled, as its log line says."""
+    resolves = _uj(r["resolves"])
+    if r["action"] == "resolve":
+        settled[r["hash"]] = resolves
+    reopens = settled.get(r["undoes"]) if r["action"] == "undo" and r["undoes"] else None
+    return {"hash": r["hash"], "ts": r["ts"], "author": r["author"], "action": r["action"], "new": _uj(r["new"]),
+            "base": r["base"], "reason": r["reason"], "comment": r["comment"], "blind": r["blind"] == 1,
+            "resolves": resolves, "reopens": reopens, "undoes": r["undoes"]}
 
 
 def _hashes(ev: dict[str, Any], key: str) -> list[str] | None:
@@ -1172,7 +1183,7 @@ def _fresh_fold(ann_id: int, proposed: str) -> dict[str, Any]:
             "chain": [], "new_conflicts": [], "resolved": {}, "reopened": set(), "aux": False,
             # (in memory only, with the chain: the state each event was made on, the state each undo
             # that applied brought back, and the events in conflict)
-            "made_on": {}, "restores": {}, "evs": {}}
+            "made_on": {}, "restores": {}, "evs": {}, "undone": set(), "agreed": {}}
 
 
 def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
@@ -1213,6 +1224,7 @@ def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
         undone = st["made_on"].get(ev.get("undoes") or "", _UNKNOWN)
         if undone is not _UNKNOWN:
             st["restores"][ev["hash"]] = undone
+        st["undone"].add(ev.get("undoes"))
     reason, comment = note_of(ev)
     st.update(category=new["category"], status=new["status"], last_event=ev["hash"], updated_at=ev["ts"],
               updated_by=ev["author"], reason=reason, comment=comment)
@@ -1275,6 +1287,33 @@ def _withdraw(st: dict[str, Any], ev: dict[str, Any], event: str) -> bool:
     return True
 
 
+def _withdraw_agreement(st: dict[str, Any], ev: dict[str, Any], event: str) -> bool:
+    """Rule (4): an undo of ``event``, one of two identical decisions. False when it is not one."""
+    aliases, agreed, undone = st["aliases"], st["agreed"], st["undone"]
+    if event in agreed and event in aliases:  # it was merged into the decision that holds the state
+        del aliases[event]
+    else:  # it holds the state: an identical decision merged into it holds it now
+        holder = next((h for h, t in aliases.items() if t == event and h in agreed and h not in undone), None)
+        if holder is None:
+            return False
+        del aliases[holder]
+        for h, t in list(aliases.items()):  # what was made on it is made on the holder's (same) state
+            if t == event:
+                aliases[h] = holder
+        aliases[event] = holder
+        if st["last_event"] == event:
+            held = agreed[holder]
+            reason, comment = note_of(held)
+            st.update(last_event=holder, updated_at=held["ts"], updated_by=held["author"], reason=reason,
+                      comment=comment)
+            st["chain"].append((holder, {"category": st["category"], "status": st["status"]}))
+    undone.add(event)
+    # What its author decides next was made on the state before the undone decision.
+    aliases[ev["hash"]] = st["made_on"].get(event)
+    st["aux"] = True
+    return True
+
+
 def _reinstate(st: dict[str, Any]) -> None:
     """Rule (3): an undo brought a state back; the first decision in conflict made on it applies."""
     for event, _base, _current in list(st["new_conflicts"]):
@@ -1298,6 +1337,11 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
         st["made_on"][ev["hash"]] = made_on
     if undoes is not None and undoes in st["open"]:
         return _withdraw(st, ev, undoes)
+    if undoes is not None and not blind and (undoes in st["aliases"] or undoes in st["aliases"].values()):
+        if chain is None:
+            return False  # rule (4) may apply: it needs the whole history
+        if _withdraw_agreement(st, ev, undoes):
+            return True
     if made_on != st["last_event"]:
         if chain is None:
             return False
@@ -1310,9 +1354,10 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
         else:  # made on a decision that never applied: compare with the state now
             since = chain[-1:]
         if ev["action"] != "resolve" and not (blind and ev["action"] == "undo"):
-            match = next((h for h, state in since if _same(state, new)), None)
+            match = next((h for h, state in since if _same(state, new) and h not in st["undone"]), None)
             if match is not None:
                 st["aliases"][ev["hash"]] = match
+                st["agreed"][ev["hash"]] = ev
                 st["aux"] = True
                 return True
         if not _holds(st, made_on):
