@@ -827,3 +827,23 @@ def test_config_class_ids_stay_the_same_from_export_to_export(sample_store, tmp_
     v3 = ids("v3")
     assert {k: v for k, v in v3[0].items() if k != "anchor"} == v1[0] and v3[0]["anchor"] == 14
     assert {k: v for k, v in v3[1].items() if k != "anchor"} == v1[1] and v3[1]["anchor"] == 13
+
+
+def test_a_supercategory_that_is_not_text_is_kept_and_written_back(tiny_store, tiny, tmp_path):
+    # A category whose supercategory was an object or a list crashed the import with a traceback
+    # (sqlite3 cannot bind a dict); it is COCO's to hold whatever it holds, and comes back as it was.
+    images, doc = tiny
+    doc = copy.deepcopy(doc)
+    doc["categories"][1]["supercategory"] = {"group": "things", "level": 2}
+    doc["categories"][0]["supercategory"] = ["human"]
+    rc, result, err = import_file(tiny_store, write(tmp_path, doc), "--images", str(images))
+    assert rc == 0 and "Traceback" not in err, err
+    assert result["annotations"] == 4
+    with Store.open(tiny_store) as s:
+        ids = [a.id for a in s.annotations()]
+    assert run("accept", *map(str, ids), "--store", str(tiny_store))[0] == 0
+    out = tmp_path / "e.json"
+    assert run("export", "coco", str(out), "--store", str(tiny_store))[0] == 0
+    cats = {c["name"]: c["supercategory"] for c in json.loads(out.read_text())["categories"]}
+    assert cats == {"person": ["human"], "box": {"group": "things", "level": 2}}
+    assert run("verify", "--store", str(tiny_store))[0] == 0

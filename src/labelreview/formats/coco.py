@@ -377,10 +377,15 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
         names.add(name)
         by_id[c["id"]] = name
         kps = c.get("keypoints")
-        out.append(Category(name=name, source_id=c["id"], supercategory=c.get("supercategory"),
+        extra = {k: v for k, v in c.items() if k not in _CAT_KEYS}
+        sup = c.get("supercategory")
+        if sup is not None and not isinstance(sup, str):
+            # the index keeps a supercategory as text: anything else rides in extra, written back as it was
+            extra["supercategory"], sup = sup, None
+        out.append(Category(name=name, source_id=c["id"], supercategory=sup,
                             keypoints=kps if isinstance(kps, list) else None,
                             skeleton=c.get("skeleton") if isinstance(c.get("skeleton"), list) else None,
-                            extra={k: v for k, v in c.items() if k not in _CAT_KEYS}))
+                            extra=extra))
     return out, by_id
 
 
