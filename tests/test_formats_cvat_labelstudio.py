@@ -229,3 +229,24 @@ def test_labelstudio_result_without_its_size_takes_the_image_found_under_images(
     (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
     b, _ = labelstudio.read(tmp_path / "ls.json", images=tmp_path / "imgs")
     assert b.proposals == [] and any("original_width" in w.problem for w in b.warnings)
+
+
+def test_labelstudio_taxonomy_of_non_names_is_a_clear_error(tmp_path):
+    # A taxonomy path with a number in it ([["Animal", 3]]) ended the import in a TypeError traceback
+    # from str.join; it is a malformed result like any other, named by task, annotation and result.
+    from conftest import run_cli
+
+    store = tmp_path / "st"
+    assert run_cli("init", str(store)).returncode == 0
+    task = {"id": 4, "data": {"image": "a.jpg"}, "annotations": [{"id": 1, "result": [
+        {"type": "taxonomy", "value": {"taxonomy": [["Animal", "Cat"]]}},
+        {"type": "taxonomy", "value": {"taxonomy": [["Animal", 3]]}}]}]}
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
+    r = run_cli("import", "labelstudio", str(tmp_path / "ls.json"), "--store", str(store))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "ls.json: [0] (task 4) annotations[0] result[1]: labels must be a list of names" in r.stderr
+    assert '"imports": 0' in run_cli("status", "--store", str(store), "--json").stdout
+    task["annotations"][0]["result"].pop()
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "ls.json")
+    assert [p.category for p in b.proposals] == ["Animal/Cat"]

@@ -158,8 +158,9 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
     if labels is None:
         warns.append(ImportWarning(where, f"{typ} result without labels; skipped", "skipped"))
         return []
-    if not isinstance(labels, list) or not all(isinstance(x, (str, list)) for x in labels):
-        raise InputError(shown, where, "labels must be a list of names")
+    if not isinstance(labels, list) or not all(
+            isinstance(x, str) or isinstance(x, list) and all(isinstance(y, str) for y in x) for x in labels):
+        raise InputError(shown, where, "labels must be a list of names (a taxonomy's: lists of names)")
     labels = ["/".join(x) if isinstance(x, list) else x for x in labels]
     score = r.get("score")
     score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
