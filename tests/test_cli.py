@@ -188,6 +188,27 @@ def test_export_at_a_past_revision(sample_store, tmp_path):
     assert git(sample_store, "status", "--porcelain") == ""
 
 
+def test_export_never_writes_over_the_store_it_exports(sample_store, tmp_path):
+    # `export coco labelreview.toml` (or onto an event log, the index...) replaced the store's own file
+    # with the export: the store would not open, or verify failed and the decisions not yet in git
+    # were gone. Refused now, with nothing written; a new file beside them stays fine.
+    from helpers import files_of
+
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", "2", *s)
+    before = files_of(sample_store)
+    log = next((sample_store / "events").rglob("*.jsonl")).relative_to(sample_store)
+    for fmt, out in [("coco", "labelreview.toml"), ("coco", str(log)), ("csv", ".labelreview/index.sqlite"),
+                     ("yolo", "imports/out"), ("coco", ".git/config"), ("yolo", "."), ("yolo", "..")]:
+        for rev in ([], ["--rev", "HEAD"]):
+            rc, _, err = run("export", fmt, out, *rev, cwd=sample_store)
+            assert rc == 1 and "nothing was written" in err and "store" in err, (out, err)
+    assert files_of(sample_store) == before
+    assert run("verify", *s)[0] == 0
+    assert run("export", "coco", "reviewed.json", cwd=sample_store)[0] == 0
+    assert (sample_store / "reviewed.json").is_file()
+
+
 def test_commands_outside_a_store_fail_clearly(tmp_path):
     for argv in (["status"], ["ls"], ["log"], ["verify"], ["accept", "1"], ["export", "coco", "x.json"]):
         rc, out, err = run(*argv, cwd=tmp_path)

@@ -200,6 +200,7 @@ def cmd_export(args) -> int:
     store = open_store(args)
     try:
         require(store, "export")
+        registry.refuse_store_files(args.out, store.root)
         include = tuple(v for item in (args.include or []) for v in item.split(",") if v)
         if args.rev:
             with at_revision(store, args.rev) as old:

@@ -212,6 +212,24 @@ def refuse_if_every_image_escapes(batch: ImportBatch, root: str | os.PathLike, p
     raise LabelreviewError(msg)
 
 
+#: What a store is made of (its first path component): an export may never write there.
+_STORE_PARTS = (".git", ".gitignore", ".labelreview", "events", "imports", "labelreview.toml")
+
+
+def refuse_store_files(out: str | os.PathLike, store_root: str | os.PathLike) -> None:
+    """An export never writes over the store it exports: a file export onto ``labelreview.toml`` or an
+    event log replaced it (and its uncommitted decisions) with the export, and a folder export that
+    holds the store would replace the store with itself. A new file elsewhere in the store's folder
+    (``cd store && labelreview export coco out.json``) is fine: git never stages it."""
+    real, root = Path(os.path.realpath(out)), Path(os.path.realpath(store_root))
+    if real == root or real in root.parents:
+        raise LabelreviewError(f"{out}: is the store {store_root} or a folder holding it; export somewhere "
+                               "else (nothing was written)")
+    if root in real.parents and real.relative_to(root).parts[0] in _STORE_PARTS:
+        raise LabelreviewError(f"{out}: would write over the store's own files ({real.relative_to(root).parts[0]}); "
+                               "export somewhere else (nothing was written)")
+
+
 def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, Any]:
     if fmt == "coco":
         from . import coco
