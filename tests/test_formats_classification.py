@@ -72,6 +72,23 @@ def test_csv_clear_errors(tmp_path, text, message):
     assert str(e.value).startswith("a.csv: ") and message in str(e.value)
 
 
+def test_one_hot_csv_with_a_class_named_like_a_column_round_trips(tmp_path):
+    # A one-hot class called "label" (or "score") was taken for the label column: every other class
+    # was silently dropped and the image labels became "0" and "1". Classes differing only in case
+    # ("Cat", "cat"), which the one-hot export writes as two columns, were refused as "two columns
+    # have the same name", so the export could not be read back.
+    (tmp_path / "a.csv").write_text("image_name,Cat,cat,label,score\nx.jpg,1,0,1,0\ny.jpg,0,1,0,1\nz.jpg,0,0,0,0\n")
+    b, _ = cl.read_csv(tmp_path / "a.csv")
+    assert [c.name for c in b.categories] == ["Cat", "cat", "label", "score"]
+    assert sorted((p.image_key, p.category, p.score) for p in b.proposals) == [
+        ("x.jpg", "Cat", None), ("x.jpg", "label", None), ("y.jpg", "cat", None), ("y.jpg", "score", None)]
+    assert [im.key for im in b.images] == ["x.jpg", "y.jpg", "z.jpg"]
+    # a single-label file with a score column is read as it was
+    (tmp_path / "b.csv").write_text("image_name,label,score\nx.jpg,dog,0.5\ny.jpg,1,1\n")
+    b, _ = cl.read_csv(tmp_path / "b.csv")
+    assert sorted((p.image_key, p.category, p.score) for p in b.proposals) == [("x.jpg", "dog", 0.5), ("y.jpg", "1", 1.0)]
+
+
 def test_csv_crlf_and_missing_images(tmp_path):
     (tmp_path / "a.csv").write_bytes(b"image_name,label_name\r\nx.jpg,dog\r\ny.jpg,cat\r\n")
     b, _ = cl.read_csv(tmp_path / "a.csv")
@@ -80,7 +97,8 @@ def test_csv_crlf_and_missing_images(tmp_path):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(labels=st.lists(st.sets(st.sampled_from(["dog", "cat", "a b", "x,y", 'q"t']), max_size=3), min_size=1,
+@given(labels=st.lists(st.sets(st.sampled_from(["dog", "cat", "a b", "x,y", 'q"t', "Cat", "label", "score"]),
+                              max_size=3), min_size=1,
                        max_size=6))
 def test_csv_generated_round_trip(tmp_path, labels):
     from labelreview.model import Category, ImageRecord, ImportBatch, Proposal

@@ -69,7 +69,7 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     low = [h.lower() for h in header]
     if len(header) < 2 or any(not h for h in header):
         raise InputError(shown, "line 1", "the header needs an image column and a label column (or class columns)")
-    if len(set(low)) != len(low):
+    if len(set(header)) != len(header):  # "Cat" and "cat" are two classes (a one-hot export writes both)
         raise InputError(shown, "line 1", "two columns have the same name")
     if _BOX_COLS & set(low) and len(_BOX_COLS & set(low)) >= 1 and any(c in low for c in _LABEL_COLS):
         raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
@@ -79,6 +79,12 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     score_col = next((i for i, h in enumerate(low) if h in _SCORE_COLS and i != img_col), None)
     if label_col is None and len(header) == 2:
         label_col = 1 - img_col
+    elif (label_col is not None or score_col is not None) and len(header) > 2 and all(
+            r[i].strip().lower() in _ONE | _ZERO for r in rows[1:] if len(r) == len(header)
+            for i in range(len(header)) if i != img_col):
+        # Every column but the image's holds 0/1: one-hot columns, one of whose classes happens to be
+        # called "label" or "score" (read as the label or score column, the classes were lost).
+        label_col = score_col = None
     one_hot = label_col is None
     class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
     # where the images are
