@@ -98,6 +98,39 @@ def test_voc_clear_errors(tmp_path, xml, message):
     assert str(e.value).startswith("x.xml: ") and message in str(e.value)
 
 
+def test_voc_box_outside_the_image_is_clipped_or_skipped_with_or_without_size(tmp_path):
+    # Without <size> (LabelImg leaves it out) nothing was clipped: a box reaching 450 px past a 100 px
+    # wide image, or lying wholly outside it, was stored as it was. With <size>, a box wholly outside
+    # became a box of zero width at the border, reported as "clipped" instead of skipped.
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "Annotations").mkdir()
+    PILImage.new("RGB", (100, 80)).save(tmp_path / "JPEGImages/a.jpg")
+    PILImage.new("RGB", (100, 80)).save(tmp_path / "JPEGImages/b.jpg")
+    mask = np.zeros((80, 100), np.uint8)
+    mask[10:20, 10:20] = 3  # the third object's pixels
+    mask[0:2, 0:2] = 2  # the second's (outside the image: skipped, so this is dropped)
+    (tmp_path / "SegmentationObject").mkdir()
+    PILImage.fromarray(mask).save(tmp_path / "SegmentationObject/b.png")
+
+    def obj(name, x0, y0, x1, y1):
+        return (f"<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+                f"<ymax>{y1}</ymax></bndbox></object>")
+
+    boxes = obj("reaching", 51, 11, 550, 30) + obj("outside", 201, 11, 250, 30) + obj("inside", 11, 11, 20, 20)
+    size = "<size><width>100</width><height>80</height><depth>3</depth></size>"
+    (tmp_path / "Annotations/a.xml").write_text(f"<annotation><filename>a.jpg</filename>{boxes}</annotation>")
+    (tmp_path / "Annotations/b.xml").write_text(f"<annotation><filename>b.jpg</filename>{size}{boxes}</annotation>")
+    b, _ = voc.read(tmp_path)
+    got = sorted((p.image_key, p.category, tuple(p.bbox), p.kind) for p in b.proposals)
+    assert got == [("JPEGImages/a.jpg", "inside", (10, 10, 10, 10), "bbox"),
+                   ("JPEGImages/a.jpg", "reaching", (50, 10, 50, 20), "bbox"),
+                   ("JPEGImages/b.jpg", "inside", (10, 10, 10, 10), "rle"),  # instance 3 is still "inside"
+                   ("JPEGImages/b.jpg", "reaching", (50, 10, 50, 20), "bbox")]
+    for f in ("a", "b"):
+        assert [w.action for w in b.warnings if w.where.startswith(f"Annotations/{f}.xml")] == ["repaired", "skipped"]
+    assert all((im.width, im.height) == (100, 80) for im in b.images)
+
+
 def test_voc_billion_laughs_is_refused(tmp_path):
     bomb = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
             + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">' for p, c in zip("abcdefgh", "bcdefghi"))

@@ -225,6 +225,13 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             w = h = None
         w = int(w) if w is not None and h is not None else None
         h = int(h) if w is not None and h is not None else None
+        if w is None and (root / rel).is_file():
+            # no <size> (LabelImg leaves it out, so does Datumaro for an empty file): the image's own
+            # size, so that a box reaching outside it is clipped, or skipped, as with one
+            try:
+                w, h = imgs.image_size(root / rel)
+            except imgs.ImageProblem:
+                pass  # the store reports the image's problem
         extra: dict[str, Any] = {}
         for k in ("folder", "segmented"):
             t = _text(ann, k)
@@ -261,10 +268,11 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             score = _num(_text(obj, "score"))
             prop = Proposal(image_key=rel, category=name, kind="bbox", bbox=bbox, source_id=sid, extra=oextra,
                             score=score)
-            if w and h:
-                _clip(prop, w, h, shown, where, warns)
-            proposals.append(prop)
-            objs.append(prop)
+            if w and h and not _clip(prop, w, h, shown, where, warns):
+                objs.append(None)  # SegmentationObject value i + 1 is still object i
+            else:
+                proposals.append(prop)
+                objs.append(prop)
             for j, part in enumerate(obj.findall("part")):
                 pname = _text(part, "name")
                 pwhere = f"{where} part[{j}]"
@@ -275,9 +283,8 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                 cat_names.setdefault(pname)
                 pp = Proposal(image_key=rel, category=pname, kind="bbox", bbox=pb, source_id=f"{sid}.{j}",
                               extra={"voc_part_of": sid})
-                if w and h:
-                    _clip(pp, w, h, shown, pwhere, warns)
-                proposals.append(pp)
+                if not (w and h) or _clip(pp, w, h, shown, pwhere, warns):
+                    proposals.append(pp)
     # segmentation
     if vocroot is not None and ((vocroot / "SegmentationClass").is_dir() or (vocroot / "SegmentationObject").is_dir()):
         cmap = cmap or default_class_map()
@@ -303,12 +310,17 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     return batch, root
 
 
-def _clip(prop: Proposal, w: int, h: int, shown: str, where: str, warns: list[ImportWarning]) -> None:
+def _clip(prop: Proposal, w: int, h: int, shown: str, where: str, warns: list[ImportWarning]) -> bool:
+    """Clip the box to the image; False (and a warning) when nothing of it is inside: skip it."""
     x, y, bw, bh = prop.bbox
     x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
     if (x0, y0, x1, y1) != (x, y, x + bw, y + bh):
+        if x1 <= x0 or y1 <= y0:  # a VOC box covers at least one pixel: none of them is in the image
+            warns.append(ImportWarning(f"{shown} {where}", f"box lies outside the {w}x{h} image", "skipped"))
+            return False
         warns.append(ImportWarning(f"{shown} {where}", f"box reaches outside the {w}x{h} image; clipped", "repaired"))
-        prop.bbox = [x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0)]
+        prop.bbox = [x0, y0, x1 - x0, y1 - y0]
+    return True
 
 
 def _read_segmentation(vocroot: Path, root: Path, cmap: semantic.ClassMap, images_out: list[ImageRecord],
@@ -362,6 +374,8 @@ def _read_segmentation(vocroot: Path, root: Path, cmap: semantic.ClassMap, image
                                                "dropped", "skipped"))
                     continue
                 o = objs[v - 1]
+                if o is None:
+                    continue  # an object outside the image, skipped
                 o.segmentation = encode_mask(values == v)
                 o.kind = "rle"
                 o.area = float((values == v).sum())
