@@ -117,6 +117,30 @@ def test_export_is_ultralytics_layout(tmp_path):
     assert cfg["names"] == {0: "skeleton_label"} and cfg["kpt_shape"] == [3, 3]
 
 
+def test_class_names_yaml_would_read_as_other_values_are_quoted_in_data_yaml(tmp_path):
+    # Class names were written unquoted when they looked plain: YAML reads yes/no/on/True as booleans,
+    # null as nothing, 007 and 0x1F as numbers, so the export's names came back (in Ultralytics and on
+    # re-import) as True, False, 7, 31, 1.5, or failed as "empty class name".
+    import yaml
+
+    from labelreview.model import Category, ImageRecord, ImportBatch, Proposal
+
+    PILImage.new("RGB", (40, 20)).save(tmp_path / "a.jpg")
+    names = ["yes", "no", "on", "True", "null", "007", "0x1F", "1.50", "2024", "person", "traffic_light"]
+    b = ImportBatch(format="yolo", source_file="x", images=[ImageRecord(key="a.jpg", file_name="a.jpg", width=40,
+                                                                        height=20)],
+                    categories=[Category(name=n, source_id=i) for i, n in enumerate(names)],
+                    proposals=[Proposal(image_key="a.jpg", category=n, kind="bbox", bbox=[i, 1, 2, 3])
+                               for i, n in enumerate(names)])
+    yolo.write(snapshot_of(b, tmp_path), tmp_path / "out")
+    text = (tmp_path / "out/data.yaml").read_text()
+    assert yaml.safe_load(text)["names"] == dict(enumerate(names))
+    assert "  9: person\n" in text  # plain names stay plain
+    again = yolo.read(tmp_path / "out", images=tmp_path)
+    assert [c.name for c in again.categories] == names
+    assert sorted((p.category, round(p.bbox[0])) for p in again.proposals) == sorted((n, i) for i, n in enumerate(names))
+
+
 def test_label_without_image_and_image_without_label_are_reported(tmp_path):
     d = tmp_path / "ds"
     shutil.copytree(LS, d)

@@ -863,9 +863,20 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
 
 
 def _yaml_str(s: str) -> str:
+    """``s`` as a YAML scalar that reads back as this very string: plain when it does, else quoted.
+    A plain ``yes``, ``null``, ``007`` or ``1.50`` is a bool, None, 7 or 1.5 to YAML (and so to
+    Ultralytics and to labelreview's import)."""
     import json
 
-    return s if s and all(ch.isalnum() or ch in "._-/" for ch in s) and not s[0] in "-." else json.dumps(s)
+    import yaml
+
+    if s and all(ch.isalnum() or ch in "._-/" for ch in s) and not s[0] in "-.":
+        try:
+            if yaml.safe_load(s) == s:
+                return s
+        except yaml.YAMLError:
+            pass
+    return json.dumps(s)
 
 
 def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
