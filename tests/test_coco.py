@@ -847,3 +847,26 @@ def test_a_supercategory_that_is_not_text_is_kept_and_written_back(tiny_store, t
     cats = {c["name"]: c["supercategory"] for c in json.loads(out.read_text())["categories"]}
     assert cats == {"person": ["human"], "box": {"group": "things", "level": 2}}
     assert run("verify", "--store", str(tiny_store))[0] == 0
+
+
+def test_per_class_scores_survive_export_and_reimport(sample_store, tmp_path):
+    # "scores" ({class: score}, the relabel picker's and the suspicion order's other guesses) was read
+    # on import and never written by the export: a re-import of the export had lost them all. A
+    # "scores" that is not such an object is an unknown key like any other, written back as it was.
+    original = {a["id"]: a.get("scores") for a in json.loads((SAMPLE / "proposals.json").read_text())["annotations"]}
+    assert any(original.values())
+    assert run("accept", *map(str, range(1, 26)), "--store", str(sample_store))[0] == 0
+    out = tmp_path / "e.json"
+    assert run("export", "coco", str(out), "--store", str(sample_store))[0] == 0
+    exported = {a["id"]: a.get("scores") for a in json.loads(out.read_text())["annotations"]}
+    assert exported == original
+    doc = json.loads(out.read_text())
+    doc["annotations"][0]["scores"] = [0.1, 0.9]
+    again = Store.init(tmp_path / "again")
+    rc, _, err = import_file(again, write(tmp_path, doc, "again.json"), "--no-image-check")
+    assert rc == 0, err
+    assert run("accept", *map(str, range(1, 26)), "--store", str(again))[0] == 0
+    out2 = tmp_path / "e2.json"
+    assert run("export", "coco", str(out2), "--store", str(again))[0] == 0
+    assert {a["id"]: a.get("scores") for a in json.loads(out2.read_text())["annotations"]} == \
+        {**original, doc["annotations"][0]["id"]: [0.1, 0.9]}

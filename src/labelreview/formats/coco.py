@@ -710,6 +710,8 @@ def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id:
     if "num_keypoints" in a:
         extra["num_keypoints"] = a["num_keypoints"]
     scores = a.get("scores") if isinstance(a.get("scores"), dict) else None
+    if scores is None and a.get("scores") is not None:
+        extra["scores"] = a["scores"]  # not the {class: score} labelreview reads: kept as it was
     return Proposal(image_key=im.key, category=name, kind=kind, bbox=bbox, segmentation=segmentation,
                     keypoints=kps, score=score, iscrowd=iscrowd, area=area, source_id=aid,
                     extra=extra, scores=scores)
@@ -800,6 +802,8 @@ def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
             rec["num_keypoints"] = a.extra.get("num_keypoints", sum(1 for v in a.keypoints[2::3] if v))
         if a.score is not None:
             rec["score"] = a.score
+        if a.scores is not None:
+            rec["scores"] = a.scores
         for k, v in (a.extra or {}).items():
             rec.setdefault(k, v)
         ann_out.append(rec)
