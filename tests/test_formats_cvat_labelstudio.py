@@ -250,3 +250,20 @@ def test_labelstudio_taxonomy_of_non_names_is_a_clear_error(tmp_path):
     (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
     b, _ = labelstudio.read(tmp_path / "ls.json")
     assert [p.category for p in b.proposals] == ["Animal/Cat"]
+
+
+def test_cvat_box_outside_the_image_is_clipped_or_skipped(tmp_path):
+    # Boxes were stored as the XML had them: one reaching 100 px past the image, or lying wholly
+    # outside it, went on to a YOLO export with coordinates outside 0..1 (Ultralytics then drops
+    # every label of the image). Clipped or skipped with a warning, as COCO, YOLO and VOC do.
+    (tmp_path / "a.xml").write_text(
+        '<annotations><version>1.1</version><image id="0" name="a.jpg" width="100" height="80">'
+        '<box label="car" xtl="-20" ytl="10" xbr="50" ybr="180"/>'
+        '<box label="car" xtl="120" ytl="10" xbr="150" ybr="30"/>'
+        '<box label="car" xtl="10" ytl="10" xbr="20" ybr="20"/>'
+        '<box label="car" xtl="100" ytl="10" xbr="100" ybr="20"/></image></annotations>')
+    b, _ = cvat.read(tmp_path / "a.xml")
+    assert [(p.bbox, p.source_id) for p in b.proposals] == [([0, 10, 50, 70], "0:0"), ([10, 10, 10, 10], "0:2"),
+                                                            ([100, 10, 0, 10], "0:3")]
+    assert [(w.where, w.action) for w in b.warnings] == [("image 'a.jpg' <box> #0", "repaired"),
+                                                         ("image 'a.jpg' <box> #1", "skipped")]

@@ -216,6 +216,13 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Pat
             raise InputError(shown, where, "xbr/ybr lie before xtl/ytl")
         rot = _f(el, "rotation", shown, where) if el.get("rotation") else 0.0
         if rot % 360 == 0:
+            if w and h and (x0 < 0 or y0 < 0 or x1 > w or y1 > h):
+                c0, d0, c1, d1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
+                if c1 < c0 or d1 < d0 or (c1 == c0 and x1 > x0) or (d1 == d0 and y1 > y0):
+                    warns.append(ImportWarning(where, f"box lies outside the {w}x{h} image", "skipped"))
+                    return None
+                warns.append(ImportWarning(where, f"box reaches outside the {w}x{h} image; clipped", "repaired"))
+                x0, y0, x1, y1 = c0, d0, c1, d1
             return Proposal(image_key=rel, category=label, kind="bbox", bbox=[x0, y0, x1 - x0, y1 - y0], extra=extra)
         pts = rotated_corners((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, rot)  # about the centre
         extra.update(obb=True, angle=round(obb_angle(pts), 6), cvat_rotation=rot)
