@@ -870,3 +870,26 @@ def test_per_class_scores_survive_export_and_reimport(sample_store, tmp_path):
     assert run("export", "coco", str(out2), "--store", str(again))[0] == 0
     assert {a["id"]: a.get("scores") for a in json.loads(out2.read_text())["annotations"]} == \
         {**original, doc["annotations"][0]["id"]: [0.1, 0.9]}
+
+
+def test_json_with_a_byte_order_mark_imports(tiny_store, tiny, tmp_path):
+    # A UTF-8 BOM (Windows tools write one) was refused: "BOM is not supported", though `import auto`
+    # recognised the file and every text format drops it. A results list with one was not seen as a
+    # list, so it asked for --gt although the store held its images. The manifest keeps the hash
+    # of the file as it is.
+    import hashlib
+
+    images, doc = tiny
+    path = write(tmp_path, b"\xef\xbb\xbf" + json.dumps(doc).encode())
+    rc, result, err = import_file(tiny_store, path, "--images", str(images))
+    assert rc == 0, err
+    assert result["annotations"] == 4
+    manifest = json.loads((tiny_store / "imports" / result["import"] / "manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    res = write(tmp_path, b"\xef\xbb\xbf" + json.dumps([{"image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5],
+                                                         "score": 0.5}]).encode(), "res.json")
+    rc, result, err = import_file(tiny_store, res)
+    assert rc == 0 and result["annotations"] == 1, err
+    rc, _, err = import_file(tiny_store, write(tmp_path, b"\xef\xbb\xbf{\n\"images\": [", "bad.json"))
+    assert rc == 1 and "bad.json: line 2," in err and "not valid JSON" in err and "BOM" not in err, err
+    assert run("verify", "--store", str(tiny_store))[0] == 0

@@ -35,8 +35,13 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
         raise InputError(str(path), "", f"cannot read ({e.strerror or e})") from None
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _parse(path: str | os.PathLike, data: bytes) -> Any:
     """orjson with the cyclic GC paused, and an error that names the place."""
+    if data[:3] == _BOM:  # written by Windows tools; orjson refuses it, the text formats drop it
+        data = data[3:]
     enabled = gc.isenabled()
     gc.disable()  # the GC's scans of millions of new containers cost more than the parse itself
     try:
@@ -298,7 +303,9 @@ def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None,
     annotation is raised from the iteration. Otherwise they are a list, read here."""
     path = str(path)
     data = _read_bytes(path)
-    sha256 = _sha256_in_background(data) if lazy else None
+    sha256 = _sha256_in_background(data) if lazy else None  # of the file as it is, BOM and all
+    if data[:3] == _BOM:
+        data = data[3:]
     enabled = gc.isenabled()
     gc.disable()
     try:

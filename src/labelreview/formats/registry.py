@@ -165,7 +165,7 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
         if getattr(args, "gt", None):
             gt = coco.gt_images_from(args.gt)
         else:
-            head = _head(Path(path), 64).lstrip() if Path(path).is_file() else b""
+            head = _head(Path(path), 64).lstrip(b"\xef\xbb\xbf").lstrip() if Path(path).is_file() else b""
             if head.startswith(b"["):
                 gt = _store_images(store)
                 if not gt:
