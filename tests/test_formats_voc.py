@@ -171,6 +171,31 @@ def test_semantic_unknown_colour_is_a_clear_error(tmp_path):
         semantic.read(d)
 
 
+def test_class_map_files_not_utf8_or_with_a_bom(tmp_path):
+    # labelmap.txt that was not UTF-8 ended the import in a UnicodeDecodeError traceback; one with a
+    # BOM named its first class "\ufeffbackground", so value 0 was no longer the background; a
+    # dataset_meta.json with a BOM was refused as invalid JSON.
+    from conftest import run_cli
+
+    d = tmp_path / "voc"
+    shutil.copytree(A / "voc_dataset/voc_dataset1", d)
+    store = tmp_path / "st"
+    assert run_cli("init", str(store)).returncode == 0
+    (d / "labelmap.txt").write_bytes(b"background:0,0,0::\ncat\xff:1,2,3::\n")
+    r = run_cli("import", "voc", str(d), "--store", str(store))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "labelmap.txt: line 2: not UTF-8 text" in r.stderr
+    (d / "labelmap.txt").write_bytes(b"\xef\xbb\xbfbackground:0,0,0::\r\nwall:128,0,0::\r\n")
+    cmap = voc.read_labelmap(d / "labelmap.txt")
+    assert cmap.names == {0: "background", 1: "wall"} and cmap.background == 0
+    s = tmp_path / "sem"
+    shutil.copytree(SEM / "dataset", s)
+    meta = (s / "dataset_meta.json").read_bytes()
+    (s / "dataset_meta.json").write_bytes(b"\xef\xbb\xbf" + meta)
+    b, _ = semantic.read(s)
+    assert len(b.proposals) == 4
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(h=st.integers(1, 40), w=st.integers(1, 40), ncls=st.integers(1, 6), seed=st.integers(0, 2**31),
        palette=st.booleans())

@@ -72,7 +72,7 @@ class ClassMap:
 
 def class_map_from_meta(path: Path) -> ClassMap:
     try:
-        meta = orjson.loads(path.read_bytes())
+        meta = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))  # orjson refuses a BOM
     except orjson.JSONDecodeError as e:
         raise InputError(str(path), f"byte {e.pos}", f"not valid JSON: {e.msg}") from None
     except OSError as e:

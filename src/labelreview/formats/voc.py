@@ -25,7 +25,7 @@ from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputErro
 from . import images as imgs
 from . import semantic
 from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, fmt_num, parse_xml,
-                     provenance_bytes)
+                     provenance_bytes, read_text)
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -44,7 +44,7 @@ def read_labelmap(path: Path) -> semantic.ClassMap:
     """Datumaro's labelmap.txt: ``name:r,g,b:parts:actions`` per line, value = line order."""
     names, colors = {}, {}
     idx = 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path, f"{path.parent.name}/{path.name}").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         name, _, rest = line.partition(":")
