@@ -209,6 +209,29 @@ def test_export_never_writes_over_the_store_it_exports(sample_store, tmp_path):
     assert (sample_store / "reviewed.json").is_file()
 
 
+def test_export_where_it_cannot_be_written_is_a_message_not_a_traceback(sample_store, tmp_path, monkeypatch):
+    # An export path under a file ("reviewed.json/x.json"), a folder without permission or a full
+    # disk raised the OSError as a traceback.
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", *s)
+    (tmp_path / "reviewed.json").write_text("{}")
+    for fmt, out in [("coco", "reviewed.json/x.json"), ("yolo", "reviewed.json/a/y"), ("csv", "reviewed.json/c.csv")]:
+        for rev in ([], ["--rev", "HEAD"]):
+            rc, _, err = run("export", fmt, str(tmp_path / out), *rev, *s)
+            assert rc == 1 and "Traceback" not in err, err
+            assert f"{tmp_path / out}: cannot write the export: {tmp_path / 'reviewed.json'} is a file, not a folder" \
+                in err, err
+    from labelreview.formats import common
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(common, "_syncfs", full)
+    rc, _, err = run("export", "yolo", str(tmp_path / "y"), *s)
+    assert rc == 1 and f"{tmp_path / 'y'}: cannot write the export: No space left on device" in err, err
+    assert not (tmp_path / "y").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".y")]
+
+
 def test_commands_outside_a_store_fail_clearly(tmp_path):
     for argv in (["status"], ["ls"], ["log"], ["verify"], ["accept", "1"], ["export", "coco", "x.json"]):
         rc, out, err = run(*argv, cwd=tmp_path)

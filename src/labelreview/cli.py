@@ -202,11 +202,23 @@ def cmd_export(args) -> int:
         require(store, "export")
         registry.refuse_store_files(args.out, store.root)
         include = tuple(v for item in (args.include or []) for v in item.split(",") if v)
+
+        def write(snapshot) -> dict:
+            try:
+                return registry.write(args.format, snapshot, args.out, args)
+            except OSError as e:  # a folder on the way that is a file, no permission, a full disk...
+                blocking = next((p for p in reversed(Path(args.out).parents) if p.exists() and not p.is_dir()), None)
+                if isinstance(e, (FileExistsError, NotADirectoryError)) and blocking is not None:
+                    why = f"{blocking} is a file, not a folder"
+                else:
+                    why = (e.strerror or str(e)) + (f" ({e.filename})" if e.filename else "")
+                raise LabelreviewError(f"{args.out}: cannot write the export: {why}") from None
+
         if args.rev:
             with at_revision(store, args.rev) as old:
-                result = registry.write(args.format, snapshot_from_store(old, include), args.out, args)
+                result = write(snapshot_from_store(old, include))
         else:
-            result = registry.write(args.format, snapshot_from_store(store, include), args.out, args)
+            result = write(snapshot_from_store(store, include))
     finally:
         store.close()
     if args.json:
