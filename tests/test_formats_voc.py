@@ -414,3 +414,30 @@ def test_voc_export_refuses_a_class_labelmap_cannot_hold(tmp_path, name):
     with pytest.raises(LabelreviewError, match="labelmap.txt"):
         voc.write(snap, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["class", "part", "file name", "attribute"])
+def test_voc_export_refuses_text_xml_cannot_hold(tmp_path, where):
+    # A control character (a class "ca\x01t", a file name with \x1b) was written into the XML as it
+    # was: the export "succeeded", and neither labelreview nor any other VOC reader could read it back.
+    b, root = voc.read(A / "voc_dataset/voc_dataset1")
+    snap = snapshot_of(b, root)
+    obj = next(a for a in snap.annotations if not a.extra.get("voc_part_of") and a.kind != "mask")
+    part = next(a for a in snap.annotations if a.extra.get("voc_part_of"))
+    if where == "class":
+        obj.category = "ca\x01t"
+    elif where == "part":
+        part.category = "ha\x02nd"
+    elif where == "file name":
+        snap.image_by_id[obj.image_id].file_name = "JPEGImages/a\x1b.jpg"
+    else:
+        obj.extra["attributes"] = {"note": "a\x00b"}
+    with pytest.raises(LabelreviewError, match="control character"):
+        voc.write(snap, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+    obj.category, part.category = "cat", "hand"
+    snap.image_by_id[obj.image_id].file_name = "JPEGImages/a b.jpg"
+    obj.extra["attributes"] = {"note": "tab\there & <there>"}
+    voc.write(snap, tmp_path / "out")
+    again, _ = voc.read(tmp_path / "out")
+    assert {p.category for p in again.proposals} >= {"cat", "hand"}

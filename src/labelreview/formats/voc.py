@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -460,11 +461,11 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                 if po not in exported_sids:
                     skipped["part of an object not exported"] = skipped.get("part of an object not exported", 0) + len(plist)
             ex = im.extra or {}
-            lines = ["<annotation>", f"  <folder>{escape(str(ex.get('folder', '')))}</folder>",
-                     f"  <filename>{escape(base)}</filename>", f"  <path>{escape(im.file_name)}</path>"]
+            lines = ["<annotation>", f"  <folder>{_esc(str(ex.get('folder', '')))}</folder>",
+                     f"  <filename>{_esc(base)}</filename>", f"  <path>{_esc(im.file_name)}</path>"]
             if isinstance(ex.get("source"), dict):
                 lines.append("  <source>")
-                lines += [f"    <{k}>{escape(str(v))}</{k}>" for k, v in ex["source"].items() if _tag_ok(k)]
+                lines += [f"    <{k}>{_esc(str(v))}</{k}>" for k, v in ex["source"].items() if _tag_ok(k)]
                 lines.append("  </source>")
             if im.width and im.height:
                 lines += ["  <size>", f"    <width>{im.width}</width>", f"    <height>{im.height}</height>",
@@ -571,6 +572,18 @@ def _labelmap(cmap: semantic.ClassMap, object_classes: list[str], parts_of: dict
     return "\n".join(lines) + "\n"
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _esc(text: str) -> str:
+    """``text`` escaped for XML, or a clear error: XML 1.0 cannot hold control characters at all (not
+    even as &#1;), and a file holding one is refused by every reader, labelreview's own included."""
+    if _NOT_XML.search(text):
+        raise LabelreviewError(f"{text!r} holds a control character, which VOC XML cannot hold; relabel or "
+                               "rename it, or export another format (nothing was written)")
+    return escape(text)
+
+
 def _tag_ok(k: str) -> bool:
     return bool(k) and (k[0].isalpha() or k[0] == "_") and all(c.isalnum() or c in "_-." for c in k)
 
@@ -598,24 +611,24 @@ def _bndbox(bbox, indent: str, W: int | None = None, H: int | None = None) -> li
 
 def _object_xml(a, parts: list, W: int | None = None, H: int | None = None) -> list[str]:
     ex = a.extra or {}
-    out = ["  <object>", f"    <name>{escape(a.category)}</name>"]
+    out = ["  <object>", f"    <name>{_esc(a.category)}</name>"]
     if "pose" in ex:
-        out.append(f"    <pose>{escape(str(ex['pose']))}</pose>")
+        out.append(f"    <pose>{_esc(str(ex['pose']))}</pose>")
     for k in _FLAGS:
         if k in ex:
-            out.append(f"    <{k}>{escape(str(ex[k]))}</{k}>")
+            out.append(f"    <{k}>{_esc(str(ex[k]))}</{k}>")
     out += _bndbox(a.bbox, "    ", W, H)
     for p in parts:
-        out += (["    <part>", f"      <name>{escape(p.category)}</name>"] + _bndbox(p.bbox, "      ", W, H)
+        out += (["    <part>", f"      <name>{_esc(p.category)}</name>"] + _bndbox(p.bbox, "      ", W, H)
                 + ["    </part>"])
     if isinstance(ex.get("actions"), dict):
         out.append("    <actions>")
-        out += [f"      <{k}>{escape(str(v))}</{k}>" for k, v in ex["actions"].items() if _tag_ok(k)]
+        out += [f"      <{k}>{_esc(str(v))}</{k}>" for k, v in ex["actions"].items() if _tag_ok(k)]
         out.append("    </actions>")
     if isinstance(ex.get("attributes"), dict):
         out.append("    <attributes>")
         for k, v in ex["attributes"].items():
-            out.append(f"      <attribute><name>{escape(str(k))}</name><value>{escape(str(v))}</value></attribute>")
+            out.append(f"      <attribute><name>{_esc(str(k))}</name><value>{_esc(str(v))}</value></attribute>")
         out.append("    </attributes>")
     if a.score is not None:
         out.append(f"    <score>{fmt_num(a.score, 6)}</score>")
