@@ -485,3 +485,30 @@ def test_a_decision_in_conflict_after_a_sync_can_be_taken_back_by_its_author(two
         assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
         verify_ok(root)
     assert states(a) == states(b)
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete"])
+def test_a_remote_whose_committed_events_were_edited_or_removed_is_refused(two_machines, tamper):
+    # Bob edits (or deletes) Alice's log in his clone, commits and pushes it with plain git. Alice's
+    # sync merged it without a word (a fast-forward): her log on disk was rewritten or removed under
+    # her index, her own decision gone from her files, and she pushed the result on.
+    a, b, remote = two_machines
+    assert cli("accept", "1", "2", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    js("sync", "--store", b, author=BOB)
+    alices = next(p for p in (b / "events").rglob("*.jsonl") if "alice" in p.as_posix())
+    rel = alices.relative_to(b).as_posix()
+    if tamper == "edit":  # the same length: the size does not give it away
+        alices.write_text(alices.read_text().replace('"status":"accepted"', '"status":"rejected"', 1))
+    else:
+        git(b, "rm", "-q", rel)
+    git(b, "-c", "user.name=Bob", "-c", "user.email=bob@example.org", "commit", "-qam", "tidy")
+    git(b, "push", "-q", "origin", "HEAD")
+    before, head = files_of(a), git(a, "rev-parse", "HEAD")
+    rc, _, err = cli("sync", "--store", a, author=ALICE)
+    said = f"{rel}:1 does not match its hash" if tamper == "edit" else f"{rel} was deleted there"
+    assert rc == 1 and "not merged: the history on origin does not extend this store's" in err, err
+    assert said in err and "Nothing was changed here" in err, err
+    assert files_of(a) == before and git(a, "rev-parse", "HEAD") == head
+    assert git(remote, "rev-parse", "HEAD") == git(b, "rev-parse", "HEAD")  # nothing was pushed on
+    verify_ok(a)

@@ -144,6 +144,109 @@ def _check_own_logs(store: Store, ref: str) -> None:
                 "LABELREVIEW_AUTHOR), or review from one clone.")
 
 
+def _tree(root: Path, rev: str) -> dict[str, tuple[str, int]]:
+    """path -> (blob id, size) of the event logs and import files at ``rev``."""
+    out = _git(root, "ls-tree", "-r", "-l", "-z", rev, "--", eventlog.EVENTS_DIR, IMPORTS_DIR).stdout
+    tree: dict[str, tuple[str, int]] = {}
+    for entry in filter(None, out.split("\0")):
+        meta, path = entry.split("\t", 1)
+        _mode, kind, blob, size = meta.split()
+        if kind == "blob":
+            tree[path] = (blob, int(size))
+    return tree
+
+
+def _blobs(root: Path, ids: list[str]) -> dict[str, bytes]:
+    """The contents of these blobs (one ``git cat-file --batch``)."""
+    if not ids:
+        return {}
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(ids).encode() + b"\n",
+                          capture_output=True)
+    data, pos, out = proc.stdout, 0, {}
+    for blob in ids:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        head = data[pos:nl].split()
+        if len(head) != 3:  # "<id> missing"
+            pos = nl + 1
+            continue
+        size = int(head[2])
+        out[blob] = data[nl + 1:nl + 1 + size]
+        pos = nl + 1 + size + 1
+    return out
+
+
+def _bad_line(data: bytes, start: int) -> tuple[int, str] | None:
+    """The first line of a log (from byte ``start``, a line boundary) that is not an event in canonical
+    form hashing to itself: (its number, what is wrong), or None."""
+    number = data.count(b"\n", 0, start)
+    for raw in data[start:].split(b"\n")[:-1]:
+        number += 1
+        try:
+            ev = canonical.loads(raw)
+        except ValueError:
+            return number, "is not valid JSON"
+        if not isinstance(ev, dict) or eventlog.problem_of(ev):
+            return number, "is not an event"
+        if canonical.dumps(ev) != raw or canonical.event_hash(ev) != ev["hash"]:
+            return number, "does not match its hash (it was edited)"
+    return None
+
+
+def _first_difference(a: bytes, b: bytes) -> int:
+    """The number of the first line where two logs differ."""
+    for n, (x, y) in enumerate(zip(a.split(b"\n"), b.split(b"\n")), start=1):
+        if x != y:
+            return n
+    return min(a.count(b"\n"), b.count(b"\n")) + 1
+
+
+def _check_history(store: Store, ref: str, remote: str) -> None:
+    """What the remote brings must extend this store's history: every event log it shares with this
+    one holds this one's lines as they are (logs are append-only), no log or import file committed
+    here was deleted or changed there, and every line it adds is an event hashing to itself. A
+    remote whose history was rewritten (an event line edited, a log removed, then force-pushed) is
+    refused before git merges it, which would take the edit or the deletion silently."""
+    root = store.root
+    base = _git(root, "merge-base", "HEAD", ref, check=False).stdout.strip()
+    here, there = _tree(root, "HEAD"), _tree(root, ref)
+    based = _tree(root, base) if base else {}
+    logs = [p for p, (blob, _) in there.items() if p.startswith(eventlog.EVENTS_DIR + "/")
+            and p.endswith(".jsonl") and here.get(p, ("",))[0] != blob]
+    data = _blobs(root, sorted({there[p][0] for p in logs} | {here[p][0] for p in logs if p in here}))
+    problems = []
+    for path in sorted(logs):
+        theirs = data.get(there[path][0], b"")
+        ours = data.get(here[path][0], b"") if path in here else b""
+        if theirs.startswith(ours):  # what they add to this log must be events as written
+            bad = _bad_line(theirs, len(ours))
+            if bad:
+                problems.append(f"{path}:{bad[0]} {bad[1]}")
+        elif ours.startswith(theirs):
+            continue  # this store holds more of the log than the remote: it goes there on push
+        else:
+            line = _first_difference(ours, theirs)
+            bad = _bad_line(theirs, len(b"\n".join(theirs.split(b"\n")[:line - 1])) + (line > 1))
+            if bad:
+                problems.append(f"{path}:{bad[0]} {bad[1]}")
+            elif eventlog.writer_of(path) != store.identity.writer:  # (this writer's own: _check_own_logs)
+                problems.append(f"{path}:{line} differs from the line here (lines were edited, removed or "
+                                "reordered there)")
+    for path, (blob, _) in sorted(here.items()):
+        if path in based and path not in there:
+            problems.append(f"{path} was deleted there")
+        elif path.startswith(IMPORTS_DIR + "/") and path in there and there[path][0] != blob:
+            problems.append(f"{path} was changed there (imports never change)")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise LabelreviewError(
+            f"not merged: the history on {remote} does not extend this store's: {shown}. Committed events "
+            "were edited or removed there. Nothing was changed here. "
+            f"Find who did it (`git -C {root} log {ref}`), and restore {remote} from a clone whose "
+            "`labelreview verify` passes; then sync again.")
+
+
 def _import_ranges_here(store: Store, import_id: str) -> dict[str, tuple[int, int] | None]:
     conn = store.conn
     a = conn.execute("SELECT min(id), max(id) FROM annotations WHERE import_id=?", (import_id,)).fetchone()
@@ -258,6 +361,7 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
         _git(store.root, "fetch", "-q", "--tags", name)
         if _ref_exists(store.root, ref):
             with gitrepo.file_lock(store.root / INDEX_DIR / "git.lock"):
+                _check_history(store, ref, name)
                 _check_own_logs(store, ref)
                 _check_imports(store, ref, name)
                 merges.append(_merge(store, ref, name))
