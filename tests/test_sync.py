@@ -7,6 +7,7 @@ and `verify` green. And the cases sync must refuse, with nothing changed."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -512,3 +513,37 @@ def test_a_remote_whose_committed_events_were_edited_or_removed_is_refused(two_m
     assert files_of(a) == before and git(a, "rev-parse", "HEAD") == head
     assert git(remote, "rev-parse", "HEAD") == git(b, "rev-parse", "HEAD")  # nothing was pushed on
     verify_ok(a)
+
+
+KILLED_AFTER_MERGE = """
+import os, sys
+from labelreview.store import Store, sync
+real = sync._merge
+def merge(*args, **kwargs):
+    real(*args, **kwargs)
+    os._exit(9)  # kill -9 right after git merged, before the replay and the commit attribution
+sync._merge = merge
+with Store.open(sys.argv[1], author=sys.argv[2]) as store:
+    sync.sync(store)
+"""
+
+
+def test_a_sync_killed_after_its_merge_leaves_each_event_its_own_commit(two_machines):
+    # The next checkpoint saw the killed holder of the git lock and marked every event not yet
+    # attributed as HEAD's: Alice's decisions, which Bob's killed sync had merged, were credited to
+    # the merge commit (log and blame named it) and verify failed on the healthy store.
+    a, b, _ = two_machines
+    assert cli("accept", "1", "2", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    alices = git(a, "rev-parse", "HEAD").strip()
+    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_MERGE, str(b), BOB], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    assert git(b, "log", "-1", "--format=%s").startswith("labelreview sync: merge")
+    rc, out, err = cli("sync", "--store", b, author=BOB)  # retried: it picks up where it was killed
+    assert rc == 0, err
+    assert [e["commit"] for e in js("log", "--by", "alice", "--store", b)] == [alices, alices]
+    verify_ok(b)
+    js("sync", "--store", a, author=ALICE)
+    assert states(a) == states(b)

@@ -863,9 +863,9 @@ class Store:
                 if removed:
                     self._note_recovery({"removed_stale_git_locks": removed})
                 # ... and maybe after its commit, before it marked the events that commit holds:
-                # they are HEAD's, not the commit this checkpoint is about to make.
-                if repo.head.is_valid():
-                    self._mark_committed(repo, "HEAD")
+                # they are that commit's, not the one this checkpoint is about to make. Not HEAD's
+                # as such: a sync killed after its merge brought events that older commits hold.
+                _attribute_commits(self.root, self.conn)
             try:
                 self._commit_other_writers(repo)
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
