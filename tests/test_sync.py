@@ -547,3 +547,30 @@ def test_a_sync_killed_after_its_merge_leaves_each_event_its_own_commit(two_mach
     verify_ok(b)
     js("sync", "--store", a, author=ALICE)
     assert states(a) == states(b)
+
+
+def test_a_release_name_used_on_two_machines_is_named_when_sync_stops(two_machines):
+    # Alice and Bob each released "v1" on their own machine. Bob's every sync then failed with
+    # "git fetch failed: " and no reason (git fetch -q says nothing of the tag it refused to clobber).
+    a, b, _ = two_machines
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    assert cli("release", "v1", "-m", "alice's", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    assert cli("accept", "2", "--store", b, author=BOB)[0] == 0
+    assert cli("release", "v1", "-m", "bob's", "--store", b, author=BOB)[0] == 0
+    bobs = git(b, "rev-parse", "v1^{}").strip()
+    rc, _, err = cli("sync", "--store", b, author=BOB)
+    assert rc == 1 and f"release tag(s) v1 (here {bobs[:10]}, on origin " in err, err
+    assert "nothing was changed here" in err and "fetch --force origin refs/tags/TAG:refs/tags/TAG" in err, err
+    assert git(b, "rev-parse", "v1^{}").strip() == bobs  # his own tag is kept
+    git(b, "fetch", "-q", "--force", "origin", "refs/tags/v1:refs/tags/v1")  # the way out it names
+    assert cli("sync", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    assert states(a) == states(b)
+
+
+def test_a_fetch_that_fails_says_why(two_machines):
+    a, _, remote = two_machines
+    remote.rename(remote.with_name("moved.git"))  # the server's path went away
+    rc, _, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 1 and "git fetch failed: " in err and "does not appear to be a git repository" in err, err

@@ -304,6 +304,37 @@ def _check_imports(store: Store, ref: str, remote: str) -> None:
             "then sync; decisions made here on the clashing import cannot be carried over.")
 
 
+def _fetch(store: Store, remote: str) -> None:
+    """``git fetch --tags``; a tag the remote holds at another commit than this store is named.
+
+    (Not ``-q``: git then says nothing of a ref it refused to update, and the failure had no reason.)"""
+    proc = _git(store.root, "fetch", "--tags", remote, check=False)
+    if proc.returncode == 0:
+        return
+    clobbered = re.findall(r"\[rejected\]\s+(\S+)\s+->\s+\S+\s+\(would clobber existing tag\)", proc.stderr)
+    if clobbered:
+        here = {t: _git(store.root, "rev-parse", "--short=10", f"refs/tags/{t}^{{}}", check=False).stdout.strip()
+                for t in clobbered}
+        there = {}
+        for line in _git(store.root, "ls-remote", "--tags", remote, check=False).stdout.splitlines():
+            sha, _, ref = line.partition("\t")
+            tag = ref.removeprefix("refs/tags/")
+            if tag.endswith("^{}"):
+                there[tag[:-3]] = sha[:10]  # the commit an annotated tag names
+            else:
+                there.setdefault(tag, sha[:10])
+        tags = ", ".join(f"{t} (here {here[t] or '?'}, on {remote} {there.get(t, '?')})" for t in clobbered)
+        raise LabelreviewError(
+            f"not synced: release tag(s) {tags} name another commit on {remote} than here: a release of "
+            f"that name was also made, or moved, there. Releases never move; nothing was changed here "
+            f"and this store's tags are kept. Agree which one is the release: keep this one with "
+            f"`git -C {store.root} push --force {remote} refs/tags/TAG`, or take {remote}'s with "
+            f"`git -C {store.root} fetch --force {remote} refs/tags/TAG:refs/tags/TAG`; then sync again.")
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    why = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
+    raise LabelreviewError(f"git fetch failed: {why.removeprefix('fatal:').removeprefix('error:').strip()}")
+
+
 def _merge(store: Store, ref: str, remote: str) -> str:
     """Merge the fetched branch; a merge git cannot make cleanly is undone and explained."""
     repo = store.repo
@@ -358,7 +389,7 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
         attempts += 1
         # The network parts (fetch, push) run without the store's git lock: a slow remote must not
         # hold up the other reviewers' checkpoints. The merge and the replay hold it.
-        _git(store.root, "fetch", "-q", "--tags", name)
+        _fetch(store, name)
         if _ref_exists(store.root, ref):
             with gitrepo.file_lock(store.root / INDEX_DIR / "git.lock"):
                 _check_history(store, ref, name)
