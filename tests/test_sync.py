@@ -574,3 +574,28 @@ def test_a_fetch_that_fails_says_why(two_machines):
     remote.rename(remote.with_name("moved.git"))  # the server's path went away
     rc, _, err = cli("sync", "--store", a, author=ALICE)
     assert rc == 1 and "git fetch failed: " in err and "does not appear to be a git repository" in err, err
+
+
+def test_a_git_merge_left_in_progress_in_the_store_is_named_with_the_way_out(two_machines):
+    # Someone ran `git merge` (or `git pull`) in Bob's store and left it half-way. sync and every
+    # decision's checkpoint failed with "git commit failed: 'fatal: cannot do a partial commit
+    # during a merge." (a stray quote, and no word of what to do).
+    a, b, _ = two_machines
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    git(b, "fetch", "-q", "origin")
+    git(b, "-c", "user.name=Bob", "-c", "user.email=bob@example.org", "merge", "-q", "--no-ff", "--no-commit",
+        "origin/HEAD")
+    rc, _, err = cli("sync", "--store", b, author=BOB)
+    assert rc == 1 and "not synced: a git merge is in progress in the store" in err, err
+    assert f"`git -C {b} merge --abort`" in err and "Nothing was changed" in err, err
+    rc, out, err = cli("accept", "5", "--store", b, author=BOB)
+    assert rc == 1 and "accept 5: spoon pending -> spoon accepted" in out  # the decision stands
+    assert "cannot do a partial commit during a merge" in err and "'fatal" not in err, err
+    assert "a git merge is in progress" in err and "merge --abort" in err, err
+    git(b, "merge", "--abort")  # the way out it names
+    assert cli("sync", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    assert states(a) == states(b) and states(a)[5][1] == "accepted"
+    verify_ok(a)
+    verify_ok(b)

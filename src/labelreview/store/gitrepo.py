@@ -98,11 +98,34 @@ def _run_git(repo: git.Repo, *args: str, **kwargs) -> str:
                 time.sleep(0.1)
                 continue
             first = err.splitlines()[0] if err else str(e)
+            first = first.removeprefix("stderr:").strip().removeprefix("'").strip()
+            busy = operation_in_progress(Path(repo.git_dir))
+            if busy:
+                raise LabelreviewError(f"git {args[0]} failed: {first} {busy}") from None
             if locked:
                 raise LabelreviewError(
-                    f"git {args[0]} failed: {first.removeprefix('stderr:').strip()} Another git process is "
+                    f"git {args[0]} failed: {first} Another git process is "
                     "using the store; if none is running, remove that lock file.") from None
-            raise LabelreviewError(f"git {args[0]} failed: {first.removeprefix('stderr:').strip()}") from None
+            raise LabelreviewError(f"git {args[0]} failed: {first}") from None
+
+
+#: A git operation left half-way in the store's repository (by hand, or by a process that was
+#: killed): its marker in the git folder, what it is, and how to end it.
+_IN_PROGRESS = (("MERGE_HEAD", "a git merge", "merge --abort"),
+                ("rebase-merge", "a git rebase", "rebase --abort"),
+                ("rebase-apply", "a git rebase or am", "rebase --abort"),
+                ("CHERRY_PICK_HEAD", "a git cherry-pick", "cherry-pick --abort"),
+                ("REVERT_HEAD", "a git revert", "revert --abort"))
+
+
+def operation_in_progress(gitdir: Path) -> str | None:
+    """What to tell a user whose store is in the middle of a git merge, rebase... (None if it is not)."""
+    for marker, what, abort in _IN_PROGRESS:
+        if (gitdir / marker).exists():
+            root = gitdir.parent
+            return (f"{what} is in progress in the store (someone ran git there, or it was interrupted): "
+                    f"finish it, or undo it with `git -C {root} {abort}`, then try again.")
+    return None
 
 
 def init_repo(root: Path) -> git.Repo:

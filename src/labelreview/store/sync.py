@@ -378,6 +378,9 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
     name = _default_remote(store, remote)
     branch = _branch(store)
     ref = f"refs/remotes/{name}/{branch}"
+    busy = gitrepo.operation_in_progress(Path(store.repo.git_dir))
+    if busy:
+        raise LabelreviewError(f"not synced: {busy} Nothing was changed; the decisions are safe in the event logs.")
     store.checkpoint()
     events_before = store.counts()["events"]
     open_before = {c["annotation"] for c in store.open_conflicts()}
