@@ -599,3 +599,28 @@ def test_a_git_merge_left_in_progress_in_the_store_is_named_with_the_way_out(two
     assert states(a) == states(b) and states(a)[5][1] == "accepted"
     verify_ok(a)
     verify_ok(b)
+
+
+def test_log_and_blame_say_on_which_machine_each_decision_was_made(two_machines, monkeypatch):
+    # One reviewer on two machines: log showed two identical "Alice" rows and blame (text and
+    # --json) never named the host, so an auditor could not tell where a decision was made.
+    from labelreview.store import identity
+
+    a, _, remote = two_machines
+    laptop = a.parent / "alice-laptop"
+    monkeypatch.setattr(identity, "_hostname", lambda: "alice-laptop")
+    assert cli("clone", remote, laptop, author=ALICE)[0] == 0
+    assert cli("relabel", "2", "cat", "--store", laptop, author=ALICE)[0] == 0
+    js("sync", "--store", laptop, author=ALICE)
+    monkeypatch.undo()
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    here = js("log", "--annotation", "1", "--store", a)[0]["host"]
+    assert here != "alice-laptop"
+    [b] = js("blame", "2", "--store", a)
+    assert b["host"] == "alice-laptop" and b["author"] == ALICE
+    rc, out, _ = cli("blame", "2", "--store", a)
+    assert rc == 0 and "alice-laptop" in out.splitlines()[1] and "host" in out.splitlines()[0]
+    rc, out, _ = cli("log", "--store", a)
+    rows = out.splitlines()
+    assert "host" in rows[0] and here in rows[1] and "alice-laptop" in rows[2]

@@ -462,10 +462,10 @@ def cmd_log(args) -> int:
     if args.json:
         emit_json(events)
         return 0
-    table([[e["ts"][:19].replace("T", " "), e["author"], e["action"], e["annotation"],
+    table([[e["ts"][:19].replace("T", " "), e["author"], e["host"] or "", e["action"], e["annotation"],
             f"{e['old']['category']}/{e['old']['status']} -> {e['new']['category']}/{e['new']['status']}",
             why_line(e["reason"], e["comment"]), e["commit"][:10] if e["commit"] else "(uncommitted)"] for e in events],
-          ["time (UTC)", "author", "action", "ann", "change", "why", "commit"])
+          ["time (UTC)", "author", "host", "action", "ann", "change", "why", "commit"])
     return 0
 
 
@@ -481,12 +481,12 @@ def cmd_blame(args) -> int:
     if args.json:
         emit_json(rows)
         return 0
-    table([[r["annotation"], r["category"], r["status"], r["author"] or "(proposal)",
+    table([[r["annotation"], r["category"], r["status"], r["author"] or "(proposal)", r["host"] or "",
             (r["ts"] or "")[:19].replace("T", " "),
             f"{r['old']['category']}/{r['old']['status']}" if r["old"] else f"proposed {r['proposed_category']}",
             why_line(r["reason"], r["comment"]), r["commit"][:10] if r["commit"] else ("(uncommitted)" if r["event"] else "")]
            for r in rows],
-          ["ann", "class", "status", "by", "when (UTC)", "from", "why", "commit"])
+          ["ann", "class", "status", "by", "host", "when (UTC)", "from", "why", "commit"])
     return 0
 
 

@@ -34,6 +34,7 @@ def blame(store: Store, *, annotation: int | None = None, image: int | None = No
             "annotation": a.id, "image": a.image_id, "category": a.category, "status": a.status,
             "proposed_category": a.proposed_category, "source": a.source, "import": a.import_id,
             "author": ev["author"] if ev else None, "login": ev["login"] if ev else None,
+            "host": ev["host"] if ev else None,
             "ts": ev["ts"] if ev else None, "action": ev["action"] if ev else "imported",
             "old": ev["old"] if ev else None, "new": ev["new"] if ev else None,
             "reason": ev["reason"] if ev else None, "comment": ev["comment"] if ev else None,
