@@ -624,3 +624,25 @@ def test_log_and_blame_say_on_which_machine_each_decision_was_made(two_machines,
     rc, out, _ = cli("log", "--store", a)
     rows = out.splitlines()
     assert "host" in rows[0] and here in rows[1] and "alice-laptop" in rows[2]
+
+
+def test_each_event_keeps_its_own_commit_when_commits_share_a_second(two_machines, monkeypatch):
+    # Commit dates count seconds: Bob's quick decisions and the merges between them often share
+    # one. git log's default order then listed a commit of Bob's after its child (the other machine's
+    # merge reached it first), so a rebuild credited his first decision to his second's commit:
+    # log and blame named the wrong commit after `reindex` or on a fresh clone, and verify failed.
+    a, b, _ = two_machines
+    for var in ("GIT_COMMITTER_DATE", "GIT_AUTHOR_DATE"):
+        monkeypatch.setenv(var, "2026-11-28T12:00:00Z")
+    assert cli("accept", "1", "--store", b, author=BOB)[0] == 0
+    first = git(b, "rev-parse", "HEAD").strip()
+    js("sync", "--store", b, author=BOB)
+    assert cli("accept", "2", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)  # a merge with Bob's first commit as its parent
+    for i in (3, 4, 5):  # three checkpoints of Bob's on top of his first
+        assert cli("accept", str(i), "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    verify_ok(b)
+    assert cli("reindex", "--store", b, author=BOB)[0] == 0
+    assert js("log", "--annotation", "1", "--store", b)[0]["commit"] == first
+    verify_ok(b)

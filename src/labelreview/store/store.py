@@ -1943,9 +1943,12 @@ def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:
 
 
 def _log_history(repo) -> str:
-    """``git log --raw`` of the event logs, oldest commit first."""
+    """``git log --raw`` of the event logs, oldest commit first: every commit after its parents
+    (``--topo-order``; git's default order is by commit date, and lists a parent before its child
+    when they have the same date, to the second, and another branch reaches the parent first)."""
     # Log paths are slugs ([A-Za-z0-9._-/]), so git never quotes them in --raw output.
-    return repo.git.log("--reverse", "--format=C %H", "--raw", "--no-abbrev", "--", eventlog.EVENTS_DIR)
+    return repo.git.log("--reverse", "--topo-order", "--format=C %H", "--raw", "--no-abbrev", "--",
+                        eventlog.EVENTS_DIR)
 
 
 def _log_blobs(out: str) -> list[tuple[str, str, str]]:
