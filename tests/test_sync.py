@@ -646,3 +646,18 @@ def test_each_event_keeps_its_own_commit_when_commits_share_a_second(two_machine
     assert cli("reindex", "--store", b, author=BOB)[0] == 0
     assert js("log", "--annotation", "1", "--store", b)[0]["commit"] == first
     verify_ok(b)
+
+
+def test_a_push_a_hook_refuses_is_said_at_once_not_retried(two_machines):
+    # A server-side hook that refuses the push (a protected branch, a policy check) made sync fetch,
+    # merge and push again five times before it gave up: only a remote that moved is worth a retry.
+    a, _, remote = two_machines
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho run >> \"$(dirname \"$0\")/../runs\"\necho 'branch is protected' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    rc, out, err = cli("sync", "--store", a, author=ALICE)
+    assert rc != 0 and "push" in err and "branch is protected" in err, (out, err)
+    assert (remote / "runs").read_text().count("run") == 1
+    assert states(a)[1][1] == "accepted"  # and nothing here was lost
+    verify_ok(a)

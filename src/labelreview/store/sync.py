@@ -413,7 +413,9 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
             pushed = True
             break
         err = proc.stderr
-        moved = "fetch first" in err or "non-fast-forward" in err or "rejected" in err
+        # Only a remote that moved is worth fetching, merging and pushing again; a hook or a policy
+        # that refuses the push ("[remote rejected] ... hook declined") refuses it again.
+        moved = "fetch first" in err or "non-fast-forward" in err
         if not moved or attempts >= PUSH_RETRIES:
             raise LabelreviewError(f"git push to {name} failed: {_first_line(err)}. Everything is merged "
                                    "and safe here; run `labelreview sync` again to retry the push.")
