@@ -573,3 +573,49 @@ def test_yolo_import_that_matches_no_image_fails_clearly(tmp_path):
     assert r.returncode == 1 and "no images found" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = run_cli("import", "yolo", str(out), "--images", str(root), "--store", str(store))
     assert r.returncode == 0 and "imported 2 annotations on 2 images" in r.stdout, r.stdout + r.stderr
+
+
+def test_image_of_unknown_size_is_left_out_of_the_export_not_written_as_background(tmp_path):
+    """An image whose size is unknown (file missing or unreadable) had its labels skipped but an empty
+    labels/<name>.txt written, in a split folder data.yaml names: Ultralytics trained it as an image
+    with no objects. Now it is left out (no label file, not in the split) and the result says so."""
+    import yaml
+
+    from labelreview.model import ImageRecord, Proposal
+
+    batch, root = _images_without_folders(tmp_path)
+    PILImage.new("RGB", (100, 50)).save(root / "c.jpg")  # labelled, size known: written
+    batch.images.append(ImageRecord(key="gone.jpg", file_name="gone.jpg"))  # no size, no file
+    batch.images.append(ImageRecord(key="c.jpg", file_name="c.jpg", width=100, height=50))
+    batch.proposals += [Proposal(image_key="gone.jpg", category="cat", kind="bbox", bbox=[1, 1, 5, 5]),
+                        Proposal(image_key="gone.jpg", category="dog", kind="bbox", bbox=[2, 2, 5, 5]),
+                        Proposal(image_key="c.jpg", category="dog", kind="bbox", bbox=[2, 2, 5, 5])]
+    out = tmp_path / "out"
+    res = yolo.write(snapshot_of(batch, root), out)
+    assert not (out / "labels/gone.txt").exists()
+    assert res["images_left_out"] == {"image size unknown (image file missing or unreadable)": ["gone.jpg"]}
+    assert res["skipped"] == {"image size unknown": 2} and res["images"] == 3 and res["annotations"] == 3
+    # the split lists the images it holds (Ultralytics: "./" is the list file's folder), not a folder
+    cfg = yaml.safe_load((out / "data.yaml").read_text())
+    assert cfg["train"] == "train.txt"
+    listed = (out / "train.txt").read_text().splitlines()
+    assert listed == ["./images/a.jpg", "./images/b.jpg", "./images/c.jpg"]
+    # the file appears later in the image root: Ultralytics still does not see it
+    PILImage.new("RGB", (100, 50)).save(root / "gone.jpg")
+    (out / "images").symlink_to(root, target_is_directory=True)
+    for entry in listed:
+        p = entry.replace("./", str(out) + "/")
+        lab = "/labels/".join(p.rsplit("/images/", 1)).rsplit(".", 1)[0] + ".txt"
+        assert os.path.isfile(p) and open(lab).read().strip(), lab
+    (out / "images").unlink()
+    # and the export reads back (with --images) as the images it holds
+    again = yolo.read(out, images=root)
+    assert sorted(im.file_name for im in again.images) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert len(again.proposals) == 3
+    assert not [w for w in again.warnings if w.action != "kept"], again.warnings
+    # an image of unknown size with no labels is still written: it has no objects, and no size is needed
+    batch.proposals = [p for p in batch.proposals if p.image_key != "gone.jpg"]
+    (root / "gone.jpg").unlink()
+    res = yolo.write(snapshot_of(batch, root), out)
+    assert "images_left_out" not in res and (out / "labels/gone.txt").read_text() == ""
+    assert yaml.safe_load((out / "data.yaml").read_text())["train"] == "images"

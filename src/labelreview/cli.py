@@ -231,6 +231,9 @@ def cmd_export(args) -> int:
             detail = ", ".join(f"{n} {why}" for why, n in skipped.items()) if isinstance(skipped, dict) \
                 else str(skipped)
             print(f"not written, the format cannot hold them: {detail}")
+        for why, names in (result.get("images_left_out") or {}).items():
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            print(f"images left out of the export, {why}: {shown}")
     return 0
 
 

@@ -173,6 +173,19 @@ def _images_under(folder: Path) -> list[Path]:
     return [folder / r for r in imgs.walk_files(folder) if imgs.is_image_name(r)]
 
 
+def _in_export_names(entry: str) -> list[str]:
+    """What a path of a labelreview export's data.yaml or split list may be in the image root: itself,
+    or without its leading "images/" (where Ultralytics must find the images inside the export for
+    images whose file names have no images folder, i.e. the image root's "...")."""
+    e = entry.strip().replace("\\", "/")
+    while e.startswith("./"):
+        e = e[2:]
+    cands = [e]
+    if e == "images" or e.startswith("images/"):
+        cands.append(e[len("images/"):] or ".")
+    return cands
+
+
 def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
     """Add the images a data.yaml / obj.data split names: a folder, a list file, an image, or a list."""
     entries = entry if isinstance(entry, list) else [entry]
@@ -187,13 +200,7 @@ def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
         if layout.images_elsewhere:
             # --images: the images are there, so a split folder is looked for in the image root first
             # (not in the dataset imported: "." or "images" would name the labels-only export itself).
-            # A labelreview export names the folder where Ultralytics must find them inside it:
-            # "images/..." for images whose file names have no images folder, i.e. the image root's "...".
-            e_ = e.strip().replace("\\", "/")
-            cands = [e_]
-            if e_ == "images" or e_.startswith("images/"):
-                cands.append(e_[len("images/"):] or ".")
-            for c in cands:
+            for c in _in_export_names(e):
                 in_root.add((layout.image_root / c).resolve())
                 if p is None and not Path(c).is_absolute():
                     p = _resolve(c, [layout.image_root])
@@ -233,13 +240,19 @@ def _list_file(layout: Layout, split: str, lst: Path) -> None:
         e = line.strip()
         if not e or e.startswith("#"):
             continue
-        p = _resolve(e, bases)
-        if p is None or not p.is_file():
-            layout.warnings.append(ImportWarning(f"{lst.name} line {n}", f"image {e!r} not found; skipped",
-                                                 "skipped"))
-            continue
-        if not (lst.parent / e).is_file() and not Path(e).is_absolute():
-            repaired += 1
+        p = None
+        if layout.images_elsewhere and not Path(e).is_absolute():
+            # --images: looked for in the image root first, as a split folder is (a labelreview
+            # export lists "./images/a.jpg" for the image root's a.jpg)
+            p = next((c for c in (layout.image_root / x for x in _in_export_names(e)) if c.is_file()), None)
+        if p is None:
+            p = _resolve(e, bases)
+            if p is None or not p.is_file():
+                layout.warnings.append(ImportWarning(f"{lst.name} line {n}", f"image {e!r} not found; skipped",
+                                                     "skipped"))
+                continue
+            if not (lst.parent / e).is_file() and not Path(e).is_absolute():
+                repaired += 1
         layout.images.append((split, p))
     if repaired:
         layout.warnings.append(ImportWarning(lst.name, f"{repaired} image path(s) read relative to the dataset "
@@ -791,6 +804,11 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     skipped: dict[str, int] = {}
     n_written = 0
     split_dirs: dict[str, set[str]] = {}
+    #: Per split, the images written, as data.yaml's paths inside the export; and the images left out
+    #: (labels but no size to normalize them against), with the splits they leave out of their folder.
+    split_images: dict[str, list[str]] = {}
+    left_out: list[str] = []
+    listed: set[str] = set()
     names = {index[c.name]: c.name for c in cats}
     used_rel: set[str] = set()
     dumps = orjson.dumps
@@ -798,25 +816,33 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     with FolderExport(out) as fx:
         prov = fx.open(PROVENANCE_NAME)  # streamed: half a million rows need not sit in memory
         for im in snapshot.images:
-            rel = label_rel_for(im.file_name)
-            if rel in used_rel:  # two images (from two imports) with the same file name
-                rel = f"labels/{im.import_id}/{im.file_name.rsplit('.', 1)[0]}.txt"
-            used_rel.add(rel)
             split = (im.extra or {}).get("split") or "train"
-            img_dir = image_rel_in_export(im.file_name).rsplit("/", 1)[0]
-            split_dirs.setdefault(split if split in SPLITS else "train", set()).add(img_dir)
+            split = split if split in SPLITS else "train"
             W, H = im.width, im.height
             if not W or not H:
                 try:
                     W, H = imgs.image_size(im.path)
                 except imgs.ImageProblem:
                     W = H = None
+            mine = by_image.get(im.id, ())
+            if W is None and mine:
+                # Its labels cannot be normalized. An empty label file, or none, beside an image in
+                # a split is "no objects" to Ultralytics (a background image): a wrong label, said
+                # nowhere. So the image is left out, and its split lists the images it does hold.
+                skipped["image size unknown"] = skipped.get("image size unknown", 0) + len(mine)
+                left_out.append(im.file_name)
+                listed.add(split)
+                continue
+            rel = label_rel_for(im.file_name)
+            if rel in used_rel:  # two images (from two imports) with the same file name
+                rel = f"labels/{im.import_id}/{im.file_name.rsplit('.', 1)[0]}.txt"
+            used_rel.add(rel)
+            in_export = image_rel_in_export(im.file_name)
+            split_dirs.setdefault(split, set()).add(in_export.rsplit("/", 1)[0])
+            split_images.setdefault(split, []).append(in_export)
             lines = []
             rows = []
-            for a in by_image.get(im.id, ()):
-                if W is None:
-                    skipped["image size unknown"] = skipped.get("image size unknown", 0) + 1
-                    continue
+            for a in mine:
                 line = _line(a, index[a.category], task, W, H, kshape)
                 if line.startswith("!"):
                     skipped[line[1:]] = skipped.get(line[1:], 0) + 1
@@ -838,7 +864,12 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
                       "# reads it back."]
         for split in SPLITS:
             dirs = sorted(split_dirs.get(split, ()))
-            if len(dirs) == 1:
+            if split in listed and dirs:
+                # A list of the split's images instead of its folders, which hold a left-out one too.
+                # Ultralytics reads a "./" path in it relative to the list file's folder.
+                fx.write(f"{split}.txt", "".join(f"./{r}\n" for r in split_images[split]))
+                yaml_lines.append(f"{split}: {split}.txt")
+            elif len(dirs) == 1:
                 yaml_lines.append(f"{split}: {_yaml_str(dirs[0])}")
             elif dirs:
                 yaml_lines.append(f"{split}:")
@@ -855,10 +886,12 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
         yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
         fx.write("data.yaml", "\n".join(yaml_lines) + "\n")
         fx.commit()
-    res = {"file": str(out), "images": len(snapshot.images), "annotations": n_written,
+    res = {"file": str(out), "images": len(snapshot.images) - len(left_out), "annotations": n_written,
            "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
+    if left_out:
+        res["images_left_out"] = {"image size unknown (image file missing or unreadable)": left_out}
     return res
 
 
