@@ -190,6 +190,16 @@ def _ann(i, key, value):
     return _set(["annotations", i, key], value)
 
 
+def _no_size_and(*mutations):
+    """Image 0 (a.png, 40x30 on disk) without width/height in the file, then ``mutations``."""
+    def f(d):
+        d["images"][0].pop("width")
+        d["images"][0].pop("height")
+        for m in mutations:
+            m(d)
+    return f
+
+
 WARNED = [
     # (id, mutation, expected warning text, action, annotations imported, images imported)
     ("file name with ../", _img_name("../doc.json"), "escapes the image root", "skipped", 1, 1),
@@ -215,6 +225,14 @@ WARNED = [
     ('iscrowd "false"', _ann(0, "iscrowd", "false"), "iscrowd 'false' read as 0", "repaired", 4, 2),
     ("bbox outside the image", _ann(0, "bbox", [100, 100, 5, 5]), "lies outside", "skipped", 3, 2),
     ("bbox reaching outside", _ann(0, "bbox", [35, 25, 10, 10]), "clipped", "repaired", 4, 2),
+    # no width/height in the file: the image's own size (read at import) is the bound, as with one
+    ("bbox outside, no size in the file", _no_size_and(_ann(0, "bbox", [100, 100, 5, 5])),
+     "lies outside the 40x30 image", "skipped", 3, 2),
+    ("bbox reaching outside, no size in the file", _no_size_and(_ann(0, "bbox", [35, 25, 10, 10])),
+     "reaches outside the 40x30 image; clipped to [35, 25, 5.0, 5.0]", "repaired", 4, 2),
+    ("bbox reaching outside, size invalid", _no_size_and(_set(["images", 0, "width"], "40"),
+                                                         _ann(0, "bbox", [-5, 25, 10, 10])),
+     "reaches outside the 40x30 image; clipped to [0.0, 25, 5.0, 5.0]", "repaired", 4, 2),
     ("bbox of 3 numbers", _ann(0, "bbox", [1, 2, 3]), "is not 4 numbers", "skipped", 3, 2),
     ("negative bbox", _ann(0, "bbox", [1, 2, -3, 4]), "negative", "skipped", 3, 2),
     ("duplicate annotation id", _ann(1, "id", 1), "duplicate annotation id", "repaired", 4, 2),

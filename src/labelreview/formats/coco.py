@@ -295,8 +295,11 @@ def _rle_string_runs(counts: str) -> np.ndarray | None:
 
 
 def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None,
-         lazy: bool = False) -> ImportBatch:
+         lazy: bool = False, image_root: str | os.PathLike | None = None) -> ImportBatch:
     """Read a COCO instances/keypoints/labels file, or a bare results list (needs ``gt_images``).
+
+    ``image_root``: where the images are; an image the file gives no width/height for is measured
+    there, so that its boxes are clipped to it (or skipped) as with a size in the file.
 
     ``lazy``: the batch's proposals are an iterator, read from the file while the store consumes
     them (a large file is never held whole); its warnings grow meanwhile, and an error in an
@@ -313,7 +316,7 @@ def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None,
         if split is not None:
             doc, pieces = split
             del data
-            batch = _read_dataset(path, doc, pieces)
+            batch = _read_dataset(path, doc, pieces, image_root)
         else:
             doc = _parse(path, data)
             del data
@@ -322,7 +325,7 @@ def read(path: str | os.PathLike, *, gt_images: list[ImageRecord] | None = None,
             elif not isinstance(doc, dict):
                 raise InputError(path, "top level", f"expected a JSON object or a results list, not {type(doc).__name__}")
             else:
-                batch = _read_dataset(path, doc, None)
+                batch = _read_dataset(path, doc, None, image_root)
         if not lazy:
             batch.proposals = list(batch.proposals)
         batch.source_sha256 = sha256
@@ -396,12 +399,14 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
     return out, by_id
 
 
-def _read_images(path: str, imgs: Any, warns: list[ImportWarning]) -> tuple[list[ImageRecord], dict[Any, ImageRecord]]:
+def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
+                 image_root: str | os.PathLike | None = None) -> tuple[list[ImageRecord], dict[Any, ImageRecord]]:
     if imgs is None:
         imgs = []
     if not isinstance(imgs, list):
         raise InputError(path, "images", "must be a list")
     out, by_id = [], {}
+    root_real = os.path.realpath(Path(image_root).expanduser()) if image_root is not None else None
     for i, im in enumerate(imgs):
         if not isinstance(im, dict) or "id" not in im:
             raise InputError(path, f"images[{i}]", "an image needs an id")
@@ -419,6 +424,8 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning]) -> tuple[list
         if w is not None and (not isinstance(w, int) or w <= 0) or h is not None and (not isinstance(h, int) or h <= 0):
             warns.append(ImportWarning(where, f"width/height {w!r}x{h!r} invalid; read from the file", "repaired"))
             w = h = None
+        if (w is None or h is None) and root_real is not None:
+            w, h = _size_on_disk(root_real, fn, w, h)
         rec = ImageRecord(key=str(iid) if not isinstance(iid, str) else "s:" + iid, file_name=fn, width=w, height=h,
                           source_id=iid, extra={k: v for k, v in im.items() if k not in _IMG_KEYS})
         by_id[iid] = rec
@@ -426,7 +433,22 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning]) -> tuple[list
     return out, by_id
 
 
-def _read_dataset(path: str, data: dict, pieces: _Pieces | None) -> ImportBatch:
+def _size_on_disk(root_real: str, fn: str, w: int | None, h: int | None) -> tuple[int | None, int | None]:
+    """The image's own size (as the store will record it), for an image the file gives none; the
+    size as it was when the image cannot be read (the store reports its problem) or lies outside
+    the image root (never read; the store drops it)."""
+    from . import images as imgs
+
+    if imgs.escapes_root(root_real, fn):
+        return w, h
+    try:
+        return imgs.image_size(os.path.join(root_real, fn))
+    except imgs.ImageProblem:
+        return w, h
+
+
+def _read_dataset(path: str, data: dict, pieces: _Pieces | None,
+                  image_root: str | os.PathLike | None = None) -> ImportBatch:
     """``pieces``: the annotations array when it was cut out of ``data`` (see _split_annotations)."""
     warns: list[ImportWarning] = []
     if not any(k in data for k in ("images", "annotations", "categories")):
@@ -448,7 +470,7 @@ def _read_dataset(path: str, data: dict, pieces: _Pieces | None) -> ImportBatch:
             raise InputError(path, "annotations[0]", "COCO captions are not labels labelreview reviews "
                              "(supported: instances, keypoints, image labels, detection results)")
     cats, cat_names = _read_categories(path, data.get("categories"), warns)
-    images, img_by_id = _read_images(path, data.get("images"), warns)
+    images, img_by_id = _read_images(path, data.get("images"), warns, image_root)
     info = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
     if pieces is None:
         proposals = _read_annotations(path, _free_as_read(anns), img_by_id, cat_names, cats, warns)
@@ -518,8 +540,8 @@ class GroundTruthImages(list):
     categories: list[Category] = []
 
 
-def gt_images_from(path: str | os.PathLike) -> GroundTruthImages:
-    batch = read(path)
+def gt_images_from(path: str | os.PathLike, image_root: str | os.PathLike | None = None) -> GroundTruthImages:
+    batch = read(path, image_root=image_root)
     out = GroundTruthImages(batch.images)
     out.categories = batch.categories
     return out

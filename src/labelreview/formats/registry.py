@@ -163,7 +163,7 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
 
         gt = None
         if getattr(args, "gt", None):
-            gt = coco.gt_images_from(args.gt)
+            gt = coco.gt_images_from(args.gt, image_root=images or default_image_root(fmt, path))
         else:
             head = _head(Path(path), 64).lstrip(b"\xef\xbb\xbf").lstrip() if Path(path).is_file() else b""
             if head.startswith(b"["):
@@ -171,7 +171,7 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
                 if not gt:
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
                                            "ground-truth file with --gt or import it first")
-        batch = coco.read(path, gt_images=gt, lazy=lazy)
+        batch = coco.read(path, gt_images=gt, lazy=lazy, image_root=images or default_image_root(fmt, path))
         if gt is not None and not getattr(args, "gt", None):  # the store's own images: labelled in place
             batch.store_images = {im.key: int(im.key.split(":", 1)[1]) for im in batch.images}
         if gt is None:
