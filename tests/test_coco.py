@@ -225,6 +225,7 @@ WARNED = [
     ('iscrowd "false"', _ann(0, "iscrowd", "false"), "iscrowd 'false' read as 0", "repaired", 4, 2),
     ("bbox outside the image", _ann(0, "bbox", [100, 100, 5, 5]), "lies outside", "skipped", 3, 2),
     ("bbox reaching outside", _ann(0, "bbox", [35, 25, 10, 10]), "clipped", "repaired", 4, 2),
+    ("bbox ending where the image starts", _ann(0, "bbox", [-5, 3, 5, 8]), "lies outside", "skipped", 3, 2),
     # no width/height in the file: the image's own size (read at import) is the bound, as with one
     ("bbox outside, no size in the file", _no_size_and(_ann(0, "bbox", [100, 100, 5, 5])),
      "lies outside the 40x30 image", "skipped", 3, 2),

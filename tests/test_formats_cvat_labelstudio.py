@@ -267,3 +267,32 @@ def test_cvat_box_outside_the_image_is_clipped_or_skipped(tmp_path):
                                                             ([100, 10, 0, 10], "0:3")]
     assert [(w.where, w.action) for w in b.warnings] == [("image 'a.jpg' <box> #0", "repaired"),
                                                          ("image 'a.jpg' <box> #1", "skipped")]
+
+
+def test_labelstudio_box_past_the_image_is_clipped_or_skipped(tmp_path):
+    # Rectangles past 100 % (or below 0) were stored as they were, outside the image; the other
+    # readers clip such a box, or skip it when nothing of it is inside, with a warning.
+    def rect(x, y, w, h, rid):
+        return {"id": rid, "type": "rectanglelabels", "original_width": 200, "original_height": 100,
+                "value": {"x": x, "y": y, "width": w, "height": h, "rectanglelabels": ["car"]}}
+
+    task = {"id": 3, "data": {"image": "a.jpg"}, "annotations": [{"id": 1, "result": [
+        rect(-10, 20, 30, 100, "r0"),   # left of 0 and past the bottom: clipped
+        rect(110, 10, 20, 20, "r1"),    # wholly right of the image: skipped
+        rect(10, 10, 20, 20, "r2"),     # inside: as it was
+        rect(-30, 10, 30, 20, "r3"),    # ends where the image starts: nothing inside, skipped
+        rect(100, 10, 0, 20, "r4"),     # zero width on the right edge: inside, kept
+        rect(100 / 3, 50, 200 / 3, 50.000000001, "r5"),  # past 100 % by rounding only: clipped, unsaid
+    ]}]}
+    (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "a.json")
+    got = {p.source_id.rsplit("/", 1)[1]: p.bbox for p in b.proposals}
+    assert got.keys() == {"r0", "r2", "r4", "r5"}
+    assert got["r0"] == [0, 20, 40, 80] and got["r2"] == [20, 10, 40, 20] and got["r4"] == [200, 10, 0, 20]
+    assert got["r5"][1] + got["r5"][3] <= 100 and math.isclose(got["r5"][0] + got["r5"][2], 200)
+    base = "[0] (task 3) annotations[0] "
+    assert [(w.where, w.problem, w.action) for w in b.warnings if "result" in w.where] == [
+        (base + "result[0]", "box reaches outside the 200x100 image; clipped", "repaired"),
+        (base + "result[1]", "box lies outside the 200x100 image", "skipped"),
+        (base + "result[3]", "box lies outside the 200x100 image", "skipped"),
+    ]

@@ -16,6 +16,7 @@ import orjson
 from pycocotools import mask as maskutils
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
+from .common import clip_bbox
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -612,7 +613,7 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
                     x, y, bw, bh = bbox
                     fast = (isfinite(x + y + bw + bh) and bw >= 0 and bh >= 0
                             and (not h or not w or (x >= 0 and y >= 0 and x + bw <= w and y + bh <= h)))
-                except (TypeError, OverflowError):  # ... inside the image, so that _clip keeps it
+                except (TypeError, OverflowError):  # ... inside the image, so that clip_bbox keeps it
                     fast = False
             if fast:
                 if aid is not None:
@@ -722,7 +723,7 @@ def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id:
             x0, y0 = min(xs[k] for k in vis), min(ys[k] for k in vis)
             bbox = [x0, y0, max(xs[k] for k in vis) - x0, max(ys[k] for k in vis) - y0]
     if bbox is not None and hw:
-        clipped = _clip(bbox, hw)
+        clipped = clip_bbox(bbox, hw)
         if clipped is None:
             warns.append(ImportWarning(where, f"bbox {bbox} lies outside the {hw[1]}x{hw[0]} image", "skipped"))
             return None
@@ -755,18 +756,6 @@ def _bbox_of(seg: Any, hw: tuple[int, int] | None) -> list[float] | None:
     xs = [v for p in seg for v in p[0::2]]
     ys = [v for p in seg for v in p[1::2]]
     return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-
-
-def _clip(bbox: list[float], hw: tuple[int, int]) -> list[float] | None:
-    x, y, w, h = bbox
-    H, W = hw
-    x0, y0 = max(0.0, x), max(0.0, y)
-    x1, y1 = min(float(W), x + w), min(float(H), y + h)
-    if x1 < x0 or y1 < y0 or (x0 >= W and w > 0) or (y0 >= H and h > 0):
-        return None
-    if (x0, y0, x1, y1) == (x, y, x + w, y + h):
-        return bbox
-    return [x0, y0, x1 - x0, y1 - y0]
 
 
 # ---------------------------------------------------------------------- export

@@ -104,6 +104,21 @@ def polygon_bbox(points: Iterable[float]) -> list[float]:
     return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
+def clip_bbox(bbox: list[float], hw: tuple[float, float]) -> list[float] | None:
+    """A box [x, y, w, h] clipped to an image of ``hw`` (height, width): ``bbox`` itself when it is
+    inside, a new list when it reaches outside, None when nothing of it is inside (a box of zero width
+    or height on the image's edge is inside; one that only touches the edge from outside is not)."""
+    x, y, w, h = bbox
+    H, W = hw
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(W), x + w), min(float(H), y + h)
+    if x1 < x0 or y1 < y0 or (x1 == x0 and w > 0) or (y1 == y0 and h > 0):
+        return None
+    if (x0, y0, x1, y1) == (x, y, x + w, y + h):
+        return bbox
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
 def rotated_corners(cx: float, cy: float, w: float, h: float, angle_deg: float) -> list[float]:
     """The corners of a w x h box centred on (cx, cy), turned by ``angle_deg`` (clockwise on screen,
     y pointing down), starting top-left and going clockwise: x0, y0, ..., x3, y3."""

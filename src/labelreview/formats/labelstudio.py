@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
 from .coco import load_json
-from .common import obb_angle, polygon_bbox
+from .common import clip_bbox, obb_angle, polygon_bbox
 
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices", "brushlabels",
                "ellipselabels", "polylinelabels", "taxonomy")
@@ -193,9 +193,20 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
         if w < 0 or h < 0:
             raise InputError(shown, where, "negative width or height")
         rot = _num(v.get("rotation") or 0, shown, where, "rotation")
+        bbox = [x, y, w, h]
+        if rot % 360 == 0:
+            # past 100 % (or below 0): clipped to the image, or skipped when nothing of it is inside
+            bbox = clip_bbox(bbox, (H, W))
+            if bbox is None:
+                warns.append(ImportWarning(where, f"box lies outside the {W:g}x{H:g} image", "skipped"))
+                return []
+            if max(abs(a - b) for a, b in zip(bbox, [x, y, w, h])) > 0.01:  # not just rounding
+                warns.append(ImportWarning(where, f"box reaches outside the {W:g}x{H:g} image; clipped",
+                                           "repaired"))
         for lab in labels:
             if rot % 360 == 0:
-                out.append(Proposal(image_key=im.key, category=lab, kind="bbox", bbox=[x, y, w, h], score=score, extra={}))
+                out.append(Proposal(image_key=im.key, category=lab, kind="bbox", bbox=list(bbox), score=score,
+                                    extra={}))
             else:
                 a = math.radians(rot)  # about the top-left corner, clockwise on screen
                 c, s = math.cos(a), math.sin(a)
