@@ -268,7 +268,6 @@ def _one_label_dataset(tmp_path, text: bytes | str, names="a\nb\n", size=(20, 10
     ("0 0.5 0.5 0.1\n", "line 1: 3 value(s) after the class"),
     ("0 0.5 0.5 0.1 0.1\n1 0.5 nan 0.1 0.1\n", "line 2: NaN or infinite"),
     ("0 0.5 0.5 -0.1 0.2\n", "line 1: negative box width"),
-    ("7 0.5 0.5 0.1 0.1\n", "line 1: class 7 is not in the class names"),
     ("x 0.5 0.5 0.1 0.1\n", "line 1: class 'x' is not a class index"),
     ("0 0.5 0.5 0.1 abc\n", "line 1: 'abc' is not a number"),
     ("0 120 40 30 20\n", "line 1: value 120 is not normalized"),
@@ -619,3 +618,28 @@ def test_image_of_unknown_size_is_left_out_of_the_export_not_written_as_backgrou
     res = yolo.write(snapshot_of(batch, root), out)
     assert "images_left_out" not in res and (out / "labels/gone.txt").read_text() == ""
     assert yaml.safe_load((out / "data.yaml").read_text())["train"] == "images"
+
+
+def test_class_index_missing_from_the_names_is_kept_under_a_class_of_its_own(tmp_path):
+    """A class index the names file does not have failed the whole import; COCO repairs an undefined
+    category id (class "undefined-<id>", a warning). YOLO now does the same: the labels are kept for
+    review under "undefined-7", with a warning naming the file and the line, once per index."""
+    d = _one_label_dataset(tmp_path, "0 0.5 0.5 0.1 0.1\n7 0.5 0.5 0.2 0.2\n7 0.25 0.25 0.1 0.1\n")
+    b = yolo.read(d)
+    assert [c.name for c in b.categories] == ["a", "b", "undefined-7"]
+    assert [c.source_id for c in b.categories] == [0, 1, 7]
+    assert [p.category for p in b.proposals] == ["a", "undefined-7", "undefined-7"]
+    assert [(w.where, w.problem, w.action) for w in b.warnings] == [
+        ("labels/x.txt line 2", "class 7 is not in the class names (0..1, classes.txt); class 'undefined-7' "
+         "added", "repaired")]
+    # the same from a data.yaml, and through the store; an export writes every class
+    (d / "classes.txt").unlink()
+    (d / "data.yaml").write_text("train: images\nnames: [a, b]\n")
+    first, again, result = store_round_trip(tmp_path, "yolo", d)
+    assert any(w.where == "labels/x.txt line 2" and "data.yaml" in w.problem for w in first.warnings)
+    assert result["annotations"] == 3 and "undefined-7" in [c.name for c in again.categories]
+    assert_same_labels(first, again)
+    # a malformed line is still an error
+    (d / "labels/x.txt").write_text("7 0.5 0.5 0.1\n")
+    with pytest.raises(InputError, match=r"labels/x.txt: line 1: 3 value\(s\) after the class"):
+        yolo.read(d)

@@ -528,7 +528,7 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
             lines = None
         else:
             shown = _rel(lab, slabel_root)
-            lines = _parse_file(lab, shown, kshape, task, names, auto_names)
+            lines = _parse_file(lab, shown, kshape, task, names, auto_names, warns, layout.names_from)
         try:
             w, h = imgs.image_size(im)
         except imgs.ImageProblem as e:
@@ -605,8 +605,13 @@ def _class_index(tok: str, shown: str, n: int) -> int:
     return int(v)
 
 
-def _parse_file(lab: str, shown: str, kshape, task, names, auto_names) -> list[tuple[int, int, list[float]]]:
-    """(line number, class index, values) per label line; every structural problem is an InputError."""
+def _parse_file(lab: str, shown: str, kshape, task, names, auto_names, warns: list[ImportWarning],
+                names_from: str = "") -> list[tuple[int, int, list[float]]]:
+    """(line number, class index, values) per label line; every structural problem is an InputError.
+
+    A class index the class names do not have is a class of its own, "undefined-<index>", added with a
+    warning at its first line (as the COCO reader does with an undefined category id): its labels are
+    kept for review under that name."""
     text = read_text(lab, shown)
     out = []
     isfinite = math.isfinite
@@ -620,7 +625,10 @@ def _parse_file(lab: str, shown: str, kshape, task, names, auto_names) -> list[t
         if names is not None:
             if cls not in names:
                 rng = f"0..{max(names)}" if names else "none"
-                raise InputError(shown, f"line {n}", f"class {cls} is not in the class names ({rng})")
+                names[cls] = f"undefined-{cls}"
+                warns.append(ImportWarning(f"{shown} line {n}", f"class {cls} is not in the class names ({rng}"
+                                           + (f", {os.path.basename(names_from)}" if names_from else "")
+                                           + f"); class {names[cls]!r} added", "repaired"))
         elif cls not in auto_names:
             auto_names[cls] = f"class-{cls}"
         try:
