@@ -912,3 +912,32 @@ def test_json_with_a_byte_order_mark_imports(tiny_store, tiny, tmp_path):
     rc, _, err = import_file(tiny_store, write(tmp_path, b"\xef\xbb\xbf{\n\"images\": [", "bad.json"))
     assert rc == 1 and "bad.json: line 2," in err and "not valid JSON" in err and "BOM" not in err, err
     assert run("verify", "--store", str(tiny_store))[0] == 0
+
+
+def test_same_file_name_under_two_image_ids_is_one_image_with_a_warning(tiny_store, tiny, tmp_path):
+    """Two image ids with one file_name became two images in the store, without a word: the picture
+    came up twice in the review. Merged into the first id (as a repeated id is), said per duplicate;
+    the annotation ids and the first image id round-trip, and pycocotools loads the export."""
+    from pycocotools.coco import COCO
+
+    images, doc = tiny
+    doc = copy.deepcopy(doc)
+    doc["images"].append({"id": 9, "file_name": "a.png", "width": 40, "height": 30})
+    doc["annotations"].append({"id": 5, "image_id": 9, "category_id": 2, "bbox": [1, 1, 4, 4], "area": 16,
+                               "iscrowd": 0})
+    rc, result, err = import_file(tiny_store, write(tmp_path, doc), "--images", str(images))
+    assert rc == 0, err
+    assert (result["images"], result["annotations"]) == (2, 5)
+    assert warnings_of(tiny_store, result["import"]) == [{
+        "where": "images[2] (id 9)", "action": "repaired",
+        "problem": "file_name 'a.png' is also image id 1 (images[0]): the same picture; merged into it, its "
+                   "annotations exported with image id 1"}]
+    assert run("accept", *map(str, range(1, 6)), "--store", str(tiny_store))[0] == 0
+    out = tmp_path / "export.json"
+    rc, _, err = run("export", "coco", str(out), "--store", str(tiny_store))
+    assert rc == 0, err
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(out))
+    assert sorted((im["id"], im["file_name"]) for im in gt.dataset["images"]) == [(1, "a.png"), (2, "b.png")]
+    assert sorted((a["id"], a["image_id"]) for a in gt.dataset["annotations"]) == \
+        [(1, 1), (2, 1), (3, 2), (4, 1), (5, 1)]

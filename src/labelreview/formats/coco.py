@@ -407,6 +407,7 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
     if not isinstance(imgs, list):
         raise InputError(path, "images", "must be a list")
     out, by_id = [], {}
+    by_name: dict[str, tuple[int, ImageRecord]] = {}
     root_real = os.path.realpath(Path(image_root).expanduser()) if image_root is not None else None
     for i, im in enumerate(imgs):
         if not isinstance(im, dict) or "id" not in im:
@@ -425,11 +426,28 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
         if w is not None and (not isinstance(w, int) or w <= 0) or h is not None and (not isinstance(h, int) or h <= 0):
             warns.append(ImportWarning(where, f"width/height {w!r}x{h!r} invalid; read from the file", "repaired"))
             w = h = None
+        first = by_name.get(fn)
+        if first is not None:
+            # The same picture under a second id: two images in the store, the picture twice in the
+            # review. Merged into the first, as a second entry of the same id is, and as the store
+            # makes a picture imported again one image; the annotations keep their ids.
+            j, rec = first
+            size = ""
+            if rec.width is None or rec.height is None:
+                rec.width, rec.height = (w, h) if w is not None and h is not None else (rec.width, rec.height)
+            elif w is not None and h is not None and (w, h) != (rec.width, rec.height):
+                size = f"; its size {w}x{h} differs, {rec.width}x{rec.height} kept"
+            warns.append(ImportWarning(where, f"file_name {fn!r} is also image id {rec.source_id!r} (images[{j}]): "
+                                       f"the same picture; merged into it, its annotations exported with image id "
+                                       f"{rec.source_id!r}{size}", "repaired"))
+            by_id[iid] = rec
+            continue
         if (w is None or h is None) and root_real is not None:
             w, h = _size_on_disk(root_real, fn, w, h)
         rec = ImageRecord(key=str(iid) if not isinstance(iid, str) else "s:" + iid, file_name=fn, width=w, height=h,
                           source_id=iid, extra={k: v for k, v in im.items() if k not in _IMG_KEYS})
         by_id[iid] = rec
+        by_name[fn] = (i, rec)
         out.append(rec)
     return out, by_id
 
