@@ -661,3 +661,20 @@ def test_a_push_a_hook_refuses_is_said_at_once_not_retried(two_machines):
     assert (remote / "runs").read_text().count("run") == 1
     assert states(a)[1][1] == "accepted"  # and nothing here was lost
     verify_ok(a)
+
+
+def test_a_sync_with_nothing_to_send_says_the_remote_was_up_to_date(two_machines):
+    # It said "pushed" every time, with nothing sent: a reviewer could not tell whether the
+    # decisions just made went out.
+    a, _, remote = two_machines
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    first = js("sync", "--store", a, author=ALICE)
+    assert first["pushed"] and first["sent"]
+    assert git(remote, "rev-parse", "HEAD").strip() == first["commit"]
+    again = js("sync", "--store", a, author=ALICE)
+    assert again["pushed"] and not again["sent"]
+    rc, out, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 0 and "origin was up to date" in out and "pushed" not in out, (out, err)
+    assert cli("accept", "2", "--store", a, author=ALICE)[0] == 0
+    rc, out, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 0 and out.rstrip().endswith(", pushed"), (out, err)

@@ -630,7 +630,9 @@ def cmd_sync(args) -> int:
         emit_json(result)
         return 0
     print(f"synced with {result['remote']} ({result['branch']}): {result['merge']}, "
-          f"{result['events_received']} new event(s)" + (", pushed" if result["pushed"] else ", not pushed"))
+          f"{result['events_received']} new event(s)"
+          + ((", pushed" if result["sent"] else f", {result['remote']} was up to date") if result["pushed"]
+             else ", not pushed"))
     if result["new_conflicts"]:
         print(f"{len(result['new_conflicts'])} new conflict(s) for adjudication: "
               f"{', '.join(map(str, result['new_conflicts'][:20]))}"

@@ -388,7 +388,7 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
     events_before = store.counts()["events"]
     open_before = {c["annotation"] for c in store.open_conflicts()}
     merges: list[str] = []
-    pushed = False
+    pushed = sent = False
     attempts = 0
     touched: set[int] = set()
     while True:
@@ -408,6 +408,8 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
                 _attribute_commits(store.root, store.conn)
         if not push:
             break
+        there = _git(store.root, "rev-parse", "--verify", "--quiet", ref, check=False).stdout.strip()
+        sent = there != store.repo.head.commit.hexsha  # (else the remote holds all of it already)
         proc = _git(store.root, "push", "-q", "--follow-tags", name, f"HEAD:refs/heads/{branch}", check=False)
         if proc.returncode == 0:
             pushed = True
@@ -424,6 +426,6 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
         "remote": name, "branch": branch, "merge": merges[-1] if merges else "remote is empty",
         "events_received": store.counts()["events"] - events_before, "annotations_refolded": len(touched),
         "new_conflicts": sorted({c["annotation"] for c in open_after} - open_before),
-        "conflicts": len(open_after), "pushed": pushed, "attempts": attempts,
+        "conflicts": len(open_after), "pushed": pushed, "sent": pushed and sent, "attempts": attempts,
         "commit": store.repo.head.commit.hexsha,
     }
