@@ -812,6 +812,37 @@ def test_results_after_their_ground_truth_land_on_its_images_with_its_classes(ti
     assert run("verify", "--store", str(tiny_store))[0] == 0
 
 
+@pytest.mark.parametrize("route", ["store", "gt"])
+def test_results_naming_a_merged_duplicate_id_land_on_that_picture(tiny_store, tiny, tmp_path, route):
+    # One file_name under ids 1 and 9 is one image (merged into 1). A results list made against that
+    # ground truth names it by 9 too: those results were skipped as "image_id 9 is not in images".
+    images, doc = tiny
+    doc = copy.deepcopy(doc)
+    doc["images"].append({"id": 9, "file_name": "a.png", "width": 40, "height": 30})
+    gt = write(tmp_path, doc)
+    results = tmp_path / "elsewhere" / "res.json"
+    results.parent.mkdir()
+    results.write_text(json.dumps([{"image_id": 9, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.8},
+                                   {"image_id": 1, "category_id": 1, "bbox": [2, 2, 5, 5], "score": 0.7}]))
+    if route == "store":
+        rc, _, err = import_file(tiny_store, gt, "--images", str(images))
+        assert rc == 0, err
+        rc, out, err = import_file(tiny_store, results)
+    else:
+        rc, out, err = import_file(tiny_store, results, "--gt", str(gt), "--images", str(images))
+    assert rc == 0, err
+    assert "not in images" not in json.dumps(out)
+    with Store.open(tiny_store) as s:
+        scored = sorted((a.score, s.image(a.image_id).file_name) for a in s.annotations() if a.score in (0.7, 0.8))
+        assert scored == [(0.7, "a.png"), (0.8, "a.png")]
+        assert len({im.file_name for im in s.images()}) == len(s.images())  # one a.png
+    out_file = tmp_path / "export.json"
+    rc, _, err = run("export", "coco", str(out_file), "--include", "pending", "--store", str(tiny_store))
+    assert rc == 0, err
+    exported = json.loads(out_file.read_text())
+    assert not any("_labelreview" in k for im in exported["images"] for k in im)  # the store's note stays in it
+
+
 def test_config_class_ids_stay_the_same_from_export_to_export(sample_store, tmp_path):
     """Classes added in labelreview.toml `classes` were numbered by which of them happened to be used,
     by name: a release with only model_rocket used gave it id 12 (YOLO 11), a later export with bowl

@@ -400,6 +400,11 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
     return out, by_id
 
 
+#: An image's extra key (kept in the store, never exported) listing the other ids the same picture had
+#: in its file: a results list made against that file may name it by any of them.
+MERGED_IDS = "_labelreview_merged_ids"
+
+
 def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
                  image_root: str | os.PathLike | None = None) -> tuple[list[ImageRecord], dict[Any, ImageRecord]]:
     if imgs is None:
@@ -437,6 +442,7 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
                 rec.width, rec.height = (w, h) if w is not None and h is not None else (rec.width, rec.height)
             elif w is not None and h is not None and (w, h) != (rec.width, rec.height):
                 size = f"; its size {w}x{h} differs, {rec.width}x{rec.height} kept"
+            rec.extra.setdefault(MERGED_IDS, []).append(iid)  # a results list may name it by this id
             warns.append(ImportWarning(where, f"file_name {fn!r} is also image id {rec.source_id!r} (images[{j}]): "
                                        f"the same picture; merged into it, its annotations exported with image id "
                                        f"{rec.source_id!r}{size}", "repaired"))
@@ -534,6 +540,9 @@ def _read_results(path: str, data: list, gt_images: list[ImageRecord] | None) ->
         raise InputError(path, "", "a results list names images only by id: give the ground-truth "
                          "file with --gt, or import it into the store first")
     img_by_id = {im.source_id: im for im in gt_images}
+    for im in gt_images:  # the ids a merged duplicate had name the same picture
+        for other in (im.extra or {}).get(MERGED_IDS, ()):
+            img_by_id.setdefault(other, im)
     used = {}
     for i, r in enumerate(data):
         if not isinstance(r, dict):
@@ -799,7 +808,7 @@ def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
     for im, eid in zip(images, img_ids):
         id_of_image[im.id] = eid
         rec = {"id": eid, "file_name": im.file_name, "width": im.width, "height": im.height}
-        rec.update({k: v for k, v in (im.extra or {}).items() if k not in rec})
+        rec.update({k: v for k, v in (im.extra or {}).items() if k not in rec and k != MERGED_IDS})
         image_out.append(rec)
     cat_ids = {}
     cat_out = []

@@ -118,10 +118,12 @@ def default_image_root(fmt: str, path: str | os.PathLike) -> Path:
 def _store_images(store):
     """A results file names images and classes by source id only: resolve them against the store's
     images and categories (as a ground-truth file given with --gt would be)."""
-    from .coco import GroundTruthImages
+    from .coco import MERGED_IDS, GroundTruthImages
 
     out = GroundTruthImages(ImageRecord(key=f"store:{im.id}", file_name=im.file_name, width=im.width,
-                                        height=im.height, source_id=im.source_id) for im in store.images())
+                                        height=im.height, source_id=im.source_id,
+                                        extra={k: v for k, v in im.extra.items() if k == MERGED_IDS})
+                            for im in store.images())
     out.categories = store.categories()
     return out
 
