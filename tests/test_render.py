@@ -121,6 +121,30 @@ def test_keypoints_and_skeleton_are_drawn(red_square):
     assert cell_colors(frame, 30, 20)[0] != GREY  # skeleton line between the two visible points
 
 
+@pytest.mark.parametrize("extra", [{"cvat_shape": "polyline"}, {"ls_shape": "polyline"}])
+def test_a_polyline_is_drawn_as_a_line_through_its_points(red_square, extra):
+    # CVAT polylines and Label Studio polylinelabels are stored as keypoints, in order: a reviewer
+    # must see the line, not three loose dots (a lane marking drawn as dots cannot be judged).
+    from labelreview.model import Annotation
+    from labelreview.tui.render import overlays_for
+
+    def ann(id, extra):
+        return Annotation(id=id, image_id=1, category="lane", status="pending", kind="keypoints",
+                          bbox=[4, 4, 56, 36], segmentation=None, keypoints=[4, 40, 2, 60, 40, 2, 60, 4, 2],
+                          score=None, iscrowd=0, area=None, source="s", source_id=1, import_id="i",
+                          extra=extra, scores=None)
+
+    decoded = decode(red_square, (64, 48))
+    (line,) = overlays_for([ann(1, extra)], 1, {})
+    frame = compose(decoded, [line], (64, 24), RenderOptions(show_names=False, show_masks=False))
+    assert cell_colors(frame, 30, 20)[0] != GREY  # between the first and the second point
+    assert cell_colors(frame, 60, 11) != cell_colors(compose(decoded, [], (64, 24)), 60, 11)  # 2nd to 3rd
+    # Points of a CVAT "points" shape are separate points: nothing is drawn between them.
+    (points,) = overlays_for([ann(2, {"cvat_shape": "points"})], 2, {})
+    frame = compose(decoded, [points], (64, 24), RenderOptions(show_names=False, show_masks=False))
+    assert cell_colors(frame, 30, 20)[0] == GREY
+
+
 def test_zoom_crops_around_the_selected_box(tmp_path):
     path = tmp_path / "big.png"
     Image.new("RGB", (400, 300), GREY).save(path)

@@ -112,10 +112,20 @@ def overlays_for(anns: Sequence[Annotation], selected: int | None,
             polygons=tuple(tuple(p) for p in seg) if isinstance(seg, list) else (),
             rle=seg if isinstance(seg, dict) else None,
             keypoints=tuple(a.keypoints or ()),
-            skeleton=tuple(tuple(p) for p in (skeletons.get(a.category) or ())),
+            skeleton=_polyline_edges(a) or tuple(tuple(p) for p in (skeletons.get(a.category) or ())),
             selected=a.id == selected, dimmed=a.id != selected or a.status == "rejected",
         ))
     return tuple(out)
+
+
+def _polyline_edges(a: Annotation) -> tuple[tuple[int, int], ...]:
+    """A polyline (CVAT ``polyline``, Label Studio ``polylinelabels``) is stored as its points, in
+    order: drawn as a line through them, one point to the next, not as loose points."""
+    extra = a.extra or {}
+    if extra.get("cvat_shape") != "polyline" and extra.get("ls_shape") != "polyline":
+        return ()
+    n = len(a.keypoints or ()) // 3
+    return tuple((i, i + 1) for i in range(1, n))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
