@@ -211,6 +211,35 @@ async def test_go_to_image_by_number_id_and_name(app_store):
         assert app.queue.current_image == 2
 
 
+async def test_go_to_image_by_name_prefers_the_whole_name_to_a_part_of_another(tmp_path):
+    """An ImageFolder with aa/bobcat.jpg imported before bb/cat.jpg: g cat.jpg (or g cat) is cat.jpg,
+    not the first image whose name merely contains it."""
+    import shutil
+
+    from conftest import SAMPLE
+    from labelreview.formats import classification
+
+    data = tmp_path / "data"
+    for rel, src in (("aa/bobcat.jpg", "chelsea.jpg"), ("bb/cat.jpg", "coffee.jpg"), ("bb/dog.jpg", "rocket.jpg")):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLE / "images" / src, data / rel)
+    root = Store.init(tmp_path / "store")
+    with Store.open(root) as s:
+        batch, image_root = classification.read_imagefolder(data)
+        s.ingest(batch, source="folder", image_root=image_root)
+    app, store = make_app(root, resume=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            for typed, expected in (("cat.jpg", "bb/cat.jpg"), ("dog.jpg", "bb/dog.jpg"), ("cat", "bb/cat.jpg"),
+                                    ("bob", "aa/bobcat.jpg"), ("bb/cat.jpg", "bb/cat.jpg")):
+                await pilot.press("g", *typed, "enter")
+                await settle(pilot, app)
+                assert store.image(app.queue.current_image).file_name == expected, typed
+    finally:
+        store.close()
+
+
 async def test_filter_prompt_rebuilds_the_queue(app_store):
     app, store = app_store
     async with app.run_test(size=(120, 36)) as pilot:

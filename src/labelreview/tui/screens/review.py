@@ -599,9 +599,17 @@ class ReviewScreen(Screen):
             return int(text[1:])
         if text.isdigit() and 1 <= int(text) <= len(order):
             return order[int(text) - 1]
-        for im in self.store.images(order):
-            if text.lower() in im.file_name.lower():
-                return im.id
+        # A whole name (its last part, or that without its extension) before a part of one:
+        # "cat.jpg" and "cat" are cat.jpg, not bobcat.jpg that comes first.
+        wanted = text.lower()
+        images = self.store.images(order)
+        names = [(im.id, im.file_name.lower()) for im in images]
+        for matches in (lambda n: n == wanted, lambda n: n.rsplit("/", 1)[-1] == wanted,
+                        lambda n: n.endswith("/" + wanted),
+                        lambda n: n.rsplit("/", 1)[-1].rsplit(".", 1)[0] == wanted, lambda n: wanted in n):
+            for image_id, name in names:
+                if matches(name):
+                    return image_id
         raise LabelreviewError(f"no image matching {text!r} in this queue")
 
     def action_filter(self) -> None:
