@@ -254,6 +254,20 @@ def test_help(argv):
     assert e.value.code == 0
 
 
+def test_python_dash_m_runs_the_same_command(sample_store):
+    # `python -m labelreview` said "No module named labelreview.__main__".
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "labelreview", "status", "--json", "--store", str(sample_store)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == js("status", "--store", sample_store)
+    proc = subprocess.run([sys.executable, "-m", "labelreview", "accept", "999", "--store", str(sample_store)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "no annotation with id 999" in proc.stderr
+
+
 def test_an_unknown_id_among_several_refuses_them_all(sample_store):
     head = git(sample_store, "rev-parse", "HEAD")
     rc, out, err = run("accept", "2", "999", "--store", sample_store)
