@@ -481,9 +481,8 @@ async def test_the_queue_loader_hands_over_without_waiting_for_the_ui_thread(sam
         store.close()
 
 
-async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
-    """One label per image (a classification CSV): the label is written on the picture, the same keys
-    accept, relabel and move on, one image at a time."""
+def classification_store(tmp_path):
+    """A store of one label per image (a classification CSV over four sample pictures)."""
     import shutil
 
     from conftest import SAMPLE
@@ -500,7 +499,14 @@ async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
     with Store.open(root) as s:
         batch, image_root = classification.read_csv(tmp_path / "labels.csv", images=images)
         s.ingest(batch, source="vendor", image_root=image_root)
-    app, store = make_app(root, resume=False)
+    return root
+
+
+async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
+    """One label per image (a classification CSV): the label is written on the picture, the same keys
+    accept, relabel and move on, one image at a time."""
+    app, store = make_app(classification_store(tmp_path), resume=False)
+    root = store.root
     try:
         async with app.run_test(size=(120, 36)) as pilot:
             await settle(pilot, app)
@@ -525,6 +531,20 @@ async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
         a, b = s.annotation(first), s.annotation(second)
         assert (a.category, a.proposed_category) == ("cat", "dog") and a.status in ("relabeled", "accepted")
         assert b.status == "rejected"
+
+
+async def test_zoom_on_a_whole_image_label_says_there_is_nothing_to_zoom_to(tmp_path):
+    # The status line said ZOOM and the picture stayed whole, without a word.
+    app, store = make_app(classification_store(tmp_path), resume=False)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("z")
+            await settle(pilot, app)
+            assert app.screen.options.zoom
+            assert any("nothing to zoom to" in str(n.message) for n in app._notifications)
+    finally:
+        store.close()
 
 
 async def test_frames_keep_the_gc_off_the_key_path_and_it_collects_when_the_reviewer_pauses(app_store,

@@ -546,6 +546,11 @@ class ReviewScreen(Screen):
         from dataclasses import replace
 
         self.options = replace(self.options, **{name: not getattr(self.options, name)})
+        ann = self.current
+        if name == "zoom" and self.options.zoom and ann is not None and ann.kind == "label":
+            # (the status line says ZOOM, and the picture stays whole: say why)
+            self.notify("A label of the whole image: nothing to zoom to. Zoom stays on for the shapes "
+                        "after it; z again turns it off.", title="zoom", timeout=5)
         self.refresh_view()
 
     def action_inspect(self) -> None:
