@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, run_cli
+from conftest import run_cli
 from helpers import AUTHOR, _sample, empty_store, git, run, sample_images, sample_store, templates  # noqa: F401
 
 SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -543,7 +543,6 @@ def test_corpus_lists_every_coco_file():
 @needs_corpus
 @pytest.mark.parametrize("rel,root,n_images,n_anns,kinds", CORPUS_OK, ids=[c[0].split("assets/")[-1] for c in CORPUS_OK])
 def test_corpus_file_imports_and_round_trips(empty_store, tmp_path, rel, root, n_images, n_anns, kinds):
-    from pycocotools.coco import COCO
 
     extra = ["--images", str(CORPUS / root)] if root else ["--no-image-check"]
     rc, result, err = import_file(empty_store, CORPUS / rel, *extra)

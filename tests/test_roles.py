@@ -6,12 +6,11 @@ from __future__ import annotations
 import getpass
 import os
 import stat
-import subprocess
 
 import pytest
 
 from helpers import _sample, files_of, git, run, sample_images, sample_store, set_config, templates  # noqa: F401
-from teams import ALICE, BOB, bare_remote, cli
+from teams import ALICE, BOB, cli
 from labelreview.model import PermissionRefused
 from labelreview.review import ReviewSession
 from labelreview.store import Store

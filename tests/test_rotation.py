@@ -6,7 +6,6 @@ before parts existed (one file per day) read, verify and grow the same."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
