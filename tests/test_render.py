@@ -360,3 +360,24 @@ def test_finished_lines_show_what_textual_would_write(tmp_path, system):
         assert _screen_cells(strip._render_cache) == _screen_cells(theirs)
     assert any("cat" in s.text for s in frame.strips)
     render.forget_styles()
+
+
+def test_the_detail_panel_names_the_shape_the_source_drew():
+    # A CVAT polyline said "kind keypoints", and a single Label Studio keypoint "box 12,7 0×0".
+    from labelreview.model import Annotation
+    from labelreview.tui.widgets.detail import Detail
+
+    def said(kind, extra, bbox):
+        d = Detail()
+        d.show(Annotation(id=1, image_id=1, category="lane", status="pending", kind=kind, bbox=bbox,
+                          segmentation=None, keypoints=[12, 7, 2], score=None, iscrowd=0, area=None, source="s",
+                          source_id=1, import_id="i", extra=extra, scores=None), [])
+        return d.text
+
+    assert "kind     polyline" in said("keypoints", {"cvat_shape": "polyline"}, [4, 4, 56, 36])
+    assert "kind     polyline" in said("keypoints", {"ls_shape": "polyline"}, [4, 4, 56, 36])
+    assert "kind     points" in said("keypoints", {"cvat_shape": "points"}, [4, 4, 56, 36])
+    assert "kind     rotated box" in said("polygon", {"obb": True, "angle": 30.0}, [4, 4, 56, 36])
+    assert "kind     bbox" in said("bbox", {}, [4, 4, 56, 36]) and "box      4,4 56×36" in said("bbox", {}, [4, 4, 56, 36])
+    one_point = said("keypoints", {}, [12, 7, 0, 0])
+    assert "kind     keypoints" in one_point and "box" not in one_point.replace("kind", "")

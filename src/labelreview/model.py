@@ -20,6 +20,19 @@ STATUS_AFTER = {"accept": "accepted", "relabel": "relabeled", "flag": "flagged",
 KINDS = ("bbox", "polygon", "rle", "keypoints", "label", "mask")
 
 
+def shape_of(kind: str, extra: dict[str, Any] | None) -> str:
+    """What the source drew, where the store's kind says less: a CVAT or Label Studio polyline and
+    CVAT points are kept as keypoints, an oriented box as a 4-corner polygon."""
+    extra = extra or {}
+    if extra.get("cvat_shape") in ("polyline", "points"):
+        return extra["cvat_shape"]
+    if extra.get("ls_shape") == "polyline":
+        return "polyline"
+    if extra.get("obb") is True:
+        return "rotated box"
+    return kind
+
+
 @dataclass(slots=True)
 class Category:
     """A label class. ``name`` is what reviewers and the store use; ``source_id`` is the file's id."""

@@ -26,6 +26,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from ..model import shape_of
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -121,8 +123,7 @@ def overlays_for(anns: Sequence[Annotation], selected: int | None,
 def _polyline_edges(a: Annotation) -> tuple[tuple[int, int], ...]:
     """A polyline (CVAT ``polyline``, Label Studio ``polylinelabels``) is stored as its points, in
     order: drawn as a line through them, one point to the next, not as loose points."""
-    extra = a.extra or {}
-    if extra.get("cvat_shape") != "polyline" and extra.get("ls_shape") != "polyline":
+    if shape_of(a.kind, a.extra) != "polyline":
         return ()
     n = len(a.keypoints or ()) // 3
     return tuple((i, i + 1) for i in range(1, n))

@@ -8,7 +8,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from ...display import printable, why_line
-from ...model import Annotation
+from ...model import Annotation, shape_of
 from .finished import FinishedLines
 from .annotation_list import STATUS_STYLE
 
@@ -82,10 +82,10 @@ class Detail(FinishedLines, Widget):
             fact("proposed", ann.proposed_category)
         fact("score", "—" if ann.score is None else f"{ann.score:.3f}")
         fact("source", f"{ann.source} (id {ann.source_id})")
-        if ann.bbox:
+        if ann.bbox and (ann.bbox[2] or ann.bbox[3]):  # (a single point's "box" says nothing)
             x, y, w, h = ann.bbox
             fact("box", f"{x:.0f},{y:.0f} {w:.0f}×{h:.0f}")
-        fact("kind", ann.kind)
+        fact("kind", shape_of(ann.kind, ann.extra))
         if ann.reason or ann.comment:
             fact("why", why_line(ann.reason, ann.comment))
         if ann.scores:
