@@ -381,3 +381,19 @@ def test_the_detail_panel_names_the_shape_the_source_drew():
     assert "kind     bbox" in said("bbox", {}, [4, 4, 56, 36]) and "box      4,4 56×36" in said("bbox", {}, [4, 4, 56, 36])
     one_point = said("keypoints", {}, [12, 7, 0, 0])
     assert "kind     keypoints" in one_point and "box" not in one_point.replace("kind", "")
+
+
+def test_the_history_panel_gives_a_decision_its_comment_too():
+    # "flag saucer/pending → saucer/flagged (loose-box)": the reviewer's comment was left out (log and
+    # blame show "loose-box — edge").
+    from labelreview.model import Annotation
+    from labelreview.tui.widgets.detail import Detail
+
+    d = Detail()
+    state = {"category": "saucer", "status": "pending"}
+    d.show(Annotation(id=1, image_id=1, category="saucer", status="flagged", kind="bbox", bbox=[1, 1, 5, 5],
+                      segmentation=None, keypoints=None, score=None, iscrowd=0, area=None, source="s", source_id=1,
+                      import_id="i", extra={}, scores=None, reason="loose-box", comment="edge"),
+           [{"author": "Ann <a@x>", "ts": "2026-11-28T16:08:00.000000Z", "action": "flag", "old": state,
+             "new": {**state, "status": "flagged"}, "reason": "loose-box", "comment": "edge"}])
+    assert "saucer/flagged (loose-box — edge)" in d.text

@@ -110,7 +110,8 @@ class Detail(FinishedLines, Widget):
                 who = printable(ev["author"].split(" <")[0])
                 change = printable(f"{ev['old']['category']}/{ev['old']['status']} → "
                                    f"{ev['new']['category']}/{ev['new']['status']}")
-                reason = f" ({printable(ev['reason'])})" if ev.get("reason") else ""
+                why = why_line(ev.get("reason"), ev.get("comment"))  # as log and blame say it
+                reason = f" ({printable(why)})" if why else ""
                 t.append(f"{ev['ts'][5:16].replace('T', ' ')} {who}: {ev['action']} {change}{reason}\n")
         else:
             t.append("no decisions yet", "dim")
