@@ -213,14 +213,15 @@ async def test_go_to_image_by_number_id_and_name(app_store):
 
 async def test_go_to_image_by_name_prefers_the_whole_name_to_a_part_of_another(tmp_path):
     """An ImageFolder with aa/bobcat.jpg imported before bb/cat.jpg: g cat.jpg (or g cat) is cat.jpg,
-    not the first image whose name merely contains it."""
+    not the first image whose name merely contains it. g 0002 is the file 0002.jpg, not the 2nd image."""
     import shutil
 
     from conftest import SAMPLE
     from labelreview.formats import classification
 
     data = tmp_path / "data"
-    for rel, src in (("aa/bobcat.jpg", "chelsea.jpg"), ("bb/cat.jpg", "coffee.jpg"), ("bb/dog.jpg", "rocket.jpg")):
+    for rel, src in (("aa/bobcat.jpg", "chelsea.jpg"), ("bb/cat.jpg", "coffee.jpg"), ("bb/dog.jpg", "rocket.jpg"),
+                     ("cc/0002.jpg", "coins.png")):
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SAMPLE / "images" / src, data / rel)
     root = Store.init(tmp_path / "store")
@@ -232,7 +233,8 @@ async def test_go_to_image_by_name_prefers_the_whole_name_to_a_part_of_another(t
         async with app.run_test(size=(120, 36)) as pilot:
             await settle(pilot, app)
             for typed, expected in (("cat.jpg", "bb/cat.jpg"), ("dog.jpg", "bb/dog.jpg"), ("cat", "bb/cat.jpg"),
-                                    ("bob", "aa/bobcat.jpg"), ("bb/cat.jpg", "bb/cat.jpg")):
+                                    ("bob", "aa/bobcat.jpg"), ("bb/cat.jpg", "bb/cat.jpg"),
+                                    ("0002", "cc/0002.jpg"), ("2", "bb/cat.jpg")):  # a numbered file; a position
                 await pilot.press("g", *typed, "enter")
                 await settle(pilot, app)
                 assert store.image(app.queue.current_image).file_name == expected, typed

@@ -602,8 +602,8 @@ class ReviewScreen(Screen):
         order = self.queue.image_order
         if text.startswith("#") and text[1:].isdigit():
             return int(text[1:])
-        if text.isdigit() and 1 <= int(text) <= len(order):
-            return order[int(text) - 1]
+        if text.isdigit() and not (len(text) > 1 and text[0] == "0") and 1 <= int(text) <= len(order):
+            return order[int(text) - 1]  # (a position is never written 0002: that is a file's name)
         # A whole name (its last part, or that without its extension) before a part of one:
         # "cat.jpg" and "cat" are cat.jpg, not bobcat.jpg that comes first.
         wanted = text.lower()
