@@ -323,3 +323,39 @@ def test_import_killed_half_way(empty_store, sample_images, stage):
                            "--store", empty_store)
         assert rc == 0, err
     assert run("verify", "--store", empty_store)[0] == 0
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_unreadable_index_is_set_aside_and_rebuilt_with_every_decision(sample_store, damage):
+    with Store.open(sample_store) as store:
+        store.record(7, "accept", {"category": store.annotation(7).category, "status": "accepted"})
+        assert store.uncommitted() == 1  # in the log only, not in git
+    index = sample_store / ".labelreview" / "index.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    if damage == "garbage":
+        index.write_bytes(b"not a database at all\n" * 100)
+    else:
+        with open(index, "r+b") as f:
+            f.truncate(5000)
+    rc, out, err = run("status", "--store", sample_store)
+    assert rc == 0 and "Traceback" not in err, err
+    with Store.open(sample_store) as store:
+        assert store.annotation(7).status == "accepted"
+    assert list(index.parent.glob("index.sqlite.broken-*"))  # kept, for whoever wants to look
+    assert "index_unreadable" in (index.parent / "recovery.log").read_text()
+    assert run("verify", "--store", sample_store)[0] == 0
+
+
+def test_index_sqlite_cannot_open_is_a_clear_error(sample_store, monkeypatch):
+    import sqlite3
+
+    from labelreview.store import schema
+
+    def refuse(path, timeout=30.0):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(schema, "connect", refuse)
+    rc, out, err = run("status", "--store", sample_store)
+    assert rc == 1 and "Traceback" not in err
+    assert "index.sqlite: the index cannot be used (unable to open database file)" in err

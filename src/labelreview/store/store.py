@@ -158,8 +158,7 @@ class Store:
         perms.shared_dir(index.parent)
         if not index.exists():
             _build_index_once(root, index)
-        conn = schema.connect(index)
-        schema.create(conn)
+        conn = _connect_index(root, index)
         store = cls(root, identity, conn, config)
         if recover:
             store.recover()
@@ -816,13 +815,7 @@ class Store:
         self._note_recovery({"file": rel, "dropped_bytes": torn, "text": cut[:400].decode("utf-8", "replace")})
 
     def _note_recovery(self, note: dict[str, Any]) -> None:
-        """What recovery changed, for whoever wonders later (a local, git-ignored log)."""
-        path = self.root / INDEX_DIR / "recovery.log"
-        new = not path.exists()
-        with open(path, "ab") as f:
-            f.write(canonical.dumps({"ts": utc_now(), **note}) + b"\n")
-        if new:
-            perms.shared_file(path)
+        _note_recovery(self.root, note)
 
     def recover(self) -> int:
         """On start: replay any log tail the index has not seen, and any import it has not loaded."""
@@ -1100,6 +1093,83 @@ def _checkpoint_in_background(index: Path):
     worker = threading.Thread(target=run, name="wal-checkpoint", daemon=True)
     worker.start()
     return worker
+
+
+def _connect_index(root: Path, index: Path) -> sqlite3.Connection:
+    """Open the index; one that is not a database any more (truncated, overwritten) is moved aside and
+    rebuilt from the files, which hold everything it held. A store SQLite cannot write to (a read-only
+    folder, a full disk) is a clear error naming the store, not a traceback."""
+    for attempt in (1, 2):
+        conn = None
+        try:
+            conn = schema.connect(index)
+            schema.create(conn)
+            return conn
+        except sqlite3.OperationalError as e:
+            if conn is not None:
+                conn.close()
+            raise LabelreviewError(index_trouble(index, e)) from None
+        except sqlite3.DatabaseError as e:  # "file is not a database", "database disk image is malformed"
+            if conn is not None:
+                conn.close()
+            if attempt == 2:
+                raise LabelreviewError(f"{index}: the rebuilt index is unreadable too ({e})") from None
+            _set_aside_broken_index(root, index, str(e))
+    raise AssertionError("unreachable")
+
+
+def index_trouble(index: Path, e: Exception) -> str:
+    """What to tell the user when SQLite cannot use the index: the likely cause, where."""
+    folder = index.parent
+    why = ""
+    try:
+        st = os.statvfs(folder)
+        if st.f_flag & os.ST_RDONLY:
+            why = "; the file system of the store is mounted read-only"
+        elif st.f_bavail == 0 or "full" in str(e):
+            why = "; the disk of the store is full: free some space and run the command again"
+        elif not os.access(folder, os.W_OK) or (index.exists() and not os.access(index, os.W_OK)):
+            why = "; you may not write to it (check the permissions of the store folder and its files)"
+    except OSError:
+        pass
+    return f"{index}: the index cannot be used ({e}){why}"
+
+
+def _set_aside_broken_index(root: Path, index: Path, error: str) -> None:
+    """Move an index SQLite cannot read (and its journals) aside, then build it again from the files.
+    Under the rebuild lock, and only if it is still broken: another process may have rebuilt it."""
+    with gitrepo.file_lock(index.parent / "rebuild.lock"):
+        try:
+            c = sqlite3.connect(str(index))
+            try:
+                c.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return  # another process rebuilt it while we waited
+            finally:
+                c.close()
+        except sqlite3.OperationalError as e:
+            raise LabelreviewError(index_trouble(index, e)) from None
+        except sqlite3.DatabaseError:
+            pass
+        aside = index.with_name(f"{index.name}.broken-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.getpid()}")
+        try:
+            os.replace(index, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(str(index) + suffix).unlink(missing_ok=True)
+        except OSError as e:
+            raise LabelreviewError(f"{index}: unreadable ({error}) and cannot be moved aside "
+                                   f"({e.strerror or e})") from None
+        _note_recovery(root, {"index_unreadable": error, "moved_to": aside.name})
+    _build_index_once(root, index)
+
+
+def _note_recovery(root: Path, note: dict[str, Any]) -> None:
+    """What recovery changed, for whoever wonders later (a local, git-ignored log)."""
+    path = root / INDEX_DIR / "recovery.log"
+    new = not path.exists()
+    with open(path, "ab") as f:
+        f.write(canonical.dumps({"ts": utc_now(), **note}) + b"\n")
+    if new:
+        perms.shared_file(path)
 
 
 def _build_index_once(root: Path, index: Path) -> None:
