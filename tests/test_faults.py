@@ -359,3 +359,19 @@ def test_index_sqlite_cannot_open_is_a_clear_error(sample_store, monkeypatch):
     rc, out, err = run("status", "--store", sample_store)
     assert rc == 1 and "Traceback" not in err
     assert "index.sqlite: the index cannot be used (unable to open database file)" in err
+
+
+def test_decision_on_a_log_cut_short_outside_is_refused_not_glued_to_a_torn_line(sample_store):
+    assert run("accept", "7", "--store", sample_store)[0] == 0
+    assert run("accept", "8", "--store", sample_store)[0] == 0
+    rel = eventlog.list_files(sample_store)[0]
+    log = sample_store / rel
+    whole = log.read_bytes()
+    log.write_bytes(whole[:-30])  # the last line loses its end: a disk fault, a bad copy
+    rc, out, err = run("accept", "9", "--store", sample_store)
+    assert rc == 1 and "Traceback" not in err
+    assert rel in err and "cut short" in err and "nothing was written" in err
+    assert log.read_bytes() == whole[:-30]  # no line glued to the torn one
+    log.write_bytes(whole)  # restored (git checkout)
+    assert run("accept", "9", "--store", sample_store)[0] == 0
+    assert run("verify", "--store", sample_store)[0] == 0

@@ -696,6 +696,14 @@ class Store:
             size = os.stat(os.path.join(self.root, r[0])).st_size
         except FileNotFoundError:
             size = -1
+        if size < r[1]:
+            # Cut short or removed behind the tool's back (a disk fault, an edit, a bad restore): a line
+            # appended now would be glued to a torn one, and events the index holds would be gone.
+            have = "is gone" if size < 0 else f"holds {size} bytes"
+            raise LabelreviewError(
+                f"{self.root / r[0]}: the event log {have}, the index knows {r[1]}: it was cut short or "
+                f"removed outside labelreview; nothing was written. Restore it (from git: `git checkout -- "
+                f"{r[0]}` in the store), then run `labelreview verify`")
         if size != r[1] and self._catch_up(conn, writer):
             r = conn.execute(query, (lo, lo[:-1] + "0")).fetchone()
         return (r[0], r[1], r[2])
