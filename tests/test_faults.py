@@ -375,3 +375,62 @@ def test_decision_on_a_log_cut_short_outside_is_refused_not_glued_to_a_torn_line
     log.write_bytes(whole)  # restored (git checkout)
     assert run("accept", "9", "--store", sample_store)[0] == 0
     assert run("verify", "--store", sample_store)[0] == 0
+
+
+def test_full_disk_at_the_log_append_makes_no_decision_and_leaves_no_bytes(sample_store, monkeypatch):
+    import errno
+
+    assert run("accept", "7", "--store", sample_store)[0] == 0
+    log = sample_store / eventlog.list_files(sample_store)[0]
+    before = log.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(eventlog.os, "fsync", full)
+    rc, out, err = run("accept", "8", "--store", sample_store)
+    monkeypatch.undo()
+    assert rc == 1 and "Traceback" not in err
+    assert "No space left on device" in err and "accept 8 was not made" in err
+    assert log.read_bytes() == before  # the line that never became durable is not left to be replayed
+    with Store.open(sample_store) as store:
+        assert store.annotation(8).status == "pending"
+    assert run("verify", "--store", sample_store)[0] == 0
+
+
+def test_full_disk_at_the_index_commit_says_the_decision_is_in_the_log(sample_store, monkeypatch):
+    import sqlite3
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "_apply", full)
+    rc, out, err = run("accept", "8", "--store", sample_store)
+    monkeypatch.undo()
+    assert rc == 1 and "Traceback" not in err
+    assert "accept 8 is recorded in" in err and "database or disk is full" in err
+    with Store.open(sample_store) as store:  # the next command replays it: the decision stands
+        assert store.annotation(8).status == "accepted"
+    assert run("verify", "--store", sample_store)[0] == 0
+
+
+def test_reindex_on_a_full_disk_keeps_the_index_and_says_so(sample_store, monkeypatch):
+    import sqlite3
+
+    from labelreview.store import store as store_mod
+
+    assert run("accept", "8", "--store", sample_store)[0] == 0
+
+    def full(root, index, strict=True):
+        Path(index).write_bytes(b"half")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store_mod, "_rebuild_into", full)
+    rc, out, err = run("reindex", "--store", sample_store)
+    monkeypatch.undo()
+    assert rc == 1 and "Traceback" not in err
+    assert "database or disk is full" in err and "the index is left as it was" in err
+    assert not (sample_store / ".labelreview" / "index.rebuild").exists()
+    with Store.open(sample_store) as store:
+        assert store.annotation(8).status == "accepted"
+    assert run("verify", "--store", sample_store)[0] == 0

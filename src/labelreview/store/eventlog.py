@@ -9,6 +9,7 @@ Stores written before parts existed have only day files; they read the same.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -86,12 +87,18 @@ def append_durably(path: str | os.PathLike, line: bytes) -> int:
         except OSError:
             pass
     try:
-        written = os.write(fd, line)
-        if written != len(line):  # a short write on a full disk: undo it, report it
-            size = os.fstat(fd).st_size
-            os.ftruncate(fd, size - written)
-            raise OSError(f"{path}: short write ({written} of {len(line)} bytes); disk full?")
-        os.fsync(fd)
+        before = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # a short write on a full disk: undo it, report it
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(line)} bytes); disk full?")
+            os.fsync(fd)
+        except OSError:  # not durable, so never acknowledged: leave no part of it for a replay to find
+            try:
+                os.ftruncate(fd, before)
+            except OSError:
+                pass
+            raise
         return os.lseek(fd, 0, os.SEEK_CUR)
     finally:
         os.close(fd)

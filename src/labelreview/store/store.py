@@ -210,11 +210,16 @@ class Store:
             raise LabelreviewError(f"{self.root}: the index stayed locked by another process; try again")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             conn.execute("COMMIT")
+        except BaseException as e:
+            if conn.in_transaction:  # (a failed COMMIT may have ended it already)
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(e, sqlite3.OperationalError):  # a full disk, a read-only store
+                raise LabelreviewError(index_trouble(self.root / INDEX_DIR / INDEX_NAME, e)) from None
+            raise
 
     # ------------------------------------------------------------------ reading
 
@@ -642,44 +647,58 @@ class Store:
         """
         ident = self.identity
         writer = ident.writer
-        with self._write() as conn:
-            while True:
-                log = self._own_log(conn, writer)
-                row = conn.execute("SELECT image_id, category, status, last_event, updated_at, updated_by"
-                                   " FROM annotations WHERE id=?", (ann_id,)).fetchone()
-                if row is None:
-                    raise LabelreviewError(f"no annotation with id {ann_id}")
-                if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
-                        "SELECT 1 FROM fold_alias WHERE event=? AND target IS ?", (base, row["last_event"])).fetchone()):
-                    raise ConflictError(
-                        f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
-                        f"({row['status']}, {row['category']}) after you saw it; nothing was written")
-                head = conn.execute("SELECT seq, hash FROM writers WHERE writer=?", (writer,)).fetchone()
-                # Never earlier than what it follows (this writer's last event, the state it was made on,
-                # the events it resolves), whatever the clock says: the canonical fold order keeps cause
-                # before effect even across machines whose clocks disagree.
-                after = [head["hash"] if head else None, row["last_event"], *((extra or {}).get("resolves") or ())]
-                ts = _not_before(utc_now(), conn, [h for h in after if h])
-                rel = eventlog.next_file(writer, ts, log[0] if log else None, log[1] if log else 0)
-                # A new file (a new day, or the next part): a process of this writer that crashed
-                # after its fsync may have started it already. Replay that first, then decide again.
-                if (log is None or rel != log[0]) and self._catch_up(conn, writer):
-                    continue
-                break
-            event = {
-                "v": eventlog.EVENT_VERSION, "writer": writer,
-                "seq": (head["seq"] + 1) if head else 1, "ts": ts,
-                "author": ident.author, "login": ident.login, "host": ident.host,
-                "action": action, "annotation": ann_id, "image": row["image_id"],
-                "old": {"category": row["category"], "status": row["status"]}, "new": new,
-                "reason": reason, "comment": comment, "base": row["last_event"],
-                "undoes": undoes, "prev": head["hash"] if head else None,
-            }
-            if extra:
-                event.update(extra)
-            event, line = eventlog.seal(event)
-            end = eventlog.append_durably(os.path.join(self.root, rel), line)
-            self._apply(conn, event, rel, end, (log[2] + 1) if log and rel == log[0] else 1)
+        durable = None
+        try:
+            with self._write() as conn:
+                while True:
+                    log = self._own_log(conn, writer)
+                    row = conn.execute("SELECT image_id, category, status, last_event, updated_at, updated_by"
+                                       " FROM annotations WHERE id=?", (ann_id,)).fetchone()
+                    if row is None:
+                        raise LabelreviewError(f"no annotation with id {ann_id}")
+                    if base is not CURRENT and base != row["last_event"] and not (base and conn.execute(
+                            "SELECT 1 FROM fold_alias WHERE event=? AND target IS ?", (base, row["last_event"])).fetchone()):
+                        raise ConflictError(
+                            f"annotation {ann_id} was changed by {row['updated_by']} at {row['updated_at']} "
+                            f"({row['status']}, {row['category']}) after you saw it; nothing was written")
+                    head = conn.execute("SELECT seq, hash FROM writers WHERE writer=?", (writer,)).fetchone()
+                    # Never earlier than what it follows (this writer's last event, the state it was made on,
+                    # the events it resolves), whatever the clock says: the canonical fold order keeps cause
+                    # before effect even across machines whose clocks disagree.
+                    after = [head["hash"] if head else None, row["last_event"], *((extra or {}).get("resolves") or ())]
+                    ts = _not_before(utc_now(), conn, [h for h in after if h])
+                    rel = eventlog.next_file(writer, ts, log[0] if log else None, log[1] if log else 0)
+                    # A new file (a new day, or the next part): a process of this writer that crashed
+                    # after its fsync may have started it already. Replay that first, then decide again.
+                    if (log is None or rel != log[0]) and self._catch_up(conn, writer):
+                        continue
+                    break
+                event = {
+                    "v": eventlog.EVENT_VERSION, "writer": writer,
+                    "seq": (head["seq"] + 1) if head else 1, "ts": ts,
+                    "author": ident.author, "login": ident.login, "host": ident.host,
+                    "action": action, "annotation": ann_id, "image": row["image_id"],
+                    "old": {"category": row["category"], "status": row["status"]}, "new": new,
+                    "reason": reason, "comment": comment, "base": row["last_event"],
+                    "undoes": undoes, "prev": head["hash"] if head else None,
+                }
+                if extra:
+                    event.update(extra)
+                event, line = eventlog.seal(event)
+                try:
+                    end = eventlog.append_durably(os.path.join(self.root, rel), line)
+                except OSError as e:
+                    raise LabelreviewError(f"{self.root / rel}: cannot write the decision to the event log "
+                                           f"({e.strerror or e}); {action} {ann_id} was not made") from None
+                durable = rel
+                self._apply(conn, event, rel, end, (log[2] + 1) if log and rel == log[0] else 1)
+        except LabelreviewError as e:
+            if durable is None:
+                raise
+            # The line is on disk (fsync'd): the decision is made, only the index missed it.
+            raise LabelreviewError(
+                f"{action} {ann_id} is recorded in {self.root / durable}, but the index could not take it: {e}; "
+                "the next command (or `labelreview reindex`) brings the index up to date") from None
         self._since_checkpoint += 1
         return event
 
@@ -1053,7 +1072,14 @@ class Store:
         self._wait_wal_checkpoint()
         self.conn.close()
         new = index.with_suffix(".rebuild")
-        _rebuild_into(self.root, new)
+        try:
+            _rebuild_into(self.root, new)
+        except (sqlite3.OperationalError, OSError) as e:  # a full disk: the index as it was stays in use
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(str(new) + suffix).unlink(missing_ok=True)
+            self.conn = schema.connect(index)
+            raise LabelreviewError(index_trouble(new, e, "cannot write the new index") +
+                                   "; the index is left as it was") from None
         perms.shared_file(new)
         for suffix in ("-wal", "-shm"):
             Path(str(index) + suffix).unlink(missing_ok=True)
@@ -1126,7 +1152,7 @@ def _connect_index(root: Path, index: Path) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
-def index_trouble(index: Path, e: Exception) -> str:
+def index_trouble(index: Path, e: Exception, what: str = "the index cannot be used") -> str:
     """What to tell the user when SQLite cannot use the index: the likely cause, where."""
     folder = index.parent
     why = ""
@@ -1140,7 +1166,7 @@ def index_trouble(index: Path, e: Exception) -> str:
             why = "; you may not write to it (check the permissions of the store folder and its files)"
     except OSError:
         pass
-    return f"{index}: the index cannot be used ({e}){why}"
+    return f"{index}: {what} ({e}){why}"
 
 
 def _set_aside_broken_index(root: Path, index: Path, error: str) -> None:
