@@ -319,9 +319,12 @@ def test_import_killed_half_way(empty_store, sample_images, stage):
     assert subprocess.run(["git", "status", "--porcelain"], cwd=empty_store, capture_output=True,
                           text=True).stdout == ""
     if stage == "writing":  # and the import can simply be run again
+        assert list((empty_store / ".labelreview").glob("import-*"))  # what the killed import wrote
         rc, out, err = run("import", "coco", SAMPLE / "proposals.json", "--images", sample_images,
                            "--store", empty_store)
         assert rc == 0, err
+        # ... which removes that leftover: a killed import of a large file leaves as much behind
+        assert not list((empty_store / ".labelreview").glob("import-*"))
     assert run("verify", "--store", empty_store)[0] == 0
 
 

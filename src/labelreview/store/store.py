@@ -1033,7 +1033,8 @@ class Store:
         folder = self.root / IMPORTS_DIR / import_id
         # Written beside the index (git-ignored), then renamed into imports/ whole: an import killed
         # half-way leaves nothing a checkpoint could commit.
-        tmp = Path(tempfile.mkdtemp(prefix="import-", dir=self.root / INDEX_DIR))
+        self._remove_dead_imports()
+        tmp = Path(tempfile.mkdtemp(prefix=f"import-{os.getpid()}-", dir=self.root / INDEX_DIR))
         prehash = _GitPrehash(self.root, f"{IMPORTS_DIR}/{import_id}")
         auto = None
         try:
@@ -1063,6 +1064,23 @@ class Store:
                 self.conn.execute(f"PRAGMA wal_autocheckpoint={int(auto)}")
             prehash.wait()
         return result
+
+    def _remove_dead_imports(self) -> None:
+        """The folders of imports killed half-way (``import-<pid>-*`` beside the index, never renamed
+        into imports/): nothing refers to them, and a large one holds as much as its source file."""
+        for tmp in (self.root / INDEX_DIR).glob("import-*-*"):
+            pid = tmp.name.split("-")[1]
+            if not pid.isdigit() or not tmp.is_dir():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # its import is still running (or the pid is someone else's now: leave it)
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            shutil.rmtree(tmp, ignore_errors=True)
+            self._note_recovery({"removed_unfinished_import": tmp.name})
 
     # ------------------------------------------------------------------ rebuild
 
