@@ -437,3 +437,18 @@ def test_reindex_on_a_full_disk_keeps_the_index_and_says_so(sample_store, monkey
     with Store.open(sample_store) as store:
         assert store.annotation(8).status == "accepted"
     assert run("verify", "--store", sample_store)[0] == 0
+
+
+def test_index_of_another_store_verify_points_to_reindex(sample_store, empty_store):
+    import shutil
+
+    index = ".labelreview/index.sqlite"
+    assert run("accept", "7", "--store", sample_store)[0] == 0
+    for suffix in ("-wal", "-shm"):
+        Path(str(empty_store / index) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(sample_store / index, empty_store / index)  # a bad restore, a copy over the wrong store
+    rc, out, err = run("verify", "--store", empty_store)
+    assert rc == 1
+    assert "these problems are all in the index" in out and "`labelreview reindex` rebuilds it" in out
+    assert run("reindex", "--store", empty_store)[0] == 0
+    assert run("verify", "--store", empty_store)[0] == 0

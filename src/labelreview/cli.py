@@ -544,6 +544,12 @@ def cmd_verify(args) -> int:
     else:
         for p in report.problems:
             print(f"{p.where}: {p.kind}: {p.message}")
+        if any(p.kind == "index" for p in report.problems):
+            # The index is derived: differing from the files (a stale, foreign or damaged copy) is
+            # no harm to the record, and a rebuild ends it. The files' own problems stand apart.
+            which = "these problems are all" if all(p.kind == "index" for p in report.problems) else \
+                "the 'index:' problems are"
+            print(f"{which} in the index, which is built from the files: `labelreview reindex` rebuilds it")
         state = "OK" if report.ok else f"FAILED: {len(report.problems)} problem(s)"
         print(f"verify {state}: {counted(report.events, 'event')} from {counted(report.writers, 'writer')}, "
               f"{report.uncommitted} not yet committed, {counted(report.images_checked, 'image hash')} checked")
