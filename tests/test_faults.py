@@ -452,3 +452,17 @@ def test_index_of_another_store_verify_points_to_reindex(sample_store, empty_sto
     assert "these problems are all in the index" in out and "`labelreview reindex` rebuilds it" in out
     assert run("reindex", "--store", empty_store)[0] == 0
     assert run("verify", "--store", empty_store)[0] == 0
+
+
+def test_commit_of_a_killed_reviewers_decisions_says_committed(sample_store):
+    # Ann's session was killed before its checkpoint; Bob's `commit` commits her decision for her.
+    with Store.open(sample_store, author="Ann <ann@example.org>") as store:
+        store.record(7, "accept", {"category": store.annotation(7).category, "status": "accepted"})
+    rc, out, err = run("commit", "--store", sample_store, "--author", "Bob <bob@example.org>")
+    assert rc == 0, err
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=sample_store, capture_output=True,
+                          text=True).stdout.strip()
+    assert out.strip() == f"committed {head}"  # not "nothing to commit"
+    with Store.open(sample_store) as store:
+        assert store.uncommitted() == 0
+    assert run("verify", "--store", sample_store)[0] == 0

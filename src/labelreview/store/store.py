@@ -887,7 +887,7 @@ class Store:
                 # as such: a sync killed after its merge brought events that older commits hold.
                 _attribute_commits(self.root, self.conn)
             try:
-                self._commit_other_writers(repo)
+                others_sha = self._commit_other_writers(repo)
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
                 with self._write() as conn:  # nobody appends while git reads the logs (and only then)
@@ -919,7 +919,7 @@ class Store:
                         # Events a killed checkpoint committed but did not get to mark as committed.
                         self._mark_committed(repo, "HEAD")
                         if not force:
-                            return None
+                            return others_sha  # (another reviewer's decisions may have been committed)
                 msg = message or self._checkpoint_message(pending, changed or [])
                 try:
                     sha = gitrepo.commit_staged(repo, self.identity, msg)
@@ -927,7 +927,7 @@ class Store:
                     if changed is None and not gitrepo.staged(repo):
                         # Nothing to commit: a killed checkpoint committed these events, unmarked.
                         self._mark_committed(repo, "HEAD")
-                        return None
+                        return others_sha
                     raise
             except LabelreviewError as e:
                 n = self.uncommitted()
@@ -937,13 +937,14 @@ class Store:
             self._mark_committed(repo, sha)
             return sha
 
-    def _commit_other_writers(self, repo) -> None:
+    def _commit_other_writers(self, repo) -> str | None:
         """Decisions of another reviewer of this store that are not in git yet (their session was
         killed before its checkpoint): each reviewer's go in a commit of their own, authored by
         them, before this writer's commit. They went into this writer's commit, in its name (git log
         --author missed them, and this reviewer's signature covered them). Logs git holds already
         (a sync killed before it marked its events) are left to the checkpoint, which attributes them."""
         me = self.identity.writer
+        sha = None
         rows = self.conn.execute("SELECT DISTINCT author, login, host, file FROM events "
                                  "WHERE git_commit IS NULL AND writer != ?", (me,)).fetchall()
         by_author: dict[str, tuple[Identity, set[str]]] = {}
@@ -968,6 +969,7 @@ class Store:
                                            sorted(files))
             self._staged_logs = {f: sizes[f] for f in files if f in sizes}
             self._mark_committed(repo, sha)
+        return sha
 
     def _mark_committed(self, repo, rev: str) -> None:
         """Record which events commit ``rev`` holds (by how much of each log its blob holds). After
