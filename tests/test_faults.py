@@ -466,3 +466,61 @@ def test_commit_of_a_killed_reviewers_decisions_says_committed(sample_store):
     with Store.open(sample_store) as store:
         assert store.uncommitted() == 0
     assert run("verify", "--store", sample_store)[0] == 0
+
+
+def test_full_disk_during_import_leaves_the_store_as_it_was(empty_store, sample_images, monkeypatch):
+    import errno
+
+    from conftest import SAMPLE
+    from labelreview.store import store as store_mod
+
+    def full(path, rows):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(store_mod, "_write_jsonl", full)
+    rc, out, err = run("import", "coco", SAMPLE / "proposals.json", "--images", sample_images,
+                       "--store", empty_store)
+    monkeypatch.undo()
+    assert rc == 1 and "Traceback" not in err
+    assert "cannot write the import (No space left on device)" in err and "the store is as it was" in err
+    assert not [p for p in (empty_store / "imports").iterdir() if not p.name.startswith(".")]
+    assert not list((empty_store / ".labelreview").glob("import-*"))
+    rc, out, err = run("import", "coco", SAMPLE / "proposals.json", "--images", sample_images,
+                       "--store", empty_store)
+    assert rc == 0, err
+    assert run("verify", "--store", empty_store)[0] == 0
+
+
+def test_import_whose_checkpoint_hits_a_full_disk_says_it_is_imported(empty_store, sample_images, monkeypatch):
+    import errno
+
+    from conftest import SAMPLE
+    from labelreview.store import gitrepo
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gitrepo.os, "pwrite", full)
+    rc, out, err = run("import", "coco", SAMPLE / "proposals.json", "--images", sample_images,
+                       "--store", empty_store)
+    monkeypatch.undo()
+    assert rc == 1 and "Traceback" not in err
+    assert "imported 25 annotations as" in err and "not in git yet" in err and "git.lock" in err
+    rc, out, err = run("commit", "--store", empty_store)
+    assert rc == 0 and out.startswith("committed "), err
+    assert run("verify", "--store", empty_store)[0] == 0
+
+
+def test_verify_when_git_cannot_run_is_a_clear_error(sample_store, monkeypatch):
+    import git
+
+    from labelreview.store import verify as verify_mod
+
+    def cannot(store, report):
+        raise git.GitCommandError(["git", "diff"], 128, stderr="fatal: sha1 file '.git/index.lock' write error. "
+                                  "Out of diskspace")
+
+    monkeypatch.setattr(verify_mod, "_check_git", cannot)
+    rc, out, err = run("verify", "--store", sample_store)
+    assert rc == 1 and "Traceback" not in err
+    assert "verify cannot read the store's git history (fatal: sha1 file" in err and "Out of diskspace" in err

@@ -164,7 +164,11 @@ def cmd_import(args) -> int:
         root = args.images or registry.default_image_root(fmt, args.path)
         result = store.ingest(batch, source=args.source or Path(args.path).stem, image_root=root,
                               check_images=not args.no_image_check)
-        finish(store)
+        try:
+            finish(store)
+        except LabelreviewError as e:  # the import is whole in the store; only git has not got it
+            raise LabelreviewError(f"imported {result['annotations']} annotations as {result['import']}, but it "
+                                   f"is not in git yet: {e}; `labelreview commit` commits it") from None
         from .store.sync import remotes
 
         has_remotes = bool(remotes(store))

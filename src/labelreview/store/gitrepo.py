@@ -55,8 +55,11 @@ def file_lock(path: Path, timeout: float = 60.0) -> Iterator[bool]:
                     raise LabelreviewError(f"{path}: still locked by another process after {timeout:.0f} s")
                 time.sleep(0.01)
         crashed = os.pread(fd, 64, 0) != b""
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # a full disk: the mark that tells a later holder we died cannot be written
+            raise LabelreviewError(f"{path}: cannot take the lock ({e.strerror or e})") from None
         try:
             yield crashed
         finally:

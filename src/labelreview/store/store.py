@@ -1055,11 +1055,17 @@ class Store:
             if auto is not None:
                 self._wait_wal_checkpoint()  # (a previous import's, if it is still copying)
                 self._wal_checkpoint = _checkpoint_in_background(self.root / INDEX_DIR / INDEX_NAME)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if folder.exists() and not self.conn.execute(
                     "SELECT 1 FROM imports WHERE id=?", (import_id,)).fetchone():
                 shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(e, OSError):  # a full disk, a read-only store: the store is as it was
+                where = e.filename or self.root / INDEX_DIR
+                raise LabelreviewError(f"{where}: cannot write the import ({e.strerror or e}); nothing was "
+                                       "imported, the store is as it was") from None
+            if isinstance(e, LabelreviewError) and "index cannot be used" in str(e):
+                raise LabelreviewError(f"{e}; nothing was imported, the store is as it was") from None
             raise
         finally:
             if auto is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from ..model import LabelreviewError
 from . import canonical, eventlog, gitrepo, replay
 from .replay import event_row
 from .store import INDEX_DIR, INDEX_NAME, Store
@@ -51,8 +52,15 @@ PARALLEL_BYTES = 16 << 20
 def verify(store: Store, *, images: bool = True, index: bool = True) -> Report:
     """Chains, git, index, images. With big logs (and two cores) the chains and the events table are
     checked in a second process while this one checks git and replays the rest of the index."""
+    import git
+
     with replay.no_gc():  # (until the replay is gone: else a full collection walks it when GC resumes)
-        report = _verify(store, images=images, index=index)
+        try:
+            report = _verify(store, images=images, index=index)
+        except git.GitCommandError as e:  # git cannot run here (a full disk: it cannot even read)
+            err = str(e.stderr or "").strip().removeprefix("stderr:").strip().strip("'").strip()
+            raise LabelreviewError(f"{store.root}: verify cannot read the store's git history "
+                                   f"({err or e}); nothing was checked") from None
     return report
 
 
