@@ -524,3 +524,16 @@ def test_verify_when_git_cannot_run_is_a_clear_error(sample_store, monkeypatch):
     rc, out, err = run("verify", "--store", sample_store)
     assert rc == 1 and "Traceback" not in err
     assert "verify cannot read the store's git history (fatal: sha1 file" in err and "Out of diskspace" in err
+
+
+def test_index_folder_gone_is_rebuilt_and_a_file_in_its_place_is_a_clear_error(sample_store):
+    import shutil
+
+    shutil.rmtree(sample_store / ".labelreview")
+    assert run("status", "--store", sample_store)[0] == 0  # rebuilt from the files
+    assert run("verify", "--store", sample_store)[0] == 0
+    shutil.rmtree(sample_store / ".labelreview")
+    (sample_store / ".labelreview").write_text("junk\n")
+    rc, out, err = run("status", "--store", sample_store)
+    assert rc == 1 and "Traceback" not in err
+    assert ".labelreview: cannot make the folder of the index here (a file is in its place; move it away)" in err

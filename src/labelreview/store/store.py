@@ -155,7 +155,11 @@ class Store:
         config = load_config(root)
         identity = resolve_identity(author, cwd=str(root))
         index = root / INDEX_DIR / INDEX_NAME
-        perms.shared_dir(index.parent)
+        try:
+            perms.shared_dir(index.parent)
+        except OSError as e:  # a file in its place, a read-only store that has none yet
+            why = "a file is in its place; move it away" if index.parent.exists() else (e.strerror or str(e))
+            raise LabelreviewError(f"{index.parent}: cannot make the folder of the index here ({why})") from None
         if not index.exists():
             _build_index_once(root, index)
         conn = _connect_index(root, index)
