@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
-from .common import encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
+from .common import clip_bbox, encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
 
 _SHAPES = ("box", "polygon", "polyline", "points", "mask", "tag", "skeleton", "ellipse", "cuboid")
 
@@ -216,14 +216,14 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Pat
             raise InputError(shown, where, "xbr/ybr lie before xtl/ytl")
         rot = _f(el, "rotation", shown, where) if el.get("rotation") else 0.0
         if rot % 360 == 0:
+            bbox = [x0, y0, x1 - x0, y1 - y0]
             if w and h and (x0 < 0 or y0 < 0 or x1 > w or y1 > h):
-                c0, d0, c1, d1 = max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)
-                if c1 < c0 or d1 < d0 or (c1 == c0 and x1 > x0) or (d1 == d0 and y1 > y0):
+                bbox = clip_bbox(bbox, (h, w))
+                if bbox is None:
                     warns.append(ImportWarning(where, f"box lies outside the {w}x{h} image", "skipped"))
                     return None
                 warns.append(ImportWarning(where, f"box reaches outside the {w}x{h} image; clipped", "repaired"))
-                x0, y0, x1, y1 = c0, d0, c1, d1
-            return Proposal(image_key=rel, category=label, kind="bbox", bbox=[x0, y0, x1 - x0, y1 - y0], extra=extra)
+            return Proposal(image_key=rel, category=label, kind="bbox", bbox=bbox, extra=extra)
         pts = rotated_corners((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, rot)  # about the centre
         extra.update(obb=True, angle=round(obb_angle(pts), 6), cvat_rotation=rot)
         return Proposal(image_key=rel, category=label, kind="polygon", bbox=polygon_bbox(pts), segmentation=[pts],
