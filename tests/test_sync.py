@@ -6,6 +6,7 @@ and `verify` green. And the cases sync must refuse, with nothing changed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -678,3 +679,56 @@ def test_a_sync_with_nothing_to_send_says_the_remote_was_up_to_date(two_machines
     assert cli("accept", "2", "--store", a, author=ALICE)[0] == 0
     rc, out, err = cli("sync", "--store", a, author=ALICE)
     assert rc == 0 and out.rstrip().endswith(", pushed"), (out, err)
+
+
+# Git hooks that kill -9 the sync (git's parent) and git itself at the moment git has written the
+# merge into the working tree and the index, before it moves HEAD: a merge commit's last step, and a
+# fast-forward's (the branch's ref update, announced to the reference-transaction hook).
+KILL_SYNC_IN_MERGE = {
+    "merged": ("pre-merge-commit", "#!/bin/sh\nkill -9 $(ps -o ppid= -p $PPID) $PPID\n"),
+    "fast-forward": ("reference-transaction",
+                     "#!/bin/sh\n[ \"$1\" = prepared ] || exit 0\n"
+                     "grep -q ' refs/heads/' || exit 0\nkill -9 $(ps -o ppid= -p $PPID) $PPID\n"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(KILL_SYNC_IN_MERGE))
+def test_a_sync_killed_inside_git_merge_is_finished_not_committed_twice(two_machines, how):
+    # Bob's sync was killed while git merge wrote Alice's log into his store, before git moved HEAD.
+    # The next command replayed that log and its checkpoint committed it as new: a second "2 accepted
+    # by Alice" commit in Bob's history, in Alice's name, that she never made (and pushed to her).
+    a, b, _ = two_machines
+    assert cli("accept", "1", "2", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    alices = git(a, "rev-parse", "HEAD").strip()
+    if how == "merged":
+        assert cli("reject", "3", "--store", b, author=BOB)[0] == 0  # Bob has a commit of his own
+    bobs_head = git(b, "rev-parse", "HEAD").strip()
+    name, script = KILL_SYNC_IN_MERGE[how]
+    hook = b / ".git" / "hooks" / name
+    hook.write_text(script)
+    hook.chmod(0o755)
+    proc = subprocess.run([sys.executable, "-m", "labelreview", "sync", "--store", str(b)], capture_output=True,
+                          text=True, env=dict(os.environ, LABELREVIEW_AUTHOR=BOB), timeout=120)
+    hook.unlink()
+    assert proc.returncode == -9, proc.stderr
+    log = next((b / "events").glob("alice-*/*/*.jsonl"))
+    assert git(b, "rev-parse", "HEAD").strip() == bobs_head and log.is_file()  # written, not committed
+    if how == "fast-forward":  # and git killed in the middle of writing it: half a line
+        log.write_bytes(log.read_bytes()[:-40])
+
+    rc, out, err = cli("status", "--store", b, author=BOB)  # the next command, any command
+    assert rc == 0 and "Traceback" not in err, err
+    assert "0 not yet in git" in out, out  # Alice's decisions are hers, in her commit: not new here
+    authors = git(b, "log", "--format=%H %an %s").splitlines()
+    assert [ln for ln in authors if " Alice " in ln] == [ln for ln in git(a, "log", "--format=%H %an %s")
+                                                        .splitlines() if " Alice " in ln]
+    assert [e["commit"] for e in js("log", "--by", "alice", "--store", b)] == [alices, alices]
+    assert states(b)[1][1] == states(b)[2][1] == "accepted"
+    assert "interrupted_sync" in (b / ".labelreview" / "recovery.log").read_text()
+    verify_ok(b)
+    assert js("sync", "--store", b, author=BOB)["pushed"]
+    js("sync", "--store", a, author=ALICE)
+    assert states(a) == states(b)
+    assert git(a, "log", "--format=%an %s").count("2 accepted by Alice") == 1
+    verify_ok(a)

@@ -31,6 +31,9 @@ from .identity import Identity, resolve_identity, slug
 
 INDEX_DIR = ".labelreview"
 INDEX_NAME = "index.sqlite"
+#: Written (in the index folder, git-ignored) before a sync merges, removed once the merged events
+#: are in the index and credited to their commits: still there, that sync was killed.
+SYNC_JOURNAL = "sync-merge.json"
 IMPORTS_DIR = "imports"
 SHARD_SIZE = 100_000
 STORE_ENV = "LABELREVIEW_STORE"
@@ -165,8 +168,33 @@ class Store:
         conn = _connect_index(root, index)
         store = cls(root, identity, conn, config)
         if recover:
-            store.recover()
+            if not store._finish_killed_sync():
+                store.recover()
         return store
+
+    def _finish_killed_sync(self) -> bool:
+        """A sync killed in the middle of its merge (its journal is still there): finish it before
+        anything replays the files git was writing. Waits for a sync that is merging right now.
+        True when this replayed the logs (``recover``) itself."""
+        journal = self.root / INDEX_DIR / SYNC_JOURNAL
+        if not journal.exists() or not os.access(journal.parent, os.W_OK):
+            return False
+        with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock"):
+            if not journal.exists():  # the sync finished while we waited, or another process did it
+                return False
+            self._finish_killed_sync_locked(gitrepo.clear_stale_git_locks(self.root))
+        return True
+
+    def _finish_killed_sync_locked(self, removed_locks: list[str]) -> None:
+        from . import sync  # (sync builds on the store)
+
+        journal = self.root / INDEX_DIR / SYNC_JOURNAL
+        note = sync.finish_killed_merge(self, journal)
+        self.reload_config()
+        self.recover()
+        _attribute_commits(self.root, self.conn)
+        journal.unlink()
+        self._note_recovery({**note, **({"removed_stale_git_locks": removed_locks} if removed_locks else {})})
 
     def reload_config(self) -> None:
         """Read labelreview.toml again (a sync may have brought a new one)."""
@@ -884,7 +912,9 @@ class Store:
         with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock") as holder_died:
             if holder_died:  # a checkpoint was killed inside git: its lock files would block us forever
                 removed = gitrepo.clear_stale_git_locks(self.root)
-                if removed:
+                if (self.root / INDEX_DIR / SYNC_JOURNAL).exists():  # ... or a sync, in its merge
+                    self._finish_killed_sync_locked(removed)
+                elif removed:
                     self._note_recovery({"removed_stale_git_locks": removed})
                 # ... and maybe after its commit, before it marked the events that commit holds:
                 # they are that commit's, not the one this checkpoint is about to make. Not HEAD's

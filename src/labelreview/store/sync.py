@@ -17,6 +17,7 @@ writer (author and host) appending from two clones (its hash chain would fork).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from typing import Any
 from ..model import LabelreviewError
 from . import canonical, eventlog, gitrepo, perms
 from .config import CONFIG_NAME
-from .store import IMPORTS_DIR, INDEX_DIR, Store, _attribute_commits
+from .store import IMPORTS_DIR, INDEX_DIR, SYNC_JOURNAL, Store, _attribute_commits
 
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: How many times a push rejected because the remote moved is retried (fetch, merge, push again).
@@ -376,6 +377,86 @@ def _merge(store: Store, ref: str, remote: str) -> str:
                            "The merge was undone; nothing was lost.")
 
 
+def _write_journal(store: Store, ref: str, remote: str) -> Path:
+    """Note, durably, what this sync is about to merge (see ``finish_killed_merge``)."""
+    path = store.root / INDEX_DIR / SYNC_JOURNAL
+    head = _git(store.root, "rev-parse", "HEAD").stdout.strip()
+    theirs = _git(store.root, "rev-parse", ref).stdout.strip()
+    with open(path, "wb") as f:
+        f.write(canonical.dumps({"head": head, "merging": theirs, "remote": remote}) + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
+    """A sync was killed while ``git merge`` wrote the remote's files into the store, before git
+    moved HEAD: those files lie in the working tree, uncommitted. Left so, the next checkpoint
+    committed them again as this store's (the other reviewers' decisions in commits of their own
+    name that they never made, twice in the history). Called under the git lock, before anything
+    replays the logs: put the files the merge was writing back as HEAD has them, then make the
+    merge again (its commits are all here, fetched). Returns what was done, for the recovery log.
+
+    Only a file that is exactly what the merge was writing (a part of the remote's version, or the
+    file missing where git was replacing it) is touched; anything else stays, and git's merge then
+    says what is in its way."""
+    root = store.root
+    try:
+        plan = json.loads(journal.read_text())
+        head, theirs, remote = plan["head"], plan["merging"], plan.get("remote") or "the remote"
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"interrupted_sync": "journal unreadable; nothing to finish"}
+    now = _git(root, "rev-parse", "HEAD", check=False).stdout.strip()
+    if now != head:
+        return {"interrupted_sync": "killed after its merge", "head": now}  # the replay follows
+    if _git(root, "cat-file", "-e", f"{theirs}^{{commit}}", check=False).returncode != 0:
+        return {"interrupted_sync": f"{theirs} is not in this store; nothing to finish"}
+    _git(root, "reset", "-q")  # git had staged the merge's files: the index back to HEAD
+    here, there = _tree_all(root, head), _tree_all(root, theirs)
+    paths = sorted(p for p in here.keys() | there.keys() if here.get(p) != there.get(p))
+    data = _blobs(root, sorted({here[p] for p in paths if p in here} | {there[p] for p in paths if p in there}))
+    restored, removed = [], []
+    for path in paths:
+        full = root / path
+        try:
+            now_bytes = full.read_bytes() if full.is_file() else None
+        except OSError:
+            continue
+        ours = data.get(here[path]) if path in here else None
+        new = data.get(there[path], b"") if path in there else b""
+        if now_bytes == ours:
+            continue  # git had not got to it (or left it as it was)
+        if now_bytes is not None and not new.startswith(now_bytes):
+            continue  # not what the merge was writing: git names it if it is in the way
+        if ours is None:
+            full.unlink()
+            removed.append(path)
+        else:
+            tmp = full.with_name(f".{full.name}.{os.getpid()}.restore")
+            tmp.write_bytes(ours)
+            os.replace(tmp, full)
+            restored.append(path)
+    note: dict[str, Any] = {"interrupted_sync": "merge made again", "merging": theirs,
+                            "put_back": restored, "removed_half_merged": removed}
+    try:
+        note["merge"] = _merge(store, theirs, remote)
+    except LabelreviewError as e:  # (its files are put back: the store is as before that sync)
+        note["merge"] = f"failed: {e}"
+    return note
+
+
+def _tree_all(root: Path, rev: str) -> dict[str, str]:
+    """path -> blob id of every file at ``rev``."""
+    out = _git(root, "ls-tree", "-r", "-z", rev).stdout
+    tree = {}
+    for entry in filter(None, out.split("\0")):
+        meta, path = entry.split("\t", 1)
+        _mode, kind, blob = meta.split()
+        if kind == "blob":
+            tree[path] = blob
+    return tree
+
+
 def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[str, Any]:
     """Checkpoint, fetch, merge, replay the new events, push. Returns what happened."""
     name = _default_remote(store, remote)
@@ -401,11 +482,15 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
                 _check_history(store, ref, name)
                 _check_own_logs(store, ref)
                 _check_imports(store, ref, name)
-                merges.append(_merge(store, ref, name))
-                store.reload_config()
-                store.recover()
-                touched |= store.last_caught_up
-                _attribute_commits(store.root, store.conn)
+                journal = _write_journal(store, ref, name)
+                try:
+                    merges.append(_merge(store, ref, name))
+                    store.reload_config()
+                    store.recover()
+                    touched |= store.last_caught_up
+                    _attribute_commits(store.root, store.conn)
+                finally:
+                    journal.unlink(missing_ok=True)
         if not push:
             break
         there = _git(store.root, "rev-parse", "--verify", "--quiet", ref, check=False).stdout.strip()
