@@ -732,3 +732,22 @@ def test_a_sync_killed_inside_git_merge_is_finished_not_committed_twice(two_mach
     assert states(a) == states(b)
     assert git(a, "log", "--format=%an %s").count("2 accepted by Alice") == 1
     verify_ok(a)
+
+
+def test_undo_takes_back_the_decision_made_here_not_one_a_sync_brought_from_the_authors_other_machine(
+        two_machines, monkeypatch):
+    # Alice reviews on the server and on her laptop. She accepted #5 on the laptop, then rejected
+    # #7 on the server; the server's sync brought the laptop's accept, which arrived in the index
+    # after the reject, and `undo` on the server took back the accept she had made elsewhere.
+    from labelreview.store import identity
+
+    server, laptop, _ = two_machines
+    with monkeypatch.context() as m:
+        m.setattr(identity, "_hostname", lambda: "laptop")
+        assert cli("accept", "5", "--store", laptop, author=ALICE)[0] == 0
+        assert js("sync", "--store", laptop, author=ALICE)["pushed"]
+    assert cli("reject", "7", "--store", server, author=ALICE)[0] == 0
+    assert js("sync", "--store", server, author=ALICE)["events_received"] == 1
+    rc, out, err = cli("undo", "--store", server, author=ALICE)
+    assert rc == 0 and "reject" in out and "#7" in out.replace("annotation ", "#"), (out, err)
+    assert states(server)[7][1] == "pending" and states(server)[5][1] == "accepted"

@@ -759,12 +759,17 @@ class Store:
             r = conn.execute(query, (lo, lo[:-1] + "0")).fetchone()
         return (r[0], r[1], r[2])
 
-    def last_undoable(self, author: str | None = None) -> dict[str, Any] | None:
-        """This author's latest decision that no undo has taken back yet."""
-        author = author or self.identity.author
+    def last_undoable(self) -> dict[str, Any] | None:
+        """This reviewer's latest decision made on this machine that no undo has taken back yet.
+
+        This writer's (author and host; its events arrive in the index in the order it wrote them), not
+        the latest of the author's to arrive, which after a sync can be one made earlier on another
+        machine."""
+        ident = self.identity
         row = self.conn.execute(
-            "SELECT * FROM events e WHERE author=? AND action != 'undo' AND NOT EXISTS "
-            "(SELECT 1 FROM events u WHERE u.undoes = e.hash) ORDER BY ord DESC LIMIT 1", (author,),
+            "SELECT * FROM events e WHERE author=? AND writer=? AND action != 'undo' AND NOT EXISTS "
+            "(SELECT 1 FROM events u WHERE u.undoes = e.hash) ORDER BY ord DESC LIMIT 1",
+            (ident.author, ident.writer),
         ).fetchone()
         return self._event_row(row) if row else None
 
