@@ -307,3 +307,18 @@ def test_a_blind_decision_gone_to_adjudication_can_be_taken_back(sample_store):
     assert cli("relabel", "3", "cup", "--store", sample_store, author=CAROL)[0] == 0
     assert states(sample_store)[3][:2] == ("cup", "relabeled")  # Carol agrees with Bob
     verify_ok(sample_store)
+
+
+def test_two_blind_flags_agree_only_for_the_same_reason(sample_store):
+    # Under blind double review two flags for different reasons stood as agreement, the second
+    # reviewer's reason lost from the label; now they go to the adjudicator like any disagreement.
+    double(sample_store)
+    finish(decider(sample_store, ALICE, [["flag", 4, "loose-box"], ["flag", 5, "occluded"]]))
+    finish(decider(sample_store, BOB, [["flag", 4, "occluded"], ["flag", 5, "occluded"]]))
+    s = states(sample_store)
+    assert s[5][1] == "flagged"  # the same reason: it stands
+    assert s[4][1] == "pending"  # undecided until adjudicated
+    conflicts = open_conflicts(sample_store)
+    assert list(conflicts) == [4]
+    assert sorted((d["author"], d["reason"]) for d in conflicts[4]) == [(ALICE, "loose-box"), (BOB, "occluded")]
+    verify_ok(sample_store)

@@ -751,3 +751,29 @@ def test_undo_takes_back_the_decision_made_here_not_one_a_sync_brought_from_the_
     rc, out, err = cli("undo", "--store", server, author=ALICE)
     assert rc == 0 and "reject" in out and "#7" in out.replace("annotation ", "#"), (out, err)
     assert states(server)[7][1] == "pending" and states(server)[5][1] == "accepted"
+
+
+def test_two_flags_for_different_reasons_go_to_adjudication_the_same_reason_agrees(two_machines):
+    # Alice flagged #4 "loose-box", Bob on his machine "occluded": after a sync both machines showed
+    # #4 flagged loose-box by Alice, no conflict, and Bob's reason was nowhere but `log`. Two flags
+    # say different things are wrong: the adjudicator sees both. The same reason (whatever the
+    # comments) agrees; two rejects agree whatever their reasons (the label is out either way).
+    a, b, _ = two_machines
+    for root, who, reason, comment in ((a, ALICE, "loose-box", "tail cut off"), (b, BOB, "occluded", None)):
+        argv = ["flag", "4", "--reason", reason, *(["--comment", comment] if comment else []), "--store", root]
+        assert cli(*argv, author=who)[0] == 0
+    for root, who, reason, comment in ((a, ALICE, "occluded", "the cup's rim"), (b, BOB, "occluded", None)):
+        assert cli("flag", "5", "--reason", reason, "--comment", comment or "-", "--store", root, author=who)[0] == 0
+    assert cli("reject", "7", "--reason", "false-positive", "--store", a, author=ALICE)[0] == 0
+    assert cli("reject", "7", "--reason", "duplicate", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    assert js("sync", "--store", b, author=BOB)["new_conflicts"] == [4]
+    js("sync", "--store", a, author=ALICE)
+    for root in (a, b):
+        conflicts = open_conflicts(root)
+        assert list(conflicts) == [4]
+        assert sorted((d["author"], d["new"]["status"], d["reason"]) for d in conflicts[4]) == [
+            (ALICE, "flagged", "loose-box"), (BOB, "flagged", "occluded")]
+        assert states(root)[5][1] == "flagged" and states(root)[7][1] == "rejected"
+        verify_ok(root)
+    assert states(a) == states(b)

@@ -1374,7 +1374,19 @@ def _load_fold(conn: sqlite3.Connection, ann_id: int) -> dict[str, Any] | None:
 
 
 def _same(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    return bool(a and b) and a.get("category") == b.get("category") and a.get("status") == b.get("status")
+    """The same decision: the same class and status, and for a flag the same reason (two flags for
+    different reasons say different things are wrong: the adjudicator sees both)."""
+    return (bool(a and b) and a.get("category") == b.get("category") and a.get("status") == b.get("status")
+            and (a.get("status") != "flagged" or a.get("reason") == b.get("reason")))
+
+
+def _chosen(ev: dict[str, Any]) -> dict[str, Any]:
+    """What a decision chose, as ``_same`` compares it (and as the chain keeps each state)."""
+    new = ev["new"]
+    out = {"category": new["category"], "status": new["status"]}
+    if new["status"] == "flagged":
+        out["reason"] = note_of(ev)[0]
+    return out
 
 
 def note_of(ev: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -1398,7 +1410,7 @@ def _set_state(st: dict[str, Any], ev: dict[str, Any]) -> None:
     st.update(category=new["category"], status=new["status"], last_event=ev["hash"], updated_at=ev["ts"],
               updated_by=ev["author"], reason=reason, comment=comment)
     if st["chain"] is not None:
-        st["chain"].append((ev["hash"], {"category": new["category"], "status": new["status"]}))
+        st["chain"].append((ev["hash"], _chosen(ev)))
     if st["blind"]:
         st["blind"], st["aux"] = {}, True
 
@@ -1475,7 +1487,7 @@ def _withdraw_agreement(st: dict[str, Any], ev: dict[str, Any], event: str) -> b
             reason, comment = note_of(held)
             st.update(last_event=holder, updated_at=held["ts"], updated_by=held["author"], reason=reason,
                       comment=comment)
-            st["chain"].append((holder, {"category": st["category"], "status": st["status"]}))
+            st["chain"].append((holder, _chosen(held)))
     undone.add(event)
     # What its author decides next was made on the state before the undone decision.
     aliases[ev["hash"]] = st["made_on"].get(event)
@@ -1523,7 +1535,8 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
         else:  # made on a decision that never applied: compare with the state now
             since = chain[-1:]
         if ev["action"] != "resolve" and not (blind and ev["action"] == "undo"):
-            match = next((h for h, state in since if _same(state, new) and h not in st["undone"]), None)
+            chosen = _chosen(ev)
+            match = next((h for h, state in since if _same(state, chosen) and h not in st["undone"]), None)
             if match is not None:
                 st["aliases"][ev["hash"]] = match
                 st["agreed"][ev["hash"]] = ev
@@ -1540,12 +1553,13 @@ def _fold_step(st: dict[str, Any], ev: dict[str, Any]) -> bool:
             return True
         other = next(((a, v) for a, v in st["blind"].items() if a != author), None)
         st["aux"] = True
-        if other is None:  # the first of two: it waits, unseen
-            st["blind"][author] = (ev["hash"], new)
+        if other is None:  # the first of two: it waits, unseen (a flag with its reason, to compare)
+            st["blind"][author] = (ev["hash"], {**new, "reason": ev.get("reason")}
+                                   if new["status"] == "flagged" and "reason" not in new else new)
             return True
         st["blind"] = {}
         other_author, (other_hash, other_new) = other
-        if _same(other_new, new):  # two reviewers agree: that state stands
+        if _same(other_new, _chosen(ev)):  # two reviewers agree: that state stands
             _set_state(st, ev)
             st["aliases"][other_hash] = ev["hash"]
         else:  # they disagree: both go to adjudication
