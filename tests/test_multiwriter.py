@@ -151,3 +151,33 @@ def test_a_killed_reviewers_decisions_are_committed_in_their_own_name(sample_sto
     assert commits[1] == commits[2] == log[1].split("|")[0] and commits[3] == log[0].split("|")[0]
     assert git(sample_store, "status", "--porcelain") == ""
     verify_ok(sample_store)
+
+
+def test_a_decision_made_while_a_checkpoint_runs_goes_in_its_authors_commit(sample_store, monkeypatch):
+    """Carol decides just after Bob's checkpoint has committed the other reviewers' pending
+    decisions in their names, before it stages his own logs. Her line went into Bob's commit ("1
+    accepted, 1 rejected by Bob, Carol", authored by Bob); now it waits for a commit of her own."""
+    from labelreview.review import ReviewSession
+
+    real = Store._commit_other_writers
+
+    def then_carol_decides(self, repo):
+        sha = real(self, repo)
+        with Store.open(sample_store, author=CAROL) as other:
+            ReviewSession(other, auto_checkpoint=False).reject(2)
+        return sha
+
+    with Store.open(sample_store, author=BOB) as store:
+        ReviewSession(store, auto_checkpoint=False).accept(1)
+        monkeypatch.setattr(Store, "_commit_other_writers", then_carol_decides)
+        store.checkpoint()
+        monkeypatch.undo()
+    log = git(sample_store, "log", "--format=%an|%s", "-1").strip()
+    assert log == "Bob|1 accepted by Bob"
+    assert "events/carol-" not in git(sample_store, "show", "--name-only", "--format=", "HEAD")
+    with Store.open(sample_store, author=CAROL) as store:  # her next checkpoint (or anyone's) takes it
+        assert store.uncommitted() == 1
+        store.checkpoint()
+    assert git(sample_store, "log", "--format=%an|%s", "-1").strip() == "Carol|1 rejected by Carol"
+    assert git(sample_store, "status", "--porcelain") == ""
+    verify_ok(sample_store)

@@ -935,7 +935,9 @@ class Store:
                     # gone from the disk is not staged as deleted (verify reports it).
                     pending = conn.execute(
                         "SELECT action, author, file, writer FROM events WHERE git_commit IS NULL").fetchall()
-                    files = sorted({r["file"] for r in pending})
+                    # This writer's logs only: another's lines still pending were appended after its
+                    # commit above, and go in that reviewer's next commit, in their own name.
+                    files = sorted({r["file"] for r in pending if r["writer"] == self.identity.writer})
                     logs = {r[0]: r[1] for r in conn.execute(
                         f"SELECT path, size FROM event_files WHERE path IN ({','.join('?' * len(files))})",
                         files) if os.path.isfile(os.path.join(self.root, r[0]))} if files else {}
