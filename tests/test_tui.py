@@ -248,6 +248,7 @@ async def test_filter_prompt_rebuilds_the_queue(app_store):
         await settle(pilot, app)
         await filter_queue(pilot, app, "class:coin order:score")
         q = app.screen.queue
+        assert app.queue is q  # (what `labelreview review` closes on leaving: the queue in use)
         anns = [store.annotation(i) for i in q.flat]
         assert anns and all(a.category == "coin" for a in anns)
         assert [a.score for a in anns] == sorted(a.score for a in anns)

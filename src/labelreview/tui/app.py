@@ -29,7 +29,7 @@ class LabelReviewApp(App):
         # filter on the ~8,000 image cells of every frame (measured: ~12 ms of each frame).
         super().__init__(ansi_color=True)
         self.store = store
-        self.queue = queue
+        self._queue = queue
         self.session = session or ReviewSession(store, auto_checkpoint=False)
         self.early = early  # the first picture, started before this module was imported
         # What the terminal said it shows (asked before Textual started: termgraphics.probe).
@@ -38,11 +38,16 @@ class LabelReviewApp(App):
         self.review_screen: ReviewScreen | None = None
         self.quitting = False
 
+    @property
+    def queue(self) -> Queue:
+        """The queue under review: the review screen's, which `/` replaces."""
+        return self.review_screen.queue if self.review_screen is not None else self._queue
+
     def get_default_screen(self) -> ReviewScreen:
         # The review is the app's base screen, not pushed over Textual's default one: a screen
         # underneath forwarded its own first paints to the top one, which repainted the whole
         # terminal again after the first frame (~170 KB more at 160x50).
-        self.review_screen = ReviewScreen(self.store, self.queue, self.session)
+        self.review_screen = ReviewScreen(self.store, self._queue, self.session)
         return self.review_screen
 
     def on_mount(self) -> None:
@@ -97,7 +102,7 @@ def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: R
         app.run()
     finally:
         try:
-            queue.close()  # give back the images this process holds (whichever queue took them)
+            app.queue.close()  # give back the images this process holds; the place is saved
             store.checkpoint()  # also after a crash of the UI: what was decided goes to git
         finally:
             store.close()
