@@ -971,3 +971,50 @@ def test_same_file_name_under_two_image_ids_is_one_image_with_a_warning(tiny_sto
     assert sorted((im["id"], im["file_name"]) for im in gt.dataset["images"]) == [(1, "a.png"), (2, "b.png")]
     assert sorted((a["id"], a["image_id"]) for a in gt.dataset["annotations"]) == \
         [(1, 1), (2, 1), (3, 2), (4, 1), (5, 1)]
+
+
+def test_a_box_without_segmentation_is_exported_without_one(tiny_store, tiny, tmp_path):
+    """A box-only annotation imported with no "segmentation" key was exported with "segmentation": [].
+    pycocotools loads and bbox-evaluates either; but the exported annotations given to ``loadRes`` as
+    results (a reviewed model's proposals scored against ground truth) failed segm evaluation with
+    an IndexError in ``annToRLE`` (``frPyObjects([])``), where a box without the key becomes its box's
+    polygon. Each annotation now comes back as it was: no key when it had none, [] when it had []."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, doc = tiny
+    doc = copy.deepcopy(doc)
+    doc["annotations"] = [
+        {"id": 1, "image_id": 1, "category_id": 2, "bbox": [2, 3, 10, 8], "area": 80, "iscrowd": 0},
+        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [20, 5, 10, 10], "area": 100, "iscrowd": 0,
+         "segmentation": []},
+    ]
+    rc, result, err = import_file(tiny_store, write(tmp_path, doc), "--images", str(images))
+    assert rc == 0, err
+    out = tmp_path / "export.json"
+    rc, _, err = run("export", "coco", str(out), "--include", "pending", "--store", str(tiny_store))
+    assert rc == 0, err
+    exported = {a["id"]: a for a in json.loads(out.read_text())["annotations"]}
+    assert "segmentation" not in exported[1]
+    assert exported[2]["segmentation"] == []
+    # the box without the key, as a result, scored for segm against a ground-truth mask of that box
+    gt_doc = {"images": doc["images"], "categories": doc["categories"], "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 2, "bbox": [2, 3, 10, 8], "area": 80, "iscrowd": 0,
+         "segmentation": [[2, 3, 12, 3, 12, 11, 2, 11]]}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(write(tmp_path, gt_doc, "gt.json")))
+        dets = [{k: v for k, v in exported[1].items() if k != "id"} | {"score": 1.0}]
+        for iou in ("bbox", "segm"):
+            ev = COCOeval(gt, gt.loadRes(copy.deepcopy(dets)), iou)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            assert ev.stats[0] == pytest.approx(1.0), iou
+    # and it comes back the same way again
+    again = Store.init(tmp_path / "again")
+    rc, _, err = import_file(again, out, "--images", str(images))
+    assert rc == 0, err
+    out2 = tmp_path / "export2.json"
+    assert run("export", "coco", str(out2), "--include", "pending", "--store", str(again))[0] == 0
+    assert [("segmentation" in a, a.get("segmentation")) for a in json.loads(out2.read_text())["annotations"]] == \
+        [(False, None), (True, [])]

@@ -26,6 +26,11 @@ _FALSE = {"0", "false", "no", "f", "n", ""}
 _ANN_KEYS = {"id", "image_id", "category_id", "bbox", "segmentation", "keypoints", "num_keypoints",
              "score", "iscrowd", "area", "scores"}
 _IMG_KEYS = {"id", "file_name", "width", "height"}
+#: An annotation's extra key (kept in the store, never exported): the source had no "segmentation" key,
+#: so the export writes none either (see ``build``).
+NO_SEGMENTATION = "_labelreview_no_segmentation"
+#: Extra keys starting with this are labelreview's own notes, never written to an export.
+_OWN = "_labelreview_"
 _CAT_KEYS = {"id", "name", "supercategory", "keypoints", "skeleton"}
 
 
@@ -649,7 +654,8 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
                 if area is not None and not ((type(area) is float or type(area) is int) and isfinite(area)):
                     area = None
                 yield Proposal(im.key, name, "polygon" if polys else ("bbox" if bbox is not None else "label"),
-                               bbox, polys, None, score, crowd, area, aid, {}, None)
+                               bbox, polys, None, score, crowd, area, aid,
+                               {NO_SEGMENTATION: True} if seg is None and bbox is not None else {}, None)
                 continue
         p = _annotation(path, i, a, label, seen_ids, img_by_id, cat_names, cats, warns)
         if p is not None:
@@ -766,6 +772,8 @@ def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id:
     extra = {k: v for k, v in a.items() if k not in _ANN_KEYS} or {}
     if "num_keypoints" in a:
         extra["num_keypoints"] = a["num_keypoints"]
+    if seg is None and kind != "label":
+        extra[NO_SEGMENTATION] = True
     scores = a.get("scores") if isinstance(a.get("scores"), dict) else None
     if scores is None and a.get("scores") is not None:
         extra["scores"] = a["scores"]  # not the {class: score} labelreview reads: kept as it was
@@ -833,9 +841,15 @@ def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
     for a, eid in zip(anns, ann_ids):
         rec: dict[str, Any] = {"id": eid, "image_id": id_of_image[a.image_id], "category_id": cat_ids[a.category]}
         im = snapshot.image_by_id[a.image_id]
+        extra = a.extra or {}
         if a.segmentation is not None:
             rec["segmentation"] = a.segmentation
-        elif a.kind != "label":
+        elif a.kind != "label" and not extra.get(NO_SEGMENTATION):
+            # A box (or keypoints) without a mask: "segmentation": [], as CVAT, Datumaro and Roboflow
+            # write it (Datumaro's COCO reader requires the key), unless the imported annotation had no
+            # "segmentation" at all (a detection results list, most often): then none, as it was.
+            # pycocotools evaluates either for bbox; neither can be ground truth for segm, but a box
+            # without the key loaded as a result (loadRes) becomes its box's polygon, and [] fails.
             rec["segmentation"] = []
         if a.bbox is not None:
             rec["bbox"] = a.bbox
@@ -849,8 +863,9 @@ def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
             rec["score"] = a.score
         if a.scores is not None:
             rec["scores"] = a.scores
-        for k, v in (a.extra or {}).items():
-            rec.setdefault(k, v)
+        for k, v in extra.items():
+            if not k.startswith(_OWN):
+                rec.setdefault(k, v)
         ann_out.append(rec)
         provenance.append(snapshot.provenance(a, eid))
     doc = {k: v for k, v in (snapshot.info or {}).items() if k not in ("images", "annotations", "categories")}
