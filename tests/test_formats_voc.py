@@ -441,3 +441,58 @@ def test_voc_export_refuses_text_xml_cannot_hold(tmp_path, where):
     voc.write(snap, tmp_path / "out")
     again, _ = voc.read(tmp_path / "out")
     assert {p.category for p in again.proposals} >= {"cat", "hand"}
+
+
+def test_voc_export_gives_back_the_boxes_it_was_given_and_whole_pixels_for_the_rest(tmp_path):
+    """A VOC file with a corner between pixels (voc_dataset1's head part: xmin 5.5, xmax 7.5; Datumaro
+    and CVAT write such floats) came back from export and import moved: the export rounded 5.5 to 6.
+    Its own numbers are now written back, and a re-import gives the very same boxes. A box from
+    another format with corners between pixels is still written in whole pixels, which every VOC
+    reader takes (the VOC evaluation's parse_rec reads each corner with int()), and counted."""
+    import json
+    import re
+
+    from helpers import run
+
+    def boxes(store):
+        rc, out, err = run("ls", "--json", "--store", str(store))
+        assert rc == 0, err
+        return sorted((a["category"], a["bbox"]) for a in json.loads(out))
+
+    src = tmp_path / "src"
+    shutil.copytree(A / "voc_dataset/voc_dataset1", src)
+    xml = src / "Annotations/2007_000001.xml"  # a corner with more digits than 6, as str(float) writes
+    xml.write_text(xml.read_text().replace("<xmin>4</xmin>", "<xmin>4.123456789012345</xmin>"))
+    first, again = tmp_path / "s1", tmp_path / "s2"
+    for store in (first, again):
+        assert run("init", str(store))[0] == 0
+    assert run("import", "voc", str(src), "--store", str(first))[0] == 0
+    rc, out, err = run("export", "voc", str(tmp_path / "out"), "--include", "pending", "--store", str(first),
+                       "--json")
+    assert rc == 0, err
+    assert "rounded" not in json.loads(out)
+    written = (tmp_path / "out/Annotations/2007_000001.xml").read_text()
+    assert "<xmin>5.5</xmin>" in written and "<xmax>7.5</xmax>" in written
+    assert "<xmin>4.123456789012345</xmin>" in written and "<xmax>6</xmax>" in written
+    assert run("import", "voc", str(tmp_path / "out"), "--images", str(src), "--store", str(again))[0] == 0
+    assert boxes(again) == boxes(first)
+    assert ("head", [4.5, 5, 3, 3]) in boxes(again)
+
+    # boxes from COCO, between pixels: whole pixels, and the export says how many it rounded
+    coco_doc = {"images": [{"id": 1, "file_name": "2007_000001.jpg", "width": 20, "height": 10}],
+                "categories": [{"id": 1, "name": "cat"}],
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2.3, 1.6, 5.2, 4.1],
+                                 "area": 21.3, "iscrowd": 0},
+                                {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "area": 16,
+                                 "iscrowd": 0}]}
+    (tmp_path / "c.json").write_text(json.dumps(coco_doc))
+    third = tmp_path / "s3"
+    assert run("init", str(third))[0] == 0
+    assert run("import", "coco", str(tmp_path / "c.json"), "--images", str(src / "JPEGImages"),
+               "--store", str(third))[0] == 0
+    rc, out, err = run("export", "voc", str(tmp_path / "out3"), "--include", "pending", "--store", str(third))
+    assert rc == 0, err
+    assert "1 box with corners between pixels, written in whole pixels" in out
+    written = (tmp_path / "out3/Annotations/2007_000001.xml").read_text()
+    corners = re.findall(r"<(?:xmin|ymin|xmax|ymax)>([^<]*)<", written)
+    assert [int(c) for c in corners] == [3, 3, 8, 6, 2, 2, 5, 5]  # int() takes every one of them

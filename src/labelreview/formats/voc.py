@@ -2,9 +2,13 @@
 SegmentationClass/*.png (semantic masks) and SegmentationObject/*.png (instance masks of the objects).
 
 VOC boxes are 1-based inclusive pixel corners: xmin=1, xmax=W covers the whole width. In the store
-(COCO pixels): x = xmin - 1, w = xmax - xmin + 1, so x + w = xmax. Export writes the reverse, rounded
-to whole pixels as VOC tools expect (a box under one pixel, or of zero size, becomes the pixel its
-centre is in). Child order inside ``<bndbox>`` does not matter (Roboflow writes
+(COCO pixels): x = xmin - 1, w = xmax - xmin + 1, so x + w = xmax. Export writes the reverse in whole
+pixels, as the VOC devkit and its readers expect (the VOC evaluation code's ``parse_rec`` reads each
+corner with ``int()``, which refuses "5.5"): a box from another format with corners between pixels is
+rounded (one under a pixel, or of zero size, becomes the pixel its centre is in), and the export
+counts them. A VOC file that itself gave a corner between pixels (Datumaro and CVAT write such
+floats) is written back with the numbers it had, so that a VOC import, export and import again gives
+the very same boxes. Child order inside ``<bndbox>`` does not matter (Roboflow writes
 xmin, xmax, ymin, ymax). Parts are reviewable boxes of their own, tied to their object.
 Also read: a folder of XML files with the images beside them (Roboflow, LabelImg), or one XML file.
 The export's labelmap.txt (Datumaro's ``name:r,g,b:parts:actions``) declares every class it uses.
@@ -32,6 +36,9 @@ VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor"]
 _FLAGS = ("truncated", "difficult", "occluded")
+#: An object's (or part's) extra key: the corners its <bndbox> gave [xmin, ymin, xmax, ymax], kept
+#: (never exported elsewhere) when one is not a whole pixel, for the VOC export to write them back.
+SUBPIXEL = "_labelreview_voc_bndbox"
 
 
 def default_class_map() -> semantic.ClassMap:
@@ -122,7 +129,8 @@ def _parse_xml(path: Path, shown: str) -> ET.Element:
     return root
 
 
-def _box(el: ET.Element, shown: str, where: str) -> list[float]:
+def _box(el: ET.Element, shown: str, where: str) -> tuple[list[float], list[float]]:
+    """The box in COCO pixels, and the corners as the file gave them."""
     bb = el.find("bndbox")
     if bb is None:
         raise InputError(shown, where, "no <bndbox>")
@@ -138,8 +146,19 @@ def _box(el: ET.Element, shown: str, where: str) -> list[float]:
     if vals["xmax"] < vals["xmin"] or vals["ymax"] < vals["ymin"]:
         raise InputError(shown, where, f"corners reversed (xmin {vals['xmin']:g}, xmax {vals['xmax']:g}, "
                          f"ymin {vals['ymin']:g}, ymax {vals['ymax']:g})")
-    # 1-based inclusive corners -> COCO pixels
-    return [vals["xmin"] - 1, vals["ymin"] - 1, vals["xmax"] - vals["xmin"] + 1, vals["ymax"] - vals["ymin"] + 1]
+    corners = [vals["xmin"], vals["ymin"], vals["xmax"], vals["ymax"]]
+    return _coco_box(corners), corners
+
+
+def _coco_box(corners: list[float]) -> list[float]:
+    """1-based inclusive corners -> COCO pixels [x, y, w, h]."""
+    xmin, ymin, xmax, ymax = corners
+    return [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]
+
+
+def _subpixel(corners: list[float]) -> dict[str, Any]:
+    """The extra that keeps a box's corners when one lies between pixels (nothing when all are whole)."""
+    return {} if all(float(c).is_integer() for c in corners) else {SUBPIXEL: corners}
 
 
 def _find_image(xml: Path, root: Path, vocroot: Path | None, filename: str | None, rel_path: str | None,
@@ -249,8 +268,8 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             if not name:
                 raise InputError(shown, where, "no <name>")
             where = f"object[{i}] ({name})"
-            bbox = _box(obj, shown, where)
-            oextra: dict[str, Any] = {}
+            bbox, corners = _box(obj, shown, where)
+            oextra: dict[str, Any] = _subpixel(corners)
             pose = _text(obj, "pose")
             if pose is not None:
                 oextra["pose"] = pose
@@ -279,11 +298,11 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                 pwhere = f"{where} part[{j}]"
                 if not pname:
                     raise InputError(shown, pwhere, "no <name>")
-                pb = _box(part, shown, pwhere)
+                pb, pcorners = _box(part, shown, pwhere)
                 part_names.add(pname)
                 cat_names.setdefault(pname)
                 pp = Proposal(image_key=rel, category=pname, kind="bbox", bbox=pb, source_id=f"{sid}.{j}",
-                              extra={"voc_part_of": sid})
+                              extra={"voc_part_of": sid, **_subpixel(pcorners)})
                 if not (w and h) or _clip(pp, w, h, shown, pwhere, warns):
                     proposals.append(pp)
     # segmentation
@@ -437,6 +456,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     object_classes: dict[str, None] = {}  # classes of the exported <object>s, in the order met
     parts_of: dict[str, dict[str, None]] = {}  # object class -> classes of its exported <part>s
     actions_of: dict[str, dict[str, None]] = {}  # object class -> its exported <actions>
+    rounded = [0]  # boxes from another format with corners between pixels, written in whole pixels
     with FolderExport(out) as fx:
         for im in snapshot.images:
             base = im.file_name.rsplit("/", 1)[-1]
@@ -475,7 +495,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
             inst = []
             for k, a in enumerate(objs):
                 own = parts.get((a.import_id, a.source_id), [])
-                lines += _object_xml(a, own, im.width, im.height)
+                lines += _object_xml(a, own, im.width, im.height, rounded)
                 object_classes.setdefault(a.category)
                 for pa in own:
                     parts_of.setdefault(a.category, {}).setdefault(pa.category)
@@ -517,6 +537,8 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
            "categories": len(snapshot.categories), "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
+    if rounded[0]:
+        res["rounded"] = {"box with corners between pixels, written in whole pixels": rounded[0]}
     return res
 
 
@@ -600,16 +622,36 @@ def _span(lo: float, size: float, limit: int | None) -> tuple[int, int]:
     return a, b
 
 
-def _bndbox(bbox, indent: str, W: int | None = None, H: int | None = None) -> list[str]:
-    x, y, w, h = bbox
-    # COCO pixels -> 1-based inclusive corners
-    xmin, xmax = _span(x, w, W)
-    ymin, ymax = _span(y, h, H)
+def _whole(v: float) -> bool:
+    return abs(v - round(v)) <= 1e-6
+
+
+def _number(v: float) -> str:
+    """A corner as the shortest text that reads back as this very float ('6', '5.5')."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _bndbox(a, indent: str, W: int | None = None, H: int | None = None, rounded: list[int] | None = None) -> list[str]:
+    x, y, w, h = a.bbox
+    corners = (a.extra or {}).get(SUBPIXEL)
+    if isinstance(corners, list) and len(corners) == 4 and _coco_box(corners) == list(a.bbox):
+        # the VOC file's own corners, between pixels: written back as they were
+        xmin, ymin, xmax, ymax = (_number(c) for c in corners)
+    elif isinstance(corners, list):
+        # such a box clipped to its image on import: the clipped edges whole, the others as they were
+        xmin, ymin, xmax, ymax = (_number(round(c, 9)) for c in (x + 1, y + 1, x + w, y + h))
+    else:
+        # COCO pixels -> 1-based inclusive whole-pixel corners
+        xmin, xmax = _span(x, w, W)
+        ymin, ymax = _span(y, h, H)
+        if rounded is not None and not all(_whole(c) for c in (x, y, x + w, y + h)):
+            rounded[0] += 1
     return [f"{indent}<bndbox>", f"{indent}  <xmin>{xmin}</xmin>", f"{indent}  <ymin>{ymin}</ymin>",
             f"{indent}  <xmax>{xmax}</xmax>", f"{indent}  <ymax>{ymax}</ymax>", f"{indent}</bndbox>"]
 
 
-def _object_xml(a, parts: list, W: int | None = None, H: int | None = None) -> list[str]:
+def _object_xml(a, parts: list, W: int | None = None, H: int | None = None,
+                rounded: list[int] | None = None) -> list[str]:
     ex = a.extra or {}
     out = ["  <object>", f"    <name>{_esc(a.category)}</name>"]
     if "pose" in ex:
@@ -617,9 +659,9 @@ def _object_xml(a, parts: list, W: int | None = None, H: int | None = None) -> l
     for k in _FLAGS:
         if k in ex:
             out.append(f"    <{k}>{_esc(str(ex[k]))}</{k}>")
-    out += _bndbox(a.bbox, "    ", W, H)
+    out += _bndbox(a, "    ", W, H, rounded)
     for p in parts:
-        out += (["    <part>", f"      <name>{_esc(p.category)}</name>"] + _bndbox(p.bbox, "      ", W, H)
+        out += (["    <part>", f"      <name>{_esc(p.category)}</name>"] + _bndbox(p, "      ", W, H, rounded)
                 + ["    </part>"])
     if isinstance(ex.get("actions"), dict):
         out.append("    <actions>")
