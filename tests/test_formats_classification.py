@@ -367,3 +367,43 @@ def test_single_label_store_still_exports_single_label_rows(tmp_path):
     assert out.read_text().splitlines() == ["image_name,label_name", f"{im},{cls}",
                                             f"{first[1]['file_name']},{first[1]['category']}"]
     assert res["skipped"] == {"image with no label": 3}
+
+
+def test_csv_backslash_is_a_windows_separator_only_when_no_file_has_the_name_as_written(tmp_path):
+    """Every backslash of a CSV's image name was read as '/': right for a CSV written on Windows
+    (train\\cat\\1.jpg), silently wrong on Linux, where a\\b.jpg can be a file of its own: its label
+    went to the other picture a/b.jpg, and the real file was reported "not in the CSV". The name as
+    written is looked for first; a name that also reads as another image says which was taken."""
+    import json
+
+    from PIL import Image as PILImage
+
+    from helpers import run
+
+    imgs = tmp_path / "imgs"
+    (imgs / "a").mkdir(parents=True)
+    (imgs / "train" / "cat").mkdir(parents=True)
+    for name, colour in (("a\\b.jpg", (255, 0, 0)), ("a/b.jpg", (0, 255, 0)), ("c\\d.jpg", (0, 0, 255)),
+                         ("train/cat/1.jpg", (9, 9, 9)), (".e.jpg", (1, 2, 3)), ("e.jpg", (3, 2, 1))):
+        PILImage.new("RGB", (8, 8), colour).save(imgs / name)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_name,label_name\n"
+                   "a\\b.jpg,cat\n"  # a Linux file named a\b.jpg (and a/b.jpg is another picture)
+                   "c\\d.jpg,dog\n"  # only the file named so
+                   "train\\cat\\1.jpg,cat\n"  # written on Windows
+                   "a/b.jpg,bird\n"
+                   "./.e.jpg,fish\n")  # a hidden file, named with ./ in front: not e.jpg
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("import", "csv", str(csv), "--images", str(imgs), "--store", str(store), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    rc, out, err = run("ls", "--json", "--store", str(store))
+    got = sorted((a["file_name"], a["category"]) for a in json.loads(out))
+    assert got == [(".e.jpg", "fish"), ("a/b.jpg", "bird"), ("a\\b.jpg", "cat"), ("c\\d.jpg", "dog"),
+                   ("train/cat/1.jpg", "cat")]
+    problems = [(w["where"], w["problem"]) for w in result["warnings"]]
+    assert ("labels.csv line 2", "'a\\\\b.jpg' names the file 'a\\\\b.jpg'; 'a/b.jpg' (the name read as a "
+            "Windows path) is also an image here, not taken") in problems
+    assert not [(where, p) for where, p in problems
+                if "not found" in p or "missing" in p or ("not in labels.csv" in p and where != "e.jpg")], problems

@@ -26,7 +26,13 @@ _ZERO = {"0", "0.0", "false", "no", "n", "f", "", "-1"}
 
 
 def _resolver(root: Path):
-    """name -> path relative to ``root`` (exact, else by stem for names without an extension)."""
+    """name -> (path relative to ``root`` or None, a note on how it was read or None).
+
+    The name as written first (exact, else by stem for names without an extension, else by file
+    name), then, if it has a backslash, as a Windows path (``train\\cat\\1.jpg`` -> ``train/cat/1.jpg``):
+    on Linux a backslash is a character of a file name like any other, so ``a\\b.jpg`` may be a file
+    of that name, and reading it as ``a/b.jpg`` put its labels on another picture without a word.
+    When both are files, the one named exactly so is taken, and the note says so."""
     files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)] if root.is_dir() else []
     exact = set(files)
     by_stem: dict[str, list[str]] = {}
@@ -35,17 +41,36 @@ def _resolver(root: Path):
         by_stem.setdefault(r.rsplit(".", 1)[0], []).append(r)
         by_base.setdefault(r.rsplit("/", 1)[-1], []).append(r)
 
-    def resolve(name: str) -> str | None:
-        n = name.replace("\\", "/").lstrip("./") if not name.startswith("../") else name
+    def unprefixed(n: str) -> str:
+        while n.startswith("./"):  # not lstrip("./"), which made ".a.jpg" "a.jpg"
+            n = n[2:]
+        return n
+
+    root_real = os.path.realpath(root)
+
+    def find(n: str) -> str | None:
         if n in exact:
             return n
-        hit = by_stem.get(n)
-        if hit and len(hit) == 1:
-            return hit[0]
-        hit = by_base.get(n)
-        if hit and len(hit) == 1:
-            return hit[0]
+        if imgs.is_image_name(n) and not imgs.escapes_root(root_real, n) and (root / n).is_file():
+            return n  # a file the folder walk leaves out (a hidden one), named as it is
+        for index in (by_stem, by_base):
+            hit = index.get(n)
+            if hit and len(hit) == 1:
+                return hit[0]
         return None
+
+    def resolve(name: str) -> tuple[str | None, str | None]:
+        as_written = unprefixed(name)
+        got = find(as_written)
+        if "\\" not in name:
+            return got, None
+        windows = find(unprefixed(name.replace("\\", "/")))
+        if got is None:
+            return windows, None
+        if windows is not None and windows != got:
+            return got, (f"{name!r} names the file {got!r}; {windows!r} (the name read as a Windows path) "
+                         "is also an image here, not taken")
+        return got, None
 
     return resolve, files
 
@@ -93,7 +118,7 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     else:
         root = p.parent
         first = next((r[img_col].strip() for r in rows[1:] if len(r) > img_col and r[img_col].strip()), None)
-        if first and (p.parent / "images").is_dir() and _resolver(p.parent)[0](first) is None:
+        if first and (p.parent / "images").is_dir() and _resolver(p.parent)[0](first)[0] is None:
             root = p.parent / "images"
     resolve, files = _resolver(root)
     warns: list[ImportWarning] = []
@@ -113,12 +138,14 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         name = row[img_col].strip()
         if not name:
             raise InputError(shown, f"line {n}", f"empty {header[img_col]!r}")
-        rel = resolve(name)
+        rel, note = resolve(name)
         if rel is None:
             rel = name.replace("\\", "/")
             if rel not in image_of:
                 warns.append(ImportWarning(f"{shown} line {n}", f"image {name!r} not found under {root}; "
                                            "labels kept", "kept"))
+        elif note and rel not in image_of:
+            warns.append(ImportWarning(f"{shown} line {n}", note, "kept"))
         im = image_of.get(rel)
         if im is None:
             im = image_of[rel] = ImageRecord(key=rel, file_name=rel, source_id=name)
