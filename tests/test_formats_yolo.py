@@ -642,3 +642,62 @@ def test_class_index_missing_from_the_names_is_kept_under_a_class_of_its_own(tmp
     (d / "labels/x.txt").write_text("7 0.5 0.5 0.1\n")
     with pytest.raises(InputError, match=r"labels/x.txt: line 1: 3 value\(s\) after the class"):
         yolo.read(d)
+
+
+def _apple_double() -> bytes:
+    """What macOS writes as '._name' beside a file copied from its disks (AppleDouble: magic 0x00051607)."""
+    import struct
+
+    return struct.pack(">II", 0x00051607, 0x00020000) + b"Mac OS X        " + b"\0" * 60
+
+
+@pytest.mark.parametrize("layout", ["data.yaml", "folder"])
+def test_hidden_image_files_are_skipped_and_said(tmp_path, layout):
+    """An image whose name starts with '.' was skipped without a word (only its label file was
+    reported, as "label file with no image"). Ultralytics reads a split folder with Python's glob,
+    which passes over such names, so it is still skipped (what is reviewed is what is trained on),
+    but each is said; macOS AppleDouble files ('._x.jpg', metadata, not images) are counted at once.
+    An image a split's list file names is read, hidden or not, as Ultralytics reads it."""
+    import json
+
+    from helpers import run
+
+    d = tmp_path / "ds"
+    if layout == "data.yaml":
+        img_dir, lab_dir = d / "images/train", d / "labels/train"
+        (d / "data.yaml").parent.mkdir(parents=True)
+        (d / "data.yaml").write_text("train: images/train\nval: images/train\nnames:\n  0: car\n")
+    else:
+        img_dir = lab_dir = d
+        d.mkdir()
+        (d / "classes.txt").write_text("car\n")
+    img_dir.mkdir(parents=True, exist_ok=True)
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    for n in ("a", ".hidden"):
+        PILImage.new("RGB", (20, 10)).save(img_dir / f"{n}.jpg")
+        (lab_dir / f"{n}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    for n in ("._a.jpg", "._.hidden.jpg"):
+        (img_dir / n).write_bytes(_apple_double())
+    (lab_dir / "._a.txt").write_bytes(_apple_double())
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("import", "yolo", str(d), "--store", str(store))
+    assert rc == 0, err
+    assert "imported 1 annotations on 1 images" in out
+    prefix = "images/train/" if layout == "data.yaml" else ""
+    assert (f"  {prefix}.hidden.jpg: hidden file (its name starts with '.'): skipped, as Ultralytics skips it "
+            "when it reads an image folder; rename it, or list it in a split's .txt file, to import it (skipped)"
+            in out.splitlines()), out
+    assert (f"  {d.name}: 3 macOS AppleDouble file(s) ('._' + a file's name: Finder metadata, not images or "
+            f"labels) skipped, e.g. {prefix}._.hidden.jpg (skipped)" in out.splitlines()), out
+    assert "label file with no image" not in out
+    imported = json.loads(run("status", "--json", "--store", str(store))[1])
+    assert imported["images"] == 1
+    if layout == "data.yaml":  # named in a split's list: read, with its label, and not said skipped
+        (d / "train.txt").write_text("./images/train/a.jpg\n./images/train/.hidden.jpg\n")
+        (d / "data.yaml").write_text("train: train.txt\nnames:\n  0: car\n")
+        other = tmp_path / "st2"
+        assert run("init", str(other))[0] == 0
+        rc, out, err = run("import", "yolo", str(d), "--store", str(other))
+        assert rc == 0, err
+        assert "imported 2 annotations on 2 images" in out and "hidden file" not in out, out

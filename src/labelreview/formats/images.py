@@ -192,8 +192,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return w, h
 
 
-def walk_files(root: str | os.PathLike) -> list[str]:
-    """Every file under ``root`` (paths relative to it, '/'-separated, sorted); hidden entries skipped."""
+def walk_files(root: str | os.PathLike, hidden: list[str] | None = None) -> list[str]:
+    """Every file under ``root`` (paths relative to it, '/'-separated, sorted); hidden entries skipped,
+    as Python's glob skips them (and so Ultralytics, which finds a folder's images with it). ``hidden``
+    collects the hidden files met (not what hidden folders hold: they are not looked into)."""
     root = os.fspath(root)
     out: list[str] = []
     stack = [""]
@@ -206,6 +208,12 @@ def walk_files(root: str | os.PathLike) -> list[str]:
         with it:
             for e in it:
                 if e.name.startswith("."):
+                    if hidden is not None and e.name not in (".", ".."):
+                        try:
+                            if e.is_file():
+                                hidden.append(f"{rel}/{e.name}" if rel else e.name)
+                        except OSError:
+                            pass
                     continue
                 r = f"{rel}/{e.name}" if rel else e.name
                 try:

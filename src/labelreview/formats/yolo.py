@@ -67,6 +67,8 @@ class Layout:
     #: The images come from elsewhere (``--images``): labels are read from this dataset only, never
     #: from beside the images (those belong to the dataset the images came from).
     images_elsewhere: bool = False
+    #: Hidden image and label files met in the folders read, skipped (as Ultralytics skips them).
+    hidden: list[Path] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- layout
@@ -169,8 +171,54 @@ def _resolve(entry: str, bases: list[Path]) -> Path | None:
     return None
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return [folder / r for r in imgs.walk_files(folder) if imgs.is_image_name(r)]
+def _images_under(folder: Path, layout: Layout) -> list[Path]:
+    hidden: list[str] = []
+    found = [folder / r for r in imgs.walk_files(folder, hidden) if imgs.is_image_name(r)]
+    layout.hidden += [folder / r for r in hidden if imgs.is_image_name(r)]
+    return found
+
+
+_APPLEDOUBLE = "._"
+
+
+def _hidden_warnings(layout: Layout, image_root: str, label_root: str, path) -> list[ImportWarning]:
+    """What the skipped hidden files were. Ultralytics finds a folder's images with Python's glob,
+    which passes over names starting with '.': such an image is not trained on, so it is not
+    reviewed either, but said, one by one. macOS leaves an AppleDouble file ('._' + the name, Finder
+    metadata, not an image) beside every file copied from its disks: those are counted at once."""
+    out: list[ImportWarning] = []
+    if not layout.hidden:
+        return out
+    seen: set[Path] = {Path(os.path.realpath(im)) for _, im in layout.images}  # listed in a split's file: read
+    listed = set(seen)
+    apple: list[str] = []
+    images: set[tuple[str, str]] = set()  # (folder, stem) of the hidden images said
+    for q in layout.hidden:
+        q = Path(os.path.realpath(q))
+        if q in seen:
+            continue
+        seen.add(q)
+        if q.name.startswith(_APPLEDOUBLE):
+            apple.append(_rel(os.fspath(q), image_root if imgs.is_image_name(q.name) else label_root))
+            continue
+        if imgs.is_image_name(q.name):
+            images.add((_labels_dir(os.fspath(q.parent)) or os.fspath(q.parent), q.name.rsplit(".", 1)[0]))
+            images.add((os.fspath(q.parent), q.name.rsplit(".", 1)[0]))
+            out.append(ImportWarning(_rel(os.fspath(q), image_root), "hidden file (its name starts with '.'): "
+                                     "skipped, as Ultralytics skips it when it reads an image folder; "
+                                     "rename it, or list it in a split's .txt file, to import it", "skipped"))
+    for q in sorted(seen - listed):
+        if q.name.startswith(_APPLEDOUBLE) or imgs.is_image_name(q.name):
+            continue
+        if (os.fspath(q.parent), q.name.rsplit(".", 1)[0]) in images:
+            continue  # the label file of a hidden image said above
+        out.append(ImportWarning(_rel(os.fspath(q), label_root), "hidden file (its name starts with '.'): "
+                                 "skipped", "skipped"))
+    if apple:
+        apple.sort()
+        out.append(ImportWarning(Path(path).name, f"{len(apple)} macOS AppleDouble file(s) ('._' + a file's name: "
+                                 f"Finder metadata, not images or labels) skipped, e.g. {apple[0]}", "skipped"))
+    return out
 
 
 def _in_export_names(entry: str) -> list[str]:
@@ -223,7 +271,7 @@ def _split_images(layout: Layout, split: str, entry: Any, shown: str) -> None:
             layout.warnings.append(ImportWarning(f"{shown}: {where}", f"{e!r} read as {imgs.rel_posix(p, layout.base)}",
                                                  "repaired"))
         if p.is_dir():
-            layout.images += [(split, q) for q in _images_under(p)]
+            layout.images += [(split, q) for q in _images_under(p, layout)]
         elif p.suffix.lower() == ".txt":
             _list_file(layout, split, p)
         elif imgs.is_image_name(p.name):
@@ -278,7 +326,7 @@ def find_layout(path: str | os.PathLike, images: str | os.PathLike | None = None
             if cand.is_file():
                 lay.names, lay.names_from = _read_names_file(cand), str(cand)
                 break
-        lay.images = [("", q) for q in _images_under(lay.image_root)]
+        lay.images = [("", q) for q in _images_under(lay.image_root, lay)]
         return lay
     if p.suffix.lower() in (".yaml", ".yml"):
         cfg = _load_yaml(p)
@@ -407,10 +455,12 @@ def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]
     lroot, iroot, base = os.fspath(layout.label_root), os.fspath(layout.image_root), os.fspath(layout.base)
     label_files: set[str] = set()
     if layout.kind == "folder":
-        for r in imgs.walk_files(lroot):
+        hidden: list[str] = []
+        for r in imgs.walk_files(lroot, hidden):
             if r.lower().endswith(".txt") and not ("/" not in r and (r.lower() in _NOT_LABELS
                                                                      or r.lower().startswith("readme"))):
                 label_files.add(f"{lroot}/{r}")
+        layout.hidden += [Path(lroot) / r for r in hidden if r.lower().endswith(".txt")]
     else:
         scanned: set[str] = set()
         own = _inside(layout) if layout.images_elsewhere else None
@@ -481,6 +531,10 @@ def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]
             claimed.add(lab)
         out.append((split, im, lab))
     orphans = sorted(label_files - claimed)
+    # A hidden label file no image claims (a hidden image's, an AppleDouble file...) is skipped as the
+    # hidden images are, and said with them; one a listed hidden image claims is read.
+    layout.hidden += [Path(o) for o in orphans if os.path.basename(o).startswith(".")]
+    orphans = [o for o in orphans if not os.path.basename(o).startswith(".")]
     return out, orphans
 
 
@@ -518,6 +572,7 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
     kshape = layout.kpt_shape
     for o in orphans:
         warns.append(ImportWarning(_rel(o, slabel_root), "label file with no image; skipped", "skipped"))
+    warns += _hidden_warnings(layout, sroot, slabel_root, path)
     for split, im, lab in pairs:
         rel = _rel(im, sroot)
         if rel in seen_images:
@@ -581,7 +636,8 @@ def _refuse_if_nothing_matches(path, layout: Layout, pairs, orphans: list[str]) 
     if not pairs:
         n = sum(1 for r in imgs.walk_files(layout.label_root) if r.lower().endswith(".txt")
                 and r.rsplit("/", 1)[-1].lower() not in _NOT_LABELS) if layout.label_root.is_dir() else 0
-        why = "; ".join(f"{w.where}: {w.problem}" for w in layout.warnings if w.action == "skipped")
+        why = "; ".join([f"{w.where}: {w.problem}" for w in layout.warnings if w.action == "skipped"]
+                        + [f"{len(layout.hidden)} hidden file(s) skipped (names starting with '.')"] * bool(layout.hidden))
         raise LabelreviewError(f"{path}: no images found" + (f" for its {n} label file(s)" if n else "")
                                + (f" ({why})" if why else "") + hint + " (nothing was imported)")
     if orphans and all(lab is None for _, _, lab in pairs):
