@@ -407,3 +407,28 @@ def test_csv_backslash_is_a_windows_separator_only_when_no_file_has_the_name_as_
             "Windows path) is also an image here, not taken") in problems
     assert not [(where, p) for where, p in problems
                 if "not found" in p or "missing" in p or ("not in labels.csv" in p and where != "e.jpg")], problems
+
+
+def test_one_hot_csv_with_at_most_one_class_per_row_exports_one_hot_with_its_empty_rows(tmp_path):
+    """A one-hot CSV whose rows each set at most one class was taken for single-label data: the export
+    wrote image_name,label_name rows, and an image whose row was all zeros (checked: none of these
+    classes, a negative sample) was left out ("image with no label"): imported again, it was gone.
+    A one-hot CSV is multi-label data: it exports one-hot, its empty rows with it."""
+    import json
+
+    from PIL import Image as PILImage
+
+    d = tmp_path / "ds"
+    d.mkdir()
+    for n in "abc":
+        PILImage.new("RGB", (8, 8)).save(d / f"{n}.jpg")
+    (d / "labels.csv").write_text("image_name,cat,dog\na.jpg,1,0\nb.jpg,0,1\nc.jpg,0,0\n")
+    _, do = _cli_store(tmp_path, d / "labels.csv")
+    do("accept", "1", "2")
+    out = tmp_path / "out.csv"
+    res = json.loads(do("export", "csv", str(out), "--json"))
+    assert out.read_text().splitlines() == ["image_name,cat,dog", "a.jpg,1,0", "b.jpg,0,1", "c.jpg,0,0"]
+    assert res["layout"] == "one-hot" and res["images"] == 3 and "skipped" not in res
+    back, _ = cl.read_csv(out, images=d)
+    assert sorted(im.key for im in back.images) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert sorted((p.image_key, p.category) for p in back.proposals) == [("a.jpg", "cat"), ("b.jpg", "dog")]

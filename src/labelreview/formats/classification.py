@@ -21,6 +21,8 @@ _LABEL_COLS = ("label_name", "label", "class", "class_name", "category", "catego
 _SCORE_COLS = ("score", "confidence", "conf", "probability", "prob")
 _BOX_COLS = {"x1", "y1", "x2", "y2", "xmin", "ymin", "xmax", "ymax", "bbox", "w", "h", "width", "height"}
 _SPLITS = {"train", "val", "valid", "validation", "test", "training", "testing"}
+#: The import format of a one-hot CSV: multi-label data, whatever number of classes its rows set.
+ONE_HOT_FORMAT = "csv-onehot"
 _ONE = {"1", "1.0", "true", "yes", "y", "t"}
 _ZERO = {"0", "0.0", "false", "no", "n", "f", "", "-1"}
 
@@ -180,8 +182,8 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         if r not in listed and not r.startswith("masks/"):
             warns.append(ImportWarning(r, f"image not in {shown}; not imported", "skipped"))
     cats = [Category(name=c, source_id=i) for i, c in enumerate(classes)]
-    return ImportBatch(format="csv", source_file=str(p), images=images_out, categories=cats, proposals=proposals,
-                       warnings=warns, info={}), root
+    return ImportBatch(format=ONE_HOT_FORMAT if one_hot else "csv", source_file=str(p), images=images_out,
+                       categories=cats, proposals=proposals, warnings=warns, info={}), root
 
 
 def _add(proposals, seen, warns, rel, cls, score, sid, where) -> None:
@@ -249,7 +251,9 @@ def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     """One-hot class columns for multi-label data, else ``image_name,label_name`` rows.
 
     The layout follows the store's data, not the labels this export happens to hold: an imported
-    file that gave an image two classes makes the store multi-label (``Snapshot.multi_label``). Chosen
+    file that gave an image two classes, or any one-hot CSV (whose all-zero rows are images checked and
+    found to have no class, which image_name,label_name rows cannot say), makes the store multi-label
+    (``Snapshot.multi_label``). Chosen
     from the exported labels alone, an export of a multi-label store in which no image had two
     labels accepted yet came out single-label: an image with a label still undecided was written
     with its other class only, an image whose labels were all rejected was dropped instead of being a

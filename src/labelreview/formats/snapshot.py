@@ -82,7 +82,13 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     def multi_label() -> bool:
         # Per import, not per image: two sources of one image (ground truth and a model's guess)
         # are two opinions on a single-label image, not two labels of it. The classes as imported
-        # (proposed_category), so relabeling does not change what the data is.
+        # (proposed_category), so relabeling does not change what the data is. A one-hot CSV is
+        # multi-label data even when no row of it sets two classes: a row of zeros is an image checked
+        # and found to have none, which single-label rows cannot say (the export dropped it).
+        from .classification import ONE_HOT_FORMAT
+
+        if store.conn.execute("SELECT 1 FROM imports WHERE format=? LIMIT 1", (ONE_HOT_FORMAT,)).fetchone():
+            return True
         return store.conn.execute(
             "SELECT 1 FROM annotations WHERE kind='label' GROUP BY import_id, image_id"
             " HAVING COUNT(DISTINCT proposed_category) > 1 LIMIT 1").fetchone() is not None
