@@ -296,3 +296,114 @@ def test_labelstudio_box_past_the_image_is_clipped_or_skipped(tmp_path):
         (base + "result[1]", "box lies outside the 200x100 image", "skipped"),
         (base + "result[3]", "box lies outside the 200x100 image", "skipped"),
     ]
+
+
+def _export_coco(tmp_path, fmt: str, src, images) -> tuple[dict, list[dict]]:
+    """``src`` imported with the command line, exported as COCO: (the COCO document, the import's warnings)."""
+    import json
+
+    from helpers import run
+
+    store = tmp_path / f"st-{fmt}"
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("import", fmt, str(src), "--images", str(images), "--store", str(store), "--json")
+    assert rc == 0, err
+    warns = json.loads(out)["warnings"]
+    rc, _, err = run("export", "coco", str(tmp_path / f"{fmt}.json"), "--include", "pending", "--store", str(store))
+    assert rc == 0, err
+    return json.loads((tmp_path / f"{fmt}.json").read_text()), warns
+
+
+def _inside(doc) -> bool:
+    im = doc["images"][0]
+    return all(a["bbox"][0] >= 0 and a["bbox"][1] >= 0 and a["bbox"][0] + a["bbox"][2] <= im["width"]
+               and a["bbox"][1] + a["bbox"][3] <= im["height"] for a in doc["annotations"])
+
+
+def test_rotated_boxes_polygons_and_points_past_the_image_are_handled_as_coco_polygons(tmp_path):
+    """Label Studio and CVAT rotated boxes, polygons and points reaching past the image were stored
+    with a box outside it, with no word, and those wholly outside were kept: exported, a box with a
+    negative x or past the width (and normalized values outside 0..1, which make Ultralytics drop
+    the image's labels). As COCO polygons are: the points are kept as drawn (a rotated box clipped
+    is no rectangle), the box is clipped to the image with a warning, and a shape with nothing inside
+    the image is skipped with a warning."""
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (200, 100)).save(tmp_path / "a.jpg")
+
+    def r(typ, value, rid):
+        return {"id": rid, "type": typ, "original_width": 200, "original_height": 100, "value": value}
+
+    res = [
+        r("rectanglelabels", {"x": 90, "y": 10, "width": 20, "height": 20, "rotation": 30,
+                              "rectanglelabels": ["car"]}, "r0"),  # past the right edge
+        r("rectanglelabels", {"x": 120, "y": 10, "width": 10, "height": 10, "rotation": 30,
+                              "rectanglelabels": ["car"]}, "r1"),  # wholly right of the image
+        r("polygonlabels", {"points": [[90, 10], [110, 10], [110, 40]], "polygonlabels": ["car"]}, "r2"),
+        r("polygonlabels", {"points": [[-30, -30], [-10, -30], [-10, -10]], "polygonlabels": ["car"]}, "r3"),
+        r("keypointlabels", {"x": 150, "y": 50, "width": 1, "keypointlabels": ["nose"]}, "r4"),
+        r("keypointlabels", {"x": 50, "y": 50, "width": 1, "keypointlabels": ["nose"]}, "r5"),
+        r("rectanglelabels", {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 10,
+                              "rectanglelabels": ["car"]}, "r6"),  # inside: as it was, no word
+    ]
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([{"id": 1, "data": {"image": "a.jpg"},
+                                                      "annotations": [{"id": 1, "result": res}]}]))
+    doc, warns = _export_coco(tmp_path, "labelstudio", tmp_path / "ls.json", tmp_path)
+    base = "[0] (task 1) annotations[0] "
+    assert [(w["where"], w["problem"], w["action"]) for w in warns] == [
+        (base + "result[0]", "rotated box reaches outside the 200x100 image; kept as drawn, its box clipped",
+         "repaired"),
+        (base + "result[1]", "rotated box lies outside the 200x100 image", "skipped"),
+        (base + "result[2]", "polygon reaches outside the 200x100 image; kept as drawn, its box clipped",
+         "repaired"),
+        (base + "result[3]", "polygon lies outside the 200x100 image", "skipped"),
+        (base + "result[4]", "keypoint lies outside the 200x100 image", "skipped"),
+    ]
+    assert len(doc["annotations"]) == 4 and _inside(doc)
+    by_poly = {len(a["segmentation"][0]) if a.get("segmentation") else 0: a for a in doc["annotations"]}
+    assert by_poly[6]["segmentation"] == [[180, 10, 220, 10, 220, 40]]  # the polygon as drawn
+    assert by_poly[6]["bbox"] == [180, 10, 20, 30]
+    rot = [a for a in doc["annotations"] if a.get("ls_rotation") == 30][0]
+    assert rot["segmentation"][0][:2] == [180, 10] and max(rot["segmentation"][0][0::2]) > 200  # corner kept
+
+    (tmp_path / "c.xml").write_text(
+        '<annotations><version>1.1</version><image id="0" name="a.jpg" width="200" height="100">'
+        '<box label="car" xtl="180" ytl="10" xbr="220" ybr="30" rotation="30"/>'
+        '<box label="car" xtl="300" ytl="10" xbr="320" ybr="30" rotation="30"/>'
+        '<polygon label="car" points="180,10;220,10;220,60"/>'
+        '<points label="pt" points="250,50"/>'
+        '<polyline label="line" points="150,50;250,50"/>'
+        '<box label="car" xtl="10" ytl="10" xbr="30" ybr="30" rotation="10"/>'
+        '</image></annotations>')
+    doc, warns = _export_coco(tmp_path, "cvat", tmp_path / "c.xml", tmp_path)
+    assert [(w["where"], w["problem"], w["action"]) for w in warns] == [
+        ("image 'a.jpg' <box> #0", "rotated box reaches outside the 200x100 image; kept as drawn, its box clipped",
+         "repaired"),
+        ("image 'a.jpg' <box> #1", "rotated box lies outside the 200x100 image", "skipped"),
+        ("image 'a.jpg' <polygon> #2", "polygon reaches outside the 200x100 image; kept as drawn, its box clipped",
+         "repaired"),
+        ("image 'a.jpg' <points> #3", "points shape lies outside the 200x100 image", "skipped"),
+        ("image 'a.jpg' <polyline> #4", "polyline reaches outside the 200x100 image; kept as drawn, its box "
+         "clipped", "repaired"),
+    ]
+    assert len(doc["annotations"]) == 4 and _inside(doc)
+    line = [a for a in doc["annotations"] if a.get("cvat_shape") == "polyline"][0]
+    assert line["keypoints"] == [150, 50, 2, 250, 50, 2] and line["bbox"] == [150, 50, 50, 0]
+
+
+def test_cvat_skeleton_with_every_marked_point_outside_the_image_is_skipped(tmp_path):
+    xml = tmp_path / "s.xml"
+    xml.write_text(
+        '<annotations><version>1.1</version><meta><task><labels>'
+        '<label><name>sk</name><type>skeleton</type></label>'
+        '<label><name>p1</name><type>points</type><parent>sk</parent></label>'
+        '<label><name>p2</name><type>points</type><parent>sk</parent></label>'
+        '</labels></task></meta>'
+        '<image id="0" name="a.jpg" width="20" height="10">'
+        '<skeleton label="sk"><points label="p1" points="30,5"/><points label="p2" points="35,5"/></skeleton>'
+        '<skeleton label="sk"><points label="p1" points="5,5"/><points label="p2" points="-40,5" outside="1"/>'
+        '</skeleton></image></annotations>')
+    b, _ = cvat.read(xml)
+    assert [(p.kind, p.bbox) for p in b.proposals] == [("keypoints", [5, 5, 0, 0])]  # the point marked outside: no matter
+    assert [(w.where, w.problem, w.action) for w in b.warnings] == [
+        ("image 'a.jpg' <skeleton> #0", "skeleton lies outside the 20x10 image", "skipped")]

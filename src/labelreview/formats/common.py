@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 from pycocotools import mask as maskutils
 
-from ..model import InputError, LabelreviewError
+from ..model import ImportWarning, InputError, LabelreviewError
 
 #: A file in every folder labelreview exports; an existing folder is replaced only if it has one.
 EXPORT_MARKER = ".labelreview-export"
@@ -117,6 +117,27 @@ def clip_bbox(bbox: list[float], hw: tuple[float, float]) -> list[float] | None:
     if (x0, y0, x1, y1) == (x, y, x + w, y + h):
         return bbox
     return [x0, y0, x1 - x0, y1 - y0]
+
+
+def clip_shape_box(bbox: list[float], hw: tuple[float, float], what: str, where: str,
+                   warns: list[ImportWarning], tol: float = 0.01) -> list[float] | None:
+    """The box of a shape whose points are kept as drawn (a polygon, a rotated box, points or a
+    polyline), clipped to the image, as a COCO polygon's: a warning when the shape reaches outside the
+    image by more than ``tol`` pixels (less is rounding of percent or normalized coordinates); None,
+    and a warning, when nothing of it is inside (skip it).
+
+    The points themselves are not moved: clipped to the image, a rotated box is no rectangle any more
+    and a keypoint sits where nothing was marked; a polygon's mask is clipped to the image whenever
+    it is made (pycocotools' frPyObjects does, Ultralytics clips segments too)."""
+    H, W = hw
+    clipped = clip_bbox(bbox, hw)
+    if clipped is None:
+        warns.append(ImportWarning(where, f"{what} lies outside the {W:g}x{H:g} image", "skipped"))
+        return None
+    if clipped is not bbox and max(abs(a - b) for a, b in zip(clipped, bbox)) > tol:
+        warns.append(ImportWarning(where, f"{what} reaches outside the {W:g}x{H:g} image; kept as drawn, "
+                                   f"its box clipped", "repaired"))
+    return clipped
 
 
 def rotated_corners(cx: float, cy: float, w: float, h: float, angle_deg: float) -> list[float]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
-from .common import clip_bbox, encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
+from .common import clip_bbox, clip_shape_box, encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
 
 _SHAPES = ("box", "polygon", "polyline", "points", "mask", "tag", "skeleton", "ellipse", "cuboid")
 
@@ -206,6 +206,11 @@ def _refuse_mask_bomb(w: int, h: int, mw: int, mh: int, img_root: Path, rel: str
                          "(a decompression bomb?)")
 
 
+def _shape_box(bbox: list[float], w, h, what: str, where: str, warns) -> list[float] | None:
+    """A shape's box clipped to the image (its points kept as drawn); None when nothing of it is inside."""
+    return clip_shape_box(bbox, (h, w), what, where, warns) if w and h else bbox
+
+
 def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Path) -> Proposal | None:
     tag = el.tag
     if tag == "tag":
@@ -225,21 +230,28 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Pat
                 warns.append(ImportWarning(where, f"box reaches outside the {w}x{h} image; clipped", "repaired"))
             return Proposal(image_key=rel, category=label, kind="bbox", bbox=bbox, extra=extra)
         pts = rotated_corners((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, rot)  # about the centre
+        bbox = _shape_box(polygon_bbox(pts), w, h, "rotated box", where, warns)
+        if bbox is None:
+            return None
         extra.update(obb=True, angle=round(obb_angle(pts), 6), cvat_rotation=rot)
-        return Proposal(image_key=rel, category=label, kind="polygon", bbox=polygon_bbox(pts), segmentation=[pts],
-                        extra=extra)
+        return Proposal(image_key=rel, category=label, kind="polygon", bbox=bbox, segmentation=[pts], extra=extra)
     if tag == "polygon":
         pts = _points(el, shown, where)
         if len(pts) < 6:
             raise InputError(shown, where, f"a polygon needs at least 3 points, not {len(pts) // 2}")
-        return Proposal(image_key=rel, category=label, kind="polygon", bbox=polygon_bbox(pts), segmentation=[pts],
-                        extra=extra)
+        bbox = _shape_box(polygon_bbox(pts), w, h, "polygon", where, warns)
+        if bbox is None:
+            return None
+        return Proposal(image_key=rel, category=label, kind="polygon", bbox=bbox, segmentation=[pts], extra=extra)
     if tag in ("polyline", "points"):
         pts = _points(el, shown, where)
+        bbox = _shape_box(polygon_bbox(pts), w, h, "polyline" if tag == "polyline" else "points shape", where,
+                          warns)
+        if bbox is None:
+            return None
         kps = [v for i in range(0, len(pts), 2) for v in (pts[i], pts[i + 1], 2)]
         extra["cvat_shape"] = tag
-        return Proposal(image_key=rel, category=label, kind="keypoints", bbox=polygon_bbox(pts), keypoints=kps,
-                        extra=extra)
+        return Proposal(image_key=rel, category=label, kind="keypoints", bbox=bbox, keypoints=kps, extra=extra)
     if tag == "skeleton":
         order = subs.get(label, [])
         got: dict[str, list[float]] = {}
@@ -253,6 +265,10 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Pat
             kps += got.get(n, [0.0, 0.0, 0])
         vis = [(kps[i], kps[i + 1]) for i in range(0, len(kps), 3) if kps[i + 2]]
         bbox = polygon_bbox([c for xy in vis for c in xy]) if vis else None
+        if bbox is not None:  # the points it marks in the image (not those marked outside it)
+            bbox = _shape_box(bbox, w, h, "skeleton", where, warns)
+            if bbox is None:
+                return None
         return Proposal(image_key=rel, category=label, kind="keypoints", bbox=bbox, keypoints=kps, extra=extra)
     if tag == "mask":
         if not w or not h:

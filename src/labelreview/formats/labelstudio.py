@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
 from .coco import load_json
-from .common import clip_bbox, obb_angle, polygon_bbox
+from .common import clip_bbox, clip_shape_box, obb_angle, polygon_bbox
 
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices", "brushlabels",
                "ellipselabels", "polylinelabels", "taxonomy")
@@ -194,7 +194,15 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
             raise InputError(shown, where, "negative width or height")
         rot = _num(v.get("rotation") or 0, shown, where, "rotation")
         bbox = [x, y, w, h]
-        if rot % 360 == 0:
+        pts = None
+        if rot % 360:
+            a = math.radians(rot)  # about the top-left corner, clockwise on screen
+            c, s = math.cos(a), math.sin(a)
+            pts = [x, y, x + w * c, y + w * s, x + w * c - h * s, y + w * s + h * c, x - h * s, y + h * c]
+            bbox = clip_shape_box(polygon_bbox(pts), (H, W), "rotated box", where, warns)
+            if bbox is None:
+                return []
+        else:
             # past 100 % (or below 0): clipped to the image, or skipped when nothing of it is inside
             bbox = clip_bbox(bbox, (H, W))
             if bbox is None:
@@ -204,15 +212,12 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
                 warns.append(ImportWarning(where, f"box reaches outside the {W:g}x{H:g} image; clipped",
                                            "repaired"))
         for lab in labels:
-            if rot % 360 == 0:
+            if pts is None:
                 out.append(Proposal(image_key=im.key, category=lab, kind="bbox", bbox=list(bbox), score=score,
                                     extra={}))
             else:
-                a = math.radians(rot)  # about the top-left corner, clockwise on screen
-                c, s = math.cos(a), math.sin(a)
-                pts = [x, y, x + w * c, y + w * s, x + w * c - h * s, y + w * s + h * c, x - h * s, y + h * c]
-                out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=polygon_bbox(pts),
-                                    segmentation=[pts], score=score,
+                out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=list(bbox),
+                                    segmentation=[list(pts)], score=score,
                                     extra={"obb": True, "angle": round(obb_angle(pts), 6), "ls_rotation": rot}))
     elif typ in ("polygonlabels", "polylinelabels"):
         pts_in = v.get("points")
@@ -223,16 +228,22 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
             if not isinstance(pt, list) or len(pt) != 2:
                 raise InputError(shown, where, f"point {pt!r} is not [x, y]")
             pts += [_num(pt[0], shown, where, "x") * W / 100, _num(pt[1], shown, where, "y") * H / 100]
+        bbox = clip_shape_box(polygon_bbox(pts), (H, W), "polygon" if typ == "polygonlabels" else "polyline",
+                              where, warns)
+        if bbox is None:
+            return []
         for lab in labels:
             if typ == "polygonlabels":
-                out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=polygon_bbox(pts),
-                                    segmentation=[pts], score=score, extra={}))
+                out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=list(bbox),
+                                    segmentation=[list(pts)], score=score, extra={}))
             else:
                 kps = [c for i in range(0, len(pts), 2) for c in (pts[i], pts[i + 1], 2)]
-                out.append(Proposal(image_key=im.key, category=lab, kind="keypoints", bbox=polygon_bbox(pts),
+                out.append(Proposal(image_key=im.key, category=lab, kind="keypoints", bbox=list(bbox),
                                     keypoints=kps, score=score, extra={"ls_shape": "polyline"}))
     elif typ == "keypointlabels":
         x, y = _num(v.get("x"), shown, where, "x") * W / 100, _num(v.get("y"), shown, where, "y") * H / 100
+        if clip_shape_box([x, y, 0.0, 0.0], (H, W), "keypoint", where, warns) is None:
+            return []
         for lab in labels:
             out.append(Proposal(image_key=im.key, category=lab, kind="keypoints", bbox=[x, y, 0.0, 0.0],
                                 keypoints=[x, y, 2], score=score, extra={}))
