@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -306,3 +307,40 @@ def test_the_real_command_in_a_terminal_without_sixel_says_so_and_stays_in_half_
         assert "\x1bP" not in t.text()  # no sixel was ever sent
     finally:
         quit_review(t, proc)
+
+
+def test_keys_typed_while_the_terminal_is_asked_are_read_apart_from_its_answers(terminal):
+    t = terminal(100, 30, XTERM_VT340, delay=0.3)
+    t.type("j")  # typed before the question: already waiting in the terminal's input
+    threading.Timer(0.1, t.type, ["a\x1b[B"]).start()  # and while the answer is on its way
+    g = probe("sixel", fds=(t.slave, t.slave))
+    assert g.enabled and g.typed == "ja\x1b[B"
+
+
+@pytest.mark.slow
+def test_keys_typed_during_the_graphics_question_are_not_lost(sample_store, terminal):
+    # `review --graphics sixel` asks the terminal before Textual starts; its answers and any key
+    # typed meanwhile come on the same input, and the keys were read and thrown away with them.
+    from labelreview.store import Store
+
+    t = terminal(100, 30, XTERM_VT340, delay=0.5)
+    proc = run_review(t, sample_store, "sixel")
+    try:
+        t.wait_for(re.escape(DA1))  # asked; the answer takes 0.5 s: type ahead meanwhile
+        t.type("a")
+        t.wait_for("Accept")
+        t.wait_for("1/25 reviewed")
+    finally:
+        quit_review(t, proc)
+    with Store.open(sample_store) as store:
+        assert [e["action"] for e in store.events(annotation=1)] == ["accept"]
+
+
+def test_a_terminal_answering_slower_than_the_timeout_is_waited_for_while_it_answers(terminal):
+    # Three answers 0.5 s apart, the last 1.5 s after the question: the probe gave up at 1 s and
+    # the last answer reached Textual as keys ("?" opened the help, digits picked classes).
+    t = terminal(100, 30, XTERM_VT340, delay=0.5)
+    g = probe("sixel", fds=(t.slave, t.slave), timeout=1.0)
+    assert g.enabled and g.max_pixels == (4096, 4096) and g.typed == ""
+    r, _, _ = select.select([t.slave], [], [], 0.3)
+    assert not r  # nothing of the answers is left for the app to read

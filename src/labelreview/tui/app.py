@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 
-from textual import work
+from textual import events, work
 from textual.app import App
 
 from ..review import Queue, ReviewSession
@@ -61,6 +62,12 @@ class LabelReviewApp(App):
             self.notify(advice, title="colours", timeout=12)
         if self.graphics.why:
             self.notify(self.graphics.why, title="graphics", severity="warning", timeout=15)
+        if self.graphics.typed:  # read with the terminal's answers while it was asked: not lost
+            self.call_after_refresh(self._replay_typed, self.graphics.typed)
+
+    def _replay_typed(self, text: str) -> None:
+        for key, char in keys_of(text):
+            self.post_message(events.Key(key, char))
 
     def schedule_checkpoint(self) -> None:
         if self.store.checkpoint_due():
@@ -91,6 +98,48 @@ class LabelReviewApp(App):
 #: back (measured: a 0.1 ms image lookup took 1.8 ms inside the app). A shorter slice lets it back
 #: in sooner, at the cost of a little more switching in the workers.
 SWITCH_INTERVAL = 0.0005
+
+
+#: Escape sequences of the keys a reviewer may type ahead (normal and application cursor modes).
+_SEQUENCES = {"\x1b[A": "up", "\x1b[B": "down", "\x1b[C": "right", "\x1b[D": "left",
+              "\x1bOA": "up", "\x1bOB": "down", "\x1bOC": "right", "\x1bOD": "left"}
+
+
+def keys_of(text: str) -> list[tuple[str, str | None]]:
+    """Text read from the terminal as (Textual key name, character) pairs: printable characters,
+    enter, tab, backspace, escape and the arrows; any other sequence is dropped."""
+    try:
+        from textual.keys import _character_to_key as name_of
+    except ImportError:  # (a Textual without it: the same rule)
+        def name_of(c: str) -> str:
+            return unicodedata.name(c, "").lower().replace(" ", "_").replace("-", "_")
+    out: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(text):
+        seq = next((q for q in _SEQUENCES if text.startswith(q, i)), None)
+        if seq is not None:
+            out.append((_SEQUENCES[seq], None))
+            i += len(seq)
+            continue
+        c = text[i]
+        i += 1
+        if c == "\x1b":
+            if i < len(text) and text[i] in "[O":  # another sequence: skip to its final byte
+                i += 1
+                while i < len(text) and not ("@" <= text[i] <= "~"):
+                    i += 1
+                i += 1
+            else:
+                out.append(("escape", None))
+        elif c in "\r\n":
+            out.append(("enter", "\r"))
+        elif c == "\t":
+            out.append(("tab", "\t"))
+        elif c in "\x7f\x08":
+            out.append(("backspace", None))
+        elif c.isprintable():
+            out.append((c if c.isalnum() else name_of(c), c))
+    return out
 
 
 def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: ReviewSession | None = None,

@@ -5,14 +5,17 @@ so itself (sixel: attribute 4 in its primary device attributes; kitty: ``OK`` to
 or the review stays in half-blocks and says why. The questions end with a primary device
 attributes request (DA1), which every VT100-like terminal answers, and answers after the ones
 before it: its reply marks the end of the terminal's answers, so nothing is waited for longer than
-needed, and nothing arrives after Textual has started reading keys (but a terminal slower than
-``TIMEOUT_S``: its late reply reaches Textual as input, and is ignored as an unknown sequence).
+needed, and nothing arrives after Textual has started reading keys (a terminal that answers slowly
+is given up to ``SLOW_CAP`` times ``TIMEOUT_S``; a reply later still reaches Textual as input, which
+may read parts of it as keys). Keys typed while the terminal is asked come on the same input: they
+are kept apart from its answers (``Graphics.typed``) and the app replays them.
 
 No Textual import: this runs while Textual is not imported yet, or not started.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import select
@@ -23,6 +26,9 @@ from dataclasses import dataclass
 
 #: Longest wait for the terminal's answers (each round of questions); over SSH each is a round trip.
 TIMEOUT_S = 1.0
+#: A terminal that answers, but slowly (each answer a round trip late), is waited for this many
+#: times longer: its last answer must not reach Textual, which reads the rest of a late reply as keys.
+SLOW_CAP = 3
 
 PROTOCOLS = ("sixel", "kitty")
 
@@ -38,6 +44,7 @@ _DA1_REPLY = re.compile(r"\x1b\[\?([0-9;]*)c")
 _KITTY_REPLY = re.compile(r"\x1b_Gi=31;([^\x1b]*)\x1b\\")
 _CELL_REPLY = re.compile(r"\x1b\[6;(\d+);(\d+)t")
 _XTSM_REPLY = re.compile(r"\x1b\[\?(\d+);(\d+)(?:;([0-9;]*))?S")
+_REPLIES = (_DA1_REPLY, _KITTY_REPLY, _CELL_REPLY, _XTSM_REPLY)
 
 MUX_HINT = ("Inside tmux: tmux 3.3 passes neither protocol; tmux 3.4 or later built with sixel support "
             "shows sixel. GNU screen passes neither.")
@@ -53,6 +60,7 @@ class Graphics:
     colors: int = 256  # sixel colour registers to use
     max_pixels: tuple[int, int] | None = None  # the largest sixel picture the terminal shows (w, h)
     why: str | None = None  # asked for a protocol but not given it: why
+    typed: str = ""  # keys the reviewer typed while the terminal was being asked (the app replays them)
 
     @property
     def enabled(self) -> bool:
@@ -103,7 +111,8 @@ def ask(fd_in: int, fd_out: int, questions: str, timeout: float = TIMEOUT_S) -> 
     try:
         termios.tcsetattr(fd_in, termios.TCSANOW, raw)
         os.write(fd_out, questions.encode("ascii"))
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline, last = start + timeout, start + SLOW_CAP * timeout
         while not _DA1_REPLY.search(answers.decode("latin-1")):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -114,6 +123,8 @@ def ask(fd_in: int, fd_out: int, questions: str, timeout: float = TIMEOUT_S) -> 
                 if not chunk:
                     break
                 answers += chunk
+                if b"\x1b" in chunk:  # the terminal is answering, slowly: give it the time it takes
+                    deadline = min(last, max(deadline, time.monotonic() + timeout))
     finally:
         termios.tcsetattr(fd_in, termios.TCSANOW, saved)
     return answers.decode("latin-1")
@@ -156,11 +167,27 @@ def probe(asked: str, fds: tuple[int, int] | None = None, timeout: float = TIMEO
     fd_in, fd_out = fds
     cell = cell_from_window(window_pixels(fd_out)) or cell_from_window(window_pixels(fd_in))
     questions = (KITTY_QUERY if asked == "kitty" else "") + ("" if cell else CELL_SIZE_QUERY) + DA1
+    heard: list[str] = []
+
+    def asking(more: str) -> str:
+        heard.append(ask(fd_in, fd_out, more, timeout))
+        return heard[-1]
+
     try:
-        answers = ask(fd_in, fd_out, questions, timeout)
+        answers = asking(questions)
     except (ImportError, OSError) as exc:
         return _refused(asked, f"--graphics {asked}: could not ask the terminal ({exc}); half-blocks.")
-    return understand(asked, answers, cell, lambda more: ask(fd_in, fd_out, more + DA1, timeout))
+    graphics = understand(asked, answers, cell, lambda more: asking(more + DA1))
+    typed = typed_among("".join(heard))
+    return dataclasses.replace(graphics, typed=typed) if typed else graphics
+
+
+def typed_among(answers: str) -> str:
+    """What was read while asking that is not an answer of the terminal: keys typed meanwhile
+    (the terminal's input is one stream; the answers were read from it, and so were they)."""
+    for reply in _REPLIES:
+        answers = reply.sub("", answers)
+    return answers
 
 
 def understand(asked: str, answers: str, cell: tuple[int, int] | None, ask_more=None) -> Graphics:
