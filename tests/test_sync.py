@@ -777,3 +777,27 @@ def test_two_flags_for_different_reasons_go_to_adjudication_the_same_reason_agre
         assert states(root)[5][1] == "flagged" and states(root)[7][1] == "rejected"
         verify_ok(root)
     assert states(a) == states(b)
+
+
+def test_a_decision_made_on_an_agreed_decision_its_author_then_withdrew_applies():
+    """Three machines. Alice and Bob accept #6 each on their own; Carol, synced with Bob, rejects
+    his accept; Bob takes his accept back. Wherever Alice's identical accept is folded before Bob's
+    undo, the undo withdrew only Bob's agreement and Carol's reject was made on the state that
+    still holds: it applies (it went to adjudication against Alice's accept when the clocks put
+    Alice's accept first). Where Bob's undo comes first, his accept was taken back before Alice's
+    was known: Carol's reject then competes (with Alice's accept, or with the undo)."""
+    alice = [_ev("E", ALICE, None, "person", "accepted", "accept")]
+    bob = [_ev("S", BOB, None, "person", "accepted", "accept"), _undo("U", BOB, "S", "S")]
+    carol = [_ev("C", CAROL, "S", "person", "rejected", "reject")]
+    seen = 0
+    for rest in _interleavings(alice, bob):
+        for i in range(rest.index(bob[0]) + 1, len(rest) + 1):  # Carol's after Bob's accept
+            order = rest[:i] + carol + rest[i:]
+            hashes = "".join(e["hash"] for e in order)
+            st = _fold_state(order)
+            if hashes.index("E") < hashes.index("U"):
+                assert (st["category"], st["status"], st["open"]) == ("person", "rejected", set()), hashes
+                seen += 1
+            else:  # competing: the open decisions and the one the state holds
+                assert st["open"] and "C" in st["open"] | {st["last_event"]}, hashes
+    assert seen == 5

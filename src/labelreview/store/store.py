@@ -1313,8 +1313,8 @@ def _build_index_once(root: Path, index: Path) -> None:
 # made on that state (not a blind one: those wait for the adjudicator) applies after all. (4) The undo of
 # one of two identical decisions (the same decision made on two machines: one an alias of the other)
 # takes back that reviewer's agreement only: the label keeps the state, held by the other decision
-# (its author, time and reason), and a state its author undid is never a match for an identical
-# decision arriving later. These need the annotation's whole history in memory (``chain``): on a state
+# (its author, time and reason), a decision someone made on the withdrawn one was made on that
+# state, and a state its author undid is never a match for an identical decision arriving later. These need the annotation's whole history in memory (``chain``): on a state
 # loaded from the index they ask for a refold, so the live fold and a replay always take the same steps.
 
 _STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reason", "comment")
@@ -1474,7 +1474,7 @@ def _withdraw_agreement(st: dict[str, Any], ev: dict[str, Any], event: str) -> b
     """Rule (4): an undo of ``event``, one of two identical decisions. False when it is not one."""
     aliases, agreed, undone = st["aliases"], st["agreed"], st["undone"]
     if event in agreed and event in aliases:  # it was merged into the decision that holds the state
-        del aliases[event]
+        pass  # (and stays its alias: what others decided on it was decided on the state that holds)
     else:  # it holds the state: an identical decision merged into it holds it now
         holder = next((h for h, t in aliases.items() if t == event and h in agreed and h not in undone), None)
         if holder is None:
