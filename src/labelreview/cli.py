@@ -61,10 +61,15 @@ def utc_since(value: str | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def open_store(args: argparse.Namespace):
+def note(message: str) -> None:
+    """What the store did on its own that the user should know (on stderr: scripts read stdout)."""
+    print(f"labelreview: note: {message}", file=sys.stderr, flush=True)
+
+
+def open_store(args: argparse.Namespace, **kwargs):
     from .store import Store, find_store
 
-    return Store.open(find_store(explicit=args.store), author=args.author)
+    return Store.open(find_store(explicit=args.store), author=args.author, notify=note, **kwargs)
 
 
 def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
@@ -531,12 +536,11 @@ def cmd_diff(args) -> int:
 
 @command("verify")
 def cmd_verify(args) -> int:
-    from .store import Store, find_store
     from .store.verify import verify
 
     # Recovery (replaying an unindexed tail, dropping a torn last line) is what any command does on
     # start; if the logs are too damaged for it, verify still runs and reports each damaged place.
-    store = Store.open(find_store(explicit=args.store), author=args.author, recover=False)
+    store = open_store(args, recover=False)
     try:
         try:
             store.recover()
@@ -751,7 +755,12 @@ def cmd_review(args) -> int:
     from .store import Store, find_store
 
     root = demo_store(getattr(args, "reset", False)) if args.demo else find_store(explicit=args.store)
-    store = Store.open(root, author=args.author)
+    store = Store.open(root, author=args.author, notify=note)
+    if store.read_only is not None:  # (nothing to review on a store no decision can be recorded in)
+        store.close()
+        raise LabelreviewError(f"{store.root}: this store is read-only for you ({store.read_only}): the review "
+                               "records decisions, so it cannot open here. Reading works: status, ls, log, "
+                               "blame, diff, verify, export")
     flt = parse_filter(args)
     if args.queue == "conflicts":
         flt.conflicts = True

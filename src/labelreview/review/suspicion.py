@@ -569,7 +569,9 @@ def refresh(store, params: Params = DEFAULT, *, force: bool = False) -> dict[str
     if not force and same_key and state["fingerprint"] == fp:
         return {"mode": "fresh", "annotations": 0, "seconds": time.perf_counter() - t0}
     old = state["fingerprint"] if same_key else None
-    partial = (not force and old is not None and old["annotations"] == fp["annotations"]
+    # (A read-only store's own index keeps new scores in temporary tables: all of them, always.)
+    partial = (not force and old is not None and getattr(store, "writes_index", True)
+               and old["annotations"] == fp["annotations"]
                and old["max_annotation"] == fp["max_annotation"] and fp["events"] > old["events"])
     if partial:  # rescoring a few images with the last full run's statistics; many: start afresh
         images = scores.touched_images(conn, old["events"])

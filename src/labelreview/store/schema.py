@@ -65,6 +65,16 @@ def connect(path, timeout: float = 30.0) -> sqlite3.Connection:
     return conn
 
 
+def connect_read_only(uri: str, timeout: float = 30.0) -> sqlite3.Connection:
+    """An index this process may not write, by a ``file:...?mode=ro`` or ``?immutable=1`` URI: no
+    pragma that would write (the journal mode is the file's own)."""
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    conn.row_factory = sqlite3.Row
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # (an unreadable file fails here)
+    return conn
+
+
 #: Columns added since an index may have been built: (table, column, type). Older events never
 #: carried these fields, so an added column's NULL is what a rebuild would give them too.
 ADDED_COLUMNS = (("events", "blind", "INTEGER"), ("events", "resolves", "TEXT"), ("fold_alias", "target", "TEXT"))

@@ -59,8 +59,12 @@ def fingerprint(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def load_state(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    ensure_tables(conn)
-    row = conn.execute("SELECT value FROM suspicion_state WHERE key='state'").fetchone()
+    try:  # (not created here: an index opened without writing cannot take a table)
+        row = conn.execute("SELECT value FROM suspicion_state WHERE key='state'").fetchone()
+    except sqlite3.OperationalError as e:
+        if "no such table" not in str(e):
+            raise
+        return None
     return orjson.loads(row[0]) if row else None
 
 
@@ -204,6 +208,18 @@ def save(store, ids: np.ndarray, score: np.ndarray, why: list[str | None], *, st
     keep = np.flatnonzero(score > 0)
     rows = zip(ids[keep].tolist(), np.round(score[keep], 6).tolist(), [why[i] for i in keep.tolist()],
                [computed_at] * len(keep))
+    if not getattr(store, "writes_index", True):
+        # A read-only store's own index: the scores go to this connection's temporary tables,
+        # which its queries read in place of the stored ones (SQLite looks in temp first).
+        conn = store.conn
+        conn.executescript(TABLES.replace("CREATE TABLE", "CREATE TEMP TABLE"))
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM temp.suspicion")
+        conn.executemany("INSERT INTO temp.suspicion(annotation, score, why, computed_at) VALUES(?,?,?,?)", rows)
+        conn.execute("INSERT OR REPLACE INTO temp.suspicion_state(key, value) VALUES('state', ?)",
+                     (orjson.dumps(state).decode(),))
+        conn.execute("COMMIT")
+        return
     ensure_tables(store.conn)  # executescript commits: never inside the write transaction
     with store._write() as conn:
         if replace_ids is None:
@@ -242,6 +258,8 @@ def ranked_rows(store, flt: AnnotationFilter, limit: int | None = None) -> list[
 def why_of(conn: sqlite3.Connection, ann_ids: Iterable[int]) -> dict[int, tuple[float, list]]:
     ids = list(ann_ids)
     out: dict[int, tuple[float, list]] = {}
+    if load_state(conn) is None:  # never scored (no table yet): nothing is suspicious
+        return out
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
         for r in conn.execute(f"SELECT annotation, score, why FROM suspicion WHERE annotation IN"

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..model import (
     Annotation,
@@ -122,6 +122,17 @@ class Store:
         self.root_for_images = root
         #: A WAL checkpoint running after a large import (``close`` and ``reindex`` wait for it).
         self._wal_checkpoint = None
+        #: Why this process may not write the store (None: it may). Reads still work; decisions,
+        #: imports, checkpoints and a reindex are refused before anything is written.
+        self.read_only: str | None = None
+        #: The index file in use: the store's own, or (read-only store whose index cannot be used
+        #: as it is) a copy built from the files in this user's cache.
+        self.index_path = root / INDEX_DIR / INDEX_NAME
+        #: The store's own index opened without writing (read-only store): (uri, stat when opened).
+        self._live_read_only: tuple[str, tuple] | None = None
+        #: What opening the store did that the user should know (an index set aside, rebuilt...).
+        self.notices: list[str] = []
+        self._notify: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -153,20 +164,36 @@ class Store:
         return root
 
     @classmethod
-    def open(cls, path: str | os.PathLike, author: str | None = None, *, recover: bool = True) -> "Store":
+    def open(cls, path: str | os.PathLike, author: str | None = None, *, recover: bool = True,
+             notify: Callable[[str], None] | None = None) -> "Store":
+        """Open a store. ``notify`` is told, as it happens, what opening did that a user should know
+        (an unreadable or foreign index set aside and rebuilt, a read-only store's index built
+        elsewhere); ``store.notices`` keeps the same messages."""
         root = Path(path).expanduser().resolve()
         config = load_config(root)
         identity = resolve_identity(author, cwd=str(root))
         index = root / INDEX_DIR / INDEX_NAME
-        try:
-            perms.shared_dir(index.parent)
-        except OSError as e:  # a file in its place, a read-only store that has none yet
-            why = "a file is in its place; move it away" if index.parent.exists() else (e.strerror or str(e))
-            raise LabelreviewError(f"{index.parent}: cannot make the folder of the index here ({why})") from None
-        if not index.exists():
-            _build_index_once(root, index)
-        conn = _connect_index(root, index)
+        notices: list[str] = []
+
+        def say(message: str) -> None:
+            notices.append(message)
+            if notify is not None:
+                notify(message)
+
+        read_only = read_only_reason(root)
+        live = None
+        if read_only is not None:
+            conn, index, live = _open_read_only(root, read_only, say)
+        else:
+            try:
+                perms.shared_dir(index.parent)
+            except OSError as e:  # a file in its place
+                why = "a file is in its place; move it away" if index.parent.exists() else (e.strerror or str(e))
+                raise LabelreviewError(f"{index.parent}: cannot make the folder of the index here ({why})") from None
+            conn = _open_index(root, index, say)
         store = cls(root, identity, conn, config)
+        store.read_only, store.index_path, store._live_read_only = read_only, index, live
+        store.notices, store._notify = notices, notify
         if recover:
             if not store._finish_killed_sync():
                 store.recover()
@@ -213,6 +240,42 @@ class Store:
             if self._repo is not None:
                 self._repo.close()
                 self._repo = None
+        self.check_unchanged()
+
+    def check_unchanged(self) -> None:
+        """A read-only store's index read without locks (nobody had it open when it was opened):
+        had a writer changed the file since, what was read may mix two states. Say so."""
+        if self._live_read_only is None or self._live_read_only[1] is None:
+            return
+        if _file_state(self.index_path) != self._live_read_only[1]:
+            raise LabelreviewError(f"{self.index_path}: someone wrote to the store's index while this command "
+                                   "read it (the store is read-only for you, so it was read without a lock); "
+                                   "what it read may mix two states: run the command again")
+
+    @property
+    def index_uri(self) -> str:
+        """The index in use as a read-only SQLite URI (for another connection or process)."""
+        if self._live_read_only is not None:
+            return self._live_read_only[0]
+        return f"file:{_uri_path(self.index_path)}?mode=ro"
+
+    @property
+    def writes_index(self) -> bool:
+        """False when the index in use is a read-only store's own, opened without writing: derived
+        data (suspicion scores) is then kept in this connection's temporary tables."""
+        return self._live_read_only is None
+
+    def _say(self, message: str) -> None:
+        self.notices.append(message)
+        if self._notify is not None:
+            self._notify(message)
+
+    def refuse_if_read_only(self, what: str) -> None:
+        """A change to a store this process may not write: refused, with nothing written."""
+        if self.read_only is not None:
+            raise LabelreviewError(
+                f"{self.root}: this store is read-only for you ({self.read_only}): {what} refused, nothing "
+                "was written. Reading works: status, ls, log, blame, diff, verify, export")
 
     def __enter__(self) -> "Store":
         return self
@@ -229,6 +292,8 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE so a read-then-write never fails half-way."""
+        if self._live_read_only is not None:  # (never a write to a read-only store's own index)
+            self.refuse_if_read_only("a change to the index")
         conn = self.conn
         for attempt in range(200):
             try:
@@ -250,7 +315,7 @@ class Store:
                 except sqlite3.Error:
                     pass
             if isinstance(e, sqlite3.OperationalError):  # a full disk, a read-only store
-                raise LabelreviewError(index_trouble(self.root / INDEX_DIR / INDEX_NAME, e)) from None
+                raise LabelreviewError(index_trouble(self.index_path, e)) from None
             raise
 
     # ------------------------------------------------------------------ reading
@@ -422,7 +487,9 @@ class Store:
 
     def reader(self) -> sqlite3.Connection:
         """A second connection to the index, for reading in another thread."""
-        return schema.connect(self.root / INDEX_DIR / INDEX_NAME)
+        if self._live_read_only is not None:
+            return schema.connect_read_only(self._live_read_only[0])
+        return schema.connect(self.index_path)
 
     def checkpoint_due(self) -> bool:
         return self._since_checkpoint >= self.config.checkpoint_every
@@ -677,6 +744,7 @@ class Store:
         ``base`` is the event hash (or None for an untouched proposal) the decision was made on;
         if the annotation changed since, nothing is written and ConflictError says who changed it.
         """
+        self.refuse_if_read_only(f"{action} {ann_id}")
         ident = self.identity
         writer = ident.writer
         durable = None
@@ -868,7 +936,10 @@ class Store:
         return replayed
 
     def _drop_torn_tail(self, rel: str, torn: int) -> None:
-        """A line cut short by a crash was never acknowledged: remove it, and say so in a local log."""
+        """A line cut short by a crash was never acknowledged: remove it, and say so in a local log.
+        (Not in a store this process may not write: the line is then only left unread.)"""
+        if self.read_only is not None:
+            return
         path = self.root / rel
         size = path.stat().st_size
         with open(path, "rb+") as f:
@@ -879,15 +950,14 @@ class Store:
         self._note_recovery({"file": rel, "dropped_bytes": torn, "text": cut[:400].decode("utf-8", "replace")})
 
     def _note_recovery(self, note: dict[str, Any]) -> None:
-        _note_recovery(self.root, note)
+        _note_recovery(self.index_path.parent, note)
 
     def recover(self) -> int:
         """On start: replay any log tail the index has not seen, and any import it has not loaded."""
         self.last_caught_up = set()
-        known = {r["path"]: r["size"] for r in self.conn.execute("SELECT path, size FROM event_files")}
-        stale = any(size != known.get(rel, 0) for rel, size in eventlog.log_sizes(self.root).items())
-        missing_imports = self._unloaded_imports()
-        if not stale and not missing_imports:
+        if self._live_read_only is not None:
+            return 0  # (opened so only because nothing was left to replay: see _open_read_only)
+        if not _behind(self.conn, self.root):
             return 0
         with self._write() as conn:
             for folder in self._unloaded_imports():
@@ -895,13 +965,7 @@ class Store:
             return self._catch_up(conn)
 
     def _unloaded_imports(self) -> list[str]:
-        base = self.root / IMPORTS_DIR
-        if not base.is_dir():
-            return []
-        have = {r[0] for r in self.conn.execute("SELECT id FROM imports")}
-        return sorted(p.name for p in base.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and p.name not in have
-                      and (p / "manifest.json").is_file())
+        return _unloaded_imports(self.conn, self.root)
 
     # ------------------------------------------------------------------ git checkpoints
 
@@ -912,6 +976,7 @@ class Store:
 
     def checkpoint(self, message: str | None = None, force: bool = False) -> str | None:
         """Commit the event logs and imports to git; None when there was nothing to commit."""
+        self.refuse_if_read_only("commit")
         self._since_checkpoint = 0
         repo = self.repo
         with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock") as holder_died:
@@ -1047,6 +1112,7 @@ class Store:
     def ingest(self, batch: ImportBatch, *, source: str, image_root: str | os.PathLike,
                check_images: bool = True) -> dict[str, Any]:
         """Add an import atomically: its folder is written completely, then indexed in one tx."""
+        self.refuse_if_read_only("import")
         src_path = Path(batch.source_file)
         # A folder format (YOLO, VOC, ImageFolder...) has no one file to hash: hash what it brings,
         # so a changed folder is a new import and the same folder again is refused.
@@ -1076,7 +1142,9 @@ class Store:
         folder = self.root / IMPORTS_DIR / import_id
         # Written beside the index (git-ignored), then renamed into imports/ whole: an import killed
         # half-way leaves nothing a checkpoint could commit.
-        self._remove_dead_imports()
+        removed = _remove_dead_imports(self.root / INDEX_DIR)
+        if removed:
+            self._say(f"removed what imports killed half-way left in {self.root / INDEX_DIR}: {', '.join(removed)}")
         tmp = Path(tempfile.mkdtemp(prefix=f"import-{os.getpid()}-", dir=self.root / INDEX_DIR))
         prehash = _GitPrehash(self.root, f"{IMPORTS_DIR}/{import_id}")
         auto = None
@@ -1114,44 +1182,44 @@ class Store:
             prehash.wait()
         return result
 
-    def _remove_dead_imports(self) -> None:
-        """The folders of imports killed half-way (``import-<pid>-*`` beside the index, never renamed
-        into imports/): nothing refers to them, and a large one holds as much as its source file."""
-        for tmp in (self.root / INDEX_DIR).glob("import-*-*"):
-            pid = tmp.name.split("-")[1]
-            if not pid.isdigit() or not tmp.is_dir():
-                continue
-            try:
-                os.kill(int(pid), 0)
-                continue  # its import is still running (or the pid is someone else's now: leave it)
-            except ProcessLookupError:
-                pass
-            except OSError:
-                continue
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._note_recovery({"removed_unfinished_import": tmp.name})
-
     # ------------------------------------------------------------------ rebuild
 
     def reindex(self) -> dict[str, int]:
-        """Rebuild the index from the committed files and swap it in; returns what it holds."""
-        index = self.root / INDEX_DIR / INDEX_NAME
+        """Rebuild the index from the committed files and swap it in; returns what it holds.
+
+        Under the rebuild lock, into a scratch file named with this process's pid: two at once
+        rebuild one after the other, each whole, and neither trips over the other's file. Then
+        what dead processes left beside the index is removed, and older copies set aside beyond
+        the newest few (each said)."""
+        self.refuse_if_read_only("reindex")
+        index = self.index_path
         self._wait_wal_checkpoint()
         self.conn.close()
-        new = index.with_suffix(".rebuild")
         try:
-            _rebuild_into(self.root, new)
-        except (sqlite3.OperationalError, OSError) as e:  # a full disk: the index as it was stays in use
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(str(new) + suffix).unlink(missing_ok=True)
+            with _rebuild_lock(index.parent, self._say):
+                new = index.with_name(f"{index.name}.{os.getpid()}.rebuild")
+                try:
+                    _rebuild_into(self.root, new)
+                except BaseException as e:
+                    for suffix in ("", "-wal", "-shm", "-journal"):
+                        Path(str(new) + suffix).unlink(missing_ok=True)
+                    if isinstance(e, (sqlite3.OperationalError, OSError)):  # a full disk: the index as it was stays
+                        raise LabelreviewError(index_trouble(new, e, "cannot write the new index") +
+                                               "; the index is left as it was") from None
+                    raise
+                _stamp_file(new, root=self.root)
+                perms.shared_file(new)
+                for suffix in ("-wal", "-shm"):
+                    Path(str(index) + suffix).unlink(missing_ok=True)
+                os.replace(new, index)
+                removed = _tidy_index_folder(index.parent, index)
+                pruned = _prune_set_aside(index)
+        finally:
             self.conn = schema.connect(index)
-            raise LabelreviewError(index_trouble(new, e, "cannot write the new index") +
-                                   "; the index is left as it was") from None
-        perms.shared_file(new)
-        for suffix in ("-wal", "-shm"):
-            Path(str(index) + suffix).unlink(missing_ok=True)
-        os.replace(new, index)
-        self.conn = schema.connect(index)
+        if removed:
+            self._say(f"removed what dead processes left in {index.parent}: {', '.join(removed)}")
+        if pruned:
+            self._say(f"{index.parent}: {_pruned_text(pruned)[2:]}")
         c = self.counts()
         return {"annotations": c["total"], "images": c["images"], "events": c["events"]}
 
@@ -1196,10 +1264,44 @@ def _checkpoint_in_background(index: Path):
     return worker
 
 
-def _connect_index(root: Path, index: Path) -> sqlite3.Connection:
+#: How many copies of an index set aside (unreadable, or another store's) are kept: the newest.
+KEEP_SET_ASIDE = 3
+#: How long a process waits for another one's rebuild of the index (a 1M-annotation store: ~1 min).
+REBUILD_WAIT = 3600.0
+#: A temporary import folder nothing has written to for this long is a dead import's: one named
+#: without its importer's pid (made before imports carried it) after an hour, one whose pid is
+#: alive again (another process's now) after a day. An import writes its folder continuously.
+DEAD_IMPORT_AGE = 3600.0
+REUSED_PID_IMPORT_AGE = 86400.0
+
+
+def _open_index(root: Path, index: Path, say: Callable[[str], None]) -> sqlite3.Connection:
+    """Open (building it if missing) an index this process may write, and make sure it is this
+    store's: one SQLite cannot read, or one built for another store, is moved aside and rebuilt."""
+    if not index.exists():
+        _build_index_once(root, index)
+    conn = _connect_index(root, index, say)
+    foreign = _foreign(conn, root)
+    if foreign is None:
+        return conn
+    conn.close()
+
+    def still_foreign() -> bool:
+        c = schema.connect(index)
+        try:
+            return _foreign(c, root, stamp=False) is not None
+        finally:
+            c.close()
+
+    _set_aside_index(root, index, "foreign", {"index_of_another_store": foreign}, still_foreign,
+                     f"{index}: this index {foreign}", say)
+    return _connect_index(root, index, say)
+
+
+def _connect_index(root: Path, index: Path, say: Callable[[str], None] | None = None) -> sqlite3.Connection:
     """Open the index; one that is not a database any more (truncated, overwritten) is moved aside and
-    rebuilt from the files, which hold everything it held. A store SQLite cannot write to (a read-only
-    folder, a full disk) is a clear error naming the store, not a traceback."""
+    rebuilt from the files, which hold everything it held. A store SQLite cannot write to (a full
+    disk) is a clear error naming the store, not a traceback."""
     for attempt in (1, 2):
         conn = None
         try:
@@ -1215,8 +1317,23 @@ def _connect_index(root: Path, index: Path) -> sqlite3.Connection:
                 conn.close()
             if attempt == 2:
                 raise LabelreviewError(f"{index}: the rebuilt index is unreadable too ({e})") from None
-            _set_aside_broken_index(root, index, str(e))
+            _set_aside_index(root, index, "broken", {"index_unreadable": str(e)}, lambda: _unreadable(index),
+                             f"{index}: SQLite cannot read this index ({e})", say)
     raise AssertionError("unreachable")
+
+
+def _unreadable(index: Path) -> bool:
+    try:
+        c = sqlite3.connect(str(index))
+        try:
+            c.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return False
+        finally:
+            c.close()
+    except sqlite3.OperationalError as e:
+        raise LabelreviewError(index_trouble(index, e)) from None
+    except sqlite3.DatabaseError:
+        return True
 
 
 def index_trouble(index: Path, e: Exception, what: str = "the index cannot be used") -> str:
@@ -1236,36 +1353,71 @@ def index_trouble(index: Path, e: Exception, what: str = "the index cannot be us
     return f"{index}: {what} ({e}){why}"
 
 
-def _set_aside_broken_index(root: Path, index: Path, error: str) -> None:
-    """Move an index SQLite cannot read (and its journals) aside, then build it again from the files.
-    Under the rebuild lock, and only if it is still broken: another process may have rebuilt it."""
-    with gitrepo.file_lock(index.parent / "rebuild.lock"):
-        try:
-            c = sqlite3.connect(str(index))
-            try:
-                c.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                return  # another process rebuilt it while we waited
-            finally:
-                c.close()
-        except sqlite3.OperationalError as e:
-            raise LabelreviewError(index_trouble(index, e)) from None
-        except sqlite3.DatabaseError:
-            pass
-        aside = index.with_name(f"{index.name}.broken-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.getpid()}")
+def _set_aside_index(root: Path, index: Path, kind: str, note: dict[str, Any], still_bad: Callable[[], bool],
+                     why: str, say: Callable[[str], None] | None) -> None:
+    """Move an index that cannot serve (and its journals) aside as ``index.sqlite.<kind>-<time>-<pid>``,
+    then build it again from the files. Under the rebuild lock, and only if it is still bad: another
+    process may have rebuilt it. The newest KEEP_SET_ASIDE copies set aside are kept."""
+    with gitrepo.file_lock(index.parent / "rebuild.lock", timeout=REBUILD_WAIT):
+        if not still_bad():
+            return  # another process rebuilt it while we waited
+        aside = index.with_name(f"{index.name}.{kind}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.getpid()}")
         try:
             os.replace(index, aside)
             for suffix in ("-wal", "-shm"):
                 Path(str(index) + suffix).unlink(missing_ok=True)
         except OSError as e:
-            raise LabelreviewError(f"{index}: unreadable ({error}) and cannot be moved aside "
-                                   f"({e.strerror or e})") from None
-        _note_recovery(root, {"index_unreadable": error, "moved_to": aside.name})
+            raise LabelreviewError(f"{why}, and it cannot be moved aside ({e.strerror or e})") from None
+        _note_recovery(index.parent, {**note, "moved_to": aside.name})
+        removed = _prune_set_aside(index)
+        if say is not None:
+            say(f"{why}; moved it aside as {aside.name} and rebuilding it from the store's files"
+                + _pruned_text(removed))
     _build_index_once(root, index)
 
 
-def _note_recovery(root: Path, note: dict[str, Any]) -> None:
-    """What recovery changed, for whoever wonders later (a local, git-ignored log)."""
-    path = root / INDEX_DIR / "recovery.log"
+def _set_aside_copies(index: Path) -> list[Path]:
+    """Copies of the index set aside, oldest first."""
+    found = [p for kind in ("broken", "foreign") for p in index.parent.glob(f"{index.name}.{kind}-*")
+             if not p.name.endswith(("-wal", "-shm", "-journal"))]
+
+    def when(p: Path) -> tuple[float, str]:
+        try:
+            return (p.stat().st_mtime, p.name)
+        except OSError:
+            return (0.0, p.name)
+
+    return sorted(found, key=when)
+
+
+def _prune_set_aside(index: Path, keep: int = KEEP_SET_ASIDE) -> list[str]:
+    """Remove all but the newest ``keep`` copies set aside (each as big as the index was): they
+    are kept only for whoever wants to look at what went wrong; the files hold everything."""
+    copies = _set_aside_copies(index)
+    removed = []
+    for p in copies[:max(0, len(copies) - keep)]:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue
+        removed.append(p.name)
+    if removed:
+        _note_recovery(index.parent, {"removed_set_aside_indexes": removed})
+    return removed
+
+
+def _pruned_text(removed: list[str]) -> str:
+    if not removed:
+        return ""
+    return (f"; removed {len(removed)} older cop{'y' if len(removed) == 1 else 'ies'} set aside before "
+            f"({', '.join(removed)}): the newest {KEEP_SET_ASIDE} are kept")
+
+
+def _note_recovery(folder: Path, note: dict[str, Any]) -> None:
+    """What recovery changed, for whoever wonders later (a local, git-ignored log beside the index)."""
+    path = folder / "recovery.log"
     new = not path.exists()
     with open(path, "ab") as f:
         f.write(canonical.dumps({"ts": utc_now(), **note}) + b"\n")
@@ -1276,19 +1428,352 @@ def _note_recovery(root: Path, note: dict[str, Any]) -> None:
 def _build_index_once(root: Path, index: Path) -> None:
     """Build a missing index (a fresh clone) privately, then move it into place whole, once: several
     processes may start on the same fresh store at the same moment."""
-    with gitrepo.file_lock(index.parent / "rebuild.lock"):
+    with gitrepo.file_lock(index.parent / "rebuild.lock", timeout=REBUILD_WAIT):
         if index.exists():  # another process built it while we waited
             return
         tmp = index.with_name(f"{index.name}.{os.getpid()}.rebuild")
         try:
             _rebuild_into(root, tmp)
+            _stamp_file(tmp, root)
             perms.shared_file(tmp)  # every reviewer of the group writes this index
             for suffix in ("-wal", "-shm"):  # a stale journal must never be applied to the new file
                 Path(str(index) + suffix).unlink(missing_ok=True)
             os.replace(tmp, index)
         finally:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(str(tmp) + suffix).unlink(missing_ok=True)
+
+
+@contextmanager
+def _rebuild_lock(folder: Path, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """The lock every build of the index takes; says so when it has to wait for another one."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(gitrepo.file_lock(folder / "rebuild.lock", timeout=0.0))
+        except LabelreviewError as e:
+            if "still locked" not in str(e):
+                raise
+            if say is not None:
+                say("another process is rebuilding this store's index: waiting for it to finish")
+            stack.enter_context(gitrepo.file_lock(folder / "rebuild.lock", timeout=REBUILD_WAIT))
+        yield
+
+
+def _tidy_index_folder(folder: Path, index: Path) -> list[str]:
+    """What dead processes left beside the index: scratch files of a killed rebuild (named with its
+    pid, or ``index.rebuild`` of versions before that), and import folders never renamed into
+    imports/ (see ``_dead_imports``). Returns the names removed (each noted in recovery.log)."""
+    removed = []
+    for p in folder.iterdir():
+        name = p.name
+        if name.endswith(".rebuild") or ".rebuild-" in name:
+            base = name.split(".rebuild")[0]
+            pid = base.rsplit(".", 1)[-1] if base.startswith(index.name + ".") else None
+            if pid is not None and pid.isdigit():
+                if _pid_alive(int(pid)):
+                    continue
+            elif _idle_for(p) < DEAD_IMPORT_AGE:  # a scratch name without a pid: an older version's
+                continue
+            try:
+                p.unlink()
+            except OSError:
+                continue
+            removed.append(name)
+    removed += _remove_dead_imports(folder)
+    scratch = [n for n in removed if not n.startswith("import-")]
+    if scratch:
+        _note_recovery(folder, {"removed_dead_rebuild_files": scratch})
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
+
+
+def _idle_for(path: Path) -> float:
+    """Seconds since anything in ``path`` (a file, or a folder and what it holds) was written."""
+    try:
+        newest = path.lstat().st_mtime
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                for n in dirnames + filenames:
+                    try:
+                        newest = max(newest, os.lstat(os.path.join(dirpath, n)).st_mtime)
+                    except OSError:
+                        pass
+    except OSError:
+        return 0.0
+    return time.time() - newest
+
+
+def _remove_dead_imports(folder: Path) -> list[str]:
+    """The folders of imports killed half-way (``import-<pid>-*`` beside the index, never renamed
+    into imports/): nothing refers to them, and a large one holds as much as its source file.
+    Removed when their process is gone; when their pid is alive but nothing wrote to them for a
+    day (the pid is another process's now); and, for ``import-*`` folders made before imports
+    carried their pid, when nothing wrote to them for an hour."""
+    removed = []
+    for tmp in folder.glob("import-*"):
+        if not tmp.is_dir():
+            continue
+        parts = tmp.name.split("-")
+        if len(parts) >= 3 and parts[1].isdigit():
+            if _pid_alive(int(parts[1])) and _idle_for(tmp) < REUSED_PID_IMPORT_AGE:
+                continue  # its import is still running
+        elif _idle_for(tmp) < DEAD_IMPORT_AGE:
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            continue
+        removed.append(tmp.name)
+        _note_recovery(folder, {"removed_unfinished_import": tmp.name})
+    return removed
+
+
+# ---------------------------------------------------------------------- which store an index is of
+
+
+#: The store's identity: a random id in its git folder, made when a process that may write the
+#: store first opens it. A copy of the whole store (``cp -r``, a backup restored) keeps it, as its
+#: index still describes its files; a clone, or a store made anew at the same place, has another.
+STORE_ID_FILE = "labelreview-store-id"
+
+
+def store_id(root: Path, create: bool = True) -> str | None:
+    """This store's identity (see STORE_ID_FILE); None where it has none and none can be made."""
+    git_dir = root / ".git"
+    path = git_dir / STORE_ID_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    if not create or not git_dir.is_dir():
+        return None
+    import secrets
+
+    tmp = git_dir / f"{STORE_ID_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(secrets.token_hex(16) + "\n")
+        perms.shared_file(tmp)
+        try:
+            os.link(tmp, path)  # whole or not at all; another process may have made it first
+        except FileExistsError:
+            pass
+    except OSError:
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _stamp(conn: sqlite3.Connection, root: Path, sid: str | None) -> None:
+    """Record in the index the store it is of."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)",
+                         [("store_id", sid), ("store_path", str(root))])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _stamp_file(index: Path, root: Path) -> None:
+    conn = sqlite3.connect(str(index), isolation_level=None)
+    try:
+        _stamp(conn, root, store_id(root))
+    finally:
+        conn.close()
+
+
+def _foreign(conn: sqlite3.Connection, root: Path, stamp: bool = True) -> str | None:
+    """None when the index is this store's, else why it is not (a phrase: "was built for ...").
+
+    O(1) when the index records this store's id (one row, one small file). Otherwise (an index made
+    before ids, a store of an older version, another store's index) it is this store's if it
+    describes these files, maybe behind them: every import it holds is here, every log it knows is
+    here and at least as long, and each writer's last event it knows is the line of that log where
+    it says. Then the id is recorded in it (``stamp``)."""
+    have = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('store_id', 'store_path')").fetchall())
+    sid = store_id(root, create=stamp)
+    if sid is not None and have.get("store_id") == sid:
+        if stamp and have.get("store_path") != str(root):  # (moved or copied whole: named where it is now)
+            _stamp(conn, root, sid)
+        return None
+    problem = _not_of_these_files(conn, root)
+    if problem is None:
+        if stamp and sid is not None:
+            _stamp(conn, root, sid)
+        return None
+    where = have.get("store_path")
+    built = f"was built for the store at {where}" if where and where != str(root) else \
+        "was built for another store" if have.get("store_id") else "does not describe this store's files"
+    return f"{built} ({problem})"
+
+
+def _not_of_these_files(conn: sqlite3.Connection, root: Path) -> str | None:
+    for (imp,) in conn.execute("SELECT id FROM imports"):
+        if not (root / IMPORTS_DIR / imp / "manifest.json").is_file():
+            return f"it holds import {imp}, which this store has not"
+    for rel, size in conn.execute("SELECT path, size FROM event_files"):
+        try:
+            here = os.stat(root / rel).st_size
+        except OSError:
+            return f"it knows the event log {rel}, which this store has not"
+        if here < size:
+            return f"it knows {size} bytes of {rel}, this store's holds {here}"
+    for writer, head, rel, end in conn.execute(
+            "SELECT w.writer, w.hash, e.file, e.end_offset FROM writers w LEFT JOIN events e ON e.hash = w.hash"):
+        if rel is None or not _line_ends_with_event(root / rel, end, head):
+            return f"the last event of {writer} it knows is not in this store's log"
+    return None
+
+
+def _line_ends_with_event(path: Path, end: int, event_hash: str) -> bool:
+    """Whether the line of a log that ends at byte ``end`` is the event ``event_hash``."""
+    try:
+        with open(path, "rb") as f:
+            back = min(end, 1 << 16)
+            f.seek(end - back)
+            data = f.read(back)
+    except OSError:
+        return False
+    if len(data) != back or not data.endswith(b"\n"):
+        return False
+    line = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+    return f'"hash":"{event_hash}"'.encode() in line
+
+
+def _unloaded_imports(conn: sqlite3.Connection, root: Path) -> list[str]:
+    base = root / IMPORTS_DIR
+    if not base.is_dir():
+        return []
+    have = {r[0] for r in conn.execute("SELECT id FROM imports")}
+    return sorted(p.name for p in base.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name not in have
+                  and (p / "manifest.json").is_file())
+
+
+def _behind(conn: sqlite3.Connection, root: Path) -> bool:
+    """Whether the files hold something the index has not taken yet (a log tail, an import)."""
+    known = {r[0]: r[1] for r in conn.execute("SELECT path, size FROM event_files")}
+    if any(size != known.get(rel, 0) for rel, size in eventlog.log_sizes(root).items()):
+        return True
+    return bool(_unloaded_imports(conn, root))
+
+
+# ---------------------------------------------------------------------- a store this process may not write
+
+
+def read_only_reason(root: Path) -> str | None:
+    """Why this process may not write the store's index (None: it may): its file system is mounted
+    read-only, or the permissions of the index, or of its folder, do not let this user write."""
+    folder = root / INDEX_DIR
+    probe = folder if folder.is_dir() else root
+    try:
+        if os.statvfs(probe).f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
+    except OSError:
+        pass
+    eff = os.access in os.supports_effective_ids
+    if not os.access(probe, os.W_OK | os.X_OK, effective_ids=eff):
+        return f"you may not write to {probe}"
+    index = folder / INDEX_NAME
+    for p in (index, Path(str(index) + "-wal"), Path(str(index) + "-shm")):
+        if p.exists() and not os.access(p, os.W_OK, effective_ids=eff):
+            return f"you may not write to {p}"
+    return None
+
+
+def _uri_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path), safe="/")
+
+
+def _file_state(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def index_cache_dir(root: Path) -> Path:
+    """Where a read-only store's index is built when its own cannot be used: this user's cache."""
+    import hashlib
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "labelreview" / "indexes"
+    return base / f"{slug(root.name, 40)}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+
+
+def _open_read_only(root: Path, reason: str, say: Callable[[str], None]
+                    ) -> tuple[sqlite3.Connection, Path, tuple[str, tuple | None] | None]:
+    """A store this process may not write: its own index, read without writing a byte, when it is
+    this store's, complete and up to date with the files; else an index built from the files in
+    this user's cache (kept for the next command, brought up to date as any index is). Returns the
+    connection, the index file, and (uri, file state) when it is the store's own."""
+    index = root / INDEX_DIR / INDEX_NAME
+    why = "has no index"
+    if index.is_file():
+        wal = Path(str(index) + "-wal").exists() and Path(str(index) + "-shm").exists()
+        # A process that has the index open keeps its -wal and -shm: SQLite then reads it with
+        # their locks. Without them nobody has it open, and SQLite can read it only as immutable:
+        # without locks, so ``close`` checks that the file did not change meanwhile.
+        uri = f"file:{_uri_path(index)}?{'mode=ro' if wal else 'immutable=1'}"
+        state = None if wal else _file_state(index)
+        conn = None
+        try:
+            conn = schema.connect_read_only(uri)
+            why = _unusable(conn, root)
+        except sqlite3.DatabaseError as e:
+            why = f"SQLite cannot read its index ({e})"
+        if why is None:
+            return conn, index, (uri, state)
+        if conn is not None:
+            conn.close()
+    cache = index_cache_dir(root)
+    cached = cache / INDEX_NAME
+    say(f"{root}: this store is read-only for you ({reason}) and {why}: reading it through an index built "
+        f"from its files in {cache}{'' if cached.exists() else ' (building it now)'}, kept there for the next "
+        "command (delete the folder when done). Anyone who may write the store brings its own index up to "
+        "date with any labelreview command (`labelreview status`)")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LabelreviewError(f"{cache}: cannot build an index of the read-only store {root} there "
+                               f"({e.strerror or e}); set XDG_CACHE_HOME to a folder you may write") from None
+    return _open_index(root, cached, say), cached, None
+
+
+def _unusable(conn: sqlite3.Connection, root: Path) -> str | None:
+    """Why a read-only store's own index cannot answer as it is (None: it can)."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
+    complete = version is not None and version[0] == str(schema.SCHEMA_VERSION) and all(
+        table in tables and column in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for table, column, _ in schema.ADDED_COLUMNS)
+    if not complete:
+        return "its index was made by another version of labelreview"
+    foreign = _foreign(conn, root, stamp=False)
+    if foreign is not None:
+        return f"its index {foreign}"
+    if _behind(conn, root):
+        return "its index is behind its files (a process stopped before indexing what it wrote, or files came in)"
+    return None
 
 
 # ---------------------------------------------------------------------- the fold

@@ -14,7 +14,7 @@ import orjson
 from ..model import LabelreviewError
 from . import canonical, eventlog, gitrepo, replay
 from .replay import event_row
-from .store import INDEX_DIR, INDEX_NAME, Store
+from .store import Store
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ def _verify(store: Store, *, images: bool, index: bool) -> Report:
     report = Report()
     root = store.root
     files = eventlog.list_files(root)
-    index_path = str(root / INDEX_DIR / INDEX_NAME) if index else None
+    index_path = store.index_uri if index else None
     chains = None
     if (os.cpu_count() or 1) > 1 and sum((root / f).stat().st_size for f in files) >= PARALLEL_BYTES:
         chains = replay.Child(_chains_and_events, str(root), files, index_path)
@@ -108,14 +108,14 @@ def _check_chains(root: Path, report: Report) -> list:
     return kept
 
 
-def _chains_and_events(root: str, files: list[str], index_path: str | None) -> tuple:
+def _chains_and_events(root: str, files: list[str], index_uri: str | None) -> tuple:
     """The chain check, then the events table of the live index against the lines (a second process)."""
     from .replay import no_gc
 
     with no_gc():
         problems, events, writers, kept = _scan_chains(Path(root), files)
         event_problems: list[Problem] = []
-        if index_path is not None:
+        if index_uri is not None:
             # The commit that first holds each event (what log and blame print), as a rebuild finds it.
             commits = replay.attribute([(None, None, None, rel, end, number, ev) for rel, number, end, ev in kept],
                                        replay.commit_blobs(Path(root)))
@@ -124,7 +124,7 @@ def _chains_and_events(root: str, files: list[str], index_path: str | None) -> t
                 r = event_row(ev, rel, number, end)
                 fresh[r[0]] = r[:19] + r[20:] + (commit,)  # (hash, *the compared columns): not the end offset
             del kept, commits
-            conn = sqlite3.connect(f"file:{index_path}?mode=ro", uri=True, timeout=30)
+            conn = sqlite3.connect(index_uri, uri=True, timeout=30)  # (a read-only URI)
             try:
                 key, cols = _COMPARE["events"]
                 rows = conn.execute(f"SELECT {key}, {cols} FROM events")
@@ -319,8 +319,7 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
             mem.close()
     if report is not None:  # called alone (as the benchmark's breakdown does): the events too
         root = store.root
-        out["events"] = _chains_and_events(str(root), eventlog.list_files(root),
-                                           str(root / INDEX_DIR / INDEX_NAME))[3]
+        out["events"] = _chains_and_events(str(root), eventlog.list_files(root), store.index_uri)[3]
         for table in _COMPARE:
             report.problems += out.get(table, [])
     return out
