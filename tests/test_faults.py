@@ -439,7 +439,7 @@ def test_reindex_on_a_full_disk_keeps_the_index_and_says_so(sample_store, monkey
     assert run("verify", "--store", sample_store)[0] == 0
 
 
-def test_index_of_another_store_verify_points_to_reindex(sample_store, empty_store):
+def test_index_of_another_store_is_set_aside_at_open_and_verify_passes(sample_store, empty_store):
     import shutil
 
     index = ".labelreview/index.sqlite"
@@ -448,9 +448,8 @@ def test_index_of_another_store_verify_points_to_reindex(sample_store, empty_sto
         Path(str(empty_store / index) + suffix).unlink(missing_ok=True)
     shutil.copyfile(sample_store / index, empty_store / index)  # a bad restore, a copy over the wrong store
     rc, out, err = run("verify", "--store", empty_store)
-    assert rc == 1
-    assert "these problems are all in the index" in out and "`labelreview reindex` rebuilds it" in out
-    assert run("reindex", "--store", empty_store)[0] == 0
+    assert rc == 0, out + err
+    assert f"was built for the store at {sample_store}" in err and "index.sqlite.foreign-" in err
     assert run("verify", "--store", empty_store)[0] == 0
 
 
@@ -537,3 +536,265 @@ def test_index_folder_gone_is_rebuilt_and_a_file_in_its_place_is_a_clear_error(s
     rc, out, err = run("status", "--store", sample_store)
     assert rc == 1 and "Traceback" not in err
     assert ".labelreview: cannot make the folder of the index here (a file is in its place; move it away)" in err
+
+
+# ---------------------------------------------------------------------- the index's own faults, through
+# the real command line in a process of its own (real git, real SQLite, real file permissions)
+
+
+def cli(*args, reader: bool = False, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m labelreview ARGS` in a new process, running this checkout's code. ``reader``: as a
+    user who may read the store but not write it (see ``as_reader``)."""
+    import labelreview
+
+    env = dict(os.environ, PYTHONPATH=str(Path(labelreview.__file__).resolve().parents[1]))
+    cmd = [sys.executable, "-m", "labelreview", *map(str, args)]
+    return subprocess.run(as_reader(cmd) if reader else cmd, capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def as_reader(cmd: list[str]) -> list[str]:
+    """A command run by someone the store's file modes do not let write. A user who is not root is
+    that user already. Root writes whatever the modes say (the capabilities CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH); these tests run as root in CI, so the command runs without them
+    (util-linux's setpriv), and the kernel then applies the modes to it as to anyone else."""
+    if os.geteuid() != 0:
+        return cmd
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: cannot run a command that the file modes bind")
+    drop = "-dac_override,-dac_read_search,-fowner"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", *cmd]
+
+
+def read_only(root: Path) -> None:
+    """``chmod -R a-w``: nobody may write the store (the modes say so; root aside)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames, ""]:
+            p = os.path.join(dirpath, name) if name else dirpath
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode & ~0o222)
+
+
+@pytest.fixture
+def writable_again():
+    """Give the write bits back at the end (a user who is not root could not remove the tmp folder)."""
+    roots: list[Path] = []
+    yield roots.append
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [*dirnames, *filenames, ""]:
+                p = os.path.join(dirpath, name) if name else dirpath
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o200)
+
+
+def every_file(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``root`` with its mode and bytes (the index included): what a read changed."""
+    return {p.relative_to(root).as_posix(): (p.stat().st_mode, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_read_only_store_answers_every_reading_command_and_changes_nothing(sample_store, tmp_path,
+                                                                          writable_again):
+    for args in (["accept", "7"], ["relabel", "8", "dog", "--reason", "ears"], ["flag", "9", "--reason", "loose-box"]):
+        assert cli(*args, "--store", sample_store).returncode == 0
+    # What a reviewer who may write sees, to compare with what the auditor is shown.
+    want = {name: cli(*args, "--json", "--store", sample_store).stdout for name, args in {
+        "status": ["status"], "ls": ["ls"], "suspicion": ["ls", "--order", "suspicion"], "log": ["log"],
+        "blame": ["blame", "8"], "diff": ["diff", "HEAD~2", "HEAD"]}.items()}
+    assert cli("export", "coco", tmp_path / "writer.json", "--store", sample_store).returncode == 0
+    read_only(sample_store)
+    writable_again(sample_store)
+    before = every_file(sample_store)
+    got = {name: cli(*args, "--json", "--store", sample_store, reader=True) for name, args in {
+        "status": ["status"], "ls": ["ls"], "suspicion": ["ls", "--order", "suspicion"], "log": ["log"],
+        "blame": ["blame", "8"], "diff": ["diff", "HEAD~2", "HEAD"]}.items()}
+    for name, proc in got.items():
+        assert proc.returncode == 0 and proc.stderr == "", (name, proc.stderr)
+        assert proc.stdout == want[name], name
+    assert json.loads(got["status"].stdout)["relabeled"] == 1
+    proc = cli("verify", "--store", sample_store, reader=True)
+    assert proc.returncode == 0 and "verify OK: 3 events" in proc.stdout, proc.stdout + proc.stderr
+    proc = cli("export", "coco", tmp_path / "auditor.json", "--store", sample_store, reader=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "auditor.json").read_bytes() == (tmp_path / "writer.json").read_bytes()
+    proc = cli("export", "coco", tmp_path / "then.json", "--rev", "HEAD~2", "--store", sample_store, reader=True)
+    assert proc.returncode == 0 and "wrote 1 annotations" in proc.stdout, proc.stderr
+    assert every_file(sample_store) == before  # not a byte written, not a mode changed
+    assert not (Path(os.environ["HOME"]) / ".cache" / "labelreview").exists()  # its own index was enough
+
+
+def test_read_only_store_refuses_every_change_clearly_and_writes_nothing(sample_store, writable_again):
+    from conftest import SAMPLE
+
+    assert cli("accept", "7", "--store", sample_store).returncode == 0
+    read_only(sample_store)
+    writable_again(sample_store)
+    before = every_file(sample_store)
+    for args, what in ((["accept", "8"], "accept 8"), (["undo"], "undo 7"), (["commit"], "commit"),
+                       (["reindex"], "reindex"), (["import", "coco", SAMPLE / "proposals.json"], "import"),
+                       (["review"], "the review records decisions")):
+        proc = cli(*args, "--store", sample_store, reader=True)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert "this store is read-only for you" in proc.stderr and what in proc.stderr, (args, proc.stderr)
+        assert f"you may not write to {sample_store / '.labelreview'}" in proc.stderr
+    assert every_file(sample_store) == before
+
+
+def test_read_only_store_whose_index_is_behind_or_gone_reads_from_one_built_from_its_files(
+        sample_store, writable_again):
+    import shutil
+
+    acked = _decide_until_crash(sample_store, CRASH_AFTER_FSYNC)  # 5, 6 indexed; 7 in the log only
+    assert len(acked) == 2
+    read_only(sample_store)
+    writable_again(sample_store)
+    before = every_file(sample_store)
+    proc = cli("ls", "--status", "accepted", "--json", "--store", sample_store, reader=True)
+    assert proc.returncode == 0, proc.stderr
+    assert [a["id"] for a in json.loads(proc.stdout)] == [5, 6, 7]  # the line the index missed counts
+    assert "read-only for you" in proc.stderr and "its index is behind its files" in proc.stderr
+    assert "(building it now)" in proc.stderr and "`labelreview status`" in proc.stderr
+    proc = cli("verify", "--store", sample_store, reader=True)
+    assert proc.returncode == 0 and "verify OK: 3 events" in proc.stdout, proc.stdout + proc.stderr
+    assert "(building it now)" not in proc.stderr  # the copy in the user's cache was kept
+    assert every_file(sample_store) == before
+    # Anyone who may write the store brings its own index up to date; then it is read directly.
+    writable = cli("status", "--store", sample_store)  # (root: the modes do not bind it)
+    assert writable.returncode == 0
+    before = every_file(sample_store)
+    proc = cli("status", "--json", "--store", sample_store, reader=True)
+    assert proc.returncode == 0 and proc.stderr == "" and json.loads(proc.stdout)["accepted"] == 3
+    # No index at all (a read-only copy of a clone): built from the files too.
+    for p in (sample_store, sample_store / ".labelreview"):
+        p.chmod(0o755)
+    shutil.rmtree(sample_store / ".labelreview")
+    shutil.rmtree(Path(os.environ["HOME"]) / ".cache")
+    read_only(sample_store)
+    proc = cli("blame", "7", "--json", "--store", sample_store, reader=True)
+    assert proc.returncode == 0 and "has no index" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)[0]["status"] == "accepted"
+    assert not (sample_store / ".labelreview").exists()
+
+
+def test_two_reindex_at_once_both_finish_and_leave_a_whole_index(sample_store):
+    for args in (["accept", "7"], ["reject", "8"], ["relabel", "9", "dog"]):
+        assert cli(*args, "--store", sample_store).returncode == 0
+    import labelreview
+
+    env = dict(os.environ, PYTHONPATH=str(Path(labelreview.__file__).resolve().parents[1]))
+    for _ in range(6):
+        procs = [subprocess.Popen([sys.executable, "-m", "labelreview", "reindex", "--store", str(sample_store)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0 and "Traceback" not in err, err
+            assert out == "index rebuilt: 25 annotations, 5 images, 3 events\n"
+    assert not list((sample_store / ".labelreview").glob("*.rebuild*"))  # no scratch file left
+    status = json.loads(cli("status", "--json", "--store", sample_store).stdout)
+    assert (status["accepted"], status["rejected"], status["relabeled"], status["events"]) == (1, 1, 1, 3)
+    proc = cli("verify", "--store", sample_store)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_copies_of_unreadable_indexes_are_kept_to_the_newest_three_and_removals_are_said(sample_store):
+    index = sample_store / ".labelreview" / "index.sqlite"
+    for n in range(1, 6):
+        for suffix in ("-wal", "-shm"):
+            Path(str(index) + suffix).unlink(missing_ok=True)
+        index.write_bytes(b"not a database %d\n" % n * 100)
+        proc = cli("status", "--store", sample_store)
+        assert proc.returncode == 0, proc.stderr
+        assert "SQLite cannot read this index" in proc.stderr and "moved it aside as index.sqlite.broken-" in proc.stderr
+        copies = sorted(index.parent.glob("index.sqlite.broken-*"), key=lambda p: p.stat().st_mtime)
+        assert len(copies) == min(n, 3)
+        assert copies[-1].read_bytes() == b"not a database %d\n" % n * 100  # the newest is kept
+        if n > 3:
+            assert "removed 1 older copy set aside before" in proc.stderr
+            assert "the newest 3 are kept" in proc.stderr
+        else:
+            assert "removed" not in proc.stderr
+        time.sleep(1.1)  # (the copies are named by the second)
+    notes = [json.loads(x) for x in (index.parent / "recovery.log").read_text().splitlines()]
+    assert sum(len(n.get("removed_set_aside_indexes", [])) for n in notes) == 2
+
+
+def test_what_dead_imports_and_rebuilds_left_beside_the_index_is_removed_and_said(sample_store, sample_images):
+    from conftest import SAMPLE
+
+    folder = sample_store / ".labelreview"
+    old = time.time() - 2 * 86400
+
+    def leftover(name: str, age: float | None) -> Path:
+        d = folder / name
+        d.mkdir()
+        (d / "annotations-0000.jsonl").write_text("{}\n")
+        if age is not None:
+            for p in (d / "annotations-0000.jsonl", d):
+                os.utime(p, (age, age))
+        return d
+
+    before_pids = leftover("import-k2j4h_x1", old)  # made before import folders carried their pid
+    reused_pid = leftover(f"import-{os.getpid()}-q8z0a1b2", old)  # its pid is another process's now
+    running = leftover(f"import-{os.getpid()}-live0000", None)  # an import writing right now
+    dead_rebuild = folder / "index.sqlite.999999999.rebuild"
+    dead_rebuild.write_bytes(b"half a rebuild")
+    old_rebuild = folder / "index.rebuild"  # a killed reindex of versions before the pid
+    old_rebuild.write_bytes(b"half a rebuild")
+    os.utime(old_rebuild, (old, old))
+    proc = cli("reindex", "--store", sample_store)
+    assert proc.returncode == 0, proc.stderr
+    for gone in (before_pids, reused_pid, dead_rebuild, old_rebuild):
+        assert not gone.exists(), gone
+        assert gone.name in proc.stderr
+    assert running.exists() and running.name not in proc.stderr
+    # An import removes them too.
+    again = leftover("import-a1b2c3d4", old)
+    proc = cli("import", "coco", SAMPLE / "proposals.json", "--images", sample_images, "--source", "again",
+               "--store", sample_store)
+    assert proc.returncode == 0, proc.stderr
+    assert not again.exists() and again.name in proc.stderr
+    notes = (folder / "recovery.log").read_text()
+    assert "import-k2j4h_x1" in notes and "import-a1b2c3d4" in notes and "index.rebuild" in notes
+
+
+def test_index_copied_from_another_store_is_not_used_but_set_aside_and_rebuilt(sample_store, empty_store,
+                                                                              tmp_path):
+    index = ".labelreview/index.sqlite"
+    assert cli("accept", "7", "--store", sample_store).returncode == 0
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(empty_store / index) + suffix).unlink(missing_ok=True)
+    (empty_store / index).write_bytes((sample_store / index).read_bytes())  # a copy over the wrong store
+    proc = cli("status", "--json", "--store", empty_store)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(proc.stdout)
+    assert (status["total"], status["images"], status["events"], status["imports"]) == (0, 0, 0, 0)
+    assert f"this index was built for the store at {sample_store}" in proc.stderr
+    aside = list((empty_store / ".labelreview").glob("index.sqlite.foreign-*"))
+    assert len(aside) == 1 and aside[0].name in proc.stderr
+    for args in (["ls", "--json"], ["log", "--json"]):
+        proc = cli(*args, "--store", empty_store)
+        assert proc.returncode == 0 and proc.stdout == "[]\n" and proc.stderr == "", proc.stderr
+    proc = cli("export", "coco", tmp_path / "out.json", "--store", empty_store)
+    assert proc.returncode == 0 and "wrote 0 annotations on 0 images" in proc.stdout, proc.stderr
+    assert cli("verify", "--store", empty_store).returncode == 0
+    # The store it came from still has its own.
+    assert json.loads(cli("status", "--json", "--store", sample_store).stdout)["accepted"] == 1
+
+
+def test_index_of_a_whole_store_copy_is_its_own_and_kept(sample_store, tmp_path):
+    import shutil
+
+    assert cli("accept", "7", "--store", sample_store).returncode == 0
+    copy = tmp_path / "copy-of-store"
+    shutil.copytree(sample_store, copy, symlinks=True)  # cp -r: its index describes its files
+    index = copy / ".labelreview" / "index.sqlite"
+    inode = index.stat().st_ino
+    proc = cli("status", "--json", "--store", copy)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert json.loads(proc.stdout)["accepted"] == 1
+    assert index.stat().st_ino == inode and not list(index.parent.glob("index.sqlite.*-*"))  # not rebuilt
