@@ -709,7 +709,8 @@ def test_copies_of_unreadable_indexes_are_kept_to_the_newest_three_and_removals_
         index.write_bytes(b"not a database %d\n" % n * 100)
         proc = cli("status", "--store", sample_store)
         assert proc.returncode == 0, proc.stderr
-        assert "SQLite cannot read this index" in proc.stderr and "moved it aside as index.sqlite.broken-" in proc.stderr
+        assert "SQLite cannot read this index" in proc.stderr
+        assert "moved it aside as index.sqlite.broken-" in proc.stderr
         copies = sorted(index.parent.glob("index.sqlite.broken-*"), key=lambda p: p.stat().st_mtime)
         assert len(copies) == min(n, 3)
         assert copies[-1].read_bytes() == b"not a database %d\n" % n * 100  # the newest is kept
