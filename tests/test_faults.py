@@ -636,6 +636,7 @@ def test_read_only_store_refuses_every_change_clearly_and_writes_nothing(sample_
     before = every_file(sample_store)
     for args, what in ((["accept", "8"], "accept 8"), (["undo"], "undo 7"), (["commit"], "commit"),
                        (["reindex"], "reindex"), (["import", "coco", SAMPLE / "proposals.json"], "import"),
+                       (["sync"], "sync"), (["release", "v9"], "release"), (["remote", "add", "o", "/x"], "remote add"),
                        (["review"], "the review records decisions")):
         proc = cli(*args, "--store", sample_store, reader=True)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, (args, proc.stderr)

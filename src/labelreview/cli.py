@@ -618,6 +618,7 @@ def cmd_remote(args) -> int:
         if args.action == "add":
             if not args.name or not args.url:
                 raise LabelreviewError("usage: labelreview remote add NAME URL")
+            store.refuse_if_read_only("remote add")
             add_remote(store, args.name, args.url)
         names = remotes(store)
         urls = {n: store.repo.git.remote("get-url", n) for n in names}
@@ -639,6 +640,7 @@ def cmd_sync(args) -> int:
 
     store = open_store(args)
     try:
+        store.refuse_if_read_only("sync")
         result = sync(store, args.remote, push=not args.no_push)
     finally:
         store.close()
@@ -683,6 +685,7 @@ def cmd_release(args) -> int:
     store = open_store(args)
     try:
         require(store, "export")
+        store.refuse_if_read_only("release")
         result = release(store, args.name, args.message)
     finally:
         store.close()
