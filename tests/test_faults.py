@@ -800,3 +800,26 @@ def test_index_of_a_whole_store_copy_is_its_own_and_kept(sample_store, tmp_path)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert json.loads(proc.stdout)["accepted"] == 1
     assert index.stat().st_ino == inode and not list(index.parent.glob("index.sqlite.*-*"))  # not rebuilt
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the store to another user needs root")
+def test_a_store_another_user_owns_says_how_to_trust_it_instead_of_checking_nothing(sample_store):
+    # An auditor reads a team's store. git refuses a repository another user owns ("dubious
+    # ownership"): `verify` then said OK without checking any history (HEAD read as invalid), and
+    # `diff HEAD~1 HEAD` said HEAD~1 "is not a revision of the store".
+    import pwd
+
+    assert run("accept", "1", "--store", sample_store)[0] == 0
+    nobody = pwd.getpwnam("nobody").pw_uid
+    for path in [sample_store, *sample_store.rglob("*")]:
+        os.lchown(path, nobody, -1)
+    for argv in (["verify", "--no-images"], ["diff", "HEAD~1", "HEAD"], ["export", "coco", str(sample_store.parent / "o.json"),
+                                                                       "--rev", "HEAD"]):
+        rc, out, err = run(*argv, "--store", sample_store)
+        assert rc == 1 and "the store belongs to nobody" in err and "git config --global --add safe.directory " \
+            f"{sample_store}" in err, (argv, out, err)
+    assert run("status", "--store", sample_store)[0] == 0  # (no git needed)
+    subprocess.run(["git", "config", "--global", "--add", "safe.directory", str(sample_store)], check=True)
+    rc, out, err = run("verify", "--no-images", "--store", sample_store)
+    assert rc == 0 and "verify OK" in out, err
+    assert run("diff", "HEAD~1", "HEAD", "--store", sample_store)[0] == 0

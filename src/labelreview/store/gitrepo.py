@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,9 +146,36 @@ def open_repo(root: Path) -> git.Repo:
     import git
 
     try:
-        return git.Repo(root)
+        repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise LabelreviewError(f"{root}: not a git repository; was it made with `labelreview init`?") from None
+    check_ownership(root)
+    return repo
+
+
+def check_ownership(root: Path) -> None:
+    """A store another user owns (an auditor reading a team's store): git refuses to work in it
+    unless trusted (``safe.directory``), and every git command then fails, some silently (HEAD
+    reads as invalid: ``verify`` would check no history and a revision would be "not a revision").
+    Say so once, with git's own way to trust it."""
+    try:
+        owner = (root / ".git").stat().st_uid
+    except OSError:
+        return
+    if owner == os.geteuid():
+        return
+    proc = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0 and "dubious ownership" in proc.stderr:
+        try:
+            import pwd
+
+            who = pwd.getpwuid(owner).pw_name
+        except (ImportError, KeyError):
+            who = f"user id {owner}"
+        raise LabelreviewError(
+            f"{root}: the store belongs to {who}, and git does not read another user's repository unless "
+            f"you trust it (its config could run commands as you). If you do: `git config --global --add "
+            f"safe.directory {root}`, then run the command again. Nothing was read from git.")
 
 
 def commit_env(identity: Identity, repo: git.Repo, committer: Identity | None = None) -> dict[str, str]:

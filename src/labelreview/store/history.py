@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..model import LabelreviewError
-from . import canonical, eventlog
+from . import canonical, eventlog, gitrepo
 from .store import Store
 
 
@@ -52,6 +52,7 @@ def _git(store: Store, *args: str, binary: bool = False) -> Any:
 
 
 def resolve_rev(store: Store, rev: str) -> str:
+    gitrepo.check_ownership(store.root)  # (else "not a revision" for a store git will not read)
     try:
         return _git(store, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
     except LabelreviewError:
