@@ -701,3 +701,50 @@ def test_hidden_image_files_are_skipped_and_said(tmp_path, layout):
         rc, out, err = run("import", "yolo", str(d), "--store", str(other))
         assert rc == 0, err
         assert "imported 2 annotations on 2 images" in out and "hidden file" not in out, out
+
+
+def test_polygon_outside_the_image_is_skipped_and_one_past_it_has_its_box_clipped(tmp_path):
+    """A YOLO polygon wholly outside its image was kept with a box of zero width on (or past) the
+    image's edge and "a point lies outside the image; kept as is", and one reaching past the edge by a
+    rounding of its normalized values was said the same way. As COCO, Label Studio and CVAT shapes
+    are: the points kept as drawn, the box clipped to the image with a warning beyond rounding, and a
+    polygon with nothing inside the image skipped with a warning."""
+    import json
+
+    from helpers import run
+
+    d = tmp_path / "ds"
+    (d / "images").mkdir(parents=True)
+    (d / "labels").mkdir()
+    PILImage.new("RGB", (100, 50)).save(d / "images/a.jpg")
+    (d / "classes.txt").write_text("blob\n")
+    (d / "labels/a.txt").write_text(
+        "0 1.1 0.1 1.3 0.1 1.2 0.4\n"  # wholly right of the image
+        "0 1.0 0.1 1.3 0.1 1.2 0.4\n"  # touches the right edge from outside: nothing inside
+        "0 -0.3 -0.4 -0.1 -0.4 -0.2 -0.1\n"  # above and left of it
+        "0 0.9 0.1 1.2 0.1 1.1 0.4\n"  # reaches past the right edge
+        "0 0.1 0.1 0.3 0.1 1.0000004 0.4\n"  # past the edge by rounding only: no word
+        "0 0.1 0.1 0.3 0.1 0.2 0.4\n")  # inside
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("import", "yolo", str(d), "--store", str(store), "--json")
+    assert rc == 0, err
+    warns = [(w["where"], w["problem"], w["action"]) for w in json.loads(out)["warnings"]]
+    assert warns == [
+        ("labels/a.txt line 1", "polygon lies outside the 100x50 image", "skipped"),
+        ("labels/a.txt line 2", "polygon lies outside the 100x50 image", "skipped"),
+        ("labels/a.txt line 3", "polygon lies outside the 100x50 image", "skipped"),
+        ("labels/a.txt line 4", "polygon reaches outside the 100x50 image; kept as drawn, its box clipped",
+         "repaired"),
+    ]
+    rc, out, err = run("ls", "--json", "--store", str(store))
+    got = sorted((a["source_id"], a["bbox"]) for a in json.loads(out))
+    assert [sid for sid, _ in got] == ["labels/a.txt:4", "labels/a.txt:5", "labels/a.txt:6"]
+    assert got[0][1] == pytest.approx([90, 5, 10, 15])  # clipped at the right edge
+    assert got[1][1] == pytest.approx([10, 5, 90, 15])
+    assert got[2][1] == pytest.approx([10, 5, 20, 15])
+    # the polygon past the edge is kept as drawn
+    rc, _, err = run("export", "coco", str(tmp_path / "out.json"), "--include", "pending", "--store", str(store))
+    assert rc == 0, err
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert sorted(a["segmentation"][0] for a in doc["annotations"])[-1] == pytest.approx([90, 5, 120, 5, 110, 20])

@@ -34,7 +34,8 @@ import orjson
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import PROVENANCE_NAME, FolderExport, fmt_num, is_rectangle, obb_angle, polygon_bbox, read_text
+from .common import (PROVENANCE_NAME, FolderExport, clip_shape_box, fmt_num, is_rectangle, obb_angle,
+                     polygon_bbox, read_text)
 
 TASKS = ("detect", "segment", "pose", "obb")
 FORMATS = {"yolo": None, "yolo-detect": "detect", "yolo-seg": "segment", "yolo-segment": "segment",
@@ -593,7 +594,7 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
         images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=rel,
                                       extra={"split": split} if split else {}))
         if lines:
-            _to_proposals(lines, rel, shown, w, h, kshape, proposals, warns)
+            _to_proposals(lines, rel, shown, w, h, kshape, proposals, warns, task)
     # categories
     if names is None:
         names = {i: auto_names[i] for i in sorted(auto_names)}
@@ -738,8 +739,9 @@ def _clip_box(x0: float, y0: float, x1: float, y1: float, w: int, h: int):
 
 
 def _to_proposals(lines, rel: str, shown: str, W: int, H: int, kshape, out: list[Proposal],
-                  warns: list[ImportWarning]) -> None:
+                  warns: list[ImportWarning], task: str | None = None) -> None:
     has_poly = has_box = False
+    what = "oriented box" if task == "obb" else "polygon"
     seen: dict[tuple, int] = {}
     append = out.append
     for n, cls, vals in lines:
@@ -792,11 +794,12 @@ def _to_proposals(lines, rel: str, shown: str, W: int, H: int, kshape, out: list
         if nv % 2:
             score, coords = vals[-1], vals[:-1]
         pts = [v * (W if i % 2 == 0 else H) for i, v in enumerate(coords)]
-        if min(coords) < 0 or max(coords) > 1:
-            warns.append(ImportWarning(where, "a point lies outside the image; kept as is", "kept"))
-        x0, y0, bw, bh = polygon_bbox(pts)
-        c = _clip_box(x0, y0, x0 + bw, y0 + bh, W, H)
-        bbox = [c[0], c[1], max(0.0, c[2] - c[0]), max(0.0, c[3] - c[1])]
+        # As COCO, Label Studio and CVAT shapes: the points kept as drawn, the box clipped (said when
+        # more than rounding), nothing inside the image: skipped (its box would have been a line on
+        # the image's edge, or outside it, and Ultralytics drops every label of an image with one).
+        bbox = clip_shape_box(polygon_bbox(pts), (H, W), what, where, warns)
+        if bbox is None:
+            continue
         has_poly = True
         append(Proposal(image_key=rel, category=cls, kind="polygon", bbox=bbox, segmentation=[pts], score=score,
                         source_id=sid))
