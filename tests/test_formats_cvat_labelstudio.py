@@ -407,3 +407,35 @@ def test_cvat_skeleton_with_every_marked_point_outside_the_image_is_skipped(tmp_
     assert [(p.kind, p.bbox) for p in b.proposals] == [("keypoints", [5, 5, 0, 0])]  # the point marked outside: no matter
     assert [(w.where, w.problem, w.action) for w in b.warnings] == [
         ("image 'a.jpg' <skeleton> #0", "skeleton lies outside the 20x10 image", "skipped")]
+
+
+def test_labelstudio_task_naming_a_hidden_image_reads_it(tmp_path):
+    """A task whose image's name starts with '.' was "not found" (the image root's walk passes over
+    hidden files) though it was there, and its results without original_width were lost ("no
+    original_width/original_height"). A task names the image it was labelled on: it is read, hidden
+    or not, as a CSV row's or a YOLO split list's."""
+    import json
+
+    from PIL import Image as PILImage
+
+    from helpers import run
+
+    for n in ("a", ".h"):
+        PILImage.new("RGB", (200, 100)).save(tmp_path / f"{n}.jpg")
+
+    def task(i, image):
+        return {"id": i, "data": {"image": image}, "annotations": [{"id": i, "result": [
+            {"id": "r", "type": "rectanglelabels", "value": {"x": 10, "y": 10, "width": 20, "height": 20,
+                                                             "rectanglelabels": ["car"]}}]}]}
+
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([task(1, "/data/upload/1/abcd1234-a.jpg"),
+                                                     task(2, "/data/upload/1/abcd1234-.h.jpg"),
+                                                     task(3, "/data/local-files/?d=.h.jpg")]))
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("import", "labelstudio", str(tmp_path / "ls.json"), "--store", str(store), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["warnings"] == []
+    rc, out, _ = run("ls", "--json", "--store", str(store))
+    assert sorted((a["file_name"], a["bbox"]) for a in json.loads(out)) == [
+        (".h.jpg", [20, 10, 40, 20]), (".h.jpg", [20, 10, 40, 20]), ("a.jpg", [20, 10, 40, 20])]

@@ -260,3 +260,89 @@ def test_a_folder_export_never_writes_outside_itself(tmp_path, rel):
         with FolderExport(tmp_path / "out") as fx:
             fx.write(rel, "x")
     assert list(tmp_path.iterdir()) == []  # neither the export nor its scratch folder is left
+
+
+def apple_double() -> bytes:
+    """What macOS writes as '._name' beside a file copied from its disks (AppleDouble: magic 0x00051607)."""
+    import struct
+
+    return struct.pack(">II", 0x00051607, 0x00020000) + b"Mac OS X        " + b"\0" * 60
+
+
+_VOC_XML = ("<annotation><filename>{}</filename><size><width>20</width><height>10</height><depth>3</depth></size>"
+            "<object><name>car</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>8</xmax><ymax>8</ymax></bndbox>"
+            "</object></annotation>")
+_HIDDEN = "hidden file (its name starts with '.'): skipped"
+_APPLE = "macOS AppleDouble file(s) ('._' + a file's name: Finder metadata, not images or labels) skipped"
+
+
+def _hidden_dataset(fmt: str, d: Path) -> tuple[Path, list[tuple[str, str]]]:
+    """A dataset of ``fmt`` in ``d`` with one image (and its labels) to import, a hidden one beside it,
+    and macOS AppleDouble files: (what to import, the warnings expected)."""
+    import shutil
+
+    if fmt == "voc":
+        for sub in ("Annotations", "JPEGImages"):
+            (d / sub).mkdir(parents=True)
+        for n in ("a", ".h"):
+            PILImage.new("RGB", (20, 10)).save(d / f"JPEGImages/{n}.jpg")
+            (d / f"Annotations/{n}.xml").write_text(_VOC_XML.format(f"{n}.jpg"))
+        (d / "Annotations/._a.xml").write_bytes(apple_double())  # not XML: it failed the whole import
+        (d / "JPEGImages/._a.jpg").write_bytes(apple_double())
+        how = "; rename it to import it"
+        return d, [("Annotations/.h.xml", _HIDDEN + how), ("JPEGImages/.h.jpg", _HIDDEN + how),
+                   (d.name, f"2 {_APPLE}, e.g. Annotations/._a.xml")]
+    if fmt == "voc-folder":  # a folder of XML files beside their images (LabelImg)
+        d.mkdir(parents=True)
+        for n in ("a", ".h"):
+            PILImage.new("RGB", (20, 10)).save(d / f"{n}.jpg")
+            (d / f"{n}.xml").write_text(_VOC_XML.format(f"{n}.jpg"))
+        (d / "._a.xml").write_bytes(apple_double())
+        how = "; rename it to import it"
+        return d, [(".h.xml", _HIDDEN + how), (".h.jpg", _HIDDEN + how), (d.name, f"1 {_APPLE}, e.g. ._a.xml")]
+    if fmt in ("csv", "imagefolder"):
+        (d / "cat").mkdir(parents=True)
+        for n in ("a", ".h"):
+            PILImage.new("RGB", (8, 8)).save(d / f"cat/{n}.jpg")
+        (d / "cat/._a.jpg").write_bytes(apple_double())
+        if fmt == "csv":
+            (d / "labels.csv").write_text("image_name,label_name\ncat/a.jpg,cat\n")
+            return d / "labels.csv", [("cat/.h.jpg", _HIDDEN + "; not in labels.csv (a row naming it imports it)"),
+                                      ("labels.csv", f"1 {_APPLE}, e.g. cat/._a.jpg")]
+        return d, [("cat/.h.jpg", _HIDDEN + "; rename it to import it (torchvision's ImageFolder does read it)"),
+                   (d.name, f"1 {_APPLE}, e.g. cat/._a.jpg")]
+    assert fmt == "semantic"
+    src = CORPUS / "datumaro_openvino/tests/assets/common_semantic_segmentation_dataset/dataset"
+    shutil.copytree(src, d)
+    for sub in ("images", "masks"):
+        (d / sub / "0002.png").rename(d / sub / ".h.png")
+        (d / sub / "._0001.png").write_bytes(apple_double())
+    how = "; rename it to import it"
+    return d, [(".h.png", _HIDDEN + how), ("masks/.h.png", _HIDDEN + how),
+               (d.name, f"2 {_APPLE}, e.g. ._0001.png")]
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus absent")
+@pytest.mark.parametrize("fmt", ["voc", "voc-folder", "csv", "imagefolder", "semantic"])
+def test_hidden_files_are_skipped_and_said_by_every_reader_that_walks_a_folder(tmp_path, fmt):
+    """Files whose names start with '.' were passed over without a word by the VOC, CSV, ImageFolder
+    and semantic readers (VOC's Annotations/ even read them: a macOS AppleDouble '._a.xml' failed the
+    whole import as "not well-formed XML"). As the YOLO reader does: a warning per hidden file, and
+    one counting the AppleDouble files (Finder metadata beside every file copied from a Mac)."""
+    import json
+
+    from helpers import run
+
+    path, expected = _hidden_dataset(fmt, tmp_path / "ds")
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("import", fmt.split("-")[0], str(path), "--store", str(store), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert [(w["where"], w["problem"]) for w in result["warnings"] if "hidden" in w["problem"]
+            or "AppleDouble" in w["problem"]] == expected
+    assert all(w["action"] == "skipped" for w in result["warnings"] if "hidden" in w["problem"])
+    rc, out, err = run("ls", "--json", "--store", str(store))
+    assert not [a for a in json.loads(out) if "/." in "/" + a["file_name"]]  # nothing hidden imported
+    assert json.loads(out), "the visible image's labels are imported"
+

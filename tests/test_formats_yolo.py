@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from conftest import CORPUS, run_cli
 from labelreview.formats import yolo
 from labelreview.model import InputError, LabelreviewError
-from test_formats_util import assert_same_labels, snapshot_of, store_round_trip
+from test_formats_util import apple_double, assert_same_labels, snapshot_of, store_round_trip
 
 Y = CORPUS / "datumaro_cvat/tests/assets/yolo_dataset"
 RF = CORPUS / "datumaro_openvino/tests/assets/roboflow_dataset/yolo"
@@ -644,13 +644,6 @@ def test_class_index_missing_from_the_names_is_kept_under_a_class_of_its_own(tmp
         yolo.read(d)
 
 
-def _apple_double() -> bytes:
-    """What macOS writes as '._name' beside a file copied from its disks (AppleDouble: magic 0x00051607)."""
-    import struct
-
-    return struct.pack(">II", 0x00051607, 0x00020000) + b"Mac OS X        " + b"\0" * 60
-
-
 @pytest.mark.parametrize("layout", ["data.yaml", "folder"])
 def test_hidden_image_files_are_skipped_and_said(tmp_path, layout):
     """An image whose name starts with '.' was skipped without a word (only its label file was
@@ -677,8 +670,8 @@ def test_hidden_image_files_are_skipped_and_said(tmp_path, layout):
         PILImage.new("RGB", (20, 10)).save(img_dir / f"{n}.jpg")
         (lab_dir / f"{n}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     for n in ("._a.jpg", "._.hidden.jpg"):
-        (img_dir / n).write_bytes(_apple_double())
-    (lab_dir / "._a.txt").write_bytes(_apple_double())
+        (img_dir / n).write_bytes(apple_double())
+    (lab_dir / "._a.txt").write_bytes(apple_double())
     store = tmp_path / "st"
     assert run("init", str(store))[0] == 0
     rc, out, err = run("import", "yolo", str(d), "--store", str(store))

@@ -34,12 +34,17 @@ def _resolver(root: Path):
     name), then, if it has a backslash, as a Windows path (``train\\cat\\1.jpg`` -> ``train/cat/1.jpg``):
     on Linux a backslash is a character of a file name like any other, so ``a\\b.jpg`` may be a file
     of that name, and reading it as ``a/b.jpg`` put its labels on another picture without a word.
-    When both are files, the one named exactly so is taken, and the note says so."""
-    files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)] if root.is_dir() else []
+    When both are files, the one named exactly so is taken, and the note says so.
+
+    Also returns the images under ``root`` and the hidden ones (names starting with '.'): a hidden
+    image is found when a row names it (by any of those rules), as any other."""
+    hidden: list[str] = []
+    files = [r for r in imgs.walk_files(root, hidden) if imgs.is_image_name(r)] if root.is_dir() else []
+    hidden = [r for r in hidden if imgs.is_image_name(r)]
     exact = set(files)
     by_stem: dict[str, list[str]] = {}
     by_base: dict[str, list[str]] = {}
-    for r in files:
+    for r in files + [r for r in hidden if not imgs.is_appledouble(r.rsplit("/", 1)[-1])]:
         by_stem.setdefault(r.rsplit(".", 1)[0], []).append(r)
         by_base.setdefault(r.rsplit("/", 1)[-1], []).append(r)
 
@@ -54,7 +59,7 @@ def _resolver(root: Path):
         if n in exact:
             return n
         if imgs.is_image_name(n) and not imgs.escapes_root(root_real, n) and (root / n).is_file():
-            return n  # a file the folder walk leaves out (a hidden one), named as it is
+            return n  # a file the folder walk leaves out (hidden, or in a hidden folder), named as it is
         for index in (by_stem, by_base):
             hit = index.get(n)
             if hit and len(hit) == 1:
@@ -74,7 +79,7 @@ def _resolver(root: Path):
                          "is also an image here, not taken")
         return got, None
 
-    return resolve, files
+    return resolve, files, hidden
 
 
 def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
@@ -122,7 +127,7 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         first = next((r[img_col].strip() for r in rows[1:] if len(r) > img_col and r[img_col].strip()), None)
         if first and (p.parent / "images").is_dir() and _resolver(p.parent)[0](first)[0] is None:
             root = p.parent / "images"
-    resolve, files = _resolver(root)
+    resolve, files, hidden = _resolver(root)
     warns: list[ImportWarning] = []
     image_of: dict[str, ImageRecord] = {}
     images_out: list[ImageRecord] = []
@@ -181,6 +186,8 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     for r in files:
         if r not in listed and not r.startswith("masks/"):
             warns.append(ImportWarning(r, f"image not in {shown}; not imported", "skipped"))
+    warns += imgs.hidden_warnings([(r, f"; not in {shown} (a row naming it imports it)") for r in hidden
+                                   if r not in listed and not r.startswith("masks/")], shown)
     cats = [Category(name=c, source_id=i) for i, c in enumerate(classes)]
     return ImportBatch(format=ONE_HOT_FORMAT if one_hot else "csv", source_file=str(p), images=images_out,
                        categories=cats, proposals=proposals, warnings=warns, info={}), root
@@ -202,13 +209,19 @@ def read_imagefolder(path: str | os.PathLike, *, images: str | os.PathLike | Non
     root = Path(images) if images else Path(path)
     if not root.is_dir():
         raise LabelreviewError(f"{root}: an ImageFolder is a folder of class folders")
-    files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)]
+    hidden: list[str] = []
+    files = [r for r in imgs.walk_files(root, hidden) if imgs.is_image_name(r)]
+    hidden = [r for r in hidden if imgs.is_image_name(r)]
     if not files:
-        raise LabelreviewError(f"{root}: no images found")
+        raise LabelreviewError(f"{root}: no images found" + (f" ({len(hidden)} hidden image file(s) skipped: "
+                                                             "names starting with '.')" if hidden else ""))
     tops = {r.split("/", 1)[0] for r in files if "/" in r}
     split_layout = bool(tops) and all(t.lower() in _SPLITS for t in tops) and all(
         r.count("/") >= 2 for r in files if "/" in r)
-    warns: list[ImportWarning] = []
+    # torchvision's ImageFolder does read a hidden image (and fails on an AppleDouble file): said, so
+    # that it can be renamed to be reviewed, or deleted.
+    warns: list[ImportWarning] = imgs.hidden_warnings(
+        [(r, "; rename it to import it (torchvision's ImageFolder does read it)") for r in hidden], root.name)
     images_out, proposals = [], []
     classes: dict[str, None] = {}
     nested = 0

@@ -13,8 +13,11 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import Iterable
 
 from PIL import Image as PILImage
+
+from ..model import ImportWarning
 
 #: Image file extensions the readers look for (lower case, with the dot).
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".jfif", ".jpe",
@@ -192,6 +195,41 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return w, h
 
 
+def is_hidden(name: str) -> bool:
+    """Whether a file or folder name is hidden: it starts with '.', the names Python's glob passes
+    over (and so Ultralytics, which finds a folder's images with it). The readers skip such files in
+    the folders they walk, and say so (``hidden_warnings``); a file an annotation file names is read."""
+    return name.startswith(".")
+
+
+def is_appledouble(name: str) -> bool:
+    """A macOS AppleDouble file: '._' + the name of the file beside it (Finder metadata, written next to
+    every file copied from a Mac disk onto one that cannot hold it; never an image or a label)."""
+    return name.startswith("._")
+
+
+#: What every skipped hidden file is said to be; a reader adds how to get it imported.
+HIDDEN_SKIPPED = "hidden file (its name starts with '.'): skipped"
+
+
+def hidden_warnings(files: Iterable[tuple[str, str]], where: str) -> list[ImportWarning]:
+    """The warnings for hidden files a reader passed over, given as (path shown, what follows
+    ``HIDDEN_SKIPPED`` for it): one per file, in the order given, then one at ``where`` counting the
+    AppleDouble files among them (thousands of them beside a dataset copied from a Mac), the first in
+    sorted order named as an example."""
+    out: list[ImportWarning] = []
+    apple: list[str] = []
+    for shown, how in files:
+        if is_appledouble(shown.rsplit("/", 1)[-1]):
+            apple.append(shown)
+        else:
+            out.append(ImportWarning(shown, HIDDEN_SKIPPED + how, "skipped"))
+    if apple:
+        out.append(ImportWarning(where, f"{len(apple)} macOS AppleDouble file(s) ('._' + a file's name: Finder "
+                                 f"metadata, not images or labels) skipped, e.g. {min(apple)}", "skipped"))
+    return out
+
+
 def walk_files(root: str | os.PathLike, hidden: list[str] | None = None) -> list[str]:
     """Every file under ``root`` (paths relative to it, '/'-separated, sorted); hidden entries skipped,
     as Python's glob skips them (and so Ultralytics, which finds a folder's images with it). ``hidden``
@@ -207,7 +245,7 @@ def walk_files(root: str | os.PathLike, hidden: list[str] | None = None) -> list
             continue
         with it:
             for e in it:
-                if e.name.startswith("."):
+                if is_hidden(e.name):
                     if hidden is not None and e.name not in (".", ".."):
                         try:
                             if e.is_file():
@@ -241,4 +279,5 @@ def escapes_root(root_real: str, file_name: str) -> bool:
     return not (real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep))
 
 
-__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "is_image_name", "walk_files", "rel_posix", "escapes_root"]
+__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "is_image_name", "walk_files", "rel_posix", "escapes_root",
+           "is_hidden", "is_appledouble", "hidden_warnings", "HIDDEN_SKIPPED"]

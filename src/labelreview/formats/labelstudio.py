@@ -56,7 +56,11 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     if not isinstance(data, list):
         raise InputError(shown, "top level", "expected a list of Label Studio tasks")
     root = Path(images) if images else p.parent
-    files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)] if root.is_dir() else []
+    # Hidden images (names starting with '.') too: a task names the image it was labelled on, and one
+    # named so is read, as a CSV row's or a YOLO split list's (it was "not found", its labels lost).
+    hidden: list[str] = []
+    files = [r for r in imgs.walk_files(root, hidden) if imgs.is_image_name(r)] if root.is_dir() else []
+    files += [r for r in hidden if imgs.is_image_name(r) and not imgs.is_appledouble(r.rsplit("/", 1)[-1])]
     exact = set(files)
     by_base: dict[str, list[str]] = {}
     for r in files:

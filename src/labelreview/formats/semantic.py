@@ -215,11 +215,18 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         raise LabelreviewError(f"{p}: no masks/ folder")
     root = Path(images) if images else (p / "images" if (p / "images").is_dir() else p)
     root_s = os.fspath(root)
-    image_files = [r for r in imgs.walk_files(root) if imgs.is_image_name(r)]
+    hidden: list[str] = []
+    image_files = [r for r in imgs.walk_files(root, hidden) if imgs.is_image_name(r)]
+    hidden_masks: list[str] = []
+    mask_files = [r for r in imgs.walk_files(mask_dir, hidden_masks) if r.lower().endswith(".png")]
+    hidden = [r for r in hidden if imgs.is_image_name(r)]
     if root == p:
         image_files = [r for r in image_files if not r.startswith("masks/")]
-    mask_files = [r for r in imgs.walk_files(mask_dir) if r.lower().endswith(".png")]
-    warns: list[ImportWarning] = []
+        hidden = [r for r in hidden if not r.startswith("masks/")]
+    # Hidden files (names starting with '.') are skipped, and said; AppleDouble ones counted.
+    warns: list[ImportWarning] = imgs.hidden_warnings(
+        [(r, "; rename it to import it") for r in hidden]
+        + [(f"masks/{r}", "; rename it to import it") for r in hidden_masks if r.lower().endswith(".png")], p.name)
     by_stem: dict[str, list[str]] = {}
     by_key: dict[str, list[str]] = {}
     for r in image_files:

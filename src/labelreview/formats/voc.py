@@ -184,6 +184,9 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     if not p.exists():
         raise LabelreviewError(f"{p}: no such file or folder")
     vocroot = None
+    # Hidden files (names starting with '.') in the folders walked are skipped and said: a macOS
+    # AppleDouble '._a.xml' beside every annotation file copied from a Mac is no XML at all.
+    hidden: list[str] = []  # as shown: relative to the dataset's folder
     if p.is_file():
         xmls = [p]
         base = p.parent
@@ -192,21 +195,31 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     elif (p / "Annotations").is_dir():
         vocroot = p
         base = p / "Annotations"
-        xmls = sorted(base.glob("*.xml"))
+        xmls = []
+        for q in sorted(base.glob("*.xml")):  # (pathlib's glob does match hidden names)
+            if imgs.is_hidden(q.name):
+                hidden.append(f"Annotations/{q.name}")
+            else:
+                xmls.append(q)
     else:
         base = p
-        xmls = [p / r for r in imgs.walk_files(p) if r.lower().endswith(".xml")]
-    root = Path(images) if images else (vocroot if vocroot is not None else (p if p.is_dir() else p.parent))
+        met: list[str] = []
+        xmls = [p / r for r in imgs.walk_files(p, met) if r.lower().endswith(".xml")]
+        hidden += [r for r in met if r.lower().endswith(".xml")]
+    shown_root = vocroot if vocroot is not None else (p if p.is_dir() else p.parent)
+    root = Path(images) if images else shown_root
     # images by stem, to find one whose <filename> is wrong
     image_dir = vocroot / "JPEGImages" if vocroot is not None and (vocroot / "JPEGImages").is_dir() else None
     by_stem: dict[str, str] = {}
     all_images: list[str] = []
     for d in [image_dir] if image_dir is not None else ([p] if p.is_dir() else []):
-        for r in imgs.walk_files(d):
+        met = []
+        for r in imgs.walk_files(d, met):
             if imgs.is_image_name(r):
                 rel = imgs.rel_posix(d / r, root)
                 all_images.append(rel)
                 by_stem.setdefault(r.rsplit(".", 1)[0].rsplit("/", 1)[-1], rel)
+        hidden += [imgs.rel_posix(d / r, shown_root) for r in met if imgs.is_image_name(r)]
     cmap = None
     if vocroot is not None and (vocroot / "labelmap.txt").is_file():
         cmap = read_labelmap(vocroot / "labelmap.txt")
@@ -308,7 +321,7 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     # segmentation
     if vocroot is not None and ((vocroot / "SegmentationClass").is_dir() or (vocroot / "SegmentationObject").is_dir()):
         cmap = cmap or default_class_map()
-        proposals += _read_segmentation(vocroot, root, cmap, images_out, objects_of, by_stem, warns)
+        proposals += _read_segmentation(vocroot, root, cmap, images_out, objects_of, by_stem, warns, hidden)
         for n in cmap.names.values():
             cat_names.setdefault(n)
     if image_dir is not None:
@@ -316,6 +329,9 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             if rel not in used_images and not any(im.key == rel for im in images_out):
                 warns.append(ImportWarning(rel, "image with no annotation file; imported with no labels", "kept"))
                 images_out.append(ImageRecord(key=rel, file_name=rel, source_id=rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]))
+    named = {os.path.realpath(root / im.file_name) for im in images_out}  # an image an XML names is read
+    warns += imgs.hidden_warnings([(h, "; rename it to import it") for h in hidden
+                                   if os.path.realpath(shown_root / h) not in named], p.name)
     cats = []
     if cmap is not None:
         cats = cmap.categories()
@@ -345,13 +361,14 @@ def _clip(prop: Proposal, w: int, h: int, shown: str, where: str, warns: list[Im
 
 def _read_segmentation(vocroot: Path, root: Path, cmap: semantic.ClassMap, images_out: list[ImageRecord],
                        objects_of: dict[str, list[Proposal]], by_stem: dict[str, str],
-                       warns: list[ImportWarning]) -> list[Proposal]:
+                       warns: list[ImportWarning], hidden: list[str]) -> list[Proposal]:
     out: list[Proposal] = []
     rec_of = {im.key: im for im in images_out}
     rec_by_stem = {im.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]: im for im in images_out}
     cls_dir, obj_dir = vocroot / "SegmentationClass", vocroot / "SegmentationObject"
+    met: list[str] = []
     if cls_dir.is_dir():
-        for r in imgs.walk_files(cls_dir):
+        for r in imgs.walk_files(cls_dir, met):
             if not r.lower().endswith(".png"):
                 continue
             stem = r.rsplit(".", 1)[0]
@@ -371,8 +388,10 @@ def _read_segmentation(vocroot: Path, root: Path, cmap: semantic.ClassMap, image
             im.extra = {**(im.extra or {}), "mask_file": shown}
             props = semantic.proposals_from_values(values, cmap, im.key, shown)
             out += props
+        hidden += [f"SegmentationClass/{r}" for r in met if r.lower().endswith(".png")]
     if obj_dir.is_dir():
-        for r in imgs.walk_files(obj_dir):
+        met = []
+        for r in imgs.walk_files(obj_dir, met):
             if not r.lower().endswith(".png"):
                 continue
             stem = r.rsplit(".", 1)[0]
@@ -399,6 +418,7 @@ def _read_segmentation(vocroot: Path, root: Path, cmap: semantic.ClassMap, image
                 o.segmentation = encode_mask(values == v)
                 o.kind = "rle"
                 o.area = float((values == v).sum())
+        hidden += [f"SegmentationObject/{r}" for r in met if r.lower().endswith(".png")]
     return out
 
 

@@ -179,47 +179,35 @@ def _images_under(folder: Path, layout: Layout) -> list[Path]:
     return found
 
 
-_APPLEDOUBLE = "._"
-
-
 def _hidden_warnings(layout: Layout, image_root: str, label_root: str, path) -> list[ImportWarning]:
     """What the skipped hidden files were. Ultralytics finds a folder's images with Python's glob,
     which passes over names starting with '.': such an image is not trained on, so it is not
-    reviewed either, but said, one by one. macOS leaves an AppleDouble file ('._' + the name, Finder
-    metadata, not an image) beside every file copied from its disks: those are counted at once."""
-    out: list[ImportWarning] = []
+    reviewed either, but said, one by one (its label file with it); AppleDouble files are counted
+    at once (``images.hidden_warnings``)."""
     if not layout.hidden:
-        return out
+        return []
     seen: set[Path] = {Path(os.path.realpath(im)) for _, im in layout.images}  # listed in a split's file: read
     listed = set(seen)
-    apple: list[str] = []
+    said: list[tuple[str, str]] = []
     images: set[tuple[str, str]] = set()  # (folder, stem) of the hidden images said
     for q in layout.hidden:
         q = Path(os.path.realpath(q))
         if q in seen:
             continue
         seen.add(q)
-        if q.name.startswith(_APPLEDOUBLE):
-            apple.append(_rel(os.fspath(q), image_root if imgs.is_image_name(q.name) else label_root))
-            continue
         if imgs.is_image_name(q.name):
-            images.add((_labels_dir(os.fspath(q.parent)) or os.fspath(q.parent), q.name.rsplit(".", 1)[0]))
-            images.add((os.fspath(q.parent), q.name.rsplit(".", 1)[0]))
-            out.append(ImportWarning(_rel(os.fspath(q), image_root), "hidden file (its name starts with '.'): "
-                                     "skipped, as Ultralytics skips it when it reads an image folder; "
-                                     "rename it, or list it in a split's .txt file, to import it", "skipped"))
+            if not imgs.is_appledouble(q.name):
+                images.add((_labels_dir(os.fspath(q.parent)) or os.fspath(q.parent), q.name.rsplit(".", 1)[0]))
+                images.add((os.fspath(q.parent), q.name.rsplit(".", 1)[0]))
+            said.append((_rel(os.fspath(q), image_root), ", as Ultralytics skips it when it reads an image folder; "
+                         "rename it, or list it in a split's .txt file, to import it"))
     for q in sorted(seen - listed):
-        if q.name.startswith(_APPLEDOUBLE) or imgs.is_image_name(q.name):
+        if imgs.is_image_name(q.name):
             continue
-        if (os.fspath(q.parent), q.name.rsplit(".", 1)[0]) in images:
+        if not imgs.is_appledouble(q.name) and (os.fspath(q.parent), q.name.rsplit(".", 1)[0]) in images:
             continue  # the label file of a hidden image said above
-        out.append(ImportWarning(_rel(os.fspath(q), label_root), "hidden file (its name starts with '.'): "
-                                 "skipped", "skipped"))
-    if apple:
-        apple.sort()
-        out.append(ImportWarning(Path(path).name, f"{len(apple)} macOS AppleDouble file(s) ('._' + a file's name: "
-                                 f"Finder metadata, not images or labels) skipped, e.g. {apple[0]}", "skipped"))
-    return out
+        said.append((_rel(os.fspath(q), label_root), ""))
+    return imgs.hidden_warnings(said, Path(path).name)
 
 
 def _in_export_names(entry: str) -> list[str]:
@@ -534,8 +522,8 @@ def _pair(layout: Layout) -> tuple[list[tuple[str, str, str | None]], list[str]]
     orphans = sorted(label_files - claimed)
     # A hidden label file no image claims (a hidden image's, an AppleDouble file...) is skipped as the
     # hidden images are, and said with them; one a listed hidden image claims is read.
-    layout.hidden += [Path(o) for o in orphans if os.path.basename(o).startswith(".")]
-    orphans = [o for o in orphans if not os.path.basename(o).startswith(".")]
+    layout.hidden += [Path(o) for o in orphans if imgs.is_hidden(os.path.basename(o))]
+    orphans = [o for o in orphans if not imgs.is_hidden(os.path.basename(o))]
     return out, orphans
 
 
