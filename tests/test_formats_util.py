@@ -346,3 +346,31 @@ def test_hidden_files_are_skipped_and_said_by_every_reader_that_walks_a_folder(t
     assert not [a for a in json.loads(out) if "/." in "/" + a["file_name"]]  # nothing hidden imported
     assert json.loads(out), "the visible image's labels are imported"
 
+
+@pytest.mark.parametrize("fmt", ["csv", "voc", "cvat"])
+def test_a_folder_copied_from_a_mac_is_detected_and_read_as_without_its_appledouble_files(tmp_path, fmt):
+    """A folder holding labels.csv and the '._labels.csv' macOS writes beside it had "2 CSV files"
+    (`import csv FOLDER`, `import auto FOLDER`: "cannot tell the format"); a folder of VOC XML files
+    with '._a.xml' (not XML) was not recognised either, nor a CVAT export folder with its
+    '._annotations.xml'. Hidden files are no part of a dataset, as for the files a reader walks."""
+    import json
+
+    from helpers import run
+
+    d = tmp_path / "ds"
+    d.mkdir()
+    PILImage.new("RGB", (20, 10)).save(d / "a.jpg")
+    name = {"csv": "labels.csv", "voc": "a.xml", "cvat": "annotations.xml"}[fmt]
+    (d / name).write_text({
+        "csv": "image_name,label_name\na.jpg,cat\n",
+        "voc": _VOC_XML.format("a.jpg"),
+        "cvat": '<annotations><version>1.1</version><image id="0" name="a.jpg" width="20" height="10">'
+                '<box label="cat" xtl="2" ytl="2" xbr="8" ybr="8"/></image></annotations>'}[fmt])
+    (d / f"._{name}").write_bytes(apple_double())
+    (d / "._a.jpg").write_bytes(apple_double())
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    for how in ([fmt, "auto"] if fmt != "cvat" else [fmt]):
+        rc, out, err = run("import", how, str(d), "--store", str(store), "--json", "--source", how)
+        assert rc == 0, err
+        assert json.loads(out)["annotations"] == 1

@@ -85,7 +85,7 @@ def _resolver(root: Path):
 def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
     p = Path(path)
     if p.is_dir():
-        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv"))
+        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
         if len(csvs) != 1:
             raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
         p = csvs[0]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from . import images as imgs
 from .common import clip_bbox, clip_shape_box, encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
 
 _SHAPES = ("box", "polygon", "polyline", "points", "mask", "tag", "skeleton", "ellipse", "cuboid")
@@ -91,7 +92,7 @@ def _meta_labels(root: ET.Element) -> tuple[list[dict], dict[str, list[str]], di
 def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
     p = Path(path)
     if p.is_dir():
-        xs = sorted(p.glob("*.xml"))
+        xs = sorted(q for q in p.glob("*.xml") if not imgs.is_hidden(q.name))  # not '._annotations.xml'
         if len(xs) != 1:
             raise LabelreviewError(f"{p}: give the CVAT XML file itself ({len(xs)} XML files here)")
         p = xs[0]
@@ -192,8 +193,6 @@ def _refuse_mask_bomb(w: int, h: int, mw: int, mh: int, img_root: Path, rel: str
     is allocated, and so is a mask box that large."""
     limit = _mask_pixel_limit()
     if w * h > limit:
-        from . import images as imgs
-
         try:
             rw, rh = imgs.image_size(img_root / rel)
             real = f"; the image file is {rw}x{rh}"

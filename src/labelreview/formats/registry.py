@@ -60,13 +60,18 @@ def _detect_file(p: Path) -> tuple[str, str] | None:
 
 
 def _detect_dir(p: Path) -> tuple[str, str] | None:
-    names = {q.name for q in p.iterdir()}
+    from .images import is_hidden
+
+    # Hidden files are no part of a dataset: a macOS AppleDouble '._labels.csv' beside labels.csv made
+    # two CSV files, and '._a.xml' (no XML) hid a folder of VOC files.
+    visible = [q for q in p.iterdir() if not is_hidden(q.name)]
+    names = {q.name for q in visible}
     lower = {n.lower() for n in names}
     if names & {"data.yaml", "data.yml", "dataset.yaml"}:
         return "yolo", "an Ultralytics dataset (data.yaml)"
     if "obj.data" in names:
         return "yolo", "a Darknet dataset (obj.data)"
-    if "Annotations" in names and any((p / "Annotations").glob("*.xml")):
+    if "Annotations" in names and any(not is_hidden(q.name) for q in (p / "Annotations").glob("*.xml")):
         if "SegmentationClass" in names:
             return "voc", "a Pascal VOC dataset (Annotations/, SegmentationClass/)"
         return "voc", "a Pascal VOC dataset (Annotations/)"
@@ -76,13 +81,13 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
         return "semantic", "a semantic segmentation dataset (masks/ + dataset_meta.json)"
     if "labels" in lower and ("images" in lower or "classes.txt" in lower):
         return "yolo", "a YOLO folder (labels/ + images/)"
-    csvs = [q for q in p.iterdir() if q.suffix.lower() == ".csv"]
-    xmls = [q for q in p.iterdir() if q.suffix.lower() == ".xml"]
+    csvs = [q for q in visible if q.suffix.lower() == ".csv"]
+    xmls = [q for q in visible if q.suffix.lower() == ".xml"]
     if xmls and all(_detect_file(q) == ("voc", "a Pascal VOC XML") for q in xmls[:5]):
         return "voc", "a folder of Pascal VOC XML files"
     if len(csvs) == 1 and not xmls:
         return "csv", f"a classification CSV ({csvs[0].name})"
-    from .images import is_image_name, walk_files
+    from .images import is_image_name, walk_files  # (walk_files passes over hidden files)
 
     files = walk_files(p)
     if files and all(is_image_name(f) or f.endswith(".provenance.jsonl") for f in files) and any("/" in f for f in files):
