@@ -432,3 +432,118 @@ def test_one_hot_csv_with_at_most_one_class_per_row_exports_one_hot_with_its_emp
     back, _ = cl.read_csv(out, images=d)
     assert sorted(im.key for im in back.images) == ["a.jpg", "b.jpg", "c.jpg"]
     assert sorted((p.image_key, p.category) for p in back.proposals) == [("a.jpg", "cat"), ("b.jpg", "dog")]
+
+
+def _one_class_csv(tmp_path):
+    from PIL import Image as PILImage
+
+    d = tmp_path / "ds"
+    d.mkdir()
+    for n in "abc":
+        PILImage.new("RGB", (8, 8)).save(d / f"{n}.jpg")
+    (d / "labels.csv").write_text("image,cat\na.jpg,1\nb.jpg,0\nc.jpg,1\n")
+    return d
+
+
+def _import(store, *argv):
+    import json
+
+    from helpers import run
+
+    rc, out, err = run("import", *map(str, argv), "--store", str(store), "--json")
+    return rc, (json.loads(out) if rc == 0 else err)
+
+
+def _labels(store):
+    import json
+
+    from helpers import run
+
+    rc, out, err = run("ls", "--json", "--store", str(store))
+    assert rc == 0, err
+    return sorted((a["file_name"], a["category"]) for a in json.loads(out))
+
+
+def test_one_hot_csv_of_one_class_is_read_as_that_class_not_as_labels_0_and_1(tmp_path):
+    """`image,cat` with 0/1 values (a one-hot CSV of one class, as the one-hot export of a store of one
+    class writes it) was read as a column of labels: every image labelled "0" or "1", no class "cat".
+    It is the class "cat", set where the value is 1, and a multi-label (one-hot) import whose rows of
+    zeros are kept as checked negatives; the guess is said, with how to read it the other way."""
+    import json
+
+    from helpers import run
+
+    d = _one_class_csv(tmp_path)
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    rc, res = _import(store, "csv", d / "labels.csv")
+    assert rc == 0, res
+    assert _labels(store) == [("a.jpg", "cat"), ("c.jpg", "cat")] and res["images"] == 3
+    assert [(w["where"], w["problem"]) for w in res["warnings"]] == [
+        ("labels.csv line 1", "column 'cat' holds only 0 and 1: read as one one-hot class, 'cat', set on the "
+         "images whose value is 1; if 0 and 1 are class names, import the file as csv-labels")]
+    rc, out, err = run("accept", "1", "2", "--store", str(store))
+    assert rc == 0, err
+    rc, out, err = run("export", "csv", str(tmp_path / "out.csv"), "--store", str(store), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["layout"] == "one-hot"
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["image_name,cat", "a.jpg,1", "b.jpg,0", "c.jpg,1"]
+    # read back as written, into the same store (which knows the class: no word) ...
+    rc, res = _import(store, "csv", tmp_path / "out.csv", "--images", d, "--source", "again")
+    assert rc == 0, res
+    assert res["warnings"] == [] and res["annotations"] == 2
+    # ... or another
+    other = tmp_path / "st2"
+    assert run("init", str(other))[0] == 0
+    rc, res = _import(other, "csv", tmp_path / "out.csv", "--images", d)
+    assert rc == 0, res
+    assert _labels(other) == [("a.jpg", "cat"), ("c.jpg", "cat")]
+    # said the other way, the values are the labels
+    third = tmp_path / "st3"
+    assert run("init", str(third))[0] == 0
+    rc, res = _import(third, "csv-labels", d / "labels.csv")
+    assert rc == 0, res
+    assert _labels(third) == [("a.jpg", "1"), ("b.jpg", "0"), ("c.jpg", "1")] and res["warnings"] == []
+
+
+@pytest.mark.parametrize("classes,header,fmt,expected", [
+    # the store's classes say which, without a word
+    (["cat"], "image,cat", "csv", [("a.jpg", "cat"), ("c.jpg", "cat")]),
+    (["0", "1"], "image,cat", "csv", [("a.jpg", "1"), ("b.jpg", "0"), ("c.jpg", "1")]),
+    # a column named as a label column holds labels, as ever (a Kaggle binary task's id,label) ...
+    ([], "image,label", "csv", [("a.jpg", "1"), ("b.jpg", "0"), ("c.jpg", "1")]),
+    # ... unless the store has that class and not the labels (the one-hot export of a class "label")
+    (["label"], "image_name,label", "csv", [("a.jpg", "label"), ("c.jpg", "label")]),
+    # both: the import fails, asking which; said, it is read so
+    (["cat", "0", "1"], "image,cat", "csv", "column 'cat' holds only 0 and 1, and the store has a class 'cat' "
+     "and a class '0': import the file as csv-onehot (one class 'cat', set where the value is 1) or as "
+     "csv-labels (its values are the classes)"),
+    (["cat", "0", "1"], "image,cat", "csv-onehot", [("a.jpg", "cat"), ("c.jpg", "cat")]),
+    (["cat", "0", "1"], "image,label", "csv-onehot", [("a.jpg", "label"), ("c.jpg", "label")]),
+    (["cat", "0", "1"], "image,cat", "csv-labels", [("a.jpg", "1"), ("b.jpg", "0"), ("c.jpg", "1")]),
+])
+def test_one_column_of_0_and_1_is_told_by_the_store_classes_or_said(tmp_path, classes, header, fmt, expected):
+    from helpers import run
+
+    d = _one_class_csv(tmp_path)
+    (d / "labels.csv").write_text(header + "\na.jpg,1\nb.jpg,0\nc.jpg,1\n")
+    store = tmp_path / "st"
+    assert run("init", str(store))[0] == 0
+    toml = store / "labelreview.toml"
+    toml.write_text(toml.read_text().replace("classes = []", f"classes = {classes!r}".replace("'", '"')))
+    rc, res = _import(store, fmt, d / "labels.csv")
+    if isinstance(expected, str):
+        assert rc != 0 and f"labels.csv: line 1: {expected}" in res
+        assert _labels(store) == []
+        return
+    assert rc == 0, res
+    assert _labels(store) == expected and res["warnings"] == []
+
+
+def test_csv_labels_needs_a_label_column_it_can_find(tmp_path):
+    (tmp_path / "a.csv").write_text("image_name,dog,cat\n1.jpg,1,0\n")
+    with pytest.raises(InputError, match="a.csv: line 1: no label column among image_name, dog, cat: name it "
+                                         "label_name"):
+        cl.read_csv(tmp_path / "a.csv", layout="labels")
+    b, _ = cl.read_csv(tmp_path / "a.csv", layout="one-hot")
+    assert [(p.image_key, p.category) for p in b.proposals] == [("1.jpg", "dog")]

@@ -9,7 +9,7 @@ import csv
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
@@ -82,7 +82,67 @@ def _resolver(root: Path):
     return resolve, files, hidden
 
 
-def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
+def _zero_one(rows: list[list[str]], cols: list[int], width: int) -> bool:
+    """Whether every value of these columns (in rows of the header's ``width``) is a one-hot 0 or 1."""
+    return all(r[i].strip().lower() in _ONE | _ZERO for r in rows[1:] if len(r) == width for i in cols)
+
+
+def _columns(header: list[str], rows: list[list[str]], img_col: int, layout: str | None, known: set[str],
+             shown: str, warns: list[ImportWarning]) -> tuple[int | None, int | None]:
+    """(label column, score column) of a CSV; no label column: one-hot class columns.
+
+    ``layout`` "labels" or "one-hot" says which (``import csv-labels`` / ``csv-onehot``); else it is
+    told from the header: a column named like a label column (label_name, label, class, category...)
+    holds labels, unless every column but the image's holds 0/1 (one-hot classes, one of them called
+    "label"); without one, the other columns are classes. In a file of two columns, the second holds
+    labels unless its values are all 0/1: then it is one one-hot class (``image,cat`` with 0/1 is "a
+    cat or not", not the classes "0" and "1"), unless it is named as a label column (``id,label``
+    with 0/1: a binary task's labels). The store's classes (imported and configured: ``known``)
+    overrule the name: the column's name known, one-hot; "0" or "1" known, labels; both, the import
+    fails asking which (an import cannot be taken back). One-hot from the name alone is said."""
+    low = [h.lower() for h in header]
+    n = len(header)
+    label_col = next((i for i, h in enumerate(low) if h in _LABEL_COLS and i != img_col), None)
+    score_col = next((i for i, h in enumerate(low) if h in _SCORE_COLS and i != img_col), None)
+    others = [i for i in range(n) if i != img_col]
+    if layout == "one-hot":
+        return None, (None if _zero_one(rows, others, n) else score_col)
+    if layout == "labels":
+        if label_col is None and n == 2:
+            label_col = others[0]
+        if label_col is None:
+            raise InputError(shown, "line 1", f"no label column among {', '.join(header)}: name it label_name "
+                             "(or label, class, category), or import the file as csv-onehot")
+        return label_col, (score_col if score_col != label_col else None)
+    if n > 2:
+        if (label_col is not None or score_col is not None) and _zero_one(rows, others, n):
+            # Every column but the image's holds 0/1: one-hot columns, one of whose classes happens to be
+            # called "label" or "score" (read as the label or score column, the classes were lost).
+            return None, None
+        return label_col, score_col
+    col = others[0]
+    values = {r[col].strip() for r in rows[1:] if len(r) == n} - {""}
+    if not values or not _zero_one(rows, [col], n):
+        return col, None  # labels, as ever
+    name = header[col]
+    as_class, as_labels = name in known, bool(values & known)
+    if as_class and as_labels:
+        raise InputError(shown, "line 1", f"column {name!r} holds only 0 and 1, and the store has a class {name!r} and "
+                         f"a class {sorted(values & known)[0]!r}: import the file as csv-onehot (one class "
+                         f"{name!r}, set where the value is 1) or as csv-labels (its values are the classes)")
+    if as_class or (not as_labels and low[col] not in _LABEL_COLS):
+        if not as_class:
+            warns.append(ImportWarning(f"{shown} line 1", f"column {name!r} holds only 0 and 1: read as one one-hot "
+                                       f"class, {name!r}, set on the images whose value is 1; if 0 and 1 are "
+                                       "class names, import the file as csv-labels", "kept"))
+        return None, None
+    return col, None
+
+
+def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None, layout: str | None = None,
+             known_classes: Iterable[str] = ()) -> tuple[ImportBatch, Path]:
+    """A classification CSV: (batch, image root). ``layout`` "one-hot" or "labels" says how its columns
+    are to be read (else told from the file, ``_columns``); ``known_classes`` are the store's classes."""
     p = Path(path)
     if p.is_dir():
         csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
@@ -106,17 +166,9 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     if _BOX_COLS & set(low) and len(_BOX_COLS & set(low)) >= 1 and any(c in low for c in _LABEL_COLS):
         raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
                          "look like a detection CSV (boxes); import CSVs of image classes only")
+    warns: list[ImportWarning] = []
     img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
-    label_col = next((i for i, h in enumerate(low) if h in _LABEL_COLS and i != img_col), None)
-    score_col = next((i for i, h in enumerate(low) if h in _SCORE_COLS and i != img_col), None)
-    if label_col is None and len(header) == 2:
-        label_col = 1 - img_col
-    elif (label_col is not None or score_col is not None) and len(header) > 2 and all(
-            r[i].strip().lower() in _ONE | _ZERO for r in rows[1:] if len(r) == len(header)
-            for i in range(len(header)) if i != img_col):
-        # Every column but the image's holds 0/1: one-hot columns, one of whose classes happens to be
-        # called "label" or "score" (read as the label or score column, the classes were lost).
-        label_col = score_col = None
+    label_col, score_col = _columns(header, rows, img_col, layout, set(known_classes), shown, warns)
     one_hot = label_col is None
     class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
     # where the images are
@@ -128,7 +180,6 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         if first and (p.parent / "images").is_dir() and _resolver(p.parent)[0](first)[0] is None:
             root = p.parent / "images"
     resolve, files, hidden = _resolver(root)
-    warns: list[ImportWarning] = []
     image_of: dict[str, ImageRecord] = {}
     images_out: list[ImageRecord] = []
     proposals: list[Proposal] = []

@@ -9,7 +9,10 @@ from typing import Any
 from ..model import ImageRecord, ImportBatch, LabelreviewError
 
 YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", "yolo-obb")
-READERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic", "cvat", "labelstudio")
+#: A classification CSV's columns: told from the file ("csv"), or said: one-hot class columns, or a
+#: column of labels (``image,label`` rows).
+CSV_LAYOUTS = {"csv": None, "csv-onehot": "one-hot", "csv-labels": "labels"}
+READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio")
 WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic")
 
 #: The image root each reader settled on for a path, for ``default_image_root`` right after.
@@ -133,7 +136,7 @@ def _store_images(store):
     return out
 
 
-def _folder_reader(fmt: str):
+def _folder_reader(fmt: str, store=None):
     """The reader of a format whose images live beside its labels: (path, images=) -> (batch, root).
 
     Imported only when asked for, so a command never pays for formats it does not use."""
@@ -141,10 +144,15 @@ def _folder_reader(fmt: str):
         from . import yolo
 
         return lambda path, images: yolo.load(path, images=images, task=yolo.FORMATS[fmt], fmt=fmt)
-    if fmt in ("csv", "imagefolder"):
+    if fmt in CSV_LAYOUTS or fmt == "imagefolder":
         from . import classification
 
-        return classification.read_csv if fmt == "csv" else classification.read_imagefolder
+        if fmt == "imagefolder":
+            return classification.read_imagefolder
+        # the store's classes tell a one-hot column from a column of labels where the file cannot
+        known = store.class_names() if store is not None else ()
+        return lambda path, images: classification.read_csv(path, images=images, layout=CSV_LAYOUTS[fmt],
+                                                            known_classes=known)
     modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio"}
     if fmt in modules:
         import importlib
@@ -184,12 +192,13 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
         if gt is None:
             refuse_if_every_image_escapes(batch, images or default_image_root(fmt, path), path)
         return said(fmt), batch
-    reader = _folder_reader(fmt)
+    reader = _folder_reader(fmt, store)
     if reader is not None:
         batch, root = reader(path, images=images)
         _ROOTS[os.fspath(path)] = root  # the image folder the reader chose, for ingest
         refuse_if_every_image_escapes(batch, root, path)
-        return said(batch.format), batch
+        # a CSV read as the user said is said so (its batch's format is "csv" for a column of labels)
+        return said(fmt if CSV_LAYOUTS.get(fmt) else batch.format), batch
     raise LabelreviewError(f"unknown import format {fmt!r}; use one of {', '.join(READERS)} or auto")
 
 
