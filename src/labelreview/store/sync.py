@@ -485,12 +485,16 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
                 journal = _write_journal(store, ref, name)
                 try:
                     merges.append(_merge(store, ref, name))
-                    store.reload_config()
-                    store.recover()
-                    touched |= store.last_caught_up
-                    _attribute_commits(store.root, store.conn)
-                finally:
+                except LabelreviewError:  # git refused or the merge was undone: nothing to finish
                     journal.unlink(missing_ok=True)
+                    raise
+                # (Interrupted from here on, by Ctrl-C as by kill -9, the journal stays: the next
+                # command finishes the merge, or only the replay and the commits, as the case is.)
+                store.reload_config()
+                store.recover()
+                touched |= store.last_caught_up
+                _attribute_commits(store.root, store.conn)
+                journal.unlink(missing_ok=True)
         if not push:
             break
         there = _git(store.root, "rev-parse", "--verify", "--quiet", ref, check=False).stdout.strip()
