@@ -79,10 +79,19 @@ class ReviewSession:
             if self.store.open_conflict_events(ann_id):
                 skipped.append((ann_id, "waiting for adjudication"))
                 continue
-            if self.seen(self.store.annotation(ann_id)).status != "pending":
+            base = (bases or {}).get(ann_id, CURRENT)
+            current = self.seen(self.store.annotation(ann_id))
+            if current.status != "pending":
+                if base is not CURRENT and base != current.last_event:
+                    # Decided by someone else since the caller saw it pending (another reviewer
+                    # on the image while the confirmation was open): say so, as a refused decision
+                    # does, rather than leave it out without a word.
+                    who = current.updated_by.split(" <")[0] if current.updated_by else "someone"
+                    skipped.append((ann_id, f"{who} decided it since you saw it "
+                                            f"({current.status}, {current.category}); nothing was written"))
                 continue
             try:
-                ev = self.accept(ann_id, base=(bases or {}).get(ann_id, CURRENT))
+                ev = self.accept(ann_id, base=base)
             except LabelreviewError as e:
                 skipped.append((ann_id, str(e)))
                 continue

@@ -1,0 +1,42 @@
+"""Two reviewers on one store at once: what each screen says when the other's decisions land on it.
+
+The other reviewer is a second Store opened on the same directory in this process, deciding through
+the review layer as their own session would (leases are per process, so the lease rules are tested
+with real processes in test_e2e.py)."""
+
+from __future__ import annotations
+
+from labelreview.review import ReviewSession
+from labelreview.store import Store
+
+from test_tui import make_app, rendered, settle
+
+BOB = "Bob <bob@example.org>"
+
+
+def notes(app) -> str:
+    return "\n".join(str(n.message) for n in app._notifications)
+
+
+async def test_accept_the_rest_says_which_label_another_reviewer_decided_meanwhile(sample_store):
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("n")  # image 2: annotations 2-5, all pending on this screen
+            await pilot.press("A")  # "Accept all 4 pending annotations on this image?"
+            await settle(pilot, app)
+            # While the question is open, Bob (on the image anyway) rejects one of them.
+            with Store.open(sample_store, author=BOB) as other:
+                ReviewSession(other).reject(5, reason="false-positive")
+            await pilot.press("y")
+            await settle(pilot, app)
+            said = notes(app)
+            # It said "Accepted 3 on this image." and nothing about #5.
+            assert "Accepted 3 on this image." in said
+            assert "Not accepted: #5: Bob decided it since you saw it (rejected" in said
+        assert [store.annotation(i).status for i in (2, 3, 4, 5)] == ["accepted"] * 3 + ["rejected"]
+        assert [e["author"][:3] for e in store.events(annotation=5)] == ["Bob"]
+    finally:
+        store.close()
+
