@@ -40,3 +40,23 @@ async def test_accept_the_rest_says_which_label_another_reviewer_decided_meanwhi
     finally:
         store.close()
 
+
+async def test_a_refused_undo_shows_the_label_as_the_other_reviewer_left_it(sample_store):
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("a")  # annotation 1 accepted
+            await settle(pilot, app)
+            with Store.open(sample_store, author=BOB) as other:
+                ReviewSession(other).relabel(1, "cat")
+            await pilot.press("u")
+            await settle(pilot, app)
+            assert "cannot undo your accept of annotation 1: Bob changed it since (relabeled, cat)" in notes(app)
+            # The screen showed "dog ✓ accepted" under that message, and only this reviewer's accept.
+            shown = rendered(app)
+            assert "relabeled" in shown and "Bob: relabel" in shown
+        a = store.annotation(1)
+        assert (a.status, a.category) == ("relabeled", "cat")
+    finally:
+        store.close()

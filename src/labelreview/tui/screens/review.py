@@ -507,7 +507,10 @@ class ReviewScreen(Screen):
         except PartialUndo as e:
             events, problem = e.events, str(e)
         except LabelreviewError as e:
+            # Refused (someone changed it since): show the annotation as it is now, as a refused
+            # decision does; the screen kept the state the undo was asked on, contradicting the message.
             self.notify(str(e), severity="error", timeout=8)
+            self.refresh_view()
             return
         if not events:
             self.notify("Nothing to undo.", timeout=3)
