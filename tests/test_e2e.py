@@ -166,3 +166,48 @@ def test_review_of_an_empty_filter_says_so(workdir):
     finally:
         tmux.close()
 
+
+
+def test_a_reviewer_whose_terminal_hangs_up_is_saved_to_git_in_their_name(workdir):
+    """Two reviewers on one store; one's terminal goes away (SSH dropped: SIGHUP). That review ends
+    as q ends it: its decisions committed in its reviewer's name, its image given back, while the
+    other reviewer goes on. (Python's default for SIGHUP ended it on the spot, out of git.)"""
+    import json
+    import sys
+
+    store = workdir / "S"
+    lr = [sys.executable, "-m", "labelreview"]
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "GIT_CONFIG_NOSYSTEM", "PYTHONPATH")}
+    subprocess.run([*lr, "init", str(store)], check=True, capture_output=True, env=env)
+    subprocess.run([*lr, "import", "coco", "sample_data/proposals.json", "--images", "sample_data/images",
+                    "--store", str(store)], check=True, capture_output=True, cwd=workdir, env=env)
+    review = [*lr, "review", "--store", str(store)]
+    keep = {k: env[k] for k in ("PYTHONPATH",) if k in env}
+    ann = Tmux(workdir, review, {**env_for("Ann <ann@example.org>"), **keep})
+    ben = None
+    try:
+        ann.wait_for("chelsea.jpg")
+        ben = Tmux(workdir, review, {**env_for("Ben <ben@example.org>"), **keep})
+        ben.wait_for("coffee.jpg")  # Ann is on chelsea: Ben is given the next image
+        ben.keys("space", "space")
+        ben.wait_for("2/25 reviewed")
+        ben.close()  # the terminal is gone
+        deadline = time.monotonic() + 20
+        authors = ""
+        while time.monotonic() < deadline and "Ben" not in authors:
+            time.sleep(0.2)
+            authors = subprocess.run(["git", "log", "--format=%an"], cwd=store, capture_output=True,
+                                     text=True).stdout
+        assert authors.splitlines()[0] == "Ben", authors
+        ann.keys("a")  # Ann goes on, and sees Ben's two decisions with hers
+        ann.wait_for("3/25 reviewed")
+        ann.keys("n")
+        shown = ann.wait_for("coffee.jpg")  # Ben's image is free again
+        assert "Skipped" not in shown
+    finally:
+        ann.close()
+        if ben is not None:
+            ben.close()
+    events = json.loads(subprocess.run([*lr, "log", "--json", "--by", "Ben", "--store", str(store)],
+                                       capture_output=True, text=True, check=True, env=env).stdout)
+    assert len(events) == 2 and all(e["commit"] for e in events)

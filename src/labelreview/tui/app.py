@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
 import unicodedata
 
@@ -52,6 +54,16 @@ class LabelReviewApp(App):
         return self.review_screen
 
     def on_mount(self) -> None:
+        # A reviewer's terminal closed (an SSH connection dropped, the window shut: SIGHUP) or the
+        # process told to stop (SIGTERM) ends the review as q does: its leases given back and its
+        # decisions committed in its name (run's finally). Python's default for both ended the
+        # process on the spot, leaving them out of git until someone else's next checkpoint.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._ended_from_outside, signum)
+            except (NotImplementedError, RuntimeError, ValueError):  # (not the main thread: a test)
+                pass
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
             for problem in effective_keys(self.keymap_overrides)[1]:
@@ -64,6 +76,10 @@ class LabelReviewApp(App):
             self.notify(self.graphics.why, title="graphics", severity="warning", timeout=15)
         if self.graphics.typed:  # read with the terminal's answers while it was asked: not lost
             self.call_after_refresh(self._replay_typed, self.graphics.typed)
+
+    def _ended_from_outside(self, signum: int) -> None:
+        self.quitting = True  # no key decides anything from here on
+        self.exit(return_code=128 + signum)
 
     def _replay_typed(self, text: str) -> None:
         for key, char in keys_of(text):
@@ -150,6 +166,8 @@ def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: R
     try:
         app.run()
     finally:
+        if app.quitting:  # (a terminal that hung up may say so again while git saves: let it finish)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         try:
             app.queue.close()  # give back the images this process holds; the place is saved
             store.checkpoint()  # also after a crash of the UI: what was decided goes to git
