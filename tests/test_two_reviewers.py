@@ -60,3 +60,39 @@ async def test_a_refused_undo_shows_the_label_as_the_other_reviewer_left_it(samp
         assert (a.status, a.category) == ("relabeled", "cat")
     finally:
         store.close()
+
+
+async def test_a_refused_flag_says_back_the_reason_and_comment_typed(sample_store):
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("f", "1", *"tail cut off")  # a reason, and a comment being typed...
+            with Store.open(sample_store, author=BOB) as other:  # ...when Bob accepts the label
+                ReviewSession(other).accept(1)
+            await pilot.press("enter")
+            await settle(pilot, app)
+            said = notes(app)
+            assert "after you saw it; nothing was written" in said
+            # The words typed were gone with the refusal; they are said back to decide again from.
+            assert 'Not recorded: your flag loose-box "tail cut off"' in said
+        a = store.annotation(1)
+        assert (a.status, a.updated_by) == ("accepted", BOB)
+    finally:
+        store.close()
+
+
+async def test_a_refused_relabel_names_the_class_picked(sample_store):
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("r", *"cat")
+            with Store.open(sample_store, author=BOB) as other:
+                ReviewSession(other).reject(1, reason="false-positive")
+            await pilot.press("enter")
+            await settle(pilot, app)
+            assert "Not recorded: your relabel to cat" in notes(app)
+        assert store.annotation(1).status == "rejected"
+    finally:
+        store.close()

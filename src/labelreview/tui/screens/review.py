@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ...model import Annotation, Image, LabelreviewError
+from ...model import Annotation, ConflictError, Image, LabelreviewError
 from ...display import printable
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query, remember_queue
@@ -142,6 +142,21 @@ PROGRESS_EVERY = 5.0
 
 #: Image records the screen keeps (cleared whole when full; one is a few hundred bytes).
 IMAGE_RECORDS_KEPT = 4096
+
+
+def _typed(fn, args: tuple, kwargs: dict) -> str | None:
+    """A refused decision as the reviewer gave it, when they chose or typed more than a key: the
+    class of a relabel, the reason and comment of a flag or reject (None for an accept)."""
+    action = getattr(fn, "__name__", "")
+    if action == "relabel" and args:
+        return f"relabel to {printable(str(args[0]))}"
+    if action in ("flag", "reject"):
+        reason = args[0] if args else kwargs.get("reason")
+        comment = kwargs.get("comment")
+        if reason or comment:
+            return (f"{action}" + (f" {printable(reason)}" if reason else "")
+                    + (f' "{printable(comment)}"' if comment else ""))
+    return None
 
 
 class ReviewScreen(Screen):
@@ -394,7 +409,10 @@ class ReviewScreen(Screen):
             ev = fn(ann.id, *args, base=self._base(ann), **kwargs)
         except LabelreviewError as e:
             self.refused = True  # (the screen now shows the annotation as it is)
-            self.notify(str(e), severity="error", timeout=8)
+            typed = _typed(fn, args, kwargs) if isinstance(e, ConflictError) else None
+            # What the reviewer picked and typed in a dialog is said back, to decide again from.
+            self.notify(f"{e}. Not recorded: your {typed}" if typed else str(e), severity="error",
+                        timeout=15 if typed else 8)
             self.refresh_view()
             return None
         self._decided(ann.status, ev)
