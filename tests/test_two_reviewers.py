@@ -96,3 +96,41 @@ async def test_a_refused_relabel_names_the_class_picked(sample_store):
         assert store.annotation(1).status == "rejected"
     finally:
         store.close()
+
+
+BOB_OPENS_THE_QUEUE = """
+import sys
+from labelreview.model import AnnotationFilter
+from labelreview.review import Queue
+from labelreview.store import Store
+with Store.open(sys.argv[1], author="Bob <bob@example.org>") as store:
+    q = Queue(store, AnnotationFilter(), resume=False)
+    print(q.current_image, q.skipped)
+    q.close()
+"""
+
+
+async def test_a_reviewer_studying_an_image_without_deciding_keeps_it(sample_store):
+    # The lease was renewed only by a decision: a reviewer zooming and toggling masks on one image
+    # for longer than lease_seconds lost it, and the next reviewer was given the same image.
+    import subprocess
+    import sys
+
+    from helpers import set_config
+
+    set_config(sample_store, review={"lease_seconds": 2})
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            assert app.queue.current_image == 1 and app.queue.held == 1
+            for _ in range(8):  # 4 s of looking: masks off and on, no decision
+                await pilot.press("m")
+                await pilot.pause(0.5)
+            bob = subprocess.run([sys.executable, "-c", BOB_OPENS_THE_QUEUE, str(sample_store)],
+                                 capture_output=True, text=True, timeout=60)
+            assert bob.returncode == 0, bob.stderr
+            image, skipped = bob.stdout.split(" ", 1)
+            assert image != "1" and "(1, " in skipped, bob.stdout  # image 1 is still this reviewer's
+    finally:
+        store.close()

@@ -487,11 +487,17 @@ class Queue:
         return self.leases == "take"
 
     def renew(self) -> None:
-        """After a decision: keep the lease on this image (rewritten once half its time has passed)."""
+        """After a decision: keep the lease on this image, or take it (leases on)."""
         if self.held is not None and self.held == self.current_image:
-            if time.monotonic() > self._held_until - self.store.config.lease_seconds / 2:
-                self._take_here()
+            self.keep_alive()
         elif self.leases != "off":
+            self._take_here()
+
+    def keep_alive(self) -> None:
+        """The reviewer is at work on the image it holds (a decision, or any key: zooming, looking at
+        each box): keep the lease, rewritten once half its time has passed (no write otherwise)."""
+        if (self.held is not None and self.held == self.current_image
+                and time.monotonic() > self._held_until - self.store.config.lease_seconds / 2):
             self._take_here()
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -277,6 +278,11 @@ class ReviewScreen(Screen):
         if other and other.get("image_id") != getattr(self, "_warned_shared", None):
             self._warned_shared = other.get("image_id")
             self.notify(f"{other['holder'].split(' <')[0]} is also on this image.", severity="warning", timeout=5)
+
+    def on_key(self, event: events.Key) -> None:
+        # Any key is the reviewer at work on this image: its lease does not run out under someone
+        # studying it (zooming, going box by box) for longer than lease_seconds without deciding.
+        self.queue.keep_alive()
 
     def on_image_view_frame_shown(self, event: ImageView.FrameShown) -> None:
         # Neighbours render, and the rest of a big queue loads, only once this frame is on screen:
