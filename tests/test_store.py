@@ -242,10 +242,12 @@ def test_checkpoint_every_n_decisions_with_a_message_that_counts(sample_store):
         assert int(git(sample_store, "rev-list", "--count", "HEAD")) == base and store.uncommitted() == 2
         s.flag(3, "occluded")
         assert int(git(sample_store, "rev-list", "--count", "HEAD")) == base + 1 and store.uncommitted() == 0
-        assert git(sample_store, "log", "-1", "--format=%s") == "2 accepted, 1 flagged by Test Reviewer\n"
+        # (set_config's edit, not committed, goes in with them: the message says so)
+        first = "2 accepted, 1 flagged by Test Reviewer; labelreview.toml changed\n"
+        assert git(sample_store, "log", "-1", "--format=%s") == first
         s.relabel(4, "cup")
         s.reject(5)
-        assert git(sample_store, "log", "-1", "--format=%s") == "2 accepted, 1 flagged by Test Reviewer\n"
+        assert git(sample_store, "log", "-1", "--format=%s") == first
         s.undo()  # an undo is a decision too
         assert git(sample_store, "log", "-1", "--format=%s") == "1 relabeled, 1 rejected, 1 undone by Test Reviewer\n"
         s.accept(6)
@@ -434,3 +436,20 @@ def test_reviewers_whose_names_a_slug_drops_never_share_a_log():
     # ASCII names and emails keep the keys their existing logs have
     assert writer("Ada Lovelace <ada@example.org>") == "ada-example.org/vm"
     assert writer("kim") == "kim/vm"
+
+
+def test_an_edit_of_the_config_that_goes_into_a_checkpoint_is_named_in_its_message(sample_store):
+    # With no roles set, anyone may change labelreview.toml; an edit made in the file (not through a
+    # command) went into the next decision's commit as "1 accepted by Test Reviewer": git log never
+    # said the project config changed there.
+    from helpers import git, run, set_config
+
+    set_config(sample_store, review={"lease_seconds": 30})
+    assert run("accept", "1", "--store", sample_store)[0] == 0
+    assert git(sample_store, "log", "-1", "--format=%s").strip() == "1 accepted by Test Reviewer; labelreview.toml changed"
+    assert "labelreview.toml" in git(sample_store, "show", "--name-only", "--format=", "HEAD")
+    assert run("accept", "2", "--store", sample_store)[0] == 0  # and only when it did change
+    assert git(sample_store, "log", "-1", "--format=%s").strip() == "1 accepted by Test Reviewer"
+    set_config(sample_store, review={"lease_seconds": 60})
+    assert run("commit", "--store", sample_store)[0] == 0
+    assert git(sample_store, "log", "-1", "--format=%s").strip() == "labelreview.toml changed by Test Reviewer"

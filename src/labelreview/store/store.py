@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -1026,7 +1027,11 @@ class Store:
                         self._mark_committed(repo, "HEAD")
                         if not force:
                             return others_sha  # (another reviewer's decisions may have been committed)
-                msg = message or self._checkpoint_message(pending, changed or [])
+                if changed is not None:
+                    config_in = CONFIG_NAME in changed
+                else:  # (without asking git: the file's blob id against HEAD's)
+                    config_in = CONFIG_NAME not in keep_out and _differs_from_head(repo, self.root, CONFIG_NAME)
+                msg = message or self._checkpoint_message(pending, changed or [], config_in)
                 try:
                     sha = gitrepo.commit_staged(repo, self.identity, msg)
                 except LabelreviewError:
@@ -1093,19 +1098,22 @@ class Store:
             conn.executemany("UPDATE events SET git_commit=? WHERE git_commit IS NULL AND file=? "
                              "AND end_offset <= ?", [(rev, path, size) for path, size in sizes.items()])
 
-    def _checkpoint_message(self, pending: list[sqlite3.Row], changed: list[str]) -> str:
+    def _checkpoint_message(self, pending: list[sqlite3.Row], changed: list[str], config_in: bool = False) -> str:
+        """What the commit holds, in words: the decisions by whom, an import, and the project config
+        when an edit of it goes in too (someone allowed to change it edited it, not through a command)."""
+        config = f"{CONFIG_NAME} changed"
         if not pending:
             imports = sorted({p.split("/")[1] for p in changed if p.startswith(IMPORTS_DIR + "/")})
             if imports:
-                return "import " + ", ".join(imports)
-            return "labelreview checkpoint"
+                return "import " + ", ".join(imports) + (f"; {config}" if config_in else "")
+            return f"{config} by {self.identity.name}" if config_in else "labelreview checkpoint"
         words = {"accept": "accepted", "relabel": "relabeled", "flag": "flagged",
                  "reject": "rejected", "undo": "undone", "resolve": "resolved"}
         actions = Counter(r["action"] for r in pending)
         authors = sorted({r["author"] for r in pending})
         parts = [f"{n} {words.get(a, a)}" for a, n in actions.most_common()]
         who = ", ".join(a.split(" <")[0] for a in authors)
-        return f"{', '.join(parts)} by {who}"
+        return f"{', '.join(parts)} by {who}" + (f"; {config}" if config_in else "")
 
     # ------------------------------------------------------------------ imports
 
@@ -2589,6 +2597,19 @@ def _rebuild_into(root: Path, index: Path, strict: bool = True) -> None:
     from . import replay
 
     replay.rebuild(root, index, strict)
+
+
+def _differs_from_head(repo, root: Path, rel: str) -> bool:
+    """Whether the file ``rel`` differs from HEAD's version (or HEAD has none), by its blob id."""
+    try:
+        data = (root / rel).read_bytes()
+    except OSError:
+        return False
+    try:
+        head = repo.head.commit.tree[rel].hexsha
+    except (KeyError, ValueError):
+        return True
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != head
 
 
 def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:
