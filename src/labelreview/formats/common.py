@@ -140,6 +140,121 @@ def clip_shape_box(bbox: list[float], hw: tuple[float, float], what: str, where:
     return clipped
 
 
+def _outside_by(pts: list[float], W: float, H: float) -> float:
+    """How far (pixels) the farthest point of ``pts`` [x0, y0, ...] lies outside [0, W] x [0, H]; 0 inside."""
+    xs, ys = pts[0::2], pts[1::2]
+    return max(0.0, -min(xs), max(xs) - W, -min(ys), max(ys) - H)
+
+
+def clip_polygon(pts: list[float], hw: tuple[float, float], tol: float = 0.01) -> tuple[list[float], bool]:
+    """A polygon [x0, y0, x1, y1, ...] clipped exactly to the image rectangle [0, W] x [0, H] of ``hw``
+    (height, width), and whether that changed it by more than ``tol`` pixels.
+
+    Sutherland-Hodgman against the four sides: the part of the polygon inside the image, one polygon
+    (the window is convex), its area inside unchanged. A polygon inside is returned as it is; one past
+    the edge by ``tol`` or less (the rounding of normalized or percent coordinates) has its points
+    moved onto the edge rather than cut (no near-duplicate points). [] when nothing of it with an area
+    is inside (outside, or only touching the edge)."""
+    H, W = float(hw[0]), float(hw[1])
+    out = _outside_by(pts, W, H)
+    if out == 0:
+        return pts, False
+    p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    if out <= tol:
+        p[:, 0] = p[:, 0].clip(0.0, W)
+        p[:, 1] = p[:, 1].clip(0.0, H)
+        return [float(v) for v in p.ravel()], False
+    for axis, bound, low in ((0, 0.0, True), (0, W, False), (1, 0.0, True), (1, H, False)):
+        if len(p) < 3:
+            return [], True
+        v = p[:, axis]
+        inside = v >= bound if low else v <= bound
+        if inside.all():
+            continue
+        q = np.roll(p, -1, axis=0)  # each edge p[i] -> q[i]
+        cross = inside != np.roll(inside, -1)
+        t = (bound - v) / np.where(cross, q[:, axis] - v, 1.0)  # used where the edge crosses: never 0 there
+        at = p + t[:, None] * (q - p)
+        at[:, axis] = bound  # exactly on the side, not a rounding off it
+        # per edge: its start when inside, then the point where it crosses the side
+        p = np.stack([p, at], axis=1).reshape(-1, 2)[np.stack([inside, cross], axis=1).ravel()]
+    if len(p):
+        p = p[np.any(np.abs(p - np.roll(p, 1, axis=0)) > 1e-9, axis=1)]  # repeated points (a vertex on a side)
+    if len(p) < 3:
+        return [], True
+    x, y = p[:, 0], p[:, 1]
+    area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    if area <= 1e-9 * max(W * H, 1.0):
+        return [], True
+    return [float(c) for c in p.ravel()], True
+
+
+def clip_rotated_box(corners: list[float], hw: tuple[float, float],
+                     tol: float = 0.01) -> tuple[list[float] | None, str]:
+    """An oriented box (4 corners x0, y0, ..., x3, y3) made to fit its image the way Ultralytics fits
+    one that an augmentation pushed past the image's edge (``Instances.clip(preserve_obb=True)``,
+    8.4): the rectangle, in the box's own orientation, around its part inside the image (the box
+    clipped as a polygon is). It stays a rectangle at the same angle, corner order kept; a tilted box
+    cut by an edge can keep corners a little past it, which Ultralytics takes (its label check is on
+    the box around the corners). Returns (corners, how), ``how`` being:
+
+    - "" inside (or past the edge by ``tol`` or less: its corners moved onto the edge);
+    - "fitted": fitted to its visible part as above;
+    - "kept": past the edge, but the rectangle around its visible part is the box itself (a corner
+      cut off by the edge leaves the others where they were): written as drawn;
+    - "boxed": its fitted rectangle would still span more than the image, which Ultralytics refuses
+      (a big box turned so it covers most of the image), so the upright box around its visible part;
+    - "outside": nothing of it with an area inside (None)."""
+    H, W = float(hw[0]), float(hw[1])
+    out = _outside_by(corners, W, H)
+    if out == 0:
+        return corners, ""
+    if out <= tol:
+        return clip_polygon(corners, hw, tol)[0], ""
+    visible, _ = clip_polygon(corners, hw, tol)
+    if not visible:
+        return None, "outside"
+    c = np.asarray(corners, dtype=np.float64).reshape(4, 2)
+    vis = np.asarray(visible, dtype=np.float64).reshape(-1, 2)
+    u = c[1] - c[0]
+    n = math.hypot(*u)
+    if n > 0:
+        u = u / n
+        w = np.array([-u[1], u[0]])
+        if np.dot(w, c[3] - c[0]) < 0:
+            w = -w
+        a, b = (vis - c[0]) @ u, (vis - c[0]) @ w
+        a0, a1, b0, b1 = a.min(), a.max(), b.min(), b.max()
+        fit = np.array([c[0] + a0 * u + b0 * w, c[0] + a1 * u + b0 * w, c[0] + a1 * u + b1 * w, c[0] + a0 * u + b1 * w])
+        # Ultralytics' label check (verify_image_label) on the box around the corners, normalized: its
+        # centre within the image and its size at most the image's (older releases allow no margin)
+        x0, y0 = fit.min(axis=0)
+        x1, y1 = fit.max(axis=0)
+        if (x1 - x0 <= W * (1 + 1e-9) and y1 - y0 <= H * (1 + 1e-9)
+                and 0 <= (x0 + x1) / 2 <= W and 0 <= (y0 + y1) / 2 <= H):
+            rect = [float(v) for v in fit.ravel()]
+            if max(abs(p - q) for p, q in zip(rect, corners)) <= tol:
+                return corners, "kept"
+            if _outside_by(rect, W, H) <= tol:  # the fit is inside: no corner a rounding past the edge
+                rect = clip_polygon(rect, hw, tol)[0]
+            return rect, "fitted"
+    x0, y0 = vis.min(axis=0)
+    x1, y1 = vis.max(axis=0)
+    return [float(v) for v in (x0, y0, x1, y0, x1, y1, x0, y1)], "boxed"
+
+
+def clip_keypoint(x: float, y: float, hw: tuple[float, float], tol: float = 0.01) -> tuple[float, float] | None:
+    """A keypoint inside its image (one past the edge by ``tol`` pixels or less moved onto it), or None
+    when it lies outside (Ultralytics sets such a keypoint's visibility to 0; COCO writes one not
+    labelled as x=y=0, v=0)."""
+    H, W = float(hw[0]), float(hw[1])
+    if 0 <= x <= W and 0 <= y <= H:
+        return x, y
+    if -tol <= x <= W + tol and -tol <= y <= H + tol:
+        return min(max(x, 0.0), W), min(max(y, 0.0), H)
+    return None
+
+
 def rotated_corners(cx: float, cy: float, w: float, h: float, angle_deg: float) -> list[float]:
     """The corners of a w x h box centred on (cx, cy), turned by ``angle_deg`` (clockwise on screen,
     y pointing down), starting top-left and going clockwise: x0, y0, ..., x3, y3."""
