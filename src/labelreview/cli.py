@@ -242,6 +242,8 @@ def cmd_export(args) -> int:
             print(f"not written, the format cannot hold them: {detail}")
         for why, n in (result.get("rounded") or {}).items():
             print(f"{n} {why}")
+        for why, n in (result.get("past_image") or {}).items():
+            print(f"{n} {why}")
         for why, names in (result.get("images_left_out") or {}).items():
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             print(f"images left out of the export, {why}: {shown}")

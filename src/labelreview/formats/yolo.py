@@ -34,8 +34,8 @@ import orjson
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import (PROVENANCE_NAME, FolderExport, clip_shape_box, fmt_num, is_rectangle, obb_angle,
-                     polygon_bbox, read_text)
+from .common import (PROVENANCE_NAME, FolderExport, clip_keypoint, clip_polygon, clip_rotated_box,
+                     clip_shape_box, fmt_num, is_rectangle, obb_angle, polygon_bbox, read_text)
 
 TASKS = ("detect", "segment", "pose", "obb")
 FORMATS = {"yolo": None, "yolo-detect": "detect", "yolo-seg": "segment", "yolo-segment": "segment",
@@ -816,6 +816,19 @@ def _settle_task(proposals: list[Proposal], task: str | None, warns, path) -> st
 
 # ---------------------------------------------------------------------- write
 
+#: What the export did to shapes past their image (imports keep them as drawn), so that no coordinate
+#: leaves 0..1 where Ultralytics refuses it: its label check drops every label of an image with one.
+_PAST = {
+    "poly": "polygon reaching past its image, clipped to it",
+    "poly_out": "polygon with nothing inside its image, left out",
+    "fitted": "oriented box reaching past its image, fitted to its part inside (as Ultralytics clips one)",
+    "kept": "oriented box past its image by a corner only, written as drawn (Ultralytics takes it)",
+    "boxed": "oriented box past its image that Ultralytics would refuse even fitted, written upright around "
+             "its part inside",
+    "outside": "oriented box with nothing inside its image, left out",
+    "kpt": "pose with keypoints outside its image, those written as not labelled (x=y=0, v=0)",
+}
+
 
 def _digits(w: int, h: int) -> int:
     """Decimals so that a normalized value written back is within 0.005 px of the pixel value."""
@@ -857,6 +870,7 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     for a in anns:
         by_image.setdefault(a.image_id, []).append(a)
     skipped: dict[str, int] = {}
+    past: dict[str, int] = {}  # shapes past their image: what was done, and to how many
     n_written = 0
     split_dirs: dict[str, set[str]] = {}
     #: Per split, the images written, as data.yaml's paths inside the export; and the images left out
@@ -898,7 +912,9 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
             lines = []
             rows = []
             for a in mine:
-                line = _line(a, index[a.category], task, W, H, kshape)
+                line = _line(a, index[a.category], task, W, H, kshape, past)
+                if line is None:  # nothing of it inside the image: counted in ``past``
+                    continue
                 if line.startswith("!"):
                     skipped[line[1:]] = skipped.get(line[1:], 0) + 1
                     continue
@@ -945,6 +961,8 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
            "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
+    if past:
+        res["past_image"] = {_PAST[k]: n for k, n in past.items()}
     if left_out:
         res["images_left_out"] = {"image size unknown (image file missing or unreadable)": left_out}
     return res
@@ -967,7 +985,9 @@ def _yaml_str(s: str) -> str:
     return json.dumps(s)
 
 
-def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
+def _line(a, cls: int, task: str, W: int, H: int, kshape, past: dict[str, int]) -> str | None:
+    """``a`` as a label line; "!why" when the format cannot hold it; None when nothing of it is inside
+    the image (counted in ``past``, as is every shape past the image changed to fit it)."""
     d = _digits(W, H)
 
     def nx(v):
@@ -975,6 +995,9 @@ def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
 
     def ny(v):
         return fmt_num(v / H, d)
+
+    def count(what):
+        past[what] = past.get(what, 0) + 1
 
     seg = a.segmentation
     polys = seg if isinstance(seg, list) and seg and isinstance(seg[0], list) else None
@@ -985,8 +1008,17 @@ def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
         k, dims = kshape
         kps = list(a.keypoints) + [0.0] * (3 * k - len(a.keypoints))
         parts = [str(cls), nx(x + w / 2), ny(y + h / 2), nx(w), ny(h)]
+        outside = False
         for j in range(k):
             px, py, pv = kps[3 * j:3 * j + 3]
+            inside = clip_keypoint(px, py, (H, W))
+            if inside is None:
+                # Outside the image: not labelled, as COCO writes one (x=y=0, v=0) and as Ultralytics
+                # makes one it moves outside (visibility 0); written there, the whole image is dropped.
+                outside = outside or bool(pv)
+                px = py = pv = 0
+            else:
+                px, py = inside
             sx, sy = nx(px), ny(py)
             if dims == 2:
                 # two values per keypoint: (0, 0) is how a missing keypoint is written, and nothing else is
@@ -997,6 +1029,8 @@ def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
             parts += [sx, sy]
             if dims == 3:
                 parts.append(fmt_num(pv, 6))
+        if outside:
+            count("kpt")
         return " ".join(parts)
     if task in ("segment", "obb") and a.kind in ("rle", "mask"):
         return "!a mask (YOLO polygons cannot hold it)"
@@ -1014,8 +1048,28 @@ def _line(a, cls: int, task: str, W: int, H: int, kshape) -> str:
                 return "!not an oriented box"
             x, y, w, h = a.bbox
             pts = [x, y, x + w, y, x + w, y + h, x, y + h]
+        else:
+            pts, how = clip_rotated_box(pts, (H, W))
+            if how:
+                count(how)
+            if pts is None:
+                return None
     else:
-        pts = [v for p in polys for v in p]  # parts joined into one outline, as Ultralytics does
+        # Each part clipped to the image (Ultralytics reads a vertex past it as the polygon's box past
+        # it, and drops the image's labels once that box's centre or size leaves 0..1), then the parts
+        # joined into one outline, as Ultralytics does.
+        parts, changed = [], False
+        for p in polys:
+            q, ch = clip_polygon(p, (H, W))
+            changed = changed or ch
+            if q:
+                parts.append(q)
+        if not parts:
+            count("poly_out")
+            return None
+        if changed:
+            count("poly")
+        pts = [v for p in parts for v in p]
     out = [str(cls)]
     for i in range(0, len(pts), 2):
         out += [nx(pts[i]), ny(pts[i + 1])]
