@@ -128,7 +128,8 @@ def clip_shape_box(bbox: list[float], hw: tuple[float, float], what: str, where:
 
     The points themselves are not moved: clipped to the image, a rotated box is no rectangle any more
     and a keypoint sits where nothing was marked; a polygon's mask is clipped to the image whenever
-    it is made (pycocotools' frPyObjects does, Ultralytics clips segments too)."""
+    it is made (pycocotools' frPyObjects does), and a YOLO export, whose values Ultralytics wants in
+    0..1, clips the shapes themselves (``clip_polygon``, ``clip_rotated_box``, ``clip_keypoint``)."""
     H, W = hw
     clipped = clip_bbox(bbox, hw)
     if clipped is None:
