@@ -134,3 +134,27 @@ async def test_a_reviewer_studying_an_image_without_deciding_keeps_it(sample_sto
             assert image != "1" and "(1, " in skipped, bob.stdout  # image 1 is still this reviewer's
     finally:
         store.close()
+
+
+async def test_a_label_another_reviewer_decides_on_this_image_shows_without_a_key(sample_store, monkeypatch):
+    # Only the progress line followed others' decisions: the list, the detail and the picture kept
+    # the old state until this reviewer pressed a key.
+    from labelreview.tui.screens import review
+
+    monkeypatch.setattr(review, "PROGRESS_EVERY", 0.2)
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("n")  # image 2: annotations 2-5
+            await settle(pilot, app)
+            row = next(ln for ln in rendered(app).splitlines() if "│3 " in ln)
+            assert "pending" in row, row
+            with Store.open(sample_store, author=BOB) as other:
+                ReviewSession(other, auto_checkpoint=False).reject(3)
+            await pilot.pause(0.6)
+            await settle(pilot, app)
+            row = next(ln for ln in rendered(app).splitlines() if "│3 " in ln)
+            assert "rejected" in row, row
+    finally:
+        store.close()

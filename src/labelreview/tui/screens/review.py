@@ -204,7 +204,7 @@ class ReviewScreen(Screen):
         if self.queue.resumed_query:
             self.notify(f"Your last queue: {self.queue.resumed_query}. Press / to change it.", timeout=6)
         # Progress moves with other reviewers' decisions too, between this reviewer's keys.
-        self.set_interval(PROGRESS_EVERY, self.show_progress)
+        self.set_interval(PROGRESS_EVERY, self._tick)
         if self.queue.empty:
             self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
                         severity="warning", timeout=10)
@@ -381,6 +381,18 @@ class ReviewScreen(Screen):
             anns = self.session.after(action, self.image_anns, ann.id)
             self.query_one(ImageView).prefetch(self._neighbour_requests(),
                                                ahead=[self._request(self.queue.current_image, anns, ann.id)])
+
+    def _tick(self) -> None:
+        """Every few seconds: the progress line, and the labels of this image as they are now when
+        another reviewer decided on one of them meanwhile (else the list and the picture showed the
+        old state until this reviewer's next key)."""
+        self.show_progress()
+        image_id = self.queue.current_image
+        if image_id is None or not self.image_anns or self.app.screen is not self:
+            return  # (under a dialog: the next tick, once it is closed)
+        now = self._load_image_anns(image_id)
+        if [(a.id, a.last_event) for a in now] != [(a.id, a.last_event) for a in self.image_anns]:
+            self.refresh_view()
 
     def show_progress(self) -> None:
         if self.queue.empty:
