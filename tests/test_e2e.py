@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -144,6 +145,29 @@ def test_256_colour_terminal_gets_a_hint(workdir):
         tmux.wait_for("COLORTERM=truecolor")
     finally:
         tmux.close()
+
+
+def test_a_terminal_that_hangs_up_while_the_screen_is_drawing_ends_the_review(workdir):
+    """The terminal goes away while a toast is still being drawn: Textual's writer thread dies on
+    the closed terminal, and its shutdown then waited for ever to write the goodbye (mouse off,
+    screen given back): the review lived on, its image leased, every time about one in two. It now
+    saves as q does and ends. Three hang-ups, each within a second of the toast appearing."""
+    env = env_for("Gus <gus@example.org>")
+    env.pop("COLORTERM")  # (a toast: the colour advice)
+    for _ in range(3):
+        tmux = Tmux(workdir, ["labelreview"], env)
+        try:
+            tmux.wait_for("COLORTERM=truecolor")
+            pid = tmux.app_pid()
+        finally:
+            tmux.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.1)
+        alive = os.path.exists(f"/proc/{pid}")
+        if alive:
+            os.kill(pid, signal.SIGKILL)
+        assert not alive, "the review outlived its terminal"
 
 
 def test_a_16_colour_terminal_is_told_so_not_256(workdir):

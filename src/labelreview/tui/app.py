@@ -79,6 +79,18 @@ class LabelReviewApp(App):
 
     def _ended_from_outside(self, signum: int) -> None:
         self.quitting = True  # no key decides anything from here on
+        if signum == signal.SIGHUP:
+            # The terminal is gone. Textual's own shutdown writes to it (mouse off, screen given
+            # back) through its writer thread, which dies on the closed terminal: once its queue is
+            # full the shutdown waited for ever, and the process with its leases lived on. Save as
+            # q does, here, and leave without a word (there is nobody to read it).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            try:
+                leave(self.store, self.queue)
+            except BaseException:  # (nowhere to say it: the decisions are in the event log)
+                pass
+            finally:
+                os._exit(128 + signum)
         self.exit(return_code=128 + signum)
 
     def _replay_typed(self, text: str) -> None:
@@ -166,12 +178,18 @@ def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: R
     try:
         app.run()
     finally:
-        if app.quitting:  # (a terminal that hung up may say so again while git saves: let it finish)
+        if app.quitting:  # (a terminal that hangs up while git saves: let it finish)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         try:
-            app.queue.close()  # give back the images this process holds; the place is saved
-            store.checkpoint()  # also after a crash of the UI: what was decided goes to git
+            leave(store, app.queue)  # also after a crash of the UI: what was decided goes to git
         finally:
             store.close()
             sys.setswitchinterval(before)
     return app.return_code or 0
+
+
+def leave(store: Store, queue: Queue) -> None:
+    """Leaving the review: give back the images this process holds (the place is saved), and
+    commit what was decided to git."""
+    queue.close()
+    store.checkpoint()
