@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import subprocess
 import time
@@ -140,6 +141,11 @@ def init_repo(root: Path) -> git.Repo:
     (root / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
     perms.shared_file(root / ".gitignore")
     return repo
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a file of these bytes (what a tree lists for it), without running git."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def open_repo(root: Path) -> git.Repo:

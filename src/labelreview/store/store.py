@@ -1722,8 +1722,6 @@ def _file_state(path: Path) -> tuple | None:
 
 def index_cache_dir(root: Path) -> Path:
     """Where a read-only store's index is built when its own cannot be used: this user's cache."""
-    import hashlib
-
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "labelreview" / "indexes"
     return base / f"{slug(root.name, 40)}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
 
@@ -2609,7 +2607,7 @@ def _differs_from_head(repo, root: Path, rel: str) -> bool:
         head = repo.head.commit.tree[rel].hexsha
     except (KeyError, ValueError):
         return True
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != head
+    return gitrepo.blob_id(data) != head
 
 
 def _attribute_commits(root: Path, conn: sqlite3.Connection) -> None:

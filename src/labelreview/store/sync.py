@@ -123,10 +123,6 @@ def _ref_exists(root: Path, ref: str) -> bool:
     return _git(root, "rev-parse", "--verify", "--quiet", ref, check=False).returncode == 0
 
 
-def _blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def _check_own_logs(store: Store, ref: str) -> None:
     """The remote's copy of each of this writer's logs must be a prefix of ours (we are its only
     writer); otherwise another clone writes as the same author on the same host."""
@@ -137,7 +133,7 @@ def _check_own_logs(store: Store, ref: str) -> None:
         _mode, _kind, blob, size = meta.split()
         local = store.root / path
         data = local.read_bytes()[: int(size)] if local.is_file() else b""
-        if len(data) != int(size) or _blob_id(data) != blob:
+        if len(data) != int(size) or gitrepo.blob_id(data) != blob:
             raise LabelreviewError(
                 f"not merged: the remote holds events of writer {writer} ({path}) that this store does "
                 "not, so another clone is writing as the same author on the same host and their hash "
@@ -145,9 +141,10 @@ def _check_own_logs(store: Store, ref: str) -> None:
                 "LABELREVIEW_AUTHOR), or review from one clone.")
 
 
-def _tree(root: Path, rev: str) -> dict[str, tuple[str, int]]:
-    """path -> (blob id, size) of the event logs and import files at ``rev``."""
-    out = _git(root, "ls-tree", "-r", "-l", "-z", rev, "--", eventlog.EVENTS_DIR, IMPORTS_DIR).stdout
+def _tree(root: Path, rev: str, paths: tuple[str, ...] = (eventlog.EVENTS_DIR, IMPORTS_DIR)) -> dict[str, tuple[str, int]]:
+    """path -> (blob id, size) of the files at ``rev`` under ``paths`` (the event logs and import
+    files; every file for ``()``)."""
+    out = _git(root, "ls-tree", "-r", "-l", "-z", rev, "--", *paths).stdout
     tree: dict[str, tuple[str, int]] = {}
     for entry in filter(None, out.split("\0")):
         meta, path = entry.split("\t", 1)
@@ -412,7 +409,7 @@ def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
     if _git(root, "cat-file", "-e", f"{theirs}^{{commit}}", check=False).returncode != 0:
         return {"interrupted_sync": f"{theirs} is not in this store; nothing to finish"}
     _git(root, "reset", "-q")  # git had staged the merge's files: the index back to HEAD
-    here, there = _tree_all(root, head), _tree_all(root, theirs)
+    here, there = ({p: blob for p, (blob, _) in _tree(root, rev, ()).items()} for rev in (head, theirs))
     paths = sorted(p for p in here.keys() | there.keys() if here.get(p) != there.get(p))
     data = _blobs(root, sorted({here[p] for p in paths if p in here} | {there[p] for p in paths if p in there}))
     restored, removed = [], []
@@ -443,18 +440,6 @@ def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
     except LabelreviewError as e:  # (its files are put back: the store is as before that sync)
         note["merge"] = f"failed: {e}"
     return note
-
-
-def _tree_all(root: Path, rev: str) -> dict[str, str]:
-    """path -> blob id of every file at ``rev``."""
-    out = _git(root, "ls-tree", "-r", "-z", rev).stdout
-    tree = {}
-    for entry in filter(None, out.split("\0")):
-        meta, path = entry.split("\t", 1)
-        _mode, kind, blob = meta.split()
-        if kind == "blob":
-            tree[path] = blob
-    return tree
 
 
 def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[str, Any]:

@@ -201,10 +201,6 @@ def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int,
     return problems, n_events, len(heads), kept
 
 
-def _blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def _check_git(store: Store, report: Report) -> None:
     """Every committed version of every log is a prefix of the log now: history only grew."""
     repo = store.repo
@@ -234,7 +230,7 @@ def _check_git(store: Store, report: Report) -> None:
             if set(blob) == {"0"}:
                 continue
             size = sizes.get(blob)
-            if size is None or size > len(data) or _blob_id(data[:size]) != blob:
+            if size is None or size > len(data) or gitrepo.blob_id(data[:size]) != blob:
                 shown = commit[:10]
                 if not file.is_file():
                     where, what = path, "is gone"
