@@ -241,3 +241,54 @@ def test_the_second_process_works_from_a_script_without_a_main_guard(mixed, tmp_
         "    print('ok' if verify.verify(st, images=False).ok else 'FAILED')\n")
     proc = subprocess.run([sys.executable, str(script), str(mixed)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_a_bad_line_stops_a_rebuild_in_two_processes(mixed, tmp_path):
+    """The second process waits for the fold's states; a line that stops the fold before they are
+    sent must end it too (no hang), with the line named."""
+    import subprocess
+    import sys
+
+    path = mixed / eventlog.list_files(mixed)[0]
+    with open(path, "ab") as f:
+        f.write(b'{"not": "an event"}\n')
+    rel = path.relative_to(mixed).as_posix()
+    n = len(path.read_bytes().splitlines())
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from labelreview.store import replay\n"
+        "replay.PARALLEL_BYTES = 0\n"
+        "try:\n"
+        "    replay.rebuild(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "except Exception as e:\n"
+        "    print(e)\n")
+    proc = subprocess.run([sys.executable, str(script), str(mixed), str(tmp_path / "new.sqlite")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and f"{rel}:{n}: unreadable event line" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+OLD_EVENTS_TABLE = schema.SCHEMA.replace("hash TEXT NOT NULL, writer", "hash TEXT UNIQUE NOT NULL, writer").replace(
+    schema._EVENTS_HASH, "")
+
+
+@pytest.mark.parametrize("made_by", ["this version", "an older version"])
+def test_an_event_hash_is_unique_in_indexes_of_either_schema(tmp_path, made_by):
+    """An index made before the hash's uniqueness moved from the table to an index of its own keeps
+    its constraint and gets no second index; a new one gets the index. Either refuses a repeat."""
+    conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None)
+    try:
+        if made_by == "an older version":
+            assert "UNIQUE NOT NULL" in OLD_EVENTS_TABLE and "events_hash" not in OLD_EVENTS_TABLE
+            conn.executescript(OLD_EVENTS_TABLE)
+        schema.create(conn)
+        schema.create(conn)  # (every open does)
+        unique = [r[1] for r in conn.execute("PRAGMA index_list(events)") if r[2]]
+        assert unique == (["events_hash"] if made_by == "this version" else ["sqlite_autoindex_events_1"])
+        insert = "INSERT INTO events(hash, writer, seq) VALUES(?,?,?)"
+        conn.execute(insert, ("h1", "w", 1))
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed: events.hash"):
+            conn.execute(insert, ("h1", "w", 2))
+    finally:
+        conn.close()

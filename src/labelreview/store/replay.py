@@ -15,6 +15,7 @@ import pickle
 import sqlite3
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from operator import itemgetter
 from dataclasses import dataclass, field
@@ -345,21 +346,53 @@ class Child:
     """``fn(*args)`` in a new interpreter running beside this one; ``result()`` waits for its value
     (or raises its exception). A fresh ``python -c``, not multiprocessing: a spawned process would
     import the caller's main script again (which breaks a script without a ``__main__`` guard), and
-    a forked one would inherit this process's threads and SQLite handles."""
+    a forked one would inherit this process's threads and SQLite handles.
 
-    def __init__(self, fn, *args):
+    ``more=True``: ``fn`` takes one more value later, when it calls ``receive()``; this process
+    hands it over with ``send()`` (or the child's ``receive()`` raises EOFError if it never does)."""
+
+    def __init__(self, fn, *args, more: bool = False):
         self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
+        self._sender: threading.Thread | None = None
         try:
             self.proc.stdin.write(pickle.dumps((sys.path, fn.__module__, fn.__name__, args)))
-            self.proc.stdin.close()
+            if more:
+                self.proc.stdin.flush()
+            else:
+                self.proc.stdin.close()
         except BaseException:
             self.close()
             raise
         self._out: bytes | None = None
 
+    def send(self, value) -> None:
+        """Hand ``value`` to the child's ``receive()``, written from a thread: the child may still be
+        busy, and this process goes on meanwhile (a write to a full pipe would wait for it)."""
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        stdin = self.proc.stdin
+
+        def write() -> None:
+            try:
+                stdin.write(data)
+                stdin.close()
+            except (BrokenPipeError, ValueError):  # the child has ended: result() says how
+                pass
+
+        self._sender = threading.Thread(target=write, name="labelreview-child-input", daemon=True)
+        self._sender.start()
+
+    def _input_done(self) -> None:
+        if self._sender is not None:
+            self._sender.join()
+        try:
+            self.proc.stdin.close()  # (a child waiting in receive() for what never came: EOFError)
+        except (BrokenPipeError, OSError):
+            pass
+
     def result(self):
         if self._out is None:
+            self._input_done()
             self._out = self.proc.stdout.read()
             self.proc.wait()
         if self.proc.returncode != 0 or not self._out:
@@ -372,8 +405,14 @@ class Child:
     def close(self) -> None:
         """Wait for it to end (it may be writing a file the caller will remove)."""
         if self._out is None and self.proc.poll() is None:
-            self._out = self.proc.communicate()[0]
+            self._input_done()
+            self._out = self.proc.stdout.read()
         self.proc.wait()
+
+
+def receive():
+    """(In a child started with ``more=True``.) The value the parent ``send()``s."""
+    return pickle.load(sys.stdin.buffer)
 
 
 # ---------------------------------------------------------------------- rebuilding an index
@@ -404,22 +443,28 @@ def rebuild(root: Path, index: Path, strict: bool = True) -> None:
 
 
 def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
-    """A second process reads the import folders and writes their tables (annotations as
-    proposed) while this one reads and folds the events; then this one adds the events, sets the
-    folded annotations' state and writes the fold's bookkeeping, in the same file."""
+    """A second process reads the import folders and writes their tables while this one reads and
+    folds the events; it writes the annotations once this one has sent the fold's states (each
+    row as it ends up: no second pass over a million rows to set them); then this one adds the
+    events and the fold's bookkeeping, in the same file."""
     from .store import note_of
 
-    imports = Child(_write_imports, str(root), str(index))
+    imports = Child(_write_imports, str(root), str(index), more=True)
     try:
         with no_gc():
             rp = Replay()
             add_events(rp, read_events(root, strict), proposals_known=False)
+            # None for a category: nothing applied yet, the state is still the proposal's.
+            states = {a: tuple(st[k] for k in _STATE) for a, st in rp.states.items()}
+            for a, done in rp.simple.items():
+                ev = done[-1]
+                states[a] = (ev["new"]["category"], ev["new"]["status"], ev["hash"], ev["ts"], ev["author"],
+                             *note_of(ev))
+            imports.send(states)
+            del states
             commits = attribute(rp.events, commit_blobs(root))
             event_rows = [(*event_row(ev, rel, number, end), commit)
                           for (*_, rel, end, number, ev), commit in zip(rp.events, commits)]
-            states = [(*(st[k] for k in _STATE), a) for a, st in rp.states.items()]
-            states += [(ev["new"]["category"], ev["new"]["status"], ev["hash"], ev["ts"], ev["author"],
-                        *note_of(ev), a) for a, done in rp.simple.items() for ev in done[-1:]]
             imports.result()  # the import tables are written (or this raises what went wrong there)
             conn = _open_new(index, fresh=False)
             try:
@@ -430,10 +475,6 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
                                  ((w, seq, h) for w, (seq, h) in rp.writers.items()))
                 conn.executemany("INSERT INTO event_files(path, writer, size, lines) VALUES(?,?,?,?)",
                                  ((rel, w, end, n) for rel, (w, end, n) in rp.files.items()))
-                # None for a category: nothing applied yet, the state is still the proposal's.
-                conn.executemany("UPDATE annotations SET category=coalesce(?, proposed_category), status=?,"
-                                 " last_event=?, updated_at=?, updated_by=?, reason=?, comment=? WHERE id=?",
-                                 sorted(states, key=itemgetter(7)))
                 write_small_tables(conn, rp, imports=False)
                 # The fold ran on every annotation named by an event: keep what concerns imported ones.
                 for table in ("conflicts", "fold_alias", "blind_pending"):
@@ -448,7 +489,8 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
 
 
 def _write_imports(root: str, index: str) -> None:
-    """(The second process.) The import folders' tables, every annotation as proposed."""
+    """(The second process.) The import folders' tables; then, given the fold's states of the
+    annotations that have events (``receive()``: id -> the ``_STATE`` columns), every annotation."""
     with no_gc():
         rp = Replay()
         load_imports(Path(root), rp)
@@ -456,8 +498,20 @@ def _write_imports(root: str, index: str) -> None:
         try:
             conn.execute("BEGIN")
             write_small_tables(conn, rp, fold=False)
-            conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                             (p + _STATE_NONE for _, p in sorted(rp.proposals.items())))
+            states: dict[int, tuple] = receive()
+            get = states.get
+
+            def rows() -> Iterable[tuple]:
+                for a, p in sorted(rp.proposals.items()):
+                    st = get(a)
+                    if st is None:
+                        yield p + _STATE_NONE
+                    else:
+                        category, status, last, at, by, reason, comment = st
+                        yield (*p[:6], p[7] if category is None else category, p[7], status, *p[9:],
+                               last, at, by, reason, comment)
+
+            conn.executemany("INSERT INTO annotations VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows())
             conn.execute("COMMIT")
         finally:
             conn.close()

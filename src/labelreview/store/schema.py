@@ -26,10 +26,14 @@ CREATE TABLE IF NOT EXISTS annotations (
 CREATE INDEX IF NOT EXISTS annotations_image ON annotations(image_id);
 CREATE INDEX IF NOT EXISTS annotations_status ON annotations(status);
 CREATE TABLE IF NOT EXISTS events (
-    ord INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT UNIQUE NOT NULL, writer TEXT, seq INTEGER,
+    ord INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL, writer TEXT, seq INTEGER,
     ts TEXT, author TEXT, login TEXT, host TEXT, action TEXT, annotation INTEGER, image INTEGER,
     old TEXT, new TEXT, reason TEXT, comment TEXT, base TEXT, undoes TEXT, prev TEXT,
     file TEXT, line INTEGER, end_offset INTEGER, blind INTEGER, resolves TEXT, git_commit TEXT);
+-- An event's hash is unique by an index of its own, not a column constraint: a rebuild makes it
+-- after the rows are in (1M events: 11.5 + 2.7 s, against 21.7 s kept up row by row). Indexes
+-- built before this had the constraint in the table (``sqlite_autoindex_events_1``): the same rule.
+CREATE UNIQUE INDEX IF NOT EXISTS events_hash ON events(hash);
 CREATE INDEX IF NOT EXISTS events_annotation ON events(annotation);
 CREATE INDEX IF NOT EXISTS events_author ON events(author);
 CREATE INDEX IF NOT EXISTS events_undoes ON events(undoes) WHERE undoes IS NOT NULL;
@@ -80,8 +84,14 @@ def connect_read_only(uri: str, timeout: float = 30.0) -> sqlite3.Connection:
 ADDED_COLUMNS = (("events", "blind", "INTEGER"), ("events", "resolves", "TEXT"), ("fold_alias", "target", "TEXT"))
 
 
+_EVENTS_HASH = "CREATE UNIQUE INDEX IF NOT EXISTS events_hash ON events(hash);"
+
+
 def create(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
+    script = SCHEMA
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_autoindex_events_1'").fetchone():
+        script = script.replace(_EVENTS_HASH, "")  # unique already (an index made by an older version)
+    conn.executescript(script)
     for table, column, kind in ADDED_COLUMNS:
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
