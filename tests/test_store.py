@@ -453,3 +453,33 @@ def test_an_edit_of_the_config_that_goes_into_a_checkpoint_is_named_in_its_messa
     set_config(sample_store, review={"lease_seconds": 60})
     assert run("commit", "--store", sample_store)[0] == 0
     assert git(sample_store, "log", "-1", "--format=%s").strip() == "labelreview.toml changed by Test Reviewer"
+
+
+@pytest.mark.parametrize("damage", ["garbage line", "ids already used"])
+def test_an_import_folder_arriving_damaged_is_named_not_a_traceback(sample_store, empty_store, sample_images, damage):
+    """An import folder that arrives in the files (a git pull, a copy) is indexed at the next start.
+    One whose shard cannot be read, or whose ids another import already holds (an import copied in
+    from another store), stopped every command with a JSONDecodeError or IntegrityError traceback;
+    now with the file and line, and nothing of it indexed."""
+    from helpers import SAMPLE
+
+    rc, _, err = run("import", "coco", str(SAMPLE / "proposals.json"), "--images", str(sample_images),
+                     "--source", "other", "--store", str(empty_store))
+    assert rc == 0, err
+    other = next(p for p in (empty_store / "imports").iterdir() if p.is_dir())
+    arrived = sample_store / "imports" / other.name
+    shutil.copytree(other, arrived)
+    shard = arrived / "annotations-0000.jsonl"
+    if damage == "garbage line":
+        lines = shard.read_bytes().splitlines(keepends=True)
+        shard.write_bytes(b"[1, 2\n" + b"".join(lines[1:]))
+        expected = f"imports/{other.name}/annotations-0000.jsonl:1: line is not valid JSON"
+    else:
+        first = next(p for p in (sample_store / "imports").iterdir() if p.is_dir() and p.name != other.name)
+        expected = (f"imports/{other.name}/annotations-0000.jsonl:1: annotation id 1 is already used by "
+                    f"imports/{first.name}/annotations-0000.jsonl:1; two imports hold the same annotation ids, "
+                    "so one came from another store")
+    rc, out, err = run("status", "--store", str(sample_store))
+    assert rc == 1 and expected in err and "Traceback" not in err, err
+    with sqlite3.connect(sample_store / ".labelreview" / "index.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM imports WHERE id=?", (other.name,)).fetchone()[0] == 0

@@ -293,3 +293,59 @@ def test_an_import_changed_by_a_later_commit_is_reported(reviewed):
     assert doc["ok"] is False
     assert any(p["where"] == shard.relative_to(reviewed).as_posix() and "by commit" in p["message"]
                for p in doc["problems"]), doc["problems"]
+
+
+def _break_shard(root: Path, how: str) -> tuple[str, int]:
+    """Damage line 2 of the first import's first shard: (its path, 2)."""
+    imp = next(p for p in sorted((root / "imports").iterdir()) if p.is_dir())
+    shard = imp / "annotations-0000.jsonl"
+    lines = shard.read_bytes().splitlines(keepends=True)
+    if how == "garbage":
+        lines[1] = b'{"garbage\n'
+    elif how == "repeated id":
+        lines[1] = lines[0]
+    elif how == "no category":
+        row = json.loads(lines[1])
+        del row["category"]
+        lines[1] = canonical.dumps(row) + b"\n"
+    shard.write_bytes(b"".join(lines))
+    return shard.relative_to(root).as_posix(), 2
+
+
+@pytest.mark.parametrize("how", ["garbage", "repeated id", "no category"])
+def test_a_damaged_import_line_is_reported_not_a_traceback(reviewed, how):
+    """An import shard edited into something the replay cannot take: verify names the line (it
+    crashed with a JSONDecodeError or IntegrityError traceback), and reindex stops with the place
+    and keeps the index it had."""
+    rel, line = _break_shard(reviewed, how)
+    r = cli_verify(reviewed, "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    problems = json.loads(r.stdout)["problems"]
+    assert any(p["where"] == f"{rel}:{line}" and p["kind"] == "import" and p["message"] != "was edited since it "
+               "was committed (imports are immutable)" for p in problems), problems
+    rc, out, err = run("reindex", "--store", reviewed)
+    assert rc == 1 and f"{rel}:{line}: " in err and "import folders never change" in err, err
+    assert run("status", "--store", reviewed)[0] == 0  # the old index is still there
+
+
+@pytest.mark.parametrize("damage", ["event line", "import line"])
+def test_verify_runs_on_a_store_whose_damaged_files_stop_the_index_build(reviewed, damage):
+    """No index (a fresh clone, or it was deleted) and files that cannot all be read: every command
+    stops and says to run verify; verify itself then has to run (it said the same and stopped),
+    reporting each damaged place, and leaves no index of its own behind."""
+    if damage == "event line":
+        path, lines = log_of(reviewed)
+        lines[1] = b'{"garbage\n'
+        path.write_bytes(b"".join(lines))
+        rel, line = path.relative_to(reviewed).as_posix(), 2
+    else:
+        rel, line = _break_shard(reviewed, "garbage")
+    index_dir = reviewed / ".labelreview"
+    (index_dir / "index.sqlite").unlink()
+    rc, _, err = run("status", "--store", reviewed)
+    assert rc == 1 and f"{rel}:{line}: " in err and "labelreview verify" in err, err
+    r = cli_verify(reviewed, "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "scratch index" in r.stderr
+    assert any(p["where"] == f"{rel}:{line}" for p in json.loads(r.stdout)["problems"])
+    assert not [p.name for p in index_dir.iterdir() if p.suffix.startswith(".sqlite") or "sqlite" in p.name]

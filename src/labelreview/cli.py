@@ -542,7 +542,7 @@ def cmd_verify(args) -> int:
 
     # Recovery (replaying an unindexed tail, dropping a torn last line) is what any command does on
     # start; if the logs are too damaged for it, verify still runs and reports each damaged place.
-    store = open_store(args, recover=False)
+    store = open_store(args, recover=False, damaged_ok=True)
     try:
         try:
             store.recover()

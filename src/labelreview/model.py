@@ -162,6 +162,11 @@ class LabelreviewError(Exception):
     """An error a user should see as a clear message (never a traceback)."""
 
 
+class DamagedFileError(LabelreviewError):
+    """A committed file of a store (an event log, an import folder) that cannot be read as written:
+    names the file and line. ``verify`` reports these; other commands stop on them."""
+
+
 class InputError(LabelreviewError):
     """A malformed input file: names the file, the item and the problem."""
 

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from ..model import LabelreviewError
+from ..model import DamagedFileError, LabelreviewError
 from . import canonical, eventlog, gitrepo, schema
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
@@ -55,6 +55,8 @@ class Replay:
     blind_pending: list[tuple] = field(default_factory=list)  # (annotation, author, event, new)
     writers: dict[str, tuple[int, str]] = field(default_factory=dict)
     files: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    #: (place, what) of each line of an import folder that is not as written (not strict: verify)
+    problems: list[tuple[str, str]] = field(default_factory=list)
     #: annotation id -> its events when each simply applied (its state is what the last one chose)
     simple: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -62,8 +64,51 @@ class Replay:
 # ---------------------------------------------------------------------- imports
 
 
-def import_folders(root: Path) -> list[Path]:
-    """Import folders in the order a rebuild loads them (manifest seq, ts, path)."""
+class ImportFileError(DamagedFileError):
+    """A file of an import folder that is not what the import wrote: it was edited since."""
+
+
+_EDITED = ("import folders never change once written, so it was edited since: run `labelreview verify` "
+           "to see what changed, and restore it from git (`git checkout -- <file>`) or a clone")
+
+
+def _import_problem(problems: list | None, root: Path, path: Path, number: int | None, what: str,
+                    advice: str = _EDITED) -> None:
+    """Stop the load with the file, line and problem (``problems`` None), or note it there (verify)."""
+    where = path.relative_to(root).as_posix() + (f":{number}" if number else "")
+    if problems is None:
+        raise ImportFileError(f"{where}: {what}; {advice}")
+    problems.append((where, what))
+
+
+#: A repeated annotation id in two import folders: not an edit, a folder from elsewhere.
+_FOREIGN = ("two imports hold the same annotation ids, so one came from another store (ids are each "
+            "store's own): remove the import folder that does not belong here")
+
+
+def _manifest(path: Path, root: Path, problems: list | None) -> dict[str, Any] | None:
+    try:
+        m = canonical.loads(path.read_bytes())
+        if not isinstance(m, dict):
+            raise TypeError("not a JSON object")
+        for key, kind in _MANIFEST.items():
+            if not isinstance(m.get(key), kind) or isinstance(m.get(key), bool):
+                raise TypeError(f"field {key!r} is missing or not a {kind.__name__}")
+        if not all(isinstance(m["counts"].get(k), int) for k in ("images", "annotations", "warnings")):
+            raise TypeError("field 'counts' lacks its numbers")
+        if not all(isinstance(x, str) and "/" not in x and not x.startswith(".") for x in m["shards"]):
+            raise TypeError("field 'shards' names something other than files of the folder")
+    except (ValueError, TypeError) as e:
+        _import_problem(problems, root, path, None, f"unreadable manifest ({e})")
+        return None
+    return m
+
+
+_MANIFEST = {"id": str, "seq": int, "ts": str, "source": str, "format": str, "counts": dict, "shards": list}
+
+
+def import_folders(root: Path, problems: list | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Import folders in the order a rebuild loads them (manifest seq, ts, path), with their manifests."""
     from .store import IMPORTS_DIR
 
     base = root / IMPORTS_DIR
@@ -71,53 +116,117 @@ def import_folders(root: Path) -> list[Path]:
     if base.is_dir():
         for p in base.iterdir():
             if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file():
-                m = canonical.loads((p / "manifest.json").read_bytes())
-                folders.append((m["seq"], m["ts"], p))
-    return [p for _, _, p in sorted(folders)]
+                m = _manifest(p / "manifest.json", root, problems)
+                if m is not None:
+                    folders.append((m["seq"], m["ts"], str(p), p, m))
+    return [(p, m) for *_, p, m in sorted(folders)]
 
 
-def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+def _jsonl(path: Path, root: Path, problems: list | None) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each line of an import's JSONL file."""
     loads = orjson.loads
-    with open(path, "rb") as f:
-        data = f.read()
-    for line in data.split(b"\n"):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        _import_problem(problems, root, path, None, f"cannot be read ({e.strerror or e})")
+        return
+    for number, line in enumerate(data.split(b"\n"), 1):
         if line.strip():
-            yield loads(line)
+            try:
+                r = loads(line)
+            except ValueError as e:
+                _import_problem(problems, root, path, number, f"line is not valid JSON ({e})")
+                continue
+            if type(r) is not dict:
+                _import_problem(problems, root, path, number, "line is not a JSON object")
+                continue
+            yield number, r
 
 
-def load_imports(root: Path, rp: Replay) -> None:
-    """The rows ``_load_import_folder`` inserts, for every import folder in order."""
-    for folder in import_folders(root):
-        m = canonical.loads((folder / "manifest.json").read_bytes())
-        rp.imports.append((m["id"], m["seq"], m["ts"], m["author"], m["login"], m["host"], m["source"],
-                           m["format"], m["file"], m["sha256"], m["image_root"], m["counts"]["images"],
-                           m["counts"]["annotations"], m["counts"]["warnings"]))
+def image_rows(folder: Path, import_id: str, root: Path, problems: list | None = None) -> Iterable[tuple]:
+    """The images rows of an import folder (what ``INSERT OR IGNORE INTO images`` takes), checked."""
+    path = folder / "images.jsonl"
+    for number, r in _jsonl(path, root, problems):
+        if r.get("reused"):
+            continue
+        get = r.get
+        i, name = get("id"), get("file_name")
+        if type(i) is not int or type(name) is not str:
+            _import_problem(problems, root, path, number, "an image needs an integer id and a file_name")
+            continue
+        yield (i, import_id, name, get("width"), get("height"), get("sha256"), _j(get("source_id")), _j(get("extra")))
+
+
+def annotation_proposals(folder: Path, m: dict[str, Any], root: Path,
+                         problems: list | None = None) -> Iterable[tuple[int, Path, int, tuple]]:
+    """(id, shard, line, the 17 proposal columns) of each annotation of an import folder, checked."""
+    source, imp = m["source"], m["id"]
+    for shard in m["shards"]:
+        path = folder / shard
+        for number, r in _jsonl(path, root, problems):
+            get = r.get
+            a, image, kind, category = get("id"), get("image"), get("kind"), get("category")
+            if type(a) is not int or type(image) is not int or type(kind) is not str or type(category) is not str:
+                _import_problem(problems, root, path, number,
+                                "an annotation needs an integer id and image, a kind and a category")
+                continue
+            bbox, seg, kp, extra, scores, sid = (get("bbox"), get("segmentation"), get("keypoints"),
+                                                 get("extra"), get("scores"), get("source_id"))
+            yield a, path, number, (
+                a, image, imp, source, None if sid is None else _j(sid), kind, category, category, "pending",
+                get("score"), get("iscrowd") or 0, get("area"), None if bbox is None else _j(bbox),
+                None if seg is None else _j(seg), None if kp is None else _j(kp),
+                None if extra is None else _j(extra), None if scores is None else _j(scores))
+
+
+def import_row(m: dict[str, Any]) -> tuple:
+    """The imports row of a manifest."""
+    c = m["counts"]
+    return (m["id"], m["seq"], m["ts"], m.get("author"), m.get("login"), m.get("host"), m["source"], m["format"],
+            m.get("file"), m.get("sha256"), m.get("image_root"), c["images"], c["annotations"], c["warnings"])
+
+
+def category_rows(m: dict[str, Any]) -> Iterable[tuple]:
+    """The categories rows of a manifest (what ``INSERT OR IGNORE INTO categories`` takes)."""
+    for c in m.get("categories") or []:
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            yield (c["name"], c.get("source_id"), c.get("supercategory"), _j(c.get("keypoints")),
+                   _j(c.get("skeleton")), _j(c.get("extra")))
+
+
+def first_place(root: Path, annotation: int) -> str | None:
+    """Where an annotation id first appears in the import folders (file:line): for messages only."""
+    for folder, m in import_folders(root, []):
+        for a, path, number, _ in annotation_proposals(folder, m, root, []):
+            if a == annotation:
+                return f"{path.relative_to(root).as_posix()}:{number}"
+    return None
+
+
+def load_imports(root: Path, rp: Replay, problems: list | None = None) -> None:
+    """The rows ``_load_import_folder`` inserts, for every import folder in order. A file of an
+    import folder that is not as written stops the load with its place (``problems`` None), or is
+    noted in ``problems`` as (place, what) and its unreadable lines left out (verify)."""
+    for folder, m in import_folders(root, problems):
+        rp.imports.append(import_row(m))
         cats = rp.categories
-        for c in m.get("categories") or []:
-            if c["name"] not in cats:  # INSERT OR IGNORE
-                cats[c["name"]] = (c["name"], c.get("source_id"), c.get("supercategory"), _j(c.get("keypoints")),
-                                   _j(c.get("skeleton")), _j(c.get("extra")))
+        for row in category_rows(m):
+            if row[0] not in cats:  # INSERT OR IGNORE
+                cats[row[0]] = row
         images = rp.images
-        imp = m["id"]
-        for r in _jsonl(folder / "images.jsonl"):
-            if not r.get("reused") and r["id"] not in images:  # INSERT OR IGNORE
-                images[r["id"]] = (r["id"], imp, r["file_name"], r.get("width"), r.get("height"), r.get("sha256"),
-                                   _j(r.get("source_id")), _j(r.get("extra")))
-        source = m["source"]
+        for row in image_rows(folder, m["id"], root, problems):
+            if row[0] not in images:  # INSERT OR IGNORE
+                images[row[0]] = row
         props = rp.proposals
-        for shard in m["shards"]:
-            for r in _jsonl(folder / shard):
-                a = r["id"]
-                if a in props:  # a plain INSERT fails on a repeated id, as the per-row path does
-                    raise sqlite3.IntegrityError("UNIQUE constraint failed: annotations.id")
-                get = r.get
-                bbox, seg, kp, extra, scores, sid = (get("bbox"), get("segmentation"), get("keypoints"),
-                                                     get("extra"), get("scores"), get("source_id"))
-                props[a] = (a, r["image"], imp, source, None if sid is None else _j(sid), r["kind"],
-                            r["category"], r["category"], "pending", get("score"), get("iscrowd") or 0,
-                            get("area"), None if bbox is None else _j(bbox), None if seg is None else _j(seg),
-                            None if kp is None else _j(kp), None if extra is None else _j(extra),
-                            None if scores is None else _j(scores))
+        for a, path, number, row in annotation_proposals(folder, m, root, problems):
+            if a in props:  # a plain INSERT fails on a repeated id, as the per-row path does
+                first = first_place(root, a) or "an earlier import"
+                same_folder = first.startswith(path.parent.relative_to(root).as_posix() + "/")
+                _import_problem(problems, root, path, number, f"annotation id {a} is used twice (first at {first})",
+                                _EDITED if same_folder else _FOREIGN)
+                continue
+            props[a] = row
 
 
 # ---------------------------------------------------------------------- events
@@ -147,7 +256,7 @@ def read_events(root: Path, strict: bool = True) -> list[Parsed]:
                     problem = f"the same event as {first[3]}:{first[5]}"
             if problem:
                 if strict:
-                    raise LabelreviewError(f"{rel}:{number}: unreadable event line ({problem}); "
+                    raise DamagedFileError(f"{rel}:{number}: unreadable event line ({problem}); "
                                            "run `labelreview verify`")
                 continue
             seen[h] = len(out)
@@ -243,7 +352,7 @@ def no_gc():
 def replay(root: Path, strict: bool = True, events: list[Parsed] | None = None) -> Replay:
     with no_gc():
         rp = Replay()
-        load_imports(root, rp)
+        load_imports(root, rp, None if strict else rp.problems)
         add_events(rp, read_events(root, strict) if events is None else events)
     return rp
 

@@ -21,6 +21,7 @@ from ..model import (
     AnnotationFilter,
     Category,
     ConflictError,
+    DamagedFileError,
     Image,
     ImportBatch,
     ImportWarning,
@@ -123,6 +124,8 @@ class Store:
         self.root_for_images = root
         #: A WAL checkpoint running after a large import (``close`` and ``reindex`` wait for it).
         self._wal_checkpoint = None
+        #: A scratch index opened by ``open(damaged_ok=True)``, removed at ``close``.
+        self._scratch: Path | None = None
         #: Why this process may not write the store (None: it may). Reads still work; decisions,
         #: imports, checkpoints and a reindex are refused before anything is written.
         self.read_only: str | None = None
@@ -166,10 +169,14 @@ class Store:
 
     @classmethod
     def open(cls, path: str | os.PathLike, author: str | None = None, *, recover: bool = True,
-             notify: Callable[[str], None] | None = None) -> "Store":
+             notify: Callable[[str], None] | None = None, damaged_ok: bool = False) -> "Store":
         """Open a store. ``notify`` is told, as it happens, what opening did that a user should know
         (an unreadable or foreign index set aside and rebuilt, a read-only store's index built
-        elsewhere); ``store.notices`` keeps the same messages."""
+        elsewhere); ``store.notices`` keeps the same messages.
+
+        ``damaged_ok`` (verify): a store with no index whose files are too damaged to build one
+        (``DamagedFileError``) is opened on a scratch index built from what is readable, removed
+        again at ``close()``; every other command stops on the damage instead."""
         root = Path(path).expanduser().resolve()
         config = load_config(root)
         identity = resolve_identity(author, cwd=str(root))
@@ -191,9 +198,19 @@ class Store:
             except OSError as e:  # a file in its place
                 why = "a file is in its place; move it away" if index.parent.exists() else (e.strerror or str(e))
                 raise LabelreviewError(f"{index.parent}: cannot make the folder of the index here ({why})") from None
-            conn = _open_index(root, index, say)
+            try:
+                conn = _open_index(root, index, say)
+            except DamagedFileError as e:
+                if not damaged_ok:
+                    raise
+                index = index.with_name(f"scratch-{os.getpid()}.sqlite")
+                say(f"the store has no index and one cannot be built from its files ({str(e).split('; ')[0]}): checking "
+                    "against a scratch index built from what is readable, not kept")
+                _rebuild_into(root, index, strict=False)
+                conn = _connect_index(root, index, say)
         store = cls(root, identity, conn, config)
         store.read_only, store.index_path, store._live_read_only = read_only, index, live
+        store._scratch = index if index.name.startswith("scratch-") else None
         store.notices, store._notify = notices, notify
         if recover:
             if not store._finish_killed_sync():
@@ -241,6 +258,9 @@ class Store:
             if self._repo is not None:
                 self._repo.close()
                 self._repo = None
+            if self._scratch is not None:
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(str(self._scratch) + suffix).unlink(missing_ok=True)
         self.check_unchanged()
 
     def check_unchanged(self) -> None:
@@ -923,7 +943,7 @@ class Store:
             for ll in eventlog.read_lines(self.root, rel, start, first_line=lines + 1):
                 problem = ll.error if ll.event is None else eventlog.problem_of(ll.event)
                 if problem:
-                    raise LabelreviewError(f"{rel}:{ll.number}: unreadable event line ({problem}); "
+                    raise DamagedFileError(f"{rel}:{ll.number}: unreadable event line ({problem}); "
                                            "run `labelreview verify`")
                 if conn.execute("SELECT 1 FROM events WHERE hash=?", (ll.event["hash"],)).fetchone():
                     continue
@@ -2514,58 +2534,50 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
         f.write(b"".join(dumps(r) + b"\n" for r in rows))
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as f:
-        for line in f:
-            if line.strip():
-                yield canonical.loads(line)
-
-
 def _index_manifest(conn: sqlite3.Connection, m: dict[str, Any]) -> None:
     """The import's own row and its categories (the rest of the index comes from the shards)."""
-    conn.execute(
-        "INSERT INTO imports(id, seq, ts, author, login, host, source, format, file, sha256,"
-        " image_root, images, annotations, warnings) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (m["id"], m["seq"], m["ts"], m["author"], m["login"], m["host"], m["source"], m["format"],
-         m["file"], m["sha256"], m["image_root"], m["counts"]["images"], m["counts"]["annotations"],
-         m["counts"]["warnings"]),
-    )
-    for c in m.get("categories") or []:
-        conn.execute(
-            "INSERT OR IGNORE INTO categories(name, source_id, supercategory, keypoints, skeleton, extra)"
-            " VALUES(?,?,?,?,?,?)",
-            (c["name"], c.get("source_id"), c.get("supercategory"), _j(c.get("keypoints")),
-             _j(c.get("skeleton")), _j(c.get("extra"))),
-        )
+    from . import replay
+
+    conn.execute("INSERT INTO imports(id, seq, ts, author, login, host, source, format, file, sha256,"
+                 " image_root, images, annotations, warnings) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                 replay.import_row(m))
+    conn.executemany("INSERT OR IGNORE INTO categories(name, source_id, supercategory, keypoints, skeleton, extra)"
+                     " VALUES(?,?,?,?,?,?)", replay.category_rows(m))
 
 
 def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
     """Index one import folder (at import, at recovery and at rebuild: the same code).
 
     At import the rows were already indexed in this transaction while the folder was written
-    (``_write_import``): then there is nothing left to do."""
-    m = canonical.loads((folder / "manifest.json").read_bytes())
+    (``_write_import``): then there is nothing left to do. A file of the folder that is not as the
+    import wrote it (edited since, or a remote's) stops this with its place (``ImportFileError``)."""
+    from . import replay
+
+    root = folder.parent.parent
+    m = replay._manifest(folder / "manifest.json", root, None)
     if conn.execute("SELECT 1 FROM imports WHERE id=?", (m["id"],)).fetchone():
         return
     _index_manifest(conn, m)
-    conn.executemany(
-        "INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id, extra)"
-        " VALUES(?,?,?,?,?,?,?,?)",
-        ((r["id"], m["id"], r["file_name"], r.get("width"), r.get("height"), r.get("sha256"),
-          _sid(r.get("source_id")), _j(r.get("extra")))
-         for r in _read_jsonl(folder / "images.jsonl") if not r.get("reused")),
-    )
-    source = m["source"]
-    for shard in m["shards"]:
+    conn.executemany("INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id, extra)"
+                     " VALUES(?,?,?,?,?,?,?,?)", replay.image_rows(folder, m["id"], root))
+    place: list[tuple[Path, int, int]] = []
+
+    def rows():
+        for a, path, number, row in replay.annotation_proposals(folder, m, root):
+            place[:] = [(path, number, a)]
+            yield row
+
+    try:
         conn.executemany(
             "INSERT INTO annotations(id, image_id, import_id, source, source_id, kind, category,"
             " proposed_category, status, score, iscrowd, area, bbox, segmentation, keypoints, extra,"
-            " scores) VALUES(?,?,?,?,?,?,?,?,'pending',?,?,?,?,?,?,?,?)",
-            ((r["id"], r["image"], m["id"], source, _sid(r.get("source_id")), r["kind"], r["category"],
-              r["category"], r.get("score"), r.get("iscrowd") or 0, r.get("area"), _j(r.get("bbox")),
-              _j(r.get("segmentation")), _j(r.get("keypoints")), _j(r.get("extra")), _j(r.get("scores")))
-             for r in _read_jsonl(folder / shard)),
-        )
+            " scores) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows())
+    except sqlite3.IntegrityError:
+        if not place:
+            raise
+        path, number, a = place[0]
+        replay._import_problem(None, root, path, number, f"annotation id {a} is already used by "
+                               f"{replay.first_place(root, a) or 'another import'}", replay._FOREIGN)
 
 
 _INSERT_EVENT = (

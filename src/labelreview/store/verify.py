@@ -313,6 +313,8 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
                 out[table] = _compare_rows(table, key, cols, live.execute(sql), fresh)
         finally:
             mem.close()
+    # A line of an import folder the replay could not take (the folder was edited since it was written).
+    out["imports"] = [Problem("import", where, what) for where, what in rp.problems] + out.get("imports", [])
     if report is not None:  # called alone (as the benchmark's breakdown does): the events too
         root = store.root
         out["events"] = _chains_and_events(str(root), eventlog.list_files(root), store.index_uri)[3]
