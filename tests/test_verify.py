@@ -349,3 +349,22 @@ def test_verify_runs_on_a_store_whose_damaged_files_stop_the_index_build(reviewe
     assert "scratch index" in r.stderr
     assert any(p["where"] == f"{rel}:{line}" for p in json.loads(r.stdout)["problems"])
     assert not [p.name for p in index_dir.iterdir() if p.suffix.startswith(".sqlite") or "sqlite" in p.name]
+
+
+def test_an_unreadable_manifest_is_reported_and_the_index_rows_it_leaves_are_counted(reviewed):
+    """A manifest edited into bad JSON: verify names it, and the whole import then differing from the
+    index is not a screenful per annotation (a line each for the first 20, then a count)."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    (imp / "manifest.json").write_text('{"broken": \n')
+    rel = (imp / "manifest.json").relative_to(reviewed).as_posix()
+    r = cli_verify(reviewed)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"{rel}: import: unreadable manifest (unexpected end of data: line 2 column 1 (char 12))" in lines
+    annotation_lines = [t for t in lines if t.startswith("index:annotations:")]
+    assert len(annotation_lines) == 20
+    with Store.open(reviewed) as st:
+        n = st.conn.execute("SELECT count(*) FROM annotations").fetchone()[0]
+    assert f"... and {n - 20} more 'index:' problems with annotations (`verify --json` lists all)" in lines
+    assert len([p for p in json.loads(cli_verify(reviewed, "--json").stdout)["problems"]
+                if p["where"].startswith("index:annotations:")]) == n

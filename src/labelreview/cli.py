@@ -554,8 +554,17 @@ def cmd_verify(args) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
+        shown: dict[str, int] = {}
         for p in report.problems:
+            if p.kind == "index":  # a whole import missing from one side is a line per annotation
+                table = p.where.split(":")[1] if p.where.startswith("index:") else "events"
+                shown[table] = shown.get(table, 0) + 1
+                if shown[table] > VERIFY_SHOWN:
+                    continue
             print(f"{p.where}: {p.kind}: {p.message}")
+        for table, n in shown.items():
+            if n > VERIFY_SHOWN:
+                print(f"... and {n - VERIFY_SHOWN} more 'index:' problems with {table} (`verify --json` lists all)")
         if any(p.kind == "index" for p in report.problems):
             # The index is derived: differing from the files (a stale, foreign or damaged copy) is
             # no harm to the record, and a rebuild ends it. The files' own problems stand apart.
@@ -566,6 +575,10 @@ def cmd_verify(args) -> int:
         print(f"verify {state}: {counted(report.events, 'event')} from {counted(report.writers, 'writer')}, "
               f"{report.uncommitted} not yet committed, {counted(report.images_checked, 'image hash')} checked")
     return 0 if report.ok else 1
+
+
+#: The index problems of one table that ``verify`` prints before it only counts the rest.
+VERIFY_SHOWN = 20
 
 
 @command("reindex")
