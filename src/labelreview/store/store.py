@@ -189,7 +189,7 @@ class Store:
                 notify(message)
 
         read_only = read_only_reason(root)
-        live = None
+        live = scratch = None
         if read_only is not None:
             conn, index, live = _open_read_only(root, read_only, say)
         else:
@@ -203,14 +203,15 @@ class Store:
             except DamagedFileError as e:
                 if not damaged_ok:
                     raise
-                index = index.with_name(f"scratch-{os.getpid()}.sqlite")
+                # (named as a rebuild's scratch file: if verify is killed, the next reindex removes it)
+                index = scratch = index.with_name(f"{index.name}.{os.getpid()}.rebuild-verify")
                 say(f"the store has no index and one cannot be built from its files ({str(e).split('; ')[0]}): checking "
                     "against a scratch index built from what is readable, not kept")
                 _rebuild_into(root, index, strict=False)
                 conn = _connect_index(root, index, say)
         store = cls(root, identity, conn, config)
         store.read_only, store.index_path, store._live_read_only = read_only, index, live
-        store._scratch = index if index.name.startswith("scratch-") else None
+        store._scratch = scratch
         store.notices, store._notify = notices, notify
         if recover:
             if not store._finish_killed_sync():
