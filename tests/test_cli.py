@@ -163,6 +163,16 @@ def test_diff_between_revisions(sample_store):
     assert rc == 1 and "HEAD~3 is older than HEAD" in err and "rewritten" not in err
 
 
+def test_diff_the_wrong_way_round_over_an_import_is_refused_not_an_import_added(sample_store):
+    """Between the init and the import no decision was made: the logs could not tell the order,
+    and `diff HEAD HEAD~1` (newer first) listed the import as added."""
+    s = ["--store", str(sample_store)]
+    assert len(js("diff", "HEAD~1", "HEAD", *s)["imports"]) == 1
+    rc, out, err = run("diff", "HEAD", "HEAD~1", *s)
+    assert rc == 1 and "+ import" not in out
+    assert "HEAD~1 is older than HEAD: give the older revision first (labelreview diff HEAD~1 HEAD)" in err
+
+
 def test_export_at_a_past_revision(sample_store, tmp_path):
     s = ["--store", str(sample_store)]
     ok("accept", "1", "2", *s)

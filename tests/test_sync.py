@@ -803,3 +803,25 @@ def test_a_decision_made_on_an_agreed_decision_its_author_then_withdrew_applies(
             else:  # competing: the open decisions and the one the state holds
                 assert st["open"] and "C" in st["open"] | {st["last_event"]}, hashes
     assert seen == 5
+
+
+def test_diff_of_two_revisions_a_sync_merged_says_they_diverged_not_that_each_is_older(two_machines):
+    """Alice's and Bob's commits before the sync that merged them: neither holds the other. diff
+    said of each order that the second was older than the first, and suggested the other order."""
+    a, b, _ = two_machines
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    assert cli("accept", "2", "--store", b, author=BOB)[0] == 0
+    alice = git(a, "rev-parse", "HEAD").strip()
+    bob = git(b, "rev-parse", "HEAD").strip()
+    base = git(a, "merge-base", alice, "HEAD~1").strip()
+    js("sync", "--store", b, author=BOB)
+    js("sync", "--store", a, author=ALICE)  # merges Bob's commit into Alice's
+    for x, y in ((alice, bob), (bob, alice)):
+        rc, _, err = cli("diff", x, y, "--store", a, author=ALICE)
+        assert rc == 1 and "older" not in err, err
+        assert "diverged" in err and f"labelreview diff {base[:10]} {y}" in err
+    # Each side from their common ancestor, and across the merge, still answer.
+    d = js("diff", base, bob, "--store", a, author=ALICE)
+    assert [c["annotation"] for c in d["changes"]] == [2]
+    d = js("diff", alice, "HEAD", "--store", a, author=ALICE)
+    assert [c["annotation"] for c in d["changes"]] == [2] and d["events"] == 1

@@ -62,6 +62,7 @@ def resolve_rev(store: Store, rev: str) -> str:
 def diff(store: Store, rev_a: str, rev_b: str) -> dict[str, Any]:
     """The label changes between two revisions: the events B holds that A did not, per annotation."""
     a, b = resolve_rev(store, rev_a), resolve_rev(store, rev_b)
+    _check_order(store, rev_a, a, rev_b, b)
     names = _git(store, "diff", "--name-only", "-z", a, b, "--", eventlog.EVENTS_DIR, "imports").split("\0")
     events: list[dict[str, Any]] = []
     imports: list[str] = []
@@ -98,6 +99,31 @@ def diff(store: Store, rev_a: str, rev_b: str) -> dict[str, Any]:
     classes, relabeled = _per_class(changes)
     return {"from": a, "to": b, "events": len(events), "imports": imports, "changes": changes,
             "unchanged_after_events": len(per_ann) - len(changes), "classes": classes, "relabeled": relabeled}
+
+
+def _is_ancestor(store: Store, older: str, newer: str) -> bool:
+    return subprocess.run(["git", "merge-base", "--is-ancestor", older, newer], cwd=store.root,
+                          capture_output=True).returncode == 0
+
+
+def _check_order(store: Store, rev_a: str, a: str, rev_b: str, b: str) -> None:
+    """A diff goes from a revision to one that holds it. By git's history, not by the logs' contents:
+    two revisions on either side of a sync (each holding decisions the other has not) were both said
+    to be "older" than the other, and a diff the wrong way round with only an import between listed
+    the import as added."""
+    if a == b or _is_ancestor(store, a, b):
+        return
+    if _is_ancestor(store, b, a):  # the two the wrong way round: B is older than A
+        raise LabelreviewError(f"{rev_b} is older than {rev_a}: give the older revision first "
+                               f"(labelreview diff {rev_b} {rev_a})")
+    proc = subprocess.run(["git", "merge-base", a, b], cwd=store.root, capture_output=True, text=True)
+    base = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not base:
+        raise LabelreviewError(f"{rev_a} and {rev_b} have no history in common (not revisions of one store)")
+    raise LabelreviewError(f"{rev_a} and {rev_b} are on diverged histories: each holds decisions the other "
+                           f"does not (made on two machines between syncs), so neither comes "
+                           f"first; compare each with their common ancestor {base[:10]} "
+                           f"(labelreview diff {base[:10]} {rev_b})")
 
 
 #: What a release holds of each label: the statuses ``export`` writes by default.
