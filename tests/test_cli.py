@@ -198,6 +198,34 @@ def test_export_at_a_past_revision(sample_store, tmp_path):
     assert git(sample_store, "status", "--porcelain") == ""
 
 
+def test_export_provenance_after_an_undo_names_the_decision_in_effect(sample_store, tmp_path):
+    """An undo brings back the state the undone decision was made on. The provenance named the
+    undo itself: a label flagged "loose-box" said its reason was "undo accept", and a label Ann
+    accepted said Bob decided it (he relabeled it and took that back)."""
+    ann, bob = "Ann <ann@example.org>", "Bob <bob@example.org>"
+    s = ["--store", str(sample_store)]
+    ok("flag", "4", "--reason", "loose-box", "--comment", "tail cut", "--author", ann, *s)
+    ok("accept", "4", "--author", bob, *s)
+    ok("undo", "--author", bob, *s)
+    ok("accept", "1", "--author", ann, *s)
+    ok("relabel", "1", "cat", "--reason", "wrong-class", "--author", bob, *s)
+    ok("undo", "--author", bob, *s)
+    ok("accept", "2", "--author", bob, *s)
+    ok("undo", "--author", bob, *s)  # back to the proposal: nobody has decided it
+    out = tmp_path / "out.json"
+    ok("export", "coco", str(out), "--include", "flagged,pending", *s)
+    prov = {p["annotation"]: p for p in map(json.loads, (tmp_path / "out.json.provenance.jsonl").read_text().splitlines())}
+    log = {(e["annotation"], e["action"]): e for e in js("log", *s) if e["author"] == ann}
+    for ann_id, action, status in ((4, "flag", "flagged"), (1, "accept", "accepted")):
+        p, e = prov[ann_id], log[(ann_id, action)]
+        assert p["status"] == status and p["action"] == action
+        assert (p["decided_by"], p["decided_at"], p["reason"], p["comment"], p["event"], p["commit"]) == \
+            (ann, e["ts"], e["reason"], e["comment"], e["hash"], e["commit"])
+    assert prov[4]["reason"] == "loose-box" and prov[4]["comment"] == "tail cut"
+    p = prov[2]
+    assert p["status"] == "pending" and p["decided_by"] is None and p["action"] is None and p["event"] is None
+
+
 def test_export_never_writes_over_the_store_it_exports(sample_store, tmp_path):
     # `export coco labelreview.toml` (or onto an event log, the index...) replaced the store's own file
     # with the export: the store would not open, or verify failed and the decisions not yet in git

@@ -59,7 +59,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     images = store.images()  # every image, so images left with no label stay in the dataset
     # The event each label's state comes from (not merely its newest: that may be a conflicting one).
     by_hash = {ev["hash"]: ev for ev in store.events()} if anns else {}
-    last = {a.id: by_hash[a.last_event] for a in anns if a.last_event in by_hash}
+    last = {a.id: ev for a in anns if (ev := decision_in_effect(by_hash, a.last_event)) is not None}
     used = {a.category for a in anns}
     cats = export_categories(store.categories(), store.config.classes, used)
     info = {}
@@ -96,6 +96,26 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
                     image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels,
                     multi_label=multi_label)
+
+
+def decision_in_effect(by_hash: dict[str, dict[str, Any]], last_event: str | None) -> dict[str, Any] | None:
+    """The decision a label's state comes from. An undo decides nothing: it brings back the state the
+    undone decision was made on, so the decision is the one that made that state (undos of undos
+    followed back), or none when the proposal is back. Named as the undo, a label flagged "loose-box"
+    had "undo accept" for its reason, and one Ann accepted was decided by whoever took back a change."""
+    ev, seen = by_hash.get(last_event or ""), set()
+    while ev is not None and ev["action"] == "undo" and ev.get("undoes") and ev["hash"] not in seen:
+        seen.add(ev["hash"])
+        undone = by_hash.get(ev["undoes"])
+        if undone is None:
+            break
+        if undone["base"] is None:
+            return None
+        restored = by_hash.get(undone["base"])
+        if restored is None:
+            break
+        ev = restored
+    return ev
 
 
 def export_categories(imported: list[Category], config_classes: list[str], used: set[str]) -> list[Category]:
