@@ -71,6 +71,20 @@ def test_log_json(sample_store):
     assert "cup/pending -> saucer/relabeled" in text and e["commit"][:10] in text
 
 
+def test_log_action_that_no_event_can_have_is_refused_not_an_empty_log(sample_store):
+    """`log --action relabeled` (the status, as `ls --status` takes it) printed an empty log: as if
+    nobody had relabeled anything."""
+    s = ["--store", str(sample_store)]
+    ok("relabel", "1", "cat", *s)
+    rc, out, err = run("log", "--action", "relabeled", *s)
+    assert rc == 1 and out == ""
+    assert "--action takes accept, relabel, flag, reject, undo, resolve; not 'relabeled' (did you mean relabel?)" in err
+    rc, _, err = run("log", "--action", "acept", *s)
+    assert rc == 1 and "not 'acept'" in err and "did you mean" not in err
+    assert [e["annotation"] for e in js("log", "--action", "relabel", *s)] == [1]
+    assert [e["annotation"] for e in js("log", "--action", "Relabel", *s)] == [1]
+
+
 def test_log_shows_uncommitted_until_a_checkpoint(sample_store):
     from labelreview.review import ReviewSession
     from labelreview.store import Store

@@ -466,12 +466,28 @@ def cmd_commit(args) -> int:
     return 0
 
 
+def log_action(value: str | None) -> str | None:
+    """``log --action``: one of the actions events record. Any other word matched no event, and
+    the log was empty with nothing said (`--action relabeled`, the status, looked like no relabel)."""
+    from .model import ACTIONS, STATUS_AFTER
+
+    if value is None:
+        return None
+    action = value.strip().lower()
+    if action in ACTIONS:
+        return action
+    meant = next((a for a, st in STATUS_AFTER.items() if st == action), None)
+    hint = f" (did you mean {meant}?)" if meant else ""
+    raise LabelreviewError(f"--action takes {', '.join(ACTIONS)}; not {value!r}{hint}")
+
+
 @command("log")
 def cmd_log(args) -> int:
+    action = log_action(args.action)
     store = open_store(args)
     try:
         events = store.events(annotation=args.annotation, image=args.image_id, author=args.author_filter,
-                              action=args.action, since=utc_since(args.since), limit=args.limit,
+                              action=action, since=utc_since(args.since), limit=args.limit,
                               newest_first=True)
     finally:
         store.close()
@@ -875,7 +891,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotation", type=an_id)
     s.add_argument("--image", dest="image_id", type=an_id)
     s.add_argument("--by", dest="author_filter", help="author or OS login")
-    s.add_argument("--action")
+    s.add_argument("--action", help="accept, relabel, flag, reject, undo or resolve")
     s.add_argument("--since", help="UTC time or date, e.g. 2026-11-28")
     s.add_argument("--limit", type=a_count)
 
