@@ -240,6 +240,16 @@ def test_export_provenance_after_an_undo_names_the_decision_in_effect(sample_sto
     assert p["status"] == "pending" and p["decided_by"] is None and p["action"] is None and p["event"] is None
 
 
+def test_export_include_takes_a_list_written_with_spaces(sample_store, tmp_path):
+    """`--include "flagged, pending"` was refused with "not  pending" (the space kept, unseen)."""
+    s = ["--store", str(sample_store)]
+    ok("flag", "4", "--reason", "loose-box", *s)
+    ok("reject", "5", *s)
+    out = tmp_path / "out.json"
+    ok("export", "coco", str(out), "--include", "flagged, pending", *s)
+    assert sorted(a["id"] for a in json.loads(out.read_text())["annotations"]) == [i for i in range(1, 26) if i != 5]
+
+
 def test_export_never_writes_over_the_store_it_exports(sample_store, tmp_path):
     # `export coco labelreview.toml` (or onto an event log, the index...) replaced the store's own file
     # with the export: the store would not open, or verify failed and the decisions not yet in git

@@ -210,7 +210,8 @@ def cmd_export(args) -> int:
     try:
         require(store, "export")
         registry.refuse_store_files(args.out, store.root)
-        include = tuple(v for item in (args.include or []) for v in item.split(",") if v)
+        # ("flagged, pending", as one writes a list, was refused as "not  pending")
+        include = tuple(v.strip() for item in (args.include or []) for v in item.split(",") if v.strip())
 
         def write(snapshot) -> dict:
             try:
