@@ -85,6 +85,17 @@ def test_log_action_that_no_event_can_have_is_refused_not_an_empty_log(sample_st
     assert [e["annotation"] for e in js("log", "--action", "Relabel", *s)] == [1]
 
 
+def test_log_of_an_id_the_store_does_not_have_says_so(sample_store):
+    """`log --annotation 999` printed an empty log, read as "nobody ever changed it"; blame said
+    there is no such annotation."""
+    s = ["--store", str(sample_store)]
+    rc, out, err = run("log", "--annotation", "999", *s)
+    assert rc == 1 and out == "" and "no annotation with id 999" in err
+    rc, out, err = run("log", "--image", "99", *s)
+    assert rc == 1 and out == "" and "no image with id 99" in err
+    assert js("log", "--annotation", "1", *s) == [] and js("log", "--image", "1", *s) == []
+
+
 def test_log_shows_uncommitted_until_a_checkpoint(sample_store):
     from labelreview.review import ReviewSession
     from labelreview.store import Store

@@ -487,6 +487,11 @@ def cmd_log(args) -> int:
     action = log_action(args.action)
     store = open_store(args)
     try:
+        # An id the store does not have is said, as blame says it: an empty log read as "never changed".
+        if args.annotation is not None:
+            store.annotation(args.annotation)
+        if args.image_id is not None:
+            store.image(args.image_id)
         events = store.events(annotation=args.annotation, image=args.image_id, author=args.author_filter,
                               action=action, since=utc_since(args.since), limit=args.limit,
                               newest_first=True)
