@@ -401,6 +401,14 @@ def test_broken_config_is_a_clear_error(sample_store):
     assert rc == 1 and "labelreview.toml: invalid TOML" in err
 
 
+def test_a_config_that_is_not_utf8_is_a_clear_error(sample_store):
+    """(A UnicodeDecodeError traceback from every command.) E.g. saved in Latin-1 by an editor."""
+    (sample_store / "labelreview.toml").write_bytes('[project]\nname = "caf\u00e9"\n'.encode("latin-1"))
+    rc, _, err = run("status", "--store", sample_store)
+    assert rc == 1 and "Traceback" not in err, err
+    assert "labelreview.toml: invalid TOML: not UTF-8 text (byte 0xe9 on line 2); save it as UTF-8" in err, err
+
+
 def test_a_large_import_is_hashed_as_read_and_its_wal_copied_in_the_background(empty_store, sample_images,
                                                                                    monkeypatch):
     # Both only move work off the importer's path: the manifest must name the file's own sha256,

@@ -92,6 +92,13 @@ def load_config(store_root: Path) -> Config:
         raise LabelreviewError(f"{path}: not found; is this a labelreview store?") from None
     except tomllib.TOMLDecodeError as e:
         raise LabelreviewError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:  # TOML is UTF-8 text
+        line = e.object[:e.start].count(b"\n") + 1
+        raise LabelreviewError(f"{path}: invalid TOML: not UTF-8 text (byte 0x{e.object[e.start]:02x} on line "
+                               f"{line}); save it as UTF-8") from None
+    except OSError as e:  # a folder in its place, no permission
+        raise LabelreviewError(f"{path}: cannot be read ({e.strerror or e})") from None
+
     def table(key: str) -> dict:
         value = data.get(key, {})
         if not isinstance(value, dict):
