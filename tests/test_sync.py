@@ -825,3 +825,36 @@ def test_diff_of_two_revisions_a_sync_merged_says_they_diverged_not_that_each_is
     assert [c["annotation"] for c in d["changes"]] == [2]
     d = js("diff", alice, "HEAD", "--store", a, author=ALICE)
     assert [c["annotation"] for c in d["changes"]] == [2] and d["events"] == 1
+
+
+def test_export_leaves_out_a_label_reviewers_disagree_on_and_says_so(two_machines, tmp_path):
+    """Alice accepted label 1 and Bob relabeled it, each on their machine: after the sync it waits for
+    adjudication, holding one side of the dispute (Alice's accept). Exported as accepted, with
+    nothing said, that was a silent choice between two reviewers; it is left out and counted unless
+    asked for (`--include conflicted`), and is exported once adjudicated."""
+    import json as json_
+
+    a, b, _ = two_machines
+    assert cli("accept", "1", "2", "--store", a, author=ALICE)[0] == 0
+    assert cli("relabel", "1", "cat", "--store", b, author=BOB)[0] == 0
+    assert cli("accept", "2", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    assert js("sync", "--store", a, author=ALICE)["new_conflicts"] == [1]
+
+    out = tmp_path / "reviewed.json"
+    rc, text, err = cli("export", "coco", out, "--store", a, author=ALICE)
+    assert rc == 0, err
+    ids = {x["id"] for x in json_.loads(out.read_text())["annotations"]}
+    assert 1 not in ids and 2 in ids
+    assert ("1 label left out: reviewers disagree on it and adjudication is open (`labelreview ls --conflicts`; "
+            "`--include conflicted` exports them as they stand)") in text
+    assert js("export", "coco", out, "--store", a, author=ALICE)["conflicted_left_out"] == 1
+
+    rc, text, err = cli("export", "coco", out, "--include", "conflicted", "--store", a, author=ALICE)
+    assert rc == 0 and "left out" not in text, err
+    assert 1 in {x["id"] for x in json_.loads(out.read_text())["annotations"]}
+
+    assert cli("resolve", "1", "--category", "cat", "--store", a, author=ALICE)[0] == 0, "adjudicated"
+    rc, text, err = cli("export", "coco", out, "--store", a, author=ALICE)
+    assert rc == 0 and "left out" not in text
+    assert 1 in {x["id"] for x in json_.loads(out.read_text())["annotations"]}

@@ -226,9 +226,12 @@ def cmd_export(args) -> int:
 
         if args.rev:
             with at_revision(store, args.rev) as old:
-                result = write(snapshot_from_store(old, include))
+                snapshot = snapshot_from_store(old, include)
+                result = write(snapshot)
         else:
-            result = write(snapshot_from_store(store, include))
+            snapshot = snapshot_from_store(store, include)
+            result = write(snapshot)
+        result["conflicted_left_out"] = snapshot.conflicted_left_out
     finally:
         store.close()
     if args.json:
@@ -248,6 +251,11 @@ def cmd_export(args) -> int:
         for why, names in (result.get("images_left_out") or {}).items():
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             print(f"images left out of the export, {why}: {shown}")
+        if result["conflicted_left_out"]:
+            n = result["conflicted_left_out"]
+            print(f"{counted(n, 'label')} left out: reviewers disagree on {'it' if n == 1 else 'them'} and "
+                  "adjudication is open (`labelreview ls --conflicts`; `--include conflicted` exports them as "
+                  "they stand)")
     return 0
 
 
@@ -868,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", parents=[common], help="export reviewed labels")
     s.add_argument("format", help=", ".join(WRITERS))
     s.add_argument("out")
-    s.add_argument("--include", action="append", help="also export flagged and/or pending")
+    s.add_argument("--include", action="append", help="also export flagged, pending and/or conflicted (labels waiting for adjudication)")
     s.add_argument("--rev", help="export the store as it was at this git revision")
 
     sub.add_parser("status", parents=[common], help="counts per status")

@@ -13,7 +13,10 @@ from ..model import Annotation, Category, Image, LabelreviewError
 
 #: Statuses exported by default; ``--include`` adds flagged or pending. Rejected: never.
 DEFAULT_STATUSES = ("accepted", "relabeled")
-INCLUDABLE = ("flagged", "pending")
+STATUS_INCLUDABLE = ("flagged", "pending")
+#: ``--include conflicted``: labels waiting for adjudication, as they stand (else left out, and said).
+CONFLICTED = "conflicted"
+INCLUDABLE = (*STATUS_INCLUDABLE, CONFLICTED)
 
 
 @dataclass(slots=True)
@@ -32,6 +35,9 @@ class Snapshot:
     #: of two or more classes (whatever their status now). Asked for only by the CSV writer, which
     #: then writes one-hot columns whichever labels this export holds; None: not known (no store).
     multi_label: Callable[[], bool] | None = None
+    #: Labels of the exported statuses left out because reviewers disagree on them (open conflicts
+    #: waiting for adjudication): the state they hold is one side of a dispute, not a review.
+    conflicted_left_out: int = 0
 
     def provenance(self, a: Annotation, exported_id: Any) -> dict[str, Any]:
         ev = self.events.get(a.id)
@@ -47,15 +53,23 @@ class Snapshot:
 
 
 def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
-    """The reviewed labels of a store; ``include`` adds ``flagged`` and/or ``pending``."""
+    """The reviewed labels of a store; ``include`` adds ``flagged`` and/or ``pending``, and
+    ``conflicted`` the labels waiting for adjudication (else left out: counted in the snapshot)."""
     from ..model import AnnotationFilter
 
     bad = [s for s in include if s not in INCLUDABLE]
     if bad:
         raise LabelreviewError(f"--include takes {', '.join(INCLUDABLE)}; not {', '.join(bad)}"
                                + (" (rejected labels are never exported)" if "rejected" in bad else ""))
-    statuses = list(DEFAULT_STATUSES) + list(include)
+    statuses = list(DEFAULT_STATUSES) + [s for s in include if s != CONFLICTED]
     anns = store.annotations(AnnotationFilter(statuses=statuses), order="id")
+    disputed: set[int] = set()
+    if CONFLICTED not in include:
+        disputed = {r[0] for r in store.conn.execute(
+            "SELECT DISTINCT annotation FROM conflicts WHERE resolved IS NULL")}
+        if disputed:
+            held_disputed = [a for a in anns if a.id in disputed]
+            anns = [a for a in anns if a.id not in disputed]
     images = store.images()  # every image, so images left with no label stay in the dataset
     # The event each label's state comes from (not merely its newest: that may be a conflicting one).
     by_hash = {ev["hash"]: ev for ev in store.events()} if anns else {}
@@ -69,14 +83,14 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
         if m.get("info"):
             info = m["info"]
             break
-    held = [st for st in INCLUDABLE if st not in statuses]
+    held = [st for st in STATUS_INCLUDABLE if st not in statuses]
 
     def held_back_labels() -> dict[int, int]:
         out: dict[int, int] = {}
-        if held:
-            for a in store.annotations(AnnotationFilter(statuses=held), order="id"):
-                if a.kind == "label":
-                    out[a.image_id] = out.get(a.image_id, 0) + 1
+        back = store.annotations(AnnotationFilter(statuses=held), order="id") if held else []
+        for a in [*back, *(held_disputed if disputed else [])]:
+            if a.kind == "label":
+                out[a.image_id] = out.get(a.image_id, 0) + 1
         return out
 
     def multi_label() -> bool:
@@ -95,7 +109,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
 
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
                     image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels,
-                    multi_label=multi_label)
+                    multi_label=multi_label, conflicted_left_out=len(held_disputed) if disputed else 0)
 
 
 def decision_in_effect(by_hash: dict[str, dict[str, Any]], last_event: str | None) -> dict[str, Any] | None:
