@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import os
@@ -139,15 +140,46 @@ class Queue:
             items = self._window(saved)
         else:
             items = store.annotation_keys(self.filter, order, seed)
-        self._adopt_lists(_Lists(items, order))
+        lists, resume_at = _Lists(items, order), None
+        if saved is not None and items and saved not in lists.image_of:
+            lists, resume_at = self._place_of_gone(saved, lists)
+        self._adopt_lists(lists)
         if saved is not None and saved in self._image_of:
             self.position = self._index_of(saved)
+        elif resume_at is not None:
+            self.position = resume_at
         if self.flat:
             try:
                 self._land(+1)
             except _Edge:  # every image of the window is someone else's: look further
                 self._complete()
                 self._land(+1)
+
+    def _place_of_gone(self, saved: int, lists: "_Lists") -> tuple["_Lists", int | None]:
+        """The annotation the reviewer left on is no longer in this queue (decided out of a
+        ``status:pending`` queue, relabeled out of a ``class:`` one, decided meanwhile by someone
+        else): their place is the item that came after it. Returns the queue's lists (in the order
+        they had with it) and that item's index, or None when nothing came after it (the start)."""
+        if self.order == "file":  # (image, id) order: no second query; also a lazy queue's window
+            here = self.store.annotation_keys(AnnotationFilter(ids=[saved]), "file")
+            if not here:
+                return lists, None
+            at = bisect.bisect_right(lists.flat, (here[0][1], saved), key=lambda a: (lists.image_of[a], a))
+            return lists, (at if at < len(lists.flat) else None)
+        if self.order == "suspicion":
+            from . import suspicion
+
+            with_it = suspicion.queue_keys(self.store, self.filter, also=saved)
+        else:
+            with_it = self.store.annotation_keys(self.filter, self.order, self.seed, also=saved)
+        grouped = _Lists(with_it, self.order)
+        if saved not in grouped.image_of:  # (no such annotation)
+            return lists, None
+        at = grouped.flat.index(saved)
+        # The order as it was with it in: in a score order an image comes where its first item
+        # does, and that may have been this one; the images after it stay after it.
+        rest = [(a, grouped.image_of[a]) for a in grouped.flat if a != saved]
+        return _Lists(rest, self.order), (at if at < len(rest) else None)
 
     def _adopt_lists(self, lists: "_Lists") -> None:
         self.items = lists.items
@@ -171,14 +203,20 @@ class Queue:
         store, flt = self.store, self.filter
         # Walk the image index when most annotations match (else SQLite sorts every match first).
         dense = not (flt.statuses or flt.image_ids or flt.ids) or store.matches_at_least(flt, 10 * WINDOW)
-        start_image = None
-        if saved is not None and (not flt.ids or saved in flt.ids):
-            # Resume where the reviewer left, if that annotation is still in this queue.
-            here = store.annotation_keys(replace(flt, ids=[saved]), "file")
+        start_image, keys = None, []
+        if saved is not None:
+            # Resume at the image the reviewer left, also when the annotation they were on is no
+            # longer in this queue (``_place_of_gone`` then finds the item after it).
+            here = store.annotation_keys(AnnotationFilter(ids=[saved]), "file")
             start_image = here[0][1] if here else None
-        keys = store.annotation_keys(flt, "file", limit=WINDOW + 1, from_image=start_image, by_image=dense)
         if start_image is not None:
-            self._head_cut = store.annotation_keys(flt, "file", limit=1, by_image=dense)[0][1] != start_image
+            keys = store.annotation_keys(flt, "file", limit=WINDOW + 1, from_image=start_image, by_image=dense)
+            if len(keys) <= WINDOW and (not keys or (keys[-1][1], keys[-1][0]) < (start_image, saved)):
+                start_image = None  # nothing of the queue at or after that place: its start
+            else:
+                self._head_cut = store.annotation_keys(flt, "file", limit=1, by_image=dense)[0][1] != keys[0][1]
+        if start_image is None:
+            keys = store.annotation_keys(flt, "file", limit=WINDOW + 1, by_image=dense)
         if len(keys) <= WINDOW and not self._head_cut:
             return keys  # that is the whole queue
         if len(keys) > WINDOW:

@@ -613,10 +613,11 @@ def ranked(store, flt: AnnotationFilter | None = None, limit: int | None = None)
     return out
 
 
-def queue_keys(store, flt: AnnotationFilter | None = None) -> list[tuple[int, int]]:
-    """(annotation, image) of the filter's annotations in suspicion order (for the review queue)."""
+def queue_keys(store, flt: AnnotationFilter | None = None, also: int | None = None) -> list[tuple[int, int]]:
+    """(annotation, image) of the filter's annotations in suspicion order (for the review queue);
+    ``also``: that annotation too, matching or not."""
     refresh(store)
-    return scores.ranked_keys(store, flt or AnnotationFilter())
+    return scores.ranked_keys(store, flt or AnnotationFilter(), also)
 
 
 def why(store, ann_id: int) -> tuple[float, list]:

@@ -233,9 +233,10 @@ def save(store, ids: np.ndarray, score: np.ndarray, why: list[str | None], *, st
                      (orjson.dumps(state).decode(),))
 
 
-def ranked_keys(store, flt: AnnotationFilter) -> list[tuple[int, int]]:
-    """(annotation, image) of the filter's annotations, most suspicious first (ties in file order)."""
-    where, params = store._where(flt)
+def ranked_keys(store, flt: AnnotationFilter, also: int | None = None) -> list[tuple[int, int]]:
+    """(annotation, image) of the filter's annotations, most suspicious first (ties in file order);
+    ``also``: that annotation too, matching or not."""
+    where, params = store._where(flt, also)
     cur = store.conn.cursor()
     cur.row_factory = None
     return cur.execute(
