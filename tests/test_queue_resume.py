@@ -97,3 +97,39 @@ def test_nothing_left_after_it_resumes_at_the_start(sample_store):
             again = Queue(store, pending(), leases="off", lazy=lazy)
             assert again.current == q.flat[0] and not again.partial
             again.close()
+
+
+def test_a_random_queue_keeps_its_order_as_images_leave_it_or_arrive(sample_store, sample_images):
+    """`--status pending --order random --seed N`: once every label of an image was decided, the
+    queue opened next drew another order for the images left, and images not reviewed yet ended up
+    before the place the reviewer resumed at (so `n` never reached them)."""
+    import json
+
+    import PIL.Image
+
+    from labelreview.formats import coco
+
+    with Store.open(sample_store) as store:
+        session = ReviewSession(store)
+        for seed in range(8):
+            before = Queue(store, pending(), order="random", seed=seed, leases="off", resume=False).image_order
+            done = session.accept_all(Queue(store, pending(), leases="off", resume=False).image_items(before[1]))[0]
+            after = Queue(store, pending(), order="random", seed=seed, leases="off", resume=False).image_order
+            assert after == [i for i in before if i != before[1]], seed
+            for _ in done:
+                session.undo()
+        # A new import (images 6-7) takes places among them; the others keep their order.
+        before = {seed: Queue(store, order="random", seed=seed, leases="off", resume=False).image_order
+                  for seed in range(8)}
+        data = {"images": [{"id": i, "file_name": f"new-{i}.png", "width": 64, "height": 48} for i in (1, 2)],
+                "categories": [{"id": 1, "name": "cat"}],
+                "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [4, 4, 20, 20], "score": 0.5}
+                                for i in (1, 2)]}
+        for i in (1, 2):
+            PIL.Image.new("RGB", (64, 48), (40 * i, 0, 0)).save(sample_images / f"new-{i}.png")
+        new = sample_images.parent / "new.json"
+        new.write_text(json.dumps(data))
+        store.ingest(coco.read(new), source="model-v2", image_root=sample_images)
+        for seed in range(8):
+            order = Queue(store, order="random", seed=seed, leases="off", resume=False).image_order
+            assert len(order) == 7 and [i for i in order if i in before[seed]] == before[seed], seed

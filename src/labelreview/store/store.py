@@ -96,15 +96,19 @@ def like_pattern(text: str) -> str:
 
 def _shuffled_by_image(items: list, seed: int, image_of) -> list:
     """The seeded random order: whole images shuffled (file-ordered ``items``), so a reviewer still
-    sees an image's labels together; ``ls --order random --seed N`` and the review queue agree."""
-    import random
+    sees an image's labels together; ``ls --order random --seed N`` and the review queue agree.
 
+    Each image's place comes from the seed and its own id alone, never from which other images the
+    queue holds: a ``--status pending`` queue that lost the images reviewed, or a store with a new
+    import, keeps the images it still has in the same order (shuffling the list of images put them
+    in another order each time that list changed, and images not reviewed yet ended up behind the
+    place a reviewer resumed at)."""
     by_image: dict[int, list] = {}
     for item in items:
         by_image.setdefault(image_of(item), []).append(item)
-    groups = list(by_image.values())
-    random.Random(seed).shuffle(groups)
-    return [item for g in groups for item in g]
+    draw = {image: hashlib.blake2b(f"{seed}:{image}".encode(), digest_size=8).digest() for image in by_image}
+    return [item for image in sorted(by_image, key=draw.__getitem__) for item in by_image[image]]
+
 
 class Store:
     """A label store: a git repository of imports and event logs, with a live SQLite index."""
