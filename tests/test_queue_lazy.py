@@ -55,13 +55,13 @@ def test_the_loader_thread_counts_progress_and_decisions_made_meanwhile_count_to
     q.load_rest()
     q._loader.join()
     # A decision after the loader's snapshot, before the rest is taken in: not lost from progress.
-    session.accept(2)
+    ev = session.accept(2)
     session.reject(3)
-    q.note(2, "pending", "accepted")  # what the screen does; ignored while the count is not in
+    q.note(2, "pending", "accepted", ev["hash"])  # what the screen does; ignored while the count is not in
     assert q.adopt() and not q.partial
     assert q.progress() == (3, 25)
-    session.undo()  # 3 back to pending
-    q.note(3, "rejected", "pending")
+    ev = session.undo()  # 3 back to pending
+    q.note(3, "rejected", "pending", ev["hash"])
     assert q.progress() == (2, 25)
 
 
@@ -159,8 +159,8 @@ def test_progress_moves_with_other_reviewers_decisions(store, lazy, sample_store
     decided, total = q.progress()
     mine = ReviewSession(store)
     before = store.annotation(q.flat[0]).status
-    mine.accept(q.flat[0])
-    q.note(q.flat[0], before, "accepted")
+    ev = mine.accept(q.flat[0])
+    q.note(q.flat[0], before, "accepted", ev["hash"])
     assert q.progress() == (decided + 1, total)
     with Store.open(sample_store, author="Bob <bob@example.org>") as other:
         ReviewSession(other).reject(q.flat[1], reason="duplicate")

@@ -133,3 +133,32 @@ def test_a_random_queue_keeps_its_order_as_images_leave_it_or_arrive(sample_stor
         for seed in range(8):
             order = Queue(store, order="random", seed=seed, leases="off", resume=False).image_order
             assert len(order) == 7 and [i for i in order if i in before[seed]] == before[seed], seed
+
+
+async def test_progress_counts_this_reviewers_decisions_from_another_terminal(sample_store):
+    """`labelreview accept 20` run by the same reviewer in a second terminal (or a second review
+    window) while the review is open: the progress line counted other reviewers' decisions made
+    meanwhile, but not this one (same writer as the screen's own), until the queue was reopened."""
+    from helpers import run
+    from test_tui import make_app
+
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("a")  # this screen's own decision
+            await settle(pilot, app)
+            assert "1/25 reviewed" in rendered(app)
+            assert run("accept", "20", "--store", str(sample_store))[0] == 0  # the same reviewer
+            assert run("accept", "21", "--store", str(sample_store), "--author", "Bob <b@example.org>")[0] == 0
+            app.screen._tick()  # (every few seconds)
+            await settle(pilot, app)
+            assert "3/25 reviewed" in rendered(app)
+            await pilot.press("u")  # undo this screen's accept: counted once, taken back once
+            await settle(pilot, app)
+            assert "2/25 reviewed" in rendered(app)
+            app.screen._tick()
+            await settle(pilot, app)
+            assert "2/25 reviewed" in rendered(app)
+    finally:
+        store.close()

@@ -119,6 +119,7 @@ class Queue:
         self._why: dict[int, list] = {}
         self._decided: int | None = None
         self._counted_ord = 0  # the last event ``_decided`` takes into account
+        self._noted: set[str] = set()  # this session's events counted by ``note``, not yet seen by ``progress``
         self._save_gen = 0  # positions handed to the writer thread; only the latest is written
         # A lazy queue in file order starts from a window of WINDOW items (where the reviewer resumes,
         # else the start) and loads the rest in a thread once asked to (``load_rest``): the first
@@ -278,7 +279,7 @@ class Queue:
             self.position = self._index_of(current)
         if decided is not None:
             # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
-            for o, ann, _writer, moved in _moves(self.store.conn, seen):
+            for o, ann, _event, moved in _moves(self.store.conn, seen):
                 seen = o
                 if ann in self._image_of:
                     decided += moved
@@ -594,19 +595,25 @@ class Queue:
                 if own:
                     conn.execute("COMMIT")
         else:
-            # Other reviewers' decisions since (this reviewer's own come through ``note``): the count
-            # on every screen of a shared store moves with them, not only with its own keys.
-            mine = self.store.identity.writer
-            for o, ann, writer, moved in _moves(conn, self._counted_ord):
+            # Decisions made elsewhere since (this session's own came through ``note``): the count on
+            # every screen of a shared store moves with them, not only with its own keys. Elsewhere is
+            # another reviewer, and also this reviewer in another process (`labelreview accept` in a
+            # second terminal, a second review window): same writer, so not told apart by it.
+            for o, ann, event, moved in _moves(conn, self._counted_ord):
                 self._counted_ord = o
-                if writer != mine and ann in self._image_of:
+                if event in self._noted:
+                    self._noted.discard(event)
+                elif ann in self._image_of:
                     self._decided += moved
         return self._decided, len(self.flat)
 
-    def note(self, ann_id: int, before: str | None, after: str) -> None:
-        """A decision on ``ann_id`` moved it from ``before`` to ``after``: keep progress true."""
-        if self._decided is not None and ann_id in self._image_of:
-            self._decided += (before == "pending") - (after == "pending")
+    def note(self, ann_id: int, before: str | None, after: str, event: str) -> None:
+        """This session's decision ``event`` (its hash) moved ``ann_id`` from ``before`` to
+        ``after``: keep progress true (``progress`` then passes over that event)."""
+        if self._decided is not None:
+            self._noted.add(event)
+            if ann_id in self._image_of:
+                self._decided += (before == "pending") - (after == "pending")
 
     def why(self, ann_id: int) -> list | None:
         return self._why.get(ann_id)
@@ -663,17 +670,17 @@ class Queue:
 
 
 def _moves(conn, after: int):
-    """(ord, annotation, writer, +1 / 0 / -1) per event after ``after``: how it moved its annotation
+    """(ord, annotation, event hash, +1 / 0 / -1) per event after ``after``: how it moved its annotation
     into or out of "pending". A blind decision (double review) moves nothing until it takes effect:
     the second of two that agree carries the change (the first becomes its alias); one still waiting
     for a second reviewer, or gone to adjudication, changed no state and counts for nothing (nor
     tells a blind reviewer that someone else decided it)."""
-    for o, ann, writer, old, new, idle in conn.execute(
-            "SELECT ord, annotation, writer, json_extract(old, '$.status'), json_extract(new, '$.status'),"
+    for o, ann, event, old, new, idle in conn.execute(
+            "SELECT ord, annotation, hash, json_extract(old, '$.status'), json_extract(new, '$.status'),"
             " blind = 1 AND action != 'undo' AND NOT EXISTS (SELECT 1 FROM fold_alias f WHERE"
             " f.annotation = e.annotation AND f.target = e.hash) FROM events e WHERE ord > ? ORDER BY ord",
             (after,)):
-        yield o, ann, writer, 0 if idle else ((old or "pending") == "pending") - (new == "pending")
+        yield o, ann, event, 0 if idle else ((old or "pending") == "pending") - (new == "pending")
 
 
 _WRITER: ThreadPoolExecutor | None = None

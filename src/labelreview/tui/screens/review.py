@@ -413,7 +413,7 @@ class ReviewScreen(Screen):
     def _decided(self, before: str | None, event: dict | None) -> None:
         if event is None:
             return
-        self.queue.note(event["annotation"], before, event["new"]["status"])
+        self.queue.note(event["annotation"], before, event["new"]["status"], event["hash"])
         self.queue.renew()
         self.app.schedule_checkpoint()
 
