@@ -162,3 +162,29 @@ async def test_progress_counts_this_reviewers_decisions_from_another_terminal(sa
             assert "2/25 reviewed" in rendered(app)
     finally:
         store.close()
+
+
+async def test_a_reversed_score_range_is_refused_and_the_queue_stays(sample_store):
+    """`score:0.9:0.1` in the / prompt emptied the queue ("Nothing matches this filter"), and
+    `ls --score 0.9:0.1` printed nothing, as if no label had a score in 0.1..0.9."""
+    from helpers import run
+    from test_tui import filter_queue, make_app
+
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("n")
+            await settle(pilot, app)
+            for text in ("score:0.9:0.1", "score:nan:"):
+                await filter_queue(pilot, app, text)
+                said = [str(n.message) for n in app._notifications]
+                assert not any("Nothing matches" in m for m in said)
+                assert app.queue.current_image == 2 and len(app.queue) == 25  # the queue as it was
+            assert "the score range 0.9:0.1 is empty: MIN comes first (0.1:0.9)" in said
+            await filter_queue(pilot, app, "score:0.1:0.9")
+            assert len(app.queue) == 13  # (the 13 scores in 0.1..0.9)
+    finally:
+        store.close()
+    rc, out, err = run("ls", "--score", "0.9:0.1", "--store", str(sample_store))
+    assert rc != 0 and "MIN comes first" in err

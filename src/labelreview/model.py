@@ -203,6 +203,12 @@ class AnnotationFilter:
         bad = [s for s in self.statuses if s not in STATUSES]
         if bad:
             raise LabelreviewError(f"unknown status {', '.join(bad)}; use {', '.join(STATUSES)}")
+        # A score range no score can be in (0.9:0.1, nan) matched nothing, and said only that.
+        lo, hi = self.score_min, self.score_max
+        if any(v is not None and v != v for v in (lo, hi)):
+            raise LabelreviewError("a score range takes numbers, MIN:MAX (either may be empty), not nan")
+        if lo is not None and hi is not None and lo > hi:
+            raise LabelreviewError(f"the score range {lo:g}:{hi:g} is empty: MIN comes first ({hi:g}:{lo:g})")
         return self
 
 
