@@ -188,3 +188,25 @@ async def test_a_reversed_score_range_is_refused_and_the_queue_stays(sample_stor
         store.close()
     rc, out, err = run("ls", "--score", "0.9:0.1", "--store", str(sample_store))
     assert rc != 0 and "MIN comes first" in err
+
+
+@pytest.mark.parametrize("text", ["status:pending seed:3", "score:0.123456789:", "score::0.9000001 order:score"])
+def test_the_queue_remembered_is_the_queue_with_the_place(sample_store, text):
+    """A queue chosen with / (or on the command line) is remembered as text, and `labelreview review`
+    with no filter reopens it at the place left. A seed given with an order other than random, or a
+    score bound of more than 6 digits, made the text read back as another queue: the review opened
+    at the start, or on other labels."""
+    from labelreview.review.queue import last_queue, parse_query, remember_queue
+
+    with Store.open(sample_store) as store:
+        flt, order, seed = parse_query(text)
+        q = Queue(store, flt, order=order, seed=seed, leases="off", lazy=True)
+        remember_queue(q)
+        q.move_image(1)
+        q.move(1)
+        q.close()
+        _text, flt, order, seed = last_queue(store)
+        again = Queue(store, flt, order=order, seed=seed, leases="off", lazy=True)
+        again.wait_complete()
+        assert again.flat == q.flat and again.current == q.current
+        again.close()

@@ -113,6 +113,8 @@ class Queue:
         self.shared_with: dict | None = None
         if order not in ORDERS:
             raise LabelreviewError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
+        if order != "random":
+            seed = 0  # (orders no seed changes: the same queue, and the same remembered place)
         self.store, self.filter, self.order, self.seed = store, flt or AnnotationFilter(), order, seed
         self.position = 0
         #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
@@ -627,8 +629,8 @@ class Queue:
             if values:
                 parts.append(f"{name}:{','.join(_quoted(v) for v in values)}")
         if f.score_min is not None or f.score_max is not None:
-            lo = "" if f.score_min is None else f"{f.score_min:g}"
-            hi = "" if f.score_max is None else f"{f.score_max:g}"
+            lo = "" if f.score_min is None else _number(f.score_min)
+            hi = "" if f.score_max is None else _number(f.score_max)
             parts.append(f"score:{lo}:{hi}")
         if f.image_ids:
             parts.append(f"image:{','.join(map(str, f.image_ids))}")
@@ -752,6 +754,13 @@ def _words(text: str) -> list[str]:
     if cur:
         words.append("".join(cur))
     return words
+
+
+def _number(value: float) -> str:
+    """A score bound as ``parse_query`` reads back the very same number (``:g`` kept 6 digits:
+    0.123456789 came back as 0.123457, another queue, without the reviewer's place in it)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def _quoted(item: str) -> str:
