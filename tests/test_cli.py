@@ -448,6 +448,12 @@ def test_review_with_no_queue_named_resumes_the_last_one(sample_store, monkeypat
     assert opened[1] == (["pending"], "score", "status:pending order:score")
     assert run("review", "--order", "score-desc", *s)[0] == 0  # a queue named is the one opened
     assert opened[2][:2] == ([], "score-desc")
+    # `--order file` names a queue too: the whole store in file order (it opened the last queue,
+    # "Your last queue: order:score-desc", and no command line led back to the whole store).
+    assert run("review", "--order", "file", *s)[0] == 0
+    assert opened[3] == ([], "file", None)
+    assert run("review", *s)[0] == 0
+    assert opened[4] == ([], "file", None)
 
 
 def test_a_new_reason_for_the_same_class_is_recorded(sample_store):

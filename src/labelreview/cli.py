@@ -819,8 +819,10 @@ def cmd_review(args) -> int:
     from .review.queue import last_queue, remember_queue
 
     leases = "off" if args.no_leases else ("take" if args.take_leased else "on")
-    order, seed, resumed = args.order, args.seed, None
-    if flt == AnnotationFilter() and (order, seed) == ("file", 0):
+    # (None: not given. `--order file` names the whole store in file order, as a filter names a
+    # queue; it opened the last queue instead, which `--order file` could then never leave.)
+    order, seed, resumed = args.order or "file", args.seed or 0, None
+    if flt == AnnotationFilter() and args.order is None and args.seed is None:
         # No queue named: the one this reviewer last worked in (a filter chosen with / included),
         # at the place they left it.
         last = last_queue(store)
@@ -966,6 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="conflicts: the adjudication queue (competing decisions side by side)")
     s.add_argument("--take-leased", action="store_true", help="also show images another reviewer is on")
     s.add_argument("--no-leases", action="store_true", help="neither reserve images nor skip others'")
+    s.set_defaults(order=None, seed=None)  # no order named: the last queue (see cmd_review)
     return p
 
 
