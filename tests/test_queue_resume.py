@@ -210,3 +210,26 @@ def test_the_queue_remembered_is_the_queue_with_the_place(sample_store, text):
         again.wait_complete()
         assert again.flat == q.flat and again.current == q.current
         again.close()
+
+
+async def test_an_undo_under_blind_double_review_takes_the_decision_back_from_the_pace(sample_store):
+    """Under blind double review an undo of a decision no second reviewer matched yet counted as one
+    more decision: a, u showed 2 decisions' pace and a shorter time left, not none."""
+    from helpers import set_config
+    from test_tui import make_app
+
+    set_config(sample_store, review={"double": True})
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("a")
+            await settle(pilot, app)
+            assert app.session.decisions == 1 and "0.0/min" not in rendered(app)
+            await pilot.press("u")
+            await settle(pilot, app)
+            assert app.session.decisions == 0
+            assert "· 0.0/min · — ·" in rendered(app)
+        assert [e["action"] for e in store.events(annotation=1)] == ["accept", "undo"]
+    finally:
+        store.close()

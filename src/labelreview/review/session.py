@@ -139,7 +139,7 @@ class ReviewSession:
             ev = self.store.record(current.id, "undo", current.state(), base=current.last_event,
                                    undoes=target["hash"], reason=f"undo {target['action']}",
                                    extra={"blind": True})
-            self._after()
+            self._after(-1)  # (taken back from the pace, as any undo: it counted as one more)
             return ev
         if target["hash"] in self.store.open_conflict_events(current.id):
             # It never applied: it waits for adjudication (after a sync, or a blind disagreement).
