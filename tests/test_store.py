@@ -491,3 +491,28 @@ def test_an_import_folder_arriving_damaged_is_named_not_a_traceback(sample_store
     assert rc == 1 and expected in err and "Traceback" not in err, err
     with sqlite3.connect(sample_store / ".labelreview" / "index.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM imports WHERE id=?", (other.name,)).fetchone()[0] == 0
+
+
+def test_a_git_config_gitpython_cannot_parse_is_a_clear_error_and_the_decision_stands(sample_store):
+    """A .git/config whose first line is not a section (GitPython's parser raised a traceback after
+    the decision was made, so it looked lost): the checkpoint's error names the file and says the
+    decision is safe; it is in the log, waiting for a commit."""
+    config = sample_store / ".git" / "config"
+    good = config.read_bytes()
+    config.write_bytes(b"\trepositoryformatversion = 0\n" + good)
+    rc, out, err = run("accept", "2", "--store", sample_store)
+    assert "Traceback" not in err, err
+    assert rc == 1 and "accept 2:" in out
+    assert f"git cannot read its config: File contains no section headers. file: '{config}', line: 1" in err, err
+    assert "decision(s) not in git yet are safe in the event log" in err
+    config.write_bytes(good)
+    assert run("commit", "--store", sample_store)[0] == 0
+    events = json.loads(run("log", "--json", "--annotation", "2", "--store", sample_store)[1])
+    assert [e["action"] for e in events] == ["accept"] and events[0]["commit"] is not None  # committed now
+
+
+def test_a_store_id_that_is_not_text_is_no_traceback(sample_store):
+    (sample_store / ".git" / "labelreview-store-id").write_bytes(b"\x00\xff garbage {")
+    for _ in range(2):
+        rc, out, err = run("status", "--store", sample_store)
+        assert rc == 0 and "Traceback" not in err, err

@@ -187,9 +187,16 @@ def check_ownership(root: Path) -> None:
 def commit_env(identity: Identity, repo: git.Repo, committer: Identity | None = None) -> dict[str, str]:
     """The reviewer authors the commit; the committer is git's own user, else ``committer`` (the
     reviewer who makes the commit: by default the author)."""
+    import configparser
+
     env = {"GIT_AUTHOR_NAME": identity.name, "GIT_AUTHOR_EMAIL": identity.email}
-    reader = repo.config_reader()
-    if not reader.has_option("user", "name") or not reader.has_option("user", "email"):
+    try:
+        reader = repo.config_reader()
+        named = reader.has_option("user", "name") and reader.has_option("user", "email")
+    except configparser.Error as e:  # (a traceback from GitPython's parser: the decision looked lost)
+        raise LabelreviewError(f"git cannot read its config: {' '.join(str(e).splitlines()[:2])}; fix that file "
+                               "(`git config --list` shows where git stops)") from None
+    if not named:
         committer = committer or identity
         env.update(GIT_COMMITTER_NAME=committer.name, GIT_COMMITTER_EMAIL=committer.email)
     return env

@@ -1588,8 +1588,8 @@ def store_id(root: Path, create: bool = True) -> str | None:
     """This store's identity (see STORE_ID_FILE); None where it has none and none can be made."""
     git_dir = root / ".git"
     path = git_dir / STORE_ID_FILE
-    try:
-        return path.read_text().strip() or None
+    try:  # (bytes that are not UTF-8 are a damaged id: another store's, as far as an index can tell)
+        return path.read_bytes().decode("utf-8", "replace").strip() or None
     except FileNotFoundError:
         pass
     except OSError:
@@ -1611,7 +1611,7 @@ def store_id(root: Path, create: bool = True) -> str | None:
     finally:
         tmp.unlink(missing_ok=True)
     try:
-        return path.read_text().strip() or None
+        return path.read_bytes().decode("utf-8", "replace").strip() or None
     except OSError:
         return None
 
