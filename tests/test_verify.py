@@ -368,3 +368,39 @@ def test_an_unreadable_manifest_is_reported_and_the_index_rows_it_leaves_are_cou
     assert f"... and {n - 20} more 'index:' problems with annotations (`verify --json` lists all)" in lines
     assert len([p for p in json.loads(cli_verify(reviewed, "--json").stdout)["problems"]
                 if p["where"].startswith("index:annotations:")]) == n
+
+
+@pytest.mark.parametrize("damage", ["empty branch file", "garbage HEAD"])
+def test_a_damaged_head_is_reported_and_no_new_history_is_started(reviewed, damage):
+    """The branch file emptied (a crash on a disk that lost its last write) or HEAD overwritten: git
+    then sees no commits. verify crashed in GitPython (AssertionError) or said "not a git
+    repository"; a decision's checkpoint crashed too. Now verify names the file and how to put it
+    back, a decision is kept in the log with the same message, and no commit starts a new history
+    cut off from the old one. Put back as said, the store verifies again."""
+    branch = git(reviewed, "symbolic-ref", "--short", "HEAD").strip()
+    ref_file = reviewed / ".git" / "refs" / "heads" / branch
+    last = ref_file.read_text().strip()
+    if damage == "empty branch file":
+        ref_file.write_text("")
+        where = f".git/refs/heads/{branch}"
+    else:
+        (reviewed / ".git" / "HEAD").write_text("junk\n")
+        where = ".git/HEAD"
+    r = cli_verify(reviewed, "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    problems = json.loads(r.stdout)["problems"]
+    assert [p["where"] for p in problems] == [where], problems  # (no index problem made up from it)
+    assert "git cannot find the store's history" in problems[0]["message"]
+
+    rc, out, err = run("accept", "7", "--store", reviewed)
+    assert rc == 1 and "accept 7:" in out and "Traceback" not in err, err
+    assert "git cannot find the store's history" in err and "safe in the event log" in err, err
+
+    if damage == "empty branch file":
+        ref_file.unlink()
+        git(reviewed, "update-ref", f"refs/heads/{branch}", last)
+    else:
+        (reviewed / ".git" / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
+    assert git(reviewed, "rev-parse", "HEAD").strip() == last  # nothing was committed meanwhile
+    assert run("commit", "--store", reviewed)[0] == 0
+    assert cli_verify(reviewed).returncode == 0

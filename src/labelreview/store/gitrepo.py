@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import subprocess
 import time
 from contextlib import contextmanager
@@ -154,9 +155,44 @@ def open_repo(root: Path) -> git.Repo:
     try:
         repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise LabelreviewError(f"{root}: not a git repository; was it made with `labelreview init`?") from None
+        damaged = damaged_head(root)  # (git does not take a folder whose HEAD it cannot read for a repository)
+        raise LabelreviewError(damaged or f"{root}: not a git repository; was it made with `labelreview init`?") from None
     check_ownership(root)
     return repo
+
+
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def damaged_head(root: Path) -> str | None:
+    """Why git cannot find the store's history from HEAD although it has one: ``.git/HEAD``, or the
+    branch file it names, empty or not a commit id (a crash mid-write on a disk that lost it, a hand
+    edit). Git then reads the branch as having no commits: its next commit would start a new history
+    unconnected to the old one, and GitPython raised an AssertionError. None: HEAD is sound (or
+    there is no history yet)."""
+    git_dir = root / ".git"
+    try:
+        head = (git_dir / "HEAD").read_bytes().decode("utf-8", "replace").strip()
+    except OSError:
+        return None  # (no git folder: open_repo says so)
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        path = git_dir / ref
+        try:
+            text = path.read_bytes().decode("utf-8", "replace").strip()
+        except OSError:
+            return None  # a packed ref, or no commit yet
+        if _COMMIT_ID.fullmatch(text):
+            return None
+        return (f"{path}: the branch {ref.removeprefix('refs/heads/')} is {'empty' if not text else 'not a commit id'}, "
+                "so git cannot find the store's history from it. The commits are still in .git/objects: the "
+                f"branch's last one is the second field of the last line of .git/logs/{ref}; remove the "
+                f"damaged file, then `git update-ref {ref} <that commit>`")
+    if _COMMIT_ID.fullmatch(head):
+        return None
+    return (f"{git_dir / 'HEAD'}: {'empty' if not head else 'neither a branch nor a commit id'}, so git cannot "
+            "find the store's history from it; `git symbolic-ref HEAD refs/heads/<the store's branch>` "
+            "(see .git/refs/heads/) puts it back")
 
 
 def check_ownership(root: Path) -> None:

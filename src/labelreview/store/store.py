@@ -1008,7 +1008,10 @@ class Store:
         """Commit the event logs and imports to git; None when there was nothing to commit."""
         self.refuse_if_read_only("commit")
         self._since_checkpoint = 0
-        repo = self.repo
+        try:
+            repo = self.repo
+        except LabelreviewError as e:  # (git cannot read the repository: a damaged HEAD)
+            raise self._with_decisions_safe(e) from None
         with gitrepo.file_lock(self.root / INDEX_DIR / "git.lock") as holder_died:
             if holder_died:  # a checkpoint was killed inside git: its lock files would block us forever
                 removed = gitrepo.clear_stale_git_locks(self.root)
@@ -1021,6 +1024,9 @@ class Store:
                 # as such: a sync killed after its merge brought events that older commits hold.
                 _attribute_commits(self.root, self.conn)
             try:
+                damaged = gitrepo.damaged_head(self.root)
+                if damaged:  # (a commit now would start a new history, cut off from the old one)
+                    raise LabelreviewError(f"{damaged}; nothing was committed")
                 others_sha = self._commit_other_writers(repo)
                 # Only those allowed to change the config commit labelreview.toml (roles live there).
                 keep_out = () if self.config.allows("config", self.identity.login) else (CONFIG_NAME,)
@@ -1070,12 +1076,16 @@ class Store:
                         return others_sha
                     raise
             except LabelreviewError as e:
-                n = self.uncommitted()
-                raise LabelreviewError(f"{e} ({n} decision(s) not in git yet are safe in the event log; the "
-                                       "next checkpoint commits them)" if n else str(e)) from None
+                raise self._with_decisions_safe(e) from None
             self._staged_logs = logs
             self._mark_committed(repo, sha)
             return sha
+
+    def _with_decisions_safe(self, e: LabelreviewError) -> LabelreviewError:
+        """A checkpoint's failure, saying that the decisions it could not commit are not lost."""
+        n = self.uncommitted()
+        return LabelreviewError(f"{e} ({n} decision(s) not in git yet are safe in the event log; the "
+                                "next checkpoint commits them)" if n else str(e))
 
     def _commit_other_writers(self, repo) -> str | None:
         """Decisions of another reviewer of this store that are not in git yet (their session was

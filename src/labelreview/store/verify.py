@@ -117,8 +117,11 @@ def _chains_and_events(root: str, files: list[str], index_uri: str | None) -> tu
         event_problems: list[Problem] = []
         if index_uri is not None:
             # The commit that first holds each event (what log and blame print), as a rebuild finds it.
-            commits = replay.attribute([(None, None, None, rel, end, number, ev) for rel, number, end, ev in kept],
-                                       replay.commit_blobs(Path(root)))
+            if gitrepo.damaged_head(Path(root)):  # no history to attribute from (reported by _check_git)
+                commits = [_UNKNOWN] * len(kept)
+            else:
+                commits = replay.attribute([(None, None, None, rel, end, number, ev) for rel, number, end, ev in kept],
+                                           replay.commit_blobs(Path(root)))
             fresh: dict[Any, tuple] = {}
             for (rel, number, end, ev), commit in zip(kept, commits):
                 r = event_row(ev, rel, number, end)
@@ -203,6 +206,12 @@ def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int,
 
 def _check_git(store: Store, report: Report) -> None:
     """Every committed version of every log is a prefix of the log now: history only grew."""
+    damaged = gitrepo.damaged_head(store.root)
+    if damaged:
+        where, _, what = damaged.partition(": ")
+        report.problems.append(Problem("git", Path(where).relative_to(store.root).as_posix(), what))
+        report.uncommitted = store.uncommitted()
+        return
     repo = store.repo
     if not repo.head.is_valid():
         return
@@ -344,6 +353,10 @@ _COMPARE = {
 }
 
 
+#: An event's commit when git's history cannot be read (a damaged HEAD): whatever the index says.
+_UNKNOWN = object()
+
+
 def _compare_sorted(table: str, key: str, cols: str, live_rows, fresh_rows) -> list[Problem]:
     """``_compare_rows`` for two row streams both in ascending key order (integer keys): a merge."""
     end = object()
@@ -392,7 +405,7 @@ def _compare_rows(table: str, key: str, cols: str, live_rows, fresh: dict[Any, t
         f = pop(k, missing)
         if f is missing:
             found.append((k, Problem("index", where(k, row), f"{table} {k} is in the index but not in the logs")))
-        elif f != row and not (table == "events" and row[-1] is None and f[:-1] == row[:-1]):
+        elif f != row and not (table == "events" and (row[-1] is None or f[-1] is _UNKNOWN) and f[:-1] == row[:-1]):
             diffs = [f"{n}: index {x!r} vs logs {y!r}" for n, x, y in zip(names, row, f) if x != y]
             found.append((k, Problem("index", where(k, f), "edited behind the tool's back: " + "; ".join(diffs))))
     for k, f in fresh.items():
