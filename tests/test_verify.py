@@ -404,3 +404,15 @@ def test_a_damaged_head_is_reported_and_no_new_history_is_started(reviewed, dama
     assert git(reviewed, "rev-parse", "HEAD").strip() == last  # nothing was committed meanwhile
     assert run("commit", "--store", reviewed)[0] == 0
     assert cli_verify(reviewed).returncode == 0
+
+
+@pytest.mark.parametrize("content", [b"", b"null\n", b'{"info": \n'])
+def test_export_is_not_stopped_by_a_damaged_manifest(reviewed, tmp_path, content):
+    """(It crashed reading the manifest for the COCO file's "info" block; the labels come from the
+    index, and verify is what reports the damage.)"""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    (imp / "manifest.json").write_bytes(content)
+    rc, out, err = run("export", "coco", str(tmp_path / "out.json"), "--store", reviewed)
+    assert rc == 0 and "Traceback" not in err, err
+    assert json.loads((tmp_path / "out.json").read_text())["annotations"]
+    assert cli_verify(reviewed).returncode == 1

@@ -78,9 +78,13 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     cats = export_categories(store.categories(), store.config.classes, used)
     info = {}
     for imp in store.imports():
-        manifest = store.root / "imports" / imp["id"] / "manifest.json"
-        m = orjson.loads(manifest.read_bytes())
-        if m.get("info"):
+        # (Only for the file's "info" block: a manifest damaged since the import does not stop an
+        # export of the labels, which come from the index; verify reports the damage.)
+        try:
+            m = orjson.loads((store.root / "imports" / imp["id"] / "manifest.json").read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(m, dict) and isinstance(m.get("info"), dict) and m["info"]:
             info = m["info"]
             break
     held = [st for st in STATUS_INCLUDABLE if st not in statuses]
