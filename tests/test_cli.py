@@ -517,6 +517,17 @@ def test_ls_by_finds_a_reviewer_by_name_or_email_as_log_does(sample_store):
     assert [a["id"] for a in js("ls", "--by", "alice,bob", *s)] == [1, 2]
 
 
+def test_filter_lists_written_with_a_space_after_each_comma(sample_store):
+    """("accepted, flagged" was refused as the unknown status " flagged"; "cup, saucer" found no saucer.)"""
+    s = ["--store", str(sample_store)]
+    ok("accept", "1", *s)
+    ok("flag", "2", "--reason", "loose-box", *s)
+    assert [a["id"] for a in js("ls", "--status", "accepted, flagged", *s)] == [1, 2]
+    both = {a["category"] for a in js("ls", "--class", "cup, saucer", *s)}
+    assert both == {"cup", "saucer"}
+    assert {a["category"] for a in js("ls", "--class", '"cup", "saucer"', *s)} == both
+
+
 def test_a_mistyped_status_is_refused_not_an_empty_list(sample_store):
     rc, out, err = run("ls", "--status", "pendng", "--store", str(sample_store))
     assert rc == 1 and out == "" and "unknown status pendng; use pending, accepted" in err

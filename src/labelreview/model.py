@@ -213,8 +213,10 @@ class AnnotationFilter:
 
 
 def split_list(value: str) -> list[str]:
-    """A comma list as filters take it (``dog,cat``); an item in double quotes may hold commas or
-    spaces (``"traffic light",car``), and "" is a quote inside one."""
+    """A comma list as filters take it (``dog,cat``, or ``dog, cat`` as lists are written); an item
+    in double quotes may hold commas or spaces (``"traffic light",car``), and "" is a quote inside
+    one. (Without skipping the space after a comma, ``--status "accepted, flagged"`` was refused as
+    an unknown status " flagged" and ``--class "cup, saucer"`` matched no saucer.)"""
     import csv
 
-    return next(csv.reader([value]), []) if value else []
+    return next(csv.reader([value], skipinitialspace=True), []) if value else []
