@@ -758,3 +758,20 @@ async def test_the_list_shows_the_rows_above_the_selected_one_from_the_start(sam
             assert lines == [["2", "cup"], ["3", "saucer"], ["4", "spoon"], ["5", "spoon"]]
     finally:
         store.close()
+
+
+async def test_an_empty_store_says_it_has_no_labels_not_that_the_filter_matches_nothing(empty_store, monkeypatch):
+    """(With no filter at all, it said "Nothing to review with this filter. Press / to change it".)"""
+    app, store = make_app(empty_store)
+    said = notices(app, monkeypatch)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot, app)
+            text = rendered(app)
+            assert "This store holds no labels yet: `labelreview import`" in text, text
+            assert "with this filter" not in text
+            assert any("holds no labels yet" in m for m in said)
+            await filter_queue(pilot, app, "status:pending")
+            assert "Nothing to review with this filter" in rendered(app)  # a filter now: that is the reason
+    finally:
+        store.close()

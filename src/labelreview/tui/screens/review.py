@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ...model import Annotation, ConflictError, Image, LabelreviewError
+from ...model import Annotation, AnnotationFilter, ConflictError, Image, LabelreviewError
 from ...display import printable
 from ...review import Queue, ReviewSession
 from ...review.queue import parse_query, remember_queue
@@ -206,8 +206,7 @@ class ReviewScreen(Screen):
         # Progress moves with other reviewers' decisions too, between this reviewer's keys.
         self.set_interval(PROGRESS_EVERY, self._tick)
         if self.queue.empty:
-            self.notify("Nothing to review with this filter. Press / to change it, q to quit.",
-                        severity="warning", timeout=10)
+            self.notify(f"{self._nothing_to_review()}, q to quit.", severity="warning", timeout=10)
         self.refresh_view()
 
     # ------------------------------------------------------------ drawing
@@ -216,6 +215,13 @@ class ReviewScreen(Screen):
     def current(self) -> Annotation | None:
         ann_id = self.queue.current
         return next((a for a in self.image_anns if a.id == ann_id), None)
+
+    def _nothing_to_review(self) -> str:
+        """Why the queue is empty: a filter, or a store with no labels yet (the filter is not to blame)."""
+        if self.queue.filter == AnnotationFilter() and not self.store.counts()["total"]:
+            return ("This store holds no labels yet: `labelreview import` brings proposals in "
+                    "(images with no labels are not reviewed here)")
+        return "Nothing to review with this filter. Press / to change it"
 
     def _load_image_anns(self, image_id: int) -> list[Annotation]:
         # As this reviewer may see them (under blind double review: the proposal or their own decision).
@@ -242,7 +248,7 @@ class ReviewScreen(Screen):
         view = self.query_one(ImageView)
         if image_id is None:
             self.image_anns = []
-            view.show_message("Nothing to review with this filter. Press / to change it.")
+            view.show_message(f"{self._nothing_to_review()}.")
             self.query_one("#title", Static).update(Text(" labelreview — nothing to review", style="bold"),
                                                     layout=False)
             self.query_one(AnnotationList).show([], None, set())
