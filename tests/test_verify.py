@@ -416,3 +416,21 @@ def test_export_is_not_stopped_by_a_damaged_manifest(reviewed, tmp_path, content
     assert rc == 0 and "Traceback" not in err, err
     assert json.loads((tmp_path / "out.json").read_text())["annotations"]
     assert cli_verify(reviewed).returncode == 1
+
+
+def test_labels_on_images_no_import_holds_are_named_not_exported_into_a_crash(reviewed, tmp_path):
+    """An import's images.jsonl emptied: a rebuild took its labels anyway (no foreign keys), and the
+    export then died on them (KeyError). Now the rebuild stops at the first such label with its
+    place, and verify lists them (20, then a count)."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    (imp / "images.jsonl").write_bytes(b"")
+    (reviewed / ".labelreview" / "index.sqlite").unlink()
+    shard = (imp / "annotations-0000.jsonl").relative_to(reviewed).as_posix()
+    rc, _, err = run("export", "coco", str(tmp_path / "out.json"), "--store", reviewed)
+    assert rc == 1 and "Traceback" not in err, err
+    assert f"{shard}:1: annotation 1 is on image 1, which no import holds" in err
+    r = cli_verify(reviewed)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    n = len((imp / "annotations-0000.jsonl").read_bytes().splitlines())
+    assert len([t for t in r.stdout.splitlines() if "which no import holds" in t]) == 20
+    assert f"... and {n - 20} more 'import:' problems in {shard} (`verify --json` lists all)" in r.stdout

@@ -584,17 +584,21 @@ def cmd_verify(args) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
-        shown: dict[str, int] = {}
+        # One damage can be a problem per label (an import missing from one side of the index, a
+        # file of an import edited): the first 20 of a kind in one table or file, then a count.
+        shown: dict[tuple[str, str], int] = {}
         for p in report.problems:
-            if p.kind == "index":  # a whole import missing from one side is a line per annotation
-                table = p.where.split(":")[1] if p.where.startswith("index:") else "events"
-                shown[table] = shown.get(table, 0) + 1
-                if shown[table] > VERIFY_SHOWN:
-                    continue
-            print(f"{p.where}: {p.kind}: {p.message}")
-        for table, n in shown.items():
+            if p.kind == "index":
+                key = (p.kind, p.where.split(":")[1] if p.where.startswith("index:") else "events")
+            else:
+                key = (p.kind, p.where.split(":")[0])
+            shown[key] = shown.get(key, 0) + 1
+            if shown[key] <= VERIFY_SHOWN:
+                print(f"{p.where}: {p.kind}: {p.message}")
+        for (kind, place), n in shown.items():
             if n > VERIFY_SHOWN:
-                print(f"... and {n - VERIFY_SHOWN} more 'index:' problems with {table} (`verify --json` lists all)")
+                what = f"with {place}" if kind == "index" else f"in {place}"
+                print(f"... and {n - VERIFY_SHOWN} more '{kind}:' problems {what} (`verify --json` lists all)")
         if any(p.kind == "index" for p in report.problems):
             # The index is derived: differing from the files (a stale, foreign or damaged copy) is
             # no harm to the record, and a rebuild ends it. The files' own problems stand apart.
@@ -607,7 +611,7 @@ def cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
-#: The index problems of one table that ``verify`` prints before it only counts the rest.
+#: The problems of one kind in one table or file that ``verify`` prints before it counts the rest.
 VERIFY_SHOWN = 20
 
 

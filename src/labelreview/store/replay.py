@@ -226,6 +226,10 @@ def load_imports(root: Path, rp: Replay, problems: list | None = None) -> None:
                 _import_problem(problems, root, path, number, f"annotation id {a} is used twice (first at {first})",
                                 _EDITED if same_folder else _FOREIGN)
                 continue
+            if row[1] not in images:  # (an INSERT would take it: no foreign keys; export then failed on it)
+                _import_problem(problems, root, path, number, f"annotation {a} is on image {row[1]}, which no import holds (its "
+                                "images.jsonl was edited or removed)")
+                continue
             props[a] = row
 
 

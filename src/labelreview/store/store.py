@@ -2580,9 +2580,13 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
     conn.executemany("INSERT OR IGNORE INTO images(id, import_id, file_name, width, height, sha256, source_id, extra)"
                      " VALUES(?,?,?,?,?,?,?,?)", replay.image_rows(folder, m["id"], root))
     place: list[tuple[Path, int, int]] = []
+    images = {r[0] for r in conn.execute("SELECT id FROM images")}
 
     def rows():
         for a, path, number, row in replay.annotation_proposals(folder, m, root):
+            if row[1] not in images:
+                replay._import_problem(None, root, path, number, f"annotation {a} is on image {row[1]}, "
+                                       "which no import holds (its images.jsonl was edited or removed)")
             place[:] = [(path, number, a)]
             yield row
 
