@@ -292,3 +292,45 @@ def test_an_event_hash_is_unique_in_indexes_of_either_schema(tmp_path, made_by):
             conn.execute(insert, ("h1", "w", 2))
     finally:
         conn.close()
+
+
+def test_an_interrupted_rebuild_stops_its_helper_process_at_once(mixed, tmp_path):
+    """Ctrl-C while the second process is busy: the command ended only once the helper had finished
+    writing tables nobody would use (~13 s at 1M annotations). It is stopped instead."""
+    import subprocess
+    import sys
+
+    (tmp_path / "slowhelper.py").write_text(
+        "import os, time\n"
+        "def work(root, index):\n"
+        "    open(os.path.join(os.path.dirname(index), 'helper.pid'), 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "sys.path.insert(0, sys.argv[3])\n"
+        "import slowhelper\n"
+        "from labelreview.store import replay\n"
+        "replay.PARALLEL_BYTES = 0\n"
+        "replay._write_imports = slowhelper.work\n"
+        "pid_file = Path(sys.argv[2]).parent / 'helper.pid'\n"
+        "def interrupted(*a, **k):\n"
+        "    while not pid_file.exists():\n"
+        "        time.sleep(0.05)\n"
+        "    raise KeyboardInterrupt\n"
+        "replay.read_events = interrupted\n"
+        "t = time.monotonic()\n"
+        "try:\n"
+        "    replay.rebuild(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "except KeyboardInterrupt:\n"
+        "    print(round(time.monotonic() - t, 1), pid_file.read_text())\n")
+    proc = subprocess.run([sys.executable, str(script), str(mixed), str(tmp_path / "new.sqlite"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    seconds, pid = proc.stdout.split()
+    assert float(seconds) < 10, seconds
+    with pytest.raises(ProcessLookupError):
+        import os
+
+        os.kill(int(pid), 0)

@@ -515,6 +515,11 @@ class Child:
             raise value
         return value
 
+    def kill(self) -> None:
+        """Stop it now (the caller failed or was interrupted: its work is of no use); ``close`` waits."""
+        if self._out is None and self.proc.poll() is None:
+            self.proc.kill()
+
     def close(self) -> None:
         """Wait for it to end (it may be writing a file the caller will remove)."""
         if self._out is None and self.proc.poll() is None:
@@ -596,6 +601,9 @@ def _rebuild_in_two(root: Path, index: Path, strict: bool) -> None:
                 _finish(conn)
             finally:
                 conn.close()
+    except BaseException:  # (Ctrl-C, a bad line: the helper's half-written tables are of no use)
+        imports.kill()
+        raise
     finally:
         imports.close()
     _fsync(index)

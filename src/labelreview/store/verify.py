@@ -80,6 +80,10 @@ def _verify(store: Store, *, images: bool, index: bool) -> Report:
         tables = _check_index(store) if index else {}
         if chains is not None:
             result = chains.result()
+    except BaseException:  # (Ctrl-C: the second process's check is of no use any more)
+        if chains is not None:
+            chains.kill()
+        raise
     finally:
         if chains is not None:
             chains.close()
