@@ -858,3 +858,43 @@ def test_export_leaves_out_a_label_reviewers_disagree_on_and_says_so(two_machine
     rc, text, err = cli("export", "coco", out, "--store", a, author=ALICE)
     assert rc == 0 and "left out" not in text
     assert 1 in {x["id"] for x in json_.loads(out.read_text())["annotations"]}
+
+
+def test_diff_describes_the_decision_a_label_holds_and_says_it_waits_for_adjudication(two_machines):
+    """Alice accepted label 1, Bob flagged it on his machine (later): after the sync the label holds
+    Alice's accept and waits for adjudication. `diff --json` took `last_action` and `reason` from the
+    newest event (Bob's flag, "loose-box") while `new` said accepted, and nothing said the label was
+    disputed; a diff from Alice's accept to the sync listed nothing at all."""
+    a, b, _ = two_machines
+    start = git(a, "rev-parse", "HEAD").strip()
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    accepted = git(a, "rev-parse", "HEAD").strip()
+    assert cli("flag", "1", "--reason", "loose-box", "--store", b, author=BOB)[0] == 0
+    js("sync", "--store", b, author=BOB)
+    assert js("sync", "--store", a, author=ALICE)["new_conflicts"] == [1]
+    [blame] = js("blame", "1", "--store", a)
+    assert blame["action"] == "accept" and blame["author"] == ALICE
+
+    [c] = js("diff", start, "HEAD", "--store", a)["changes"]
+    assert c["new"] == {"category": "dog", "status": "accepted"}
+    assert c["last_action"] == "accept" and c["reason"] is None and c["by"] == ALICE
+    assert c["event"] == blame["event"] and c["conflict"] is True and c["conflict_before"] is False
+    rc, out, _ = cli("diff", start, "HEAD", "--store", a)
+    assert rc == 0 and "dog/pending -> dog/accepted  by Alice, Bob  (waiting for adjudication)" in out
+
+    # From Alice's accept: the state did not move, but the label went to adjudication.
+    [c] = js("diff", accepted, "HEAD", "--store", a)["changes"]
+    assert c["old"] == c["new"] == {"category": "dog", "status": "accepted"}
+    assert c["conflict"] is True and c["conflict_before"] is False and c["last_action"] == "accept"
+
+    # Adjudicated for Bob's flag: the resolve made the state (its reason, as blame gives it).
+    before = git(a, "rev-parse", "HEAD").strip()
+    flag = next(d for d in open_conflicts(a)[1] if d["action"] == "flag")["event"]
+    assert cli("resolve", "1", "--pick", flag, "--reason", "checked", "--store", a, author=CAROL)[0] == 0
+    assert cli("commit", "--store", a, author=CAROL)[0] == 0
+    [c] = js("diff", before, "HEAD", "--store", a)["changes"]
+    assert c["new"] == {"category": "dog", "status": "flagged"} and c["conflict"] is False
+    assert c["conflict_before"] is True and c["last_action"] == "resolve" and c["reason"] == "checked"
+    assert c["by"] == CAROL and c["event"] == js("blame", "1", "--store", a)[0]["event"]
+    rc, out, _ = cli("diff", before, "HEAD", "--store", a)
+    assert "dog/accepted -> dog/flagged  by Carol  (conflict settled)" in out

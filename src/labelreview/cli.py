@@ -561,8 +561,11 @@ def cmd_diff(args) -> int:
     if result["changes"] and not args.summary:
         print("labels changed:")
     for c in ([] if args.summary else result["changes"]):
+        waits = ("  (waiting for adjudication)" if c["conflict"]
+                 else "  (conflict settled)" if c["conflict_before"] else "")
         print(f"  {c['annotation']:>6}  {c['old']['category']}/{c['old']['status']} -> "
-              f"{c['new']['category']}/{c['new']['status']}  by {', '.join(a.split(' <')[0] for a in c['authors'])}")
+              f"{c['new']['category']}/{c['new']['status']}  by {', '.join(a.split(' <')[0] for a in c['authors'])}"
+              f"{waits}")
     return 0
 
 

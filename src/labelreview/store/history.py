@@ -88,14 +88,29 @@ def diff(store: Store, rev_a: str, rev_b: str) -> dict[str, Any]:
                                                        "old": ev["old"], "events": 0, "authors": []})
         entry["new"] = ev["new"]
         entry["events"] += 1
-        entry["last_action"] = ev["action"]
-        entry["reason"] = ev.get("reason")
+        # (the newest event: what the fold's states replace below, when this index holds them all)
+        entry["last_action"], entry["reason"], entry["by"], entry["event"] = (
+            ev["action"], ev.get("reason"), ev["author"], ev["hash"])
+        entry["conflict"] = entry["conflict_before"] = None  # (unknown without the fold)
         if ev["author"] not in entry["authors"]:
             entry["authors"].append(ev["author"])
     states = _fold_states(store, a, b, sorted(per_ann))
     for ann, (old, new) in (states or {}).items():
-        per_ann[ann]["old"], per_ann[ann]["new"] = old, new
-    changes = [c for c in per_ann.values() if c["old"] != c["new"]]
+        entry = per_ann[ann]
+        entry["old"], entry["new"] = old.pop("state"), new.pop("state")
+        # What the change says of how the label came to be so is the event its state at B holds,
+        # not the newest event: after a sync the newest may be a competing decision, kept aside for
+        # adjudication, while the state is still the other reviewer's.
+        held = store.event(new["last_event"]) if new["last_event"] else None
+        entry["last_action"] = held["action"] if held else None
+        entry["reason"] = held["reason"] if held else None  # (the event's own, as blame and log give it)
+        entry["by"] = held["author"] if held else None
+        entry["event"] = held["hash"] if held else None
+        entry["conflict"] = new["conflict"]
+        entry["conflict_before"] = old["conflict"]
+    # A label whose class and status stayed but that went to adjudication (or came out of it) changed too.
+    changes = [c for c in per_ann.values()
+               if c["old"] != c["new"] or c.get("conflict") != c.get("conflict_before")]
     classes, relabeled = _per_class(changes)
     return {"from": a, "to": b, "events": len(events), "imports": imports, "changes": changes,
             "unchanged_after_events": len(per_ann) - len(changes), "classes": classes, "relabeled": relabeled}
@@ -168,8 +183,10 @@ def _log_sizes(store: Store, rev: str) -> dict[str, int]:
 
 def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, tuple[dict, dict]] | None:
     """Each annotation's state at both revisions, by the store's own fold over the events each held
-    (an event is in a revision when its log's blob there reaches the event's end). None when this
-    store's index does not hold every event of ``b`` (a revision from elsewhere, not merged here)."""
+    (an event is in a revision when its log's blob there reaches the event's end): per revision its
+    ``state`` (class and status), the ``last_event`` holding it with its ``reason``, and whether a
+    ``conflict`` waits for adjudication. None when this store's index does not hold every event of
+    ``b`` (a revision from elsewhere, not merged here)."""
     from .store import FOLD_COLUMNS, _fold_step, _fresh_fold, fold_event
 
     sizes_a, sizes_b = _log_sizes(store, a), _log_sizes(store, b)
@@ -198,9 +215,13 @@ def _fold_states(store: Store, a: str, b: str, ann_ids: list[int]) -> dict[int, 
             if r["end_offset"] <= sizes_b.get(r["file"], -1):
                 _fold_step(st_b, ev)
         for ann, (st_a, st_b) in states.items():
-            out[ann] = ({"category": st_a["category"], "status": st_a["status"]},
-                        {"category": st_b["category"], "status": st_b["status"]})
+            out[ann] = (_at(st_a), _at(st_b))
     return out
+
+
+def _at(st: dict[str, Any]) -> dict[str, Any]:
+    return {"state": {"category": st["category"], "status": st["status"]}, "last_event": st["last_event"],
+            "reason": st["reason"], "conflict": bool(st["open"])}
 
 
 def release(store: Store, name: str, message: str | None = None) -> dict[str, Any]:
