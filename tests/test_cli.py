@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import SAMPLE, run_cli
 from helpers import AUTHOR, _sample, empty_store, git, run, sample_images, sample_store, templates  # noqa: F401
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -539,3 +539,27 @@ def test_log_and_blame_show_the_comment_beside_the_reason(sample_store):
     ok("flag", "20", "--reason", "loose-box", "--comment", "tail cut off", *s)
     assert "loose-box — tail cut off" in ok("log", *s)
     assert "loose-box — tail cut off" in ok("blame", "20", *s)
+
+
+def test_diff_over_an_import_shows_its_labels_as_new_not_pending_before(sample_store):
+    """Labels of an import made between the two revisions did not exist at the first: diff showed
+    them as `pending` there, like a proposal left undecided, and counted nothing of the import."""
+    s = ["--store", str(sample_store)]
+    before = git(sample_store, "rev-parse", "HEAD").strip()
+    ok("accept", "1", *s)
+    ok("import", "coco", str(SAMPLE / "proposals.json"), "--images", str(sample_store.parent / "images"),
+       "--source", "model-v2", *s)
+    ok("accept", "30", *s)
+    ok("relabel", "31", "cat", *s)
+    d = js("diff", before, "HEAD", *s)
+    changes = {c["annotation"]: c for c in d["changes"]}
+    assert changes[1]["old"] == {"category": "dog", "status": "pending"}  # pending at A: it existed
+    assert changes[30]["old"] is None and changes[30]["new"] == {"category": "spoon", "status": "accepted"}
+    [imp] = d["imports"]
+    assert d["imported"][imp] == {"source": "model-v2", "annotations": 25, "images": 5}
+    assert changes[31]["old"] is None and changes[31]["proposed"] == "person"
+    assert {c["class"]: c["added"] for c in d["classes"]} == {"cat": 1, "dog": 1, "spoon": 1}
+    text = ok("diff", before, "HEAD", *s)
+    assert f"+ import {imp} (source model-v2): 25 labels on 5 images" in text
+    assert "30  new, proposed spoon -> spoon/accepted" in text and "1  dog/pending -> dog/accepted" in text
+    assert "31  new, proposed person -> cat/relabeled" in text

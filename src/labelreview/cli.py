@@ -551,7 +551,9 @@ def cmd_diff(args) -> int:
     print(f"{args.rev_a} ({result['from'][:10]}) -> {args.rev_b} ({result['to'][:10]}): "
           f"{result['events']} events, {len(result['changes'])} labels changed, {len(result['imports'])} imports")
     for imp in result["imports"]:
-        print(f"  + import {imp}")
+        n = result["imported"][imp]
+        print(f"  + import {imp}" + (f" (source {n['source']}): {n['annotations']} labels on {n['images']} images"
+                                     if n["annotations"] is not None else ""))
     if result["classes"]:
         print("per class, labels a release holds (accepted or relabeled):")
         table([[f"  {c['class']}", c["added"], c["removed"], c["relabeled_in"], c["relabeled_out"]]
@@ -563,7 +565,9 @@ def cmd_diff(args) -> int:
     for c in ([] if args.summary else result["changes"]):
         waits = ("  (waiting for adjudication)" if c["conflict"]
                  else "  (conflict settled)" if c["conflict_before"] else "")
-        print(f"  {c['annotation']:>6}  {c['old']['category']}/{c['old']['status']} -> "
+        was = (f"{c['old']['category']}/{c['old']['status']}" if c["old"] is not None
+               else f"new, proposed {c.get('proposed')}")  # imported after A
+        print(f"  {c['annotation']:>6}  {was} -> "
               f"{c['new']['category']}/{c['new']['status']}  by {', '.join(a.split(' <')[0] for a in c['authors'])}"
               f"{waits}")
     return 0

@@ -108,12 +108,47 @@ def diff(store: Store, rev_a: str, rev_b: str) -> dict[str, Any]:
         entry["event"] = held["hash"] if held else None
         entry["conflict"] = new["conflict"]
         entry["conflict_before"] = old["conflict"]
+    # The labels of an import made between A and B did not exist at A: new, not "pending" there.
+    at_a = _imports_at(store, a)
+    for ann, (imp, proposed) in _import_of(store, sorted(per_ann)).items():
+        per_ann[ann]["proposed"] = proposed
+        if imp not in at_a:
+            per_ann[ann]["old"] = None
+            per_ann[ann]["conflict_before"] = None
     # A label whose class and status stayed but that went to adjudication (or came out of it) changed too.
     changes = [c for c in per_ann.values()
                if c["old"] != c["new"] or c.get("conflict") != c.get("conflict_before")]
     classes, relabeled = _per_class(changes)
-    return {"from": a, "to": b, "events": len(events), "imports": imports, "changes": changes,
+    return {"from": a, "to": b, "events": len(events), "imports": imports,
+            "imported": {i: _import_counts(store, b, i) for i in imports}, "changes": changes,
             "unchanged_after_events": len(per_ann) - len(changes), "classes": classes, "relabeled": relabeled}
+
+
+def _imports_at(store: Store, rev: str) -> set[str]:
+    """The imports a revision holds (those whose manifest it has)."""
+    out = _git(store, "ls-tree", "-r", "--name-only", "-z", rev, "--", "imports")
+    return {p.split("/")[1] for p in out.split("\0") if p.count("/") == 2 and p.endswith("/manifest.json")}
+
+
+def _import_counts(store: Store, rev: str, import_id: str) -> dict[str, Any]:
+    """An import's source and how many images and labels it brought, from its manifest at ``rev``."""
+    try:
+        m = canonical.loads(_show(store, rev, f"imports/{import_id}/manifest.json"))
+        counts = m.get("counts") or {}
+        return {"source": m.get("source"), "annotations": counts.get("annotations"), "images": counts.get("images")}
+    except (ValueError, AttributeError):
+        return {"source": None, "annotations": None, "images": None}
+
+
+def _import_of(store: Store, ann_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Each annotation's import and proposed class."""
+    out: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ann_ids), 500):
+        chunk = ann_ids[start:start + 500]
+        for r in store.conn.execute(f"SELECT id, import_id, proposed_category FROM annotations"
+                                    f" WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+            out[r[0]] = (r[1], r[2])
+    return out
 
 
 def _is_ancestor(store: Store, older: str, newer: str) -> bool:
@@ -155,8 +190,8 @@ def _per_class(changes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
         return per.setdefault(name, {"class": name, "added": 0, "removed": 0, "relabeled_in": 0, "relabeled_out": 0})
 
     for c in changes:
-        old, new = c["old"], c["new"]
-        was, now = old["status"] in RELEASED, new["status"] in RELEASED
+        old, new = c["old"], c["new"]  # (old None: imported after A)
+        was, now = old is not None and old["status"] in RELEASED, new["status"] in RELEASED
         if now and not was:
             row(new["category"])["added"] += 1
         elif was and not now:
