@@ -563,3 +563,15 @@ def test_diff_over_an_import_shows_its_labels_as_new_not_pending_before(sample_s
     assert f"+ import {imp} (source model-v2): 25 labels on 5 images" in text
     assert "30  new, proposed spoon -> spoon/accepted" in text and "1  dog/pending -> dog/accepted" in text
     assert "31  new, proposed person -> cat/relabeled" in text
+
+
+def test_blame_of_an_annotation_on_an_image_checks_it_is_on_that_image(sample_store):
+    """`blame 2 --image 3` answered for annotation 2 (on image 2) and said nothing of --image."""
+    s = ["--store", str(sample_store)]
+    rc, out, err = run("blame", "2", "--image", "3", *s)
+    assert rc == 1 and out == ""
+    assert "annotation 2 is on image 2, not on image 3" in err
+    rc, _, err = run("blame", "2", "--image", "99", *s)
+    assert rc == 1 and "99" in err
+    [row] = js("blame", "7", "--image", "3", *s)  # it is on that image: its blame
+    assert row["annotation"] == 7 and row["image"] == 3

@@ -19,6 +19,12 @@ def blame(store: Store, *, annotation: int | None = None, image: int | None = No
     """Per annotation: its state now and the event that made it so (who, when, from what, why, commit)."""
     if annotation is not None:
         anns = [store.annotation(annotation)]
+        if image is not None:  # both: the annotation, on that image (as `log --annotation --image` filters)
+            store.image(image)
+            if anns[0].image_id != image:
+                raise LabelreviewError(f"annotation {annotation} is on image {anns[0].image_id}, not on image "
+                                       f"{image} (labelreview blame {annotation}, or blame --image {image} "
+                                       f"for each of image {image}'s annotations)")
     elif image is not None:
         from ..model import AnnotationFilter
 
