@@ -883,9 +883,12 @@ def test_diff_describes_the_decision_a_label_holds_and_says_it_waits_for_adjudic
     assert rc == 0 and "dog/pending -> dog/accepted  by Alice, Bob  (waiting for adjudication)" in out
 
     # From Alice's accept: the state did not move, but the label went to adjudication.
-    [c] = js("diff", accepted, "HEAD", "--store", a)["changes"]
+    d = js("diff", accepted, "HEAD", "--store", a)
+    [c] = d["changes"]
     assert c["old"] == c["new"] == {"category": "dog", "status": "accepted"}
     assert c["conflict"] is True and c["conflict_before"] is False and c["last_action"] == "accept"
+    # ... and left the labels a release holds (export leaves a disputed label out)
+    assert d["classes"] == [{"class": "dog", "added": 0, "removed": 1, "relabeled_in": 0, "relabeled_out": 0}]
 
     # Adjudicated for Bob's flag: the resolve made the state (its reason, as blame gives it).
     before = git(a, "rev-parse", "HEAD").strip()

@@ -197,7 +197,9 @@ def _per_class(changes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
 
     for c in changes:
         old, new = c["old"], c["new"]  # (old None: imported after A)
-        was, now = old is not None and old["status"] in RELEASED, new["status"] in RELEASED
+        # A label waiting for adjudication is not in a release: export leaves it out.
+        was = old is not None and old["status"] in RELEASED and not c.get("conflict_before")
+        now = new["status"] in RELEASED and not c.get("conflict")
         if now and not was:
             row(new["category"])["added"] += 1
         elif was and not now:
