@@ -889,7 +889,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", parents=[common], help="export reviewed labels")
     s.add_argument("format", help=", ".join(WRITERS))
     s.add_argument("out")
-    s.add_argument("--include", action="append", help="also export flagged, pending and/or conflicted (labels waiting for adjudication)")
+    s.add_argument("--include", action="append",
+                   help="also export flagged, pending and/or conflicted (labels waiting for adjudication)")
     s.add_argument("--rev", help="export the store as it was at this git revision")
 
     sub.add_parser("status", parents=[common], help="counts per status")

@@ -156,7 +156,8 @@ def open_repo(root: Path) -> git.Repo:
         repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         damaged = damaged_head(root)  # (git does not take a folder whose HEAD it cannot read for a repository)
-        raise LabelreviewError(damaged or f"{root}: not a git repository; was it made with `labelreview init`?") from None
+        raise LabelreviewError(damaged or f"{root}: not a git repository; was it made with `labelreview init`?"
+                               ) from None
     check_ownership(root)
     return repo
 

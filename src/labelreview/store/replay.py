@@ -195,19 +195,27 @@ def category_rows(m: dict[str, Any]) -> Iterable[tuple]:
                    _j(c.get("skeleton")), _j(c.get("extra")))
 
 
-def first_place(root: Path, annotation: int) -> str | None:
-    """Where an annotation id first appears in the import folders (file:line): for messages only."""
+def first_place(root: Path, annotation: int, places: dict[int, str] | None = None) -> str | None:
+    """Where an annotation id first appears in the import folders (file:line): for messages only.
+    ``places``: a dict to fill with every id's first place on the first call and read after (one
+    pass over the folders for a load that meets a million repeated ids, not one per id)."""
+    if places is not None and places:
+        return places.get(annotation)
+    found = {} if places is None else places
     for folder, m in import_folders(root, []):
         for a, path, number, _ in annotation_proposals(folder, m, root, []):
-            if a == annotation:
-                return f"{path.relative_to(root).as_posix()}:{number}"
-    return None
+            if a not in found:
+                found[a] = f"{path.relative_to(root).as_posix()}:{number}"
+                if places is None and a == annotation:
+                    return found[a]
+    return found.get(annotation)
 
 
 def load_imports(root: Path, rp: Replay, problems: list | None = None) -> None:
     """The rows ``_load_import_folder`` inserts, for every import folder in order. A file of an
     import folder that is not as written stops the load with its place (``problems`` None), or is
     noted in ``problems`` as (place, what) and its unreadable lines left out (verify)."""
+    places: dict[int, str] = {}  # (filled by first_place at the first repeated id)
     for folder, m in import_folders(root, problems):
         rp.imports.append(import_row(m))
         cats = rp.categories
@@ -221,14 +229,14 @@ def load_imports(root: Path, rp: Replay, problems: list | None = None) -> None:
         props = rp.proposals
         for a, path, number, row in annotation_proposals(folder, m, root, problems):
             if a in props:  # a plain INSERT fails on a repeated id, as the per-row path does
-                first = first_place(root, a) or "an earlier import"
+                first = first_place(root, a, places) or "an earlier import"
                 same_folder = first.startswith(path.parent.relative_to(root).as_posix() + "/")
                 _import_problem(problems, root, path, number, f"annotation id {a} is used twice (first at {first})",
                                 _EDITED if same_folder else _FOREIGN)
                 continue
             if row[1] not in images:  # (an INSERT would take it: no foreign keys; export then failed on it)
-                _import_problem(problems, root, path, number, f"annotation {a} is on image {row[1]}, which no import holds (its "
-                                "images.jsonl was edited or removed)")
+                _import_problem(problems, root, path, number, f"annotation {a} is on image {row[1]}, which no "
+                                "import holds (its images.jsonl was edited or removed)")
                 continue
             props[a] = row
 
