@@ -434,3 +434,20 @@ def test_labels_on_images_no_import_holds_are_named_not_exported_into_a_crash(re
     n = len((imp / "annotations-0000.jsonl").read_bytes().splitlines())
     assert len([t for t in r.stdout.splitlines() if "which no import holds" in t]) == 20
     assert f"... and {n - 20} more 'import:' problems in {shard} (`verify --json` lists all)" in r.stdout
+
+
+def test_a_shard_repeated_whole_names_each_ids_first_line(reviewed):
+    """Every line of a shard appended again: each repeat names the line that first held its id
+    (found in one pass over the folders, however many ids repeat)."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    shard = imp / "annotations-0000.jsonl"
+    lines = shard.read_bytes().splitlines(keepends=True)
+    shard.write_bytes(b"".join(lines + lines))
+    rel = shard.relative_to(reviewed).as_posix()
+    problems = json.loads(cli_verify(reviewed, "--json").stdout)["problems"]
+    repeats = {p["where"]: p["message"] for p in problems if "is used twice" in p["message"]}
+    n = len(lines)
+    assert len(repeats) == n
+    for k, line in enumerate(lines, 1):
+        a = json.loads(line)["id"]
+        assert repeats[f"{rel}:{n + k}"] == f"annotation id {a} is used twice (first at {rel}:{k})"
