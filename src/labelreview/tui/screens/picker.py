@@ -6,9 +6,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from ...display import printable
 
 
 class FilterInput(Input):
@@ -43,7 +46,8 @@ class ClassPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Relabel [b]{self.current}[/b] as…  (type to filter · 1-9 or enter · esc)")
+            yield Label(Content.assemble("Relabel ", (printable(self.current), "bold"),
+                                         " as…  (type to filter · 1-9 or enter · esc)"))
             yield FilterInput(placeholder="class name", id="filter")
             yield OptionList(id="choices")
 
@@ -62,7 +66,8 @@ class ClassPicker(ModalScreen[str | None]):
         for n, c in enumerate(self.shown):
             key = f"{n + 1} " if n < 9 else "  "
             score = f"  (model {self.scores[c]:.2f})" if c in self.scores else ""
-            options.add_option(Option(f"{key}{c}{score}", id=f"c{n}"))
+            # Content, not markup: a class named "box [odd] crate" lost "[odd]"; "[/b]" in one crashed.
+            options.add_option(Option(Content(f"{key}{printable(c)}{score}"), id=f"c{n}"))
         if self.shown:
             options.highlighted = 0
 

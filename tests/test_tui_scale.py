@@ -1,0 +1,72 @@
+"""The review screen at a real dataset's scale: hundreds of labels on an image, a taxonomy of
+1,200 classes with long names and odd characters in them."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from labelreview.formats import coco
+from labelreview.store import Store
+from test_tui import make_app, rendered, settle
+
+ODD = ["traffic light", "Northern cardinal (female, juvenile)", "box [odd] crate", "[bold]tag[/bold]",
+       "a [/b] b", "tab\there"]
+N_CLASSES = 1200
+N_ON_IMAGE = 300
+
+
+@pytest.fixture(scope="module")
+def crowded_proposals(tmp_path_factory):
+    """1,200 classes; 300 boxes on chelsea.jpg, 20 on coffee.jpg, each with the model's other guesses."""
+    rng = random.Random(7)
+    names = ODD + [f"class_{i:04d} species" for i in range(N_CLASSES - len(ODD) - 1)] + ["zebra finch (male)"]
+    images = [{"id": 1, "file_name": "chelsea.jpg", "width": 451, "height": 300},
+              {"id": 2, "file_name": "coffee.jpg", "width": 600, "height": 400}]
+    anns = []
+    for image_id, count in ((1, N_ON_IMAGE), (2, 20)):
+        width, height = images[image_id - 1]["width"], images[image_id - 1]["height"]
+        for _ in range(count):
+            c = rng.randrange(len(ODD), N_CLASSES - 1)
+            w, h = rng.uniform(5, 100), rng.uniform(5, 100)
+            scores = {names[c]: 0.9, names[rng.randrange(len(ODD), N_CLASSES - 1)]: 0.4}
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": c + 1, "score": 0.9,
+                         "bbox": [rng.uniform(0, width - w), rng.uniform(0, height - h), w, h],
+                         "area": w * h, "iscrowd": 0, "scores": scores})
+    anns[0]["category_id"] = ODD.index("a [/b] b") + 1  # the first label's class has markup in it
+    anns[0]["scores"] = {"a [/b] b": 0.9, "box [odd] crate": 0.5}
+    path = tmp_path_factory.mktemp("crowded") / "proposals.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)]}))
+    return path
+
+
+@pytest.fixture
+def crowded(empty_store, sample_images, crowded_proposals):
+    with Store.open(empty_store) as store:
+        store.ingest(coco.read(crowded_proposals), source="model-v1", image_root=sample_images)
+        store.checkpoint()
+    app, store = make_app(empty_store)
+    yield app, store
+    store.close()
+
+
+async def test_picker_shows_class_names_with_brackets_as_they_are(crowded):
+    """A class named "box [odd] crate" was listed as "box  crate" (read as markup), and the label
+    being relabeled, "a [/b] b", in the picker's title."""
+    app, store = crowded
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        text = rendered(app)
+        assert "Relabel a [/b] b as" in text
+        assert "1 box [odd] crate  (model 0.50)" in text  # the model's other guess, first
+        await pilot.press(*"bold")
+        await settle(pilot, app)
+        assert "1 [bold]tag[/bold]" in rendered(app)
+        await pilot.press("enter")
+        await settle(pilot, app)
+    assert store.annotation(1).category == "[bold]tag[/bold]"
