@@ -99,3 +99,20 @@ async def test_picker_with_1200_classes_answers_each_key_quickly(crowded):
         await pilot.press("enter")
         await settle(pilot, app)
     assert store.annotation(2).category == "zebra finch (male)"
+
+
+@pytest.mark.parametrize("key", ["f", "x"])
+async def test_flag_and_reject_dialogs_show_a_class_name_with_brackets(crowded, key):
+    """Flagging or rejecting a label of class "a [/b] b" crashed the app (its name read as markup)."""
+    app, store = crowded
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press(key)
+        await settle(pilot, app)
+        assert "#1 a [/b] b  (1-9 or enter · esc)" in rendered(app)
+        await pilot.press("1")
+        await settle(pilot, app)
+        assert "#1 a [/b] b: " in rendered(app)
+        await pilot.press("enter")
+        await settle(pilot, app)
+    assert store.annotation(1).status == {"f": "flagged", "x": "rejected"}[key]

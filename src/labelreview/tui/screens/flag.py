@@ -6,9 +6,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from ...display import printable
 
 
 class ReasonDialog(ModalScreen[tuple[str, str | None] | None]):
@@ -28,9 +31,10 @@ class ReasonDialog(ModalScreen[tuple[str, str | None] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"{self.title_text}  (1-9 or enter · esc)", id="prompt")
-            yield OptionList(*[Option(f"{n + 1 if n < 9 else ' '} {r}") for n, r in enumerate(self.reasons)],
-                             id="reasons")
+            # Content, not markup: the title holds a class name ("a [/b] b" crashed f and x).
+            yield Label(Content(f"{printable(self.title_text)}  (1-9 or enter · esc)"), id="prompt")
+            yield OptionList(*[Option(Content(f"{n + 1 if n < 9 else ' '} {printable(r)}"))
+                               for n, r in enumerate(self.reasons)], id="reasons")
             yield Input(placeholder="comment (optional) — enter to save", id="comment")
 
     def on_mount(self) -> None:
@@ -43,8 +47,9 @@ class ReasonDialog(ModalScreen[tuple[str, str | None] | None]):
         chosen = self.reasons[index]
         self.reason = "" if chosen == "(no reason)" else chosen
         self.query_one(OptionList).display = False
-        self.query_one("#prompt", Label).update(
-            f"{self.title_text}: [b]{self.reason or 'no reason'}[/b] — comment? (enter to save · esc)")
+        self.query_one("#prompt", Label).update(Content.assemble(
+            f"{printable(self.title_text)}: ", (printable(self.reason or "no reason"), "bold"),
+            " — comment? (enter to save · esc)"))
         comment = self.query_one("#comment", Input)
         comment.display = True
         comment.focus()
