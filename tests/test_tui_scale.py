@@ -12,7 +12,7 @@ import pytest
 
 from labelreview.formats import coco
 from labelreview.store import Store
-from test_tui import make_app, rendered, settle
+from test_tui import filter_queue, make_app, rendered, settle
 
 ODD = ["traffic light", "Northern cardinal (female, juvenile)", "box [odd] crate", "[bold]tag[/bold]",
        "a [/b] b", "tab\there"]
@@ -116,3 +116,17 @@ async def test_flag_and_reject_dialogs_show_a_class_name_with_brackets(crowded, 
         await pilot.press("enter")
         await settle(pilot, app)
     assert store.annotation(1).status == {"f": "flagged", "x": "rejected"}[key]
+
+
+async def test_a_message_quoting_brackets_is_shown_as_it_is(sample_store):
+    """A message that quotes what the reviewer typed or a class name ("unknown order '[/b]'") was
+    read as markup by the notification: the app crashed."""
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36), notifications=True) as pilot:
+            await settle(pilot, app)
+            await filter_queue(pilot, app, "order:[/b]")
+            await settle(pilot, app)
+            assert "unknown order '[/b]'" in rendered(app)
+    finally:
+        store.close()

@@ -41,6 +41,13 @@ class LabelReviewApp(App):
         self.review_screen: ReviewScreen | None = None
         self.quitting = False
 
+    def notify(self, message: str, **kwargs) -> None:
+        """Messages as text, never markup (a screen's notify passes markup=True): they quote class
+        names, reasons and what the reviewer typed ("unknown order '[/b]'" crashed the app once its
+        toast was drawn)."""
+        kwargs["markup"] = False
+        super().notify(message, **kwargs)
+
     @property
     def queue(self) -> Queue:
         """The queue under review: the review screen's, which `/` replaces."""
