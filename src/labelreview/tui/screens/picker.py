@@ -62,9 +62,12 @@ class ClassPicker(ModalScreen[str | None]):
     def _refill(self, text: str) -> None:
         self._filtered_by = text
         text = text.strip().lower()
-        starts = [c for c in self.choices if c.lower().startswith(text)]
-        contains = [c for c in self.choices if text in c.lower() and c not in starts]
-        self.shown = starts + contains if text else list(self.choices)
+        if text:
+            starts = [c for c in self.choices if c.lower().startswith(text)]
+            began = set(starts)  # (a list here made each key O(classes²): ~15 ms with 1,200)
+            self.shown = starts + [c for c in self.choices if text in c.lower() and c not in began]
+        else:
+            self.shown = list(self.choices)
         options = self.query_one(OptionList)
         # All at once (one option at a time laid the whole list out again for each: 1,200 classes
         # took ~450 ms per key typed, and as long to open the picker), and not more than fit a look.
