@@ -397,3 +397,18 @@ def test_the_history_panel_gives_a_decision_its_comment_too():
            [{"author": "Ann <a@x>", "ts": "2026-11-28T16:08:00.000000Z", "action": "flag", "old": state,
              "new": {**state, "status": "flagged"}, "reason": "loose-box", "comment": "edge"}])
     assert "saucer/flagged (loose-box — edge)" in d.text
+
+
+def test_two_names_side_by_side_keep_a_space_between_them(red_square):
+    """Names of neighbouring boxes were placed touching: "cat · 0.60" then "50% off · 0.71" read
+    "cat · 0.6050% off · 0.71". A name that would touch another goes to its next spot."""
+    left = Overlay(ann_id=1, label="cat · 0.60", color=GREEN, bbox=(0, 12, 16, 16))
+    right = Overlay(ann_id=2, label="50% off · 0.71", color=RED, bbox=(10, 12, 30, 16))
+    frame = compose(decode(red_square, (64, 48)), [left, right], (64, 24), RenderOptions())
+    text = "\n".join(strip.text for strip in frame.strips)
+    assert "cat · 0.60" in text and "50% off · 0.71" in text
+    assert "0.6050%" not in text
+    for strip in frame.strips:
+        line = strip.text
+        if "cat · 0.60" in line and "50% off" in line:
+            assert line[line.index("cat · 0.60") + len("cat · 0.60")] not in "5"

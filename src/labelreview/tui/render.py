@@ -665,7 +665,9 @@ def _place_labels(
         bottom_row = (oy + min(math.ceil(py1), dh) - 1) // 2
         col = min(max(ox + math.floor(px0), 0), cols - width)
         for row in (top_row - 1, top_row + 1, top_row):
-            if 0 <= row < rows and row <= max(bottom_row, top_row) and not taken[row, col : col + width].any():
+            # One free cell either side: two names touching read as one ("cat · 0.6050% off · 0.71").
+            if 0 <= row < rows and row <= max(bottom_row, top_row) \
+                    and not taken[row, max(col - 1, 0) : col + width + 1].any():
                 break
         else:
             continue
