@@ -15,7 +15,7 @@ from labelreview.store import Store
 from test_tui import filter_queue, make_app, rendered, settle
 
 ODD = ["traffic light", "Northern cardinal (female, juvenile)", "box [odd] crate", "[bold]tag[/bold]",
-       "a [/b] b", "tab\there"]
+       "a [/b] b", "tab\there", "東京の黒い猫", "🐦 bird"]
 N_CLASSES = 1200
 N_ON_IMAGE = 300
 
@@ -39,6 +39,8 @@ def crowded_proposals(tmp_path_factory):
                          "area": w * h, "iscrowd": 0, "scores": scores})
     anns[0]["category_id"] = ODD.index("a [/b] b") + 1  # the first label's class has markup in it
     anns[0]["scores"] = {"a [/b] b": 0.9, "box [odd] crate": 0.5}
+    anns[1]["category_id"] = ODD.index("東京の黒い猫") + 1  # wide characters: two cells each
+    anns[2]["category_id"] = ODD.index("🐦 bird") + 1
     path = tmp_path_factory.mktemp("crowded") / "proposals.json"
     path.write_text(json.dumps({"images": images, "annotations": anns,
                                 "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)]}))
@@ -130,3 +132,19 @@ async def test_a_message_quoting_brackets_is_shown_as_it_is(sample_store):
             assert "unknown order '[/b]'" in rendered(app)
     finally:
         store.close()
+
+
+async def test_wide_class_names_keep_the_list_columns_in_line(crowded):
+    """A class name in wide characters ("東京の黒い猫", two cells each) was measured in characters:
+    its row ran past the class column and pushed score, source and status out of line."""
+    from rich.cells import cell_len
+
+    app, store = crowded
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        lst = app.screen.query_one("AnnotationList")
+        lines = [lst.render_line(y).text for y in range(lst.size.height)]  # (as the list draws them)
+        where = cell_len(lines[0][: lines[0].index("score")])
+        for row in lines[1:5]:
+            assert cell_len(row[: row.index("0.90")]) == where, row
+            assert cell_len(row) == lst.size.width and row.rstrip().endswith("pending"), row

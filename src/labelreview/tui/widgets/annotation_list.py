@@ -6,6 +6,7 @@ more than drawing the image itself (measured ~40-80 ms per key press in a real t
 
 from __future__ import annotations
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -29,10 +30,13 @@ _COLUMNS = (("id", 5), ("class", 11), ("score", 6), ("source", 9), ("status", 11
 
 
 def _cell(text: str, width: int) -> str:
-    """``text`` in a column of ``width``, cut with "…" so that one space always parts it from the
-    next column ("person←coin" is 11 long: it ran into the score)."""
+    """``text`` in a column of ``width`` cells, cut with "…" so that one space always parts it from
+    the next column ("person←coin" is 11 long: it ran into the score). Measured in cells, not
+    characters: "東京の黒い猫" (two cells each) pushed the score and the status out of line."""
     room = width - 1
-    return (text[: room - 1] + "…" if len(text) > room else text).ljust(width)
+    if cell_len(text) > room:
+        text = set_cell_size(text, room - 1).rstrip() + "…"  # (a wide character cut: no gap)
+    return set_cell_size(text, width)
 
 
 class AnnotationList(FinishedLines, Widget):
