@@ -63,7 +63,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
                                + (" (rejected labels are never exported)" if "rejected" in bad else ""))
     statuses = list(DEFAULT_STATUSES) + [s for s in include if s != CONFLICTED]
     anns = store.annotations(AnnotationFilter(statuses=statuses), order="id")
-    disputed: set[int] = set()
+    held_disputed: list[Annotation] = []  # labels of the exported statuses waiting for adjudication
     if CONFLICTED not in include:
         disputed = {r[0] for r in store.conn.execute(
             "SELECT DISTINCT annotation FROM conflicts WHERE resolved IS NULL")}
@@ -92,7 +92,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
     def held_back_labels() -> dict[int, int]:
         out: dict[int, int] = {}
         back = store.annotations(AnnotationFilter(statuses=held), order="id") if held else []
-        for a in [*back, *(held_disputed if disputed else [])]:
+        for a in [*back, *held_disputed]:
             if a.kind == "label":
                 out[a.image_id] = out.get(a.image_id, 0) + 1
         return out
@@ -113,7 +113,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
 
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
                     image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels,
-                    multi_label=multi_label, conflicted_left_out=len(held_disputed) if disputed else 0)
+                    multi_label=multi_label, conflicted_left_out=len(held_disputed))
 
 
 def decision_in_effect(by_hash: dict[str, dict[str, Any]], last_event: str | None) -> dict[str, Any] | None:

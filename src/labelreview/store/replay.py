@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Container, Iterable
 
 import orjson
 
@@ -72,7 +72,7 @@ _EDITED = ("import folders never change once written, so it was edited since: ru
            "to see what changed, and restore it from git (`git checkout -- <file>`) or a clone")
 
 
-def _import_problem(problems: list | None, root: Path, path: Path, number: int | None, what: str,
+def import_problem(problems: list | None, root: Path, path: Path, number: int | None, what: str,
                     advice: str = _EDITED) -> None:
     """Stop the load with the file, line and problem (``problems`` None), or note it there (verify)."""
     where = path.relative_to(root).as_posix() + (f":{number}" if number else "")
@@ -82,11 +82,11 @@ def _import_problem(problems: list | None, root: Path, path: Path, number: int |
 
 
 #: A repeated annotation id in two import folders: not an edit, a folder from elsewhere.
-_FOREIGN = ("two imports hold the same annotation ids, so one came from another store (ids are each "
+FOREIGN_IDS = ("two imports hold the same annotation ids, so one came from another store (ids are each "
             "store's own): remove the import folder that does not belong here")
 
 
-def _manifest(path: Path, root: Path, problems: list | None) -> dict[str, Any] | None:
+def read_manifest(path: Path, root: Path, problems: list | None) -> dict[str, Any] | None:
     try:
         m = canonical.loads(path.read_bytes())
         if not isinstance(m, dict):
@@ -99,7 +99,7 @@ def _manifest(path: Path, root: Path, problems: list | None) -> dict[str, Any] |
         if not all(isinstance(x, str) and "/" not in x and not x.startswith(".") for x in m["shards"]):
             raise TypeError("field 'shards' names something other than files of the folder")
     except (ValueError, TypeError) as e:
-        _import_problem(problems, root, path, None, f"unreadable manifest ({e})")
+        import_problem(problems, root, path, None, f"unreadable manifest ({e})")
         return None
     return m
 
@@ -116,7 +116,7 @@ def import_folders(root: Path, problems: list | None = None) -> list[tuple[Path,
     if base.is_dir():
         for p in base.iterdir():
             if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file():
-                m = _manifest(p / "manifest.json", root, problems)
+                m = read_manifest(p / "manifest.json", root, problems)
                 if m is not None:
                     folders.append((m["seq"], m["ts"], str(p), p, m))
     return [(p, m) for *_, p, m in sorted(folders)]
@@ -129,17 +129,17 @@ def _jsonl(path: Path, root: Path, problems: list | None) -> Iterable[tuple[int,
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        _import_problem(problems, root, path, None, f"cannot be read ({e.strerror or e})")
+        import_problem(problems, root, path, None, f"cannot be read ({e.strerror or e})")
         return
     for number, line in enumerate(data.split(b"\n"), 1):
         if line.strip():
             try:
                 r = loads(line)
             except ValueError as e:
-                _import_problem(problems, root, path, number, f"line is not valid JSON ({e})")
+                import_problem(problems, root, path, number, f"line is not valid JSON ({e})")
                 continue
             if type(r) is not dict:
-                _import_problem(problems, root, path, number, "line is not a JSON object")
+                import_problem(problems, root, path, number, "line is not a JSON object")
                 continue
             yield number, r
 
@@ -153,14 +153,16 @@ def image_rows(folder: Path, import_id: str, root: Path, problems: list | None =
         get = r.get
         i, name = get("id"), get("file_name")
         if type(i) is not int or type(name) is not str:
-            _import_problem(problems, root, path, number, "an image needs an integer id and a file_name")
+            import_problem(problems, root, path, number, "an image needs an integer id and a file_name")
             continue
         yield (i, import_id, name, get("width"), get("height"), get("sha256"), _j(get("source_id")), _j(get("extra")))
 
 
-def annotation_proposals(folder: Path, m: dict[str, Any], root: Path,
-                         problems: list | None = None) -> Iterable[tuple[int, Path, int, tuple]]:
-    """(id, shard, line, the 17 proposal columns) of each annotation of an import folder, checked."""
+def annotation_proposals(folder: Path, m: dict[str, Any], root: Path, problems: list | None = None,
+                         images: Container[int] | None = None) -> Iterable[tuple[int, Path, int, tuple]]:
+    """(id, shard, line, the 17 proposal columns) of each annotation of an import folder, checked;
+    with ``images`` (the ids of the images loaded so far), each label's image too (SQLite would take
+    a label on an image no import holds: no foreign keys, and export then failed on it)."""
     source, imp = m["source"], m["id"]
     for shard in m["shards"]:
         path = folder / shard
@@ -168,8 +170,12 @@ def annotation_proposals(folder: Path, m: dict[str, Any], root: Path,
             get = r.get
             a, image, kind, category = get("id"), get("image"), get("kind"), get("category")
             if type(a) is not int or type(image) is not int or type(kind) is not str or type(category) is not str:
-                _import_problem(problems, root, path, number,
-                                "an annotation needs an integer id and image, a kind and a category")
+                import_problem(problems, root, path, number,
+                               "an annotation needs an integer id and image, a kind and a category")
+                continue
+            if images is not None and image not in images:
+                import_problem(problems, root, path, number, f"annotation {a} is on image {image}, which no "
+                               "import holds (its images.jsonl was edited or removed)")
                 continue
             bbox, seg, kp, extra, scores, sid = (get("bbox"), get("segmentation"), get("keypoints"),
                                                  get("extra"), get("scores"), get("source_id"))
@@ -227,16 +233,12 @@ def load_imports(root: Path, rp: Replay, problems: list | None = None) -> None:
             if row[0] not in images:  # INSERT OR IGNORE
                 images[row[0]] = row
         props = rp.proposals
-        for a, path, number, row in annotation_proposals(folder, m, root, problems):
+        for a, path, number, row in annotation_proposals(folder, m, root, problems, images):
             if a in props:  # a plain INSERT fails on a repeated id, as the per-row path does
                 first = first_place(root, a, places) or "an earlier import"
                 same_folder = first.startswith(path.parent.relative_to(root).as_posix() + "/")
-                _import_problem(problems, root, path, number, f"annotation id {a} is used twice (first at {first})",
-                                _EDITED if same_folder else _FOREIGN)
-                continue
-            if row[1] not in images:  # (an INSERT would take it: no foreign keys; export then failed on it)
-                _import_problem(problems, root, path, number, f"annotation {a} is on image {row[1]}, which no "
-                                "import holds (its images.jsonl was edited or removed)")
+                import_problem(problems, root, path, number, f"annotation id {a} is used twice (first at {first})",
+                               _EDITED if same_folder else FOREIGN_IDS)
                 continue
             props[a] = row
 

@@ -2573,7 +2573,7 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
     from . import replay
 
     root = folder.parent.parent
-    m = replay._manifest(folder / "manifest.json", root, None)
+    m = replay.read_manifest(folder / "manifest.json", root, None)
     if conn.execute("SELECT 1 FROM imports WHERE id=?", (m["id"],)).fetchone():
         return
     _index_manifest(conn, m)
@@ -2583,10 +2583,7 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
     images = {r[0] for r in conn.execute("SELECT id FROM images")}
 
     def rows():
-        for a, path, number, row in replay.annotation_proposals(folder, m, root):
-            if row[1] not in images:
-                replay._import_problem(None, root, path, number, f"annotation {a} is on image {row[1]}, "
-                                       "which no import holds (its images.jsonl was edited or removed)")
+        for a, path, number, row in replay.annotation_proposals(folder, m, root, images=images):
             place[:] = [(path, number, a)]
             yield row
 
@@ -2599,8 +2596,8 @@ def _load_import_folder(conn: sqlite3.Connection, folder: Path) -> None:
         if not place:
             raise
         path, number, a = place[0]
-        replay._import_problem(None, root, path, number, f"annotation id {a} is already used by "
-                               f"{replay.first_place(root, a) or 'another import'}", replay._FOREIGN)
+        replay.import_problem(None, root, path, number, f"annotation id {a} is already used by "
+                              f"{replay.first_place(root, a) or 'another import'}", replay.FOREIGN_IDS)
 
 
 _INSERT_EVENT = (
