@@ -322,3 +322,38 @@ def test_two_blind_flags_agree_only_for_the_same_reason(sample_store):
     assert list(conflicts) == [4]
     assert sorted((d["author"], d["reason"]) for d in conflicts[4]) == [(ALICE, "loose-box"), (BOB, "occluded")]
     verify_ok(sample_store)
+
+
+def test_a_blind_reviewers_progress_counts_what_they_decided_the_same_live_and_reopened(sample_store):
+    # Under double review, Alice's progress counted her blind accept while her review was open, but
+    # not once she reopened it; an undo of a blind decision took one more off (to -1); and Bob's
+    # agreeing decision counted the same label a second time.
+    double(sample_store)
+
+    def reopened():
+        with Store.open(sample_store, author=ALICE) as s2:
+            q2 = Queue(s2, AnnotationFilter(), resume=False, leases="off")
+            try:
+                return q2.progress()
+            finally:
+                q2.close()
+
+    with Store.open(sample_store, author=ALICE) as store:
+        session = ReviewSession(store, auto_checkpoint=False)
+        q = Queue(store, AnnotationFilter(), resume=False, leases="off")
+
+        assert q.progress() == (0, 25)
+        session.accept(1)
+        assert q.progress() == (1, 25) and reopened() == (1, 25)
+        session.undo()
+        assert q.progress() == (0, 25) and reopened() == (0, 25)
+        session.accept(1)
+        session.reject(2)
+        assert q.progress() == (2, 25) and reopened() == (2, 25)
+        # Bob agrees on 1 (it now stands) and disagrees on 2 (adjudication): each counts once.
+        finish(decider(sample_store, BOB, [["accept", 1], ["accept", 2], ["accept", 3]]))
+        assert states(sample_store)[1][:2] == ("dog", "accepted")
+        assert q.progress() == (2, 25) and reopened() == (2, 25)  # Bob's blind 3 is not Alice's
+        session.undo()  # Alice withdraws her reject of 2 from the conflict
+        assert q.progress() == (1, 25) and reopened() == (1, 25)
+        q.close()

@@ -55,13 +55,11 @@ def test_the_loader_thread_counts_progress_and_decisions_made_meanwhile_count_to
     q.load_rest()
     q._loader.join()
     # A decision after the loader's snapshot, before the rest is taken in: not lost from progress.
-    ev = session.accept(2)
+    session.accept(2)
     session.reject(3)
-    q.note(2, "pending", "accepted", ev["hash"])  # what the screen does; ignored while the count is not in
     assert q.adopt() and not q.partial
     assert q.progress() == (3, 25)
-    ev = session.undo()  # 3 back to pending
-    q.note(3, "rejected", "pending", ev["hash"])
+    session.undo()  # 3 back to pending
     assert q.progress() == (2, 25)
 
 
@@ -149,7 +147,7 @@ def test_next_image_on_the_last_image_stays_on_the_item(store, lazy):
 
 @pytest.mark.parametrize("lazy", [False, True])
 def test_progress_moves_with_other_reviewers_decisions(store, lazy, sample_store):
-    # It was counted once, then moved only with this reviewer's own decisions (``note``): two
+    # It was counted once, then moved only with this reviewer's own decisions: two
     # screens on one store showed 5/25 while the store held 6 decided.
     from labelreview.review import ReviewSession
 
@@ -158,9 +156,7 @@ def test_progress_moves_with_other_reviewers_decisions(store, lazy, sample_store
         q.move(+10**6)
     decided, total = q.progress()
     mine = ReviewSession(store)
-    before = store.annotation(q.flat[0]).status
-    ev = mine.accept(q.flat[0])
-    q.note(q.flat[0], before, "accepted", ev["hash"])
+    mine.accept(q.flat[0])
     assert q.progress() == (decided + 1, total)
     with Store.open(sample_store, author="Bob <bob@example.org>") as other:
         ReviewSession(other).reject(q.flat[1], reason="duplicate")

@@ -119,9 +119,11 @@ class Queue:
         self.position = 0
         #: Per annotation, why it is where it is in the order (filled by orders that rank, e.g. suspicion).
         self._why: dict[int, list] = {}
-        self._decided: int | None = None
+        self._decided: int | None = None  # items of this queue whose state is decided (not pending)
         self._counted_ord = 0  # the last event ``_decided`` takes into account
-        self._noted: set[str] = set()  # this session's events counted by ``note``, not yet seen by ``progress``
+        #: Under blind double review, items still pending in the store on which this reviewer's own
+        #: blind decision is in effect: reviewed, as they see it (see ``progress``).
+        self._mine: set[int] | None = None
         self._save_gen = 0  # positions handed to the writer thread; only the latest is written
         # A lazy queue in file order starts from a window of WINDOW items (where the reviewer resumes,
         # else the start) and loads the rest in a thread once asked to (``load_rest``): the first
@@ -279,14 +281,11 @@ class Queue:
         self._loaded = None
         if current is not None and current in self._image_of:
             self.position = self._index_of(current)
+        self._decided, self._mine = decided, None
         if decided is not None:
             # Decisions since the loader's snapshot (this reviewer's and others') move the count on.
-            for o, ann, _event, moved in _moves(self.store.conn, seen):
-                seen = o
-                if ann in self._image_of:
-                    decided += moved
             self._counted_ord = seen
-        self._decided = decided
+            self._take_moves()
         return True
 
     def _complete(self) -> None:
@@ -575,8 +574,16 @@ class Queue:
     # -------------------------------------------------------------- progress
 
     def progress(self) -> tuple[int | None, int | None]:
-        """(decided, total) over this queue; counted once, then kept up to date by ``note``.
-        (None, None) while a partial queue is still loading (its loader counts them)."""
+        """(reviewed, total) over this queue; counted once, then kept up to date from the events since.
+        (None, None) while a partial queue is still loading (its loader counts them).
+
+        Reviewed is what this reviewer sees decided: an item whose state is not pending, and, under
+        blind double review, one still pending in the store on which their own blind decision is in
+        effect (waiting for a second reviewer, or gone to adjudication). Another reviewer's blind
+        decision counts for nothing until it takes effect; it would tell this reviewer that someone
+        else decided the item. Decisions made elsewhere count too: another reviewer's, and this
+        reviewer's own in another process (`labelreview accept` in a second terminal), so the count
+        on every screen of a shared store moves with them."""
         if self._loaded is not None:
             self.adopt()
         if self.partial:
@@ -593,29 +600,35 @@ class Queue:
                 else:
                     self._decided = self.store.count_matching(self.filter, status_not="pending")
                 self._counted_ord = conn.execute("SELECT coalesce(max(ord), 0) FROM events").fetchone()[0]
+                self._mine = None
+                self._count_mine()
             finally:
                 if own:
                     conn.execute("COMMIT")
         else:
-            # Decisions made elsewhere since (this session's own came through ``note``): the count on
-            # every screen of a shared store moves with them, not only with its own keys. Elsewhere is
-            # another reviewer, and also this reviewer in another process (`labelreview accept` in a
-            # second terminal, a second review window): same writer, so not told apart by it.
-            for o, ann, event, moved in _moves(conn, self._counted_ord):
-                self._counted_ord = o
-                if event in self._noted:
-                    self._noted.discard(event)
-                elif ann in self._image_of:
-                    self._decided += moved
-        return self._decided, len(self.flat)
+            self._take_moves()
+        return self._decided + len(self._count_mine()), len(self.flat)
 
-    def note(self, ann_id: int, before: str | None, after: str, event: str) -> None:
-        """This session's decision ``event`` (its hash) moved ``ann_id`` from ``before`` to
-        ``after``: keep progress true (``progress`` then passes over that event)."""
-        if self._decided is not None:
-            self._noted.add(event)
-            if ann_id in self._image_of:
-                self._decided += (before == "pending") - (after == "pending")
+    def _count_mine(self, touched: set[int] | None = None) -> set[int]:
+        """``_mine``, counted whole on first use, then again for the ``touched`` items only."""
+        author = self.store.identity.author
+        if self._mine is None:
+            self._mine = {a for a in self.store.own_blind_pending(author) if a in self._image_of}
+        elif touched:
+            self._mine -= touched
+            self._mine |= set(self.store.own_blind_pending(author, sorted(touched)))
+        return self._mine
+
+    def _take_moves(self) -> None:
+        """Count in the events after ``_counted_ord``."""
+        touched: set[int] = set()
+        for o, ann, moved in _moves(self.store.conn, self._counted_ord):
+            self._counted_ord = o
+            if ann in self._image_of:
+                self._decided += moved
+                touched.add(ann)
+        if touched and self._mine is not None:
+            self._count_mine(touched)
 
     def why(self, ann_id: int) -> list | None:
         return self._why.get(ann_id)
@@ -672,17 +685,17 @@ class Queue:
 
 
 def _moves(conn, after: int):
-    """(ord, annotation, event hash, +1 / 0 / -1) per event after ``after``: how it moved its annotation
+    """(ord, annotation, +1 / 0 / -1) per event after ``after``: how it moved its annotation's state
     into or out of "pending". A blind decision (double review) moves nothing until it takes effect:
     the second of two that agree carries the change (the first becomes its alias); one still waiting
-    for a second reviewer, or gone to adjudication, changed no state and counts for nothing (nor
-    tells a blind reviewer that someone else decided it)."""
-    for o, ann, event, old, new, idle in conn.execute(
-            "SELECT ord, annotation, hash, json_extract(old, '$.status'), json_extract(new, '$.status'),"
-            " blind = 1 AND action != 'undo' AND NOT EXISTS (SELECT 1 FROM fold_alias f WHERE"
-            " f.annotation = e.annotation AND f.target = e.hash) FROM events e WHERE ord > ? ORDER BY ord",
+    for a second reviewer, or gone to adjudication, changed no state and counts for nothing here.
+    Taking such a decision back is recorded blind too, and changes no state either."""
+    for o, ann, old, new, idle in conn.execute(
+            "SELECT ord, annotation, json_extract(old, '$.status'), json_extract(new, '$.status'),"
+            " blind = 1 AND (action = 'undo' OR NOT EXISTS (SELECT 1 FROM fold_alias f WHERE"
+            " f.annotation = e.annotation AND f.target = e.hash)) FROM events e WHERE ord > ? ORDER BY ord",
             (after,)):
-        yield o, ann, event, 0 if idle else ((old or "pending") == "pending") - (new == "pending")
+        yield o, ann, 0 if idle else ((old or "pending") == "pending") - (new == "pending")
 
 
 _WRITER: ThreadPoolExecutor | None = None

@@ -693,6 +693,27 @@ class Store:
                 out[r[0]] = {**_uj(r[1]), "event": r[2]}
         return out
 
+    def own_blind_pending(self, author: str, ann_ids: list[int] | None = None) -> list[int]:
+        """Annotations still pending in the store on which ``author``'s blind decision is in effect:
+        waiting for a second reviewer, or gone to adjudication and not taken back. (All of them, or
+        those among ``ann_ids``.) Small tables: blind decisions waiting, and open conflicts."""
+        sql = ("SELECT b.annotation FROM blind_pending b JOIN annotations a ON a.id = b.annotation"
+               " WHERE b.author = ? AND a.status = 'pending' {0}"
+               " UNION SELECT c.annotation FROM conflicts c JOIN events e ON e.hash = c.event"
+               " JOIN annotations a ON a.id = c.annotation WHERE c.resolved IS NULL AND e.author = ?"
+               " AND e.blind = 1 AND a.status = 'pending' {1}"
+               " AND NOT EXISTS (SELECT 1 FROM events u WHERE u.undoes = e.hash)")
+        if ann_ids is None:
+            return [r[0] for r in self.conn.execute(sql.format("", ""), (author, author))]
+        out: list[int] = []
+        for start in range(0, len(ann_ids), 400):
+            chunk = ann_ids[start:start + 400]
+            marks = ",".join("?" * len(chunk))
+            out += [r[0] for r in self.conn.execute(
+                sql.format(f"AND b.annotation IN ({marks})", f"AND c.annotation IN ({marks})"),
+                (author, *chunk, author, *chunk))]
+        return out
+
     def blind_waiting(self, ann_id: int) -> dict[str, str]:
         """Blind decisions on this annotation waiting for a second reviewer: author -> event hash."""
         return {r[0]: r[1] for r in self.conn.execute(

@@ -416,10 +416,9 @@ class ReviewScreen(Screen):
     def _base(self, ann: Annotation):
         return ann.last_event  # the state on screen: a decision made on it must still hold
 
-    def _decided(self, before: str | None, event: dict | None) -> None:
+    def _decided(self, event: dict | None) -> None:
         if event is None:
             return
-        self.queue.note(event["annotation"], before, event["new"]["status"], event["hash"])
         self.queue.renew()
         self.app.schedule_checkpoint()
 
@@ -439,7 +438,7 @@ class ReviewScreen(Screen):
                         timeout=15 if typed else 8)
             self.refresh_view()
             return None
-        self._decided(ann.status, ev)
+        self._decided(ev)
         return ev
 
     def action_pick(self, n: int) -> None:
@@ -534,7 +533,7 @@ class ReviewScreen(Screen):
                     events, skipped = [], []
                     self.notify(str(e), severity="error", timeout=8)
                 for ev in events:
-                    self._decided("pending", ev)
+                    self._decided(ev)
                 self.notify(f"Accepted {len(events)} on this image.", timeout=3)
                 for ann_id, why in skipped:
                     self.notify(f"Not accepted: #{ann_id}: {why}", severity="warning", timeout=8)
@@ -558,7 +557,7 @@ class ReviewScreen(Screen):
             self.notify("Nothing to undo.", timeout=3)
             return
         for ev in events:
-            self._decided(ev["old"]["status"], ev)
+            self._decided(ev)
         try:
             self.queue.go_to(events[-1]["annotation"])
         except LabelreviewError:
