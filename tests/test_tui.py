@@ -101,6 +101,35 @@ async def test_relabel_picker_digit_picks_and_escape_cancels(app_store):
     assert store.annotation(1).category == first != "dog"
 
 
+async def test_relabel_picker_takes_digits_typed_into_a_class_name(sample_store):
+    # Digits always picked by number: "class1" then "2" chose the second class listed, so a
+    # numbered taxonomy (class12, n02084071...) could not be typed. A digit now types when the text
+    # with it still names a class, and picks by number otherwise (and as the first key).
+    set_config(sample_store, classes=["class1", "class2", "class12", "class21", "dog", "cat"])
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("r", *"class1", "2")
+            await pilot.pause()
+            assert app.screen.query_one("Input").value == "class12" and app.screen.shown == ["class12"]
+            await pilot.press("enter")
+            await settle(pilot, app)
+            assert store.annotation(1).category == "class12"
+            await pilot.press("r", "c", "a", "t", "1")  # "cat1" names nothing: 1 picks the first listed
+            await settle(pilot, app)
+            assert store.annotation(1).category == "cat"
+            await pilot.press("r")
+            await pilot.pause()
+            second = app.screen.shown[1]
+            await pilot.press("2")  # nothing typed: picks the second listed
+            await settle(pilot, app)
+        assert store.annotation(1).category == second
+        assert [e["new"]["category"] for e in store.events(annotation=1)] == ["class12", "cat", second]
+    finally:
+        store.close()
+
+
 async def test_flag_with_reason_and_comment(app_store):
     app, store = app_store
     reasons = store.config.flag_reasons

@@ -19,11 +19,15 @@ SHOWN_AT_MOST = 100
 
 
 class FilterInput(Input):
-    """The picker's filter box: it leaves digits to the picker (1-9 choose), takes every other key."""
+    """The picker's filter box: it leaves digits 1-9 to the picker (they choose), takes every other
+    key; and a digit too once something is typed and the text with it still names a class ("class1"
+    then "2" filters to "class12"), so numbered taxonomies can be typed."""
 
     def check_consume_key(self, key: str, character: str | None) -> bool:
         if character is not None and character in "123456789":
-            return False
+            at = self.cursor_position
+            typed = self.value[:at] + character + self.value[at:]
+            return bool(self.value.strip()) and isinstance(self.screen, ClassPicker) and self.screen.names(typed)
         return super().check_consume_key(key, character)
 
 
@@ -43,6 +47,7 @@ class ClassPicker(ModalScreen[str | None]):
         first = [c for c, _ in sorted(scores.items(), key=lambda kv: -kv[1]) if c != current and c in classes]
         rest = [c for c in classes if c != current and c not in first]
         self.choices = first + rest  # not self.classes: Textual keeps the CSS classes there
+        self._lowered = [c.lower() for c in self.choices]
         self.scores = scores
         self.current = current
         self.shown: list[str] = list(self.choices)
@@ -58,6 +63,11 @@ class ClassPicker(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self._refill("")
         self.query_one(Input).focus()
+
+    def names(self, text: str) -> bool:
+        """Whether filtering by ``text`` would leave any class."""
+        text = text.strip().lower()
+        return any(text in c for c in self._lowered)
 
     def _refill(self, text: str) -> None:
         self._filtered_by = text
