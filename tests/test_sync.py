@@ -901,3 +901,62 @@ def test_diff_describes_the_decision_a_label_holds_and_says_it_waits_for_adjudic
     assert c["by"] == CAROL and c["event"] == js("blame", "1", "--store", a)[0]["event"]
     rc, out, _ = cli("diff", before, "HEAD", "--store", a)
     assert "dog/accepted -> dog/flagged  by Carol  (conflict settled)" in out
+
+
+def test_a_sync_killed_while_git_merges_the_config_changed_on_both_sides_is_finished(two_machines):
+    # Alice changed checkpoint_every, Bob lease_seconds: git merges labelreview.toml line by line.
+    # A sync killed in that merge left Bob's config holding both changes, uncommitted: the merge
+    # made again was refused ("local changes would be overwritten", said only in recovery.log), and
+    # Bob's next checkpoint committed Alice's change as his own ("labelreview.toml changed").
+    a, b, _ = two_machines
+    set_config(a, checkpoint_every=7)
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    set_config(b, lease_seconds=99)
+    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    name, script = KILL_SYNC_IN_MERGE["merged"]
+    hook = b / ".git" / "hooks" / name
+    hook.write_text(script)
+    hook.chmod(0o755)
+    proc = subprocess.run([sys.executable, "-m", "labelreview", "sync", "--store", str(b)], capture_output=True,
+                          text=True, env=dict(os.environ, LABELREVIEW_AUTHOR=BOB), timeout=120)
+    hook.unlink()
+    assert proc.returncode == -9, proc.stderr
+
+    rc, out, err = cli("status", "--store", b, author=BOB)  # the next command finishes the merge
+    assert rc == 0 and err == "", err
+    assert git(b, "status", "--porcelain") == ""
+    config = (b / "labelreview.toml").read_text()
+    assert "checkpoint_every = 7" in config and "lease_seconds = 99" in config
+    assert js("sync", "--store", b, author=BOB)["pushed"]
+    js("sync", "--store", a, author=ALICE)
+    assert (a / "labelreview.toml").read_text() == config and states(a) == states(b)
+    # Each change of the config is in its author's commit only.
+    changed_by = git(b, "log", "--no-merges", "--format=%an", "--", "labelreview.toml").split()
+    assert changed_by.count("Alice") == 1 and changed_by.count("Bob") == 1, changed_by
+    verify_ok(a), verify_ok(b)
+
+
+def test_a_sync_killed_when_git_stopped_on_a_config_conflict_leaves_a_readable_config(two_machines):
+    # git stopped the merge on a conflict in labelreview.toml and the sync was killed before it
+    # undid it: the config held git's conflict markers and every command said only "invalid TOML".
+    a, b, _ = two_machines
+    set_config(a, checkpoint_every=7)
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    set_config(b, checkpoint_every=9)
+    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    git(b, "fetch", "-q", "origin")
+    # What the sync had done when it was killed: its journal written, git's merge stopped.
+    head, theirs = git(b, "rev-parse", "HEAD").strip(), git(b, "rev-parse", "origin/master").strip()
+    (b / ".labelreview" / "sync-merge.json").write_text(
+        f'{{"head":"{head}","merging":"{theirs}","remote":"origin"}}\n')
+    git(b, "-c", "user.name=x", "-c", "user.email=x@y", "merge", "-q", "origin/master", check=False)
+    assert "<<<<<<<" in (b / "labelreview.toml").read_text()
+
+    rc, out, err = cli("status", "--store", b, author=BOB)
+    assert rc == 0 and "labelreview.toml changed on both sides" in err, err
+    assert git(b, "status", "--porcelain") == "" and not (b / ".git" / "MERGE_HEAD").exists()
+    assert "checkpoint_every = 9" in (b / "labelreview.toml").read_text()
+    assert git(b, "rev-parse", "HEAD").strip() == head and states(b)[3][1] == "rejected"
+    verify_ok(b)

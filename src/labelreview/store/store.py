@@ -182,6 +182,15 @@ class Store:
         (``DamagedFileError``) is opened on a scratch index built from what is readable, removed
         again at ``close()``; every other command stops on the damage instead."""
         root = Path(path).expanduser().resolve()
+        journal = root / INDEX_DIR / SYNC_JOURNAL
+        if journal.is_file() and (root / ".git" / "MERGE_HEAD").is_file() and os.access(journal.parent, os.W_OK):
+            # A sync killed when git had stopped its merge on a conflict in labelreview.toml: the
+            # config holds conflict markers and cannot be read before that merge is undone.
+            from . import sync
+
+            with gitrepo.file_lock(root / INDEX_DIR / "git.lock"):
+                if sync.undo_conflicted_merge(root, journal):
+                    _note_recovery(journal.parent, {"interrupted_sync": "conflicted merge undone"})
         config = load_config(root)
         identity = resolve_identity(author, cwd=str(root))
         index = root / INDEX_DIR / INDEX_NAME
@@ -245,6 +254,10 @@ class Store:
         _attribute_commits(self.root, self.conn)
         journal.unlink()
         self._note_recovery({**note, **({"removed_stale_git_locks": removed_locks} if removed_locks else {})})
+        failed = str(note.get("merge") or "")
+        if failed.startswith("failed: "):  # (the store is as it was before that sync: say what stops the merge)
+            self._say(f"a sync was interrupted in its merge; the store is back as it was before it, nothing "
+                      f"lost, but the merge cannot be made again: {failed.removeprefix('failed: ')}")
 
     def reload_config(self) -> None:
         """Read labelreview.toml again (a sync may have brought a new one)."""

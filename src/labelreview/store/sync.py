@@ -355,7 +355,9 @@ def _merge(store: Store, ref: str, remote: str) -> str:
             hint = (" An event log can only conflict when one author writes from two clones on the same "
                     "host: give each clone its own author.")
         elif CONFIG_NAME in conflicted:
-            hint = f" {CONFIG_NAME} was changed on both sides: keep one change, commit it, and sync again."
+            hint = (f" {CONFIG_NAME} was changed on both sides: take {remote}'s version (`git -C {store.root} "
+                    f"checkout {ref} -- {CONFIG_NAME}`), `labelreview commit`, and sync again; then make your "
+                    "change again on top of it, `labelreview commit`, and sync.")
         raise LabelreviewError(f"git could not merge {remote}: {', '.join(conflicted)} changed on both "
                                f"sides. The merge was undone; nothing was lost.{hint}")
     said = (proc.stderr or "") + (proc.stdout or "")
@@ -386,6 +388,32 @@ def _write_journal(store: Store, ref: str, remote: str) -> Path:
     return path
 
 
+def undo_conflicted_merge(root: Path, journal: Path) -> bool:
+    """git stopped the sync's merge on a conflict (labelreview.toml changed on both sides) and the
+    sync was killed before it undid the merge: the config holds git's conflict markers, and no
+    command could read it. Undo that merge, as the sync would have (``git merge --abort``), when it
+    is the one the journal names. True when it did."""
+    merge_head = root / ".git" / "MERGE_HEAD"
+    try:
+        theirs = json.loads(journal.read_text())["merging"]
+        merging = merge_head.read_text().strip()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if merging != theirs:
+        return False  # someone's own merge: operation_in_progress names it with its way out
+    _git(root, "update-index", "-q", "--refresh", check=False)
+    if _git(root, "merge", "--abort", check=False).returncode == 0:
+        return True
+    # (git refuses when a file differs from what it staged.) The files it could not merge back as
+    # HEAD has them, the merge's state dropped; finish_killed_merge puts back what else it wrote.
+    unmerged = sorted({p for p in _git(root, "diff", "--name-only", "-z", "--diff-filter=U", check=False)
+                      .stdout.split("\0") if p})
+    _git(root, "reset", "-q", check=False)
+    if unmerged:
+        _git(root, "checkout", "HEAD", "--", *unmerged, check=False)
+    return not merge_head.exists()
+
+
 def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
     """A sync was killed while ``git merge`` wrote the remote's files into the store, before git
     moved HEAD: those files lie in the working tree, uncommitted. Left so, the next checkpoint
@@ -408,10 +436,16 @@ def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
         return {"interrupted_sync": "killed after its merge", "head": now}  # the replay follows
     if _git(root, "cat-file", "-e", f"{theirs}^{{commit}}", check=False).returncode != 0:
         return {"interrupted_sync": f"{theirs} is not in this store; nothing to finish"}
+    aborted = undo_conflicted_merge(root, journal)
     _git(root, "reset", "-q")  # git had staged the merge's files: the index back to HEAD
     here, there = ({p: blob for p, (blob, _) in _tree(root, rev, ()).items()} for rev in (head, theirs))
     paths = sorted(p for p in here.keys() | there.keys() if here.get(p) != there.get(p))
-    data = _blobs(root, sorted({here[p] for p in paths if p in here} | {there[p] for p in paths if p in there}))
+    # A file changed on both sides (labelreview.toml) is merged by git, not copied: what git was
+    # writing into it is its 3-way merge, which ``git merge-tree`` computes again without touching
+    # the working tree (git 2.38+; with an older git such a file is left for the merge to name).
+    merged = _merged_blobs(root, head, theirs, paths, here, there)
+    data = _blobs(root, sorted({here[p] for p in paths if p in here} | {there[p] for p in paths if p in there}
+                               | set(merged.values())))
     restored, removed = [], []
     for path in paths:
         full = root / path
@@ -421,9 +455,10 @@ def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
             continue
         ours = data.get(here[path]) if path in here else None
         new = data.get(there[path], b"") if path in there else b""
+        both = data.get(merged[path]) if path in merged else None
         if now_bytes == ours:
             continue  # git had not got to it (or left it as it was)
-        if now_bytes is not None and not new.startswith(now_bytes):
+        if now_bytes is not None and not new.startswith(now_bytes) and not (both and both.startswith(now_bytes)):
             continue  # not what the merge was writing: git names it if it is in the way
         if ours is None:
             full.unlink()
@@ -435,11 +470,33 @@ def finish_killed_merge(store: Store, journal: Path) -> dict[str, Any]:
             restored.append(path)
     note: dict[str, Any] = {"interrupted_sync": "merge made again", "merging": theirs,
                             "put_back": restored, "removed_half_merged": removed}
+    if aborted:
+        note["aborted_conflicted_merge"] = True
     try:
         note["merge"] = _merge(store, theirs, remote)
     except LabelreviewError as e:  # (its files are put back: the store is as before that sync)
         note["merge"] = f"failed: {e}"
     return note
+
+
+def _merged_blobs(root: Path, head: str, theirs: str, paths: list[str], here: dict[str, str],
+                  there: dict[str, str]) -> dict[str, str]:
+    """path -> blob of git's 3-way merge of ``head`` and ``theirs``, for those of ``paths`` that
+    changed on both sides since their merge base (empty when git cannot say: no ``merge-tree
+    --write-tree``)."""
+    base = _git(root, "merge-base", head, theirs, check=False).stdout.strip()
+    if not base:
+        return {}
+    at_base = {p: blob for p, (blob, _) in _tree(root, base, ()).items()}
+    both = [p for p in paths if p in here and p in there and at_base.get(p) not in (here[p], there[p])]
+    if not both:
+        return {}
+    proc = _git(root, "merge-tree", "--write-tree", head, theirs, check=False)
+    tree = proc.stdout.split("\n", 1)[0].strip() if proc.returncode in (0, 1) else ""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", tree):
+        return {}
+    result = {p: blob for p, (blob, _) in _tree(root, tree, ()).items()}
+    return {p: result[p] for p in both if p in result}
 
 
 def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[str, Any]:
