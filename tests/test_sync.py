@@ -960,3 +960,38 @@ def test_a_sync_killed_when_git_stopped_on_a_config_conflict_leaves_a_readable_c
     assert "checkpoint_every = 9" in (b / "labelreview.toml").read_text()
     assert git(b, "rev-parse", "HEAD").strip() == head and states(b)[3][1] == "rejected"
     verify_ok(b)
+
+
+@pytest.mark.parametrize("day", ["same", "next"])
+def test_a_store_folder_copied_and_reviewed_in_by_one_author_is_not_merged_into_another_reviewers_store(
+        two_machines, monkeypatch, day):
+    # Alice copied her store folder (cp -r, not `labelreview clone`) and went on reviewing in both;
+    # Bob reviewed in the copy. Bob's sync took Alice's decisions of both copies: on another day's
+    # log, git merged them without a word, `verify` then failed on Bob's store and on every store
+    # that synced after it (two chains of Alice's from one event); on the same day's log, the sync
+    # said the remote's history had been edited, and to restore it from a good clone.
+    import shutil
+
+    from labelreview.store import store as store_mod
+
+    a, _, remote = two_machines
+    copy = a.parent / "copy-of-alices"
+    shutil.copytree(a, copy, symlinks=True)
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    assert js("sync", "--store", a, author=ALICE)["pushed"]
+    with monkeypatch.context() as m:
+        if day == "next":
+            real = store_mod.utc_now
+            m.setattr(store_mod, "utc_now", lambda: "2099-01-01" + real()[10:])
+        assert cli("reject", "2", "--store", copy, author=ALICE)[0] == 0
+    assert cli("accept", "5", "--store", copy, author=BOB)[0] == 0
+    head = git(copy, "rev-parse", "HEAD")
+    rc, _, err = cli("sync", "--store", copy, author=BOB)
+    assert rc == 1 and "two copies of this store" in err and "Nothing was changed" in err, err
+    assert "labelreview clone" in err and "edited" not in err, err
+    assert git(copy, "rev-parse", "HEAD") == head and states(copy)[5][1] == "accepted"
+    verify_ok(copy)
+    # The remote kept one chain of Alice's: a clone of it verifies.
+    fresh = a.parent / "fresh"
+    assert cli("clone", remote, fresh, author=CAROL)[0] == 0
+    verify_ok(fresh)

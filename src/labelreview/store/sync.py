@@ -31,6 +31,7 @@ from .config import CONFIG_NAME
 from .store import IMPORTS_DIR, INDEX_DIR, SYNC_JOURNAL, Store, _attribute_commits
 
 _REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NL = b"\n"
 #: How many times a push rejected because the remote moved is retried (fetch, merge, push again).
 PUSH_RETRIES = 5
 
@@ -136,9 +137,13 @@ def _check_own_logs(store: Store, ref: str) -> None:
         if len(data) != int(size) or gitrepo.blob_id(data) != blob:
             raise LabelreviewError(
                 f"not merged: the remote holds events of writer {writer} ({path}) that this store does "
-                "not, so another clone is writing as the same author on the same host and their hash "
+                "not, so another clone is writing as the same author on the same host (or a copy of "
+                "this store folder, made with cp -r instead of `labelreview clone`) and their hash "
                 "chains would fork. Nothing was changed. Give each clone its own author (--author or "
-                "LABELREVIEW_AUTHOR), or review from one clone.")
+                "LABELREVIEW_AUTHOR), or review from one clone. Decisions made here as this author "
+                "since that other clone synced cannot be merged: clone the remote anew "
+                "(`labelreview clone URL DIR`) and make them again there (`labelreview log --by "
+                f"{store.identity.author_key!r} --store {store.root}` lists them).")
 
 
 def _tree(root: Path, rev: str, paths: tuple[str, ...] = (eventlog.EVENTS_DIR, IMPORTS_DIR)) -> dict[str, tuple[str, int]]:
@@ -217,23 +222,52 @@ def _check_history(store: Store, ref: str, remote: str) -> None:
             and p.endswith(".jsonl") and here.get(p, ("",))[0] != blob]
     data = _blobs(root, sorted({there[p][0] for p in logs} | {here[p][0] for p in logs if p in here}))
     problems = []
+    # Per writer, a log where this store holds events the remote has not, and one where the remote
+    # holds events this store has not: a writer's chain is one line of events, so both at once
+    # means two copies of the store wrote as that writer (a fork), not a store behind another.
+    more_here: dict[str, str] = {}
+    more_there: dict[str, str] = {}
     for path in sorted(logs):
+        writer = eventlog.writer_of(path)
         theirs = data.get(there[path][0], b"")
         ours = data.get(here[path][0], b"") if path in here else b""
         if theirs.startswith(ours):  # what they add to this log must be events as written
             bad = _bad_line(theirs, len(ours))
             if bad:
                 problems.append(f"{path}:{bad[0]} {bad[1]}")
+            else:
+                more_there.setdefault(writer, f"{path}:{ours.count(_NL) + 1}")
         elif ours.startswith(theirs):
+            more_here.setdefault(writer, f"{path}:{theirs.count(_NL) + 1}")
             continue  # this store holds more of the log than the remote: it goes there on push
         else:
             line = _first_difference(ours, theirs)
             bad = _bad_line(theirs, len(b"\n".join(theirs.split(b"\n")[:line - 1])) + (line > 1))
             if bad:
                 problems.append(f"{path}:{bad[0]} {bad[1]}")
-            elif eventlog.writer_of(path) != store.identity.writer:  # (this writer's own: _check_own_logs)
+            elif _bad_line(ours, len(b"\n".join(ours.split(b"\n")[:line - 1])) + (line > 1)) is None:
+                # Both lines are events as written, each going on from the same one: a fork.
+                more_here.setdefault(writer, f"{path}:{line}")
+                more_there.setdefault(writer, f"{path}:{line}")
+            elif writer != store.identity.writer:  # (this writer's own: _check_own_logs)
                 problems.append(f"{path}:{line} differs from the line here (lines were edited, removed or "
                                 "reordered there)")
+    for path in sorted(here):
+        if path.startswith(eventlog.EVENTS_DIR + "/") and path.endswith(".jsonl") and path not in there:
+            more_here.setdefault(eventlog.writer_of(path), f"{path}:1")
+    forked = sorted(w for w in more_here.keys() & more_there.keys() if w != store.identity.writer)
+    if forked and not problems:
+        w = forked[0]
+        raise LabelreviewError(
+            f"not merged: writer {w} (an author on a host) recorded decisions here ({more_here[w]}) that "
+            f"{remote} has not, and {remote} holds decisions of {w} ({more_there[w]}) that this store has "
+            f"not: that reviewer worked in two copies of this store (a store folder copied, with cp -r, "
+            f"instead of cloned with `labelreview clone`, or two clones with the same author on one host), "
+            f"and their hash chain would fork (`labelreview verify` would fail on every store that took "
+            f"both). Nothing was changed here. The two copies cannot be merged: keep {remote}'s, clone it "
+            f"(`labelreview clone URL DIR`), and make there again the decisions of this copy it lacks "
+            f"(`labelreview log --store {store.root}` lists them); from then on, review in one copy only, "
+            f"or give each copy its own author (--author or LABELREVIEW_AUTHOR).")
     for path, (blob, _) in sorted(here.items()):
         if path in based and path not in there:
             problems.append(f"{path} was deleted there")
