@@ -995,3 +995,21 @@ def test_a_store_folder_copied_and_reviewed_in_by_one_author_is_not_merged_into_
     fresh = a.parent / "fresh"
     assert cli("clone", remote, fresh, author=CAROL)[0] == 0
     verify_ok(fresh)
+
+
+def test_a_sync_with_a_store_someone_reviews_in_says_how_to_sync_with_it(two_machines):
+    # A copy of the store (or another clone) added as a remote: the fetch and merge worked, git
+    # refused the push into its checked-out branch, and the sync said "run `labelreview sync` again
+    # to retry the push", which fails the same way every time.
+    a, b, _ = two_machines
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    assert cli("reject", "2", "--store", b, author=BOB)[0] == 0
+    assert cli("remote", "add", "bobs", b, "--store", a, author=ALICE)[0] == 0
+    rc, _, err = cli("sync", "bobs", "--store", a, author=ALICE)
+    assert rc == 1 and "not a bare repository" in err and "--no-push" in err and "retry" not in err, err
+    assert states(a)[2][1] == "rejected"  # Bob's decision was merged all the same
+    assert js("sync", "bobs", "--no-push", "--store", a, author=ALICE)["merge"] == "up to date"
+    assert cli("remote", "add", "alices", a, "--store", b, author=BOB)[0] == 0
+    assert js("sync", "alices", "--no-push", "--store", b, author=BOB)["events_received"] == 1
+    assert states(a) == states(b)
+    verify_ok(a), verify_ok(b)

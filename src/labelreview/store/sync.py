@@ -583,6 +583,15 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
         # Only a remote that moved is worth fetching, merging and pushing again; a hook or a policy
         # that refuses the push ("[remote rejected] ... hook declined") refuses it again.
         moved = "fetch first" in err or "non-fast-forward" in err
+        if "refusing to update checked out branch" in err or "branch is currently checked out" in err:
+            url = _git(store.root, "remote", "get-url", name, check=False).stdout.strip() or name
+            raise LabelreviewError(
+                f"git push to {name} refused: {url} is a store someone reviews in (not a bare repository), "
+                f"and git does not push into the branch it has checked out. Everything from {name} is merged "
+                f"and safe here. Sync with it using `labelreview sync {name} --no-push`, and let that store take "
+                f"this one's decisions the same way (`labelreview remote add NAME {store.root}` there, then "
+                f"`labelreview sync NAME --no-push`); or share through a bare repository (`git init --bare "
+                f"PATH`, then `labelreview remote add` it in both).")
         if not moved or attempts >= PUSH_RETRIES:
             raise LabelreviewError(f"git push to {name} failed: {_first_line(err)}. Everything is merged "
                                    "and safe here; run `labelreview sync` again to retry the push.")
