@@ -575,6 +575,8 @@ def test_a_fetch_that_fails_says_why(two_machines):
     remote.rename(remote.with_name("moved.git"))  # the server's path went away
     rc, _, err = cli("sync", "--store", a, author=ALICE)
     assert rc == 1 and "git fetch failed: " in err and "does not appear to be a git repository" in err, err
+    # ... and what to do about it: the decisions are safe, the remote's URL can be changed.
+    assert "decisions are safe" in err and "remote set-url origin" in err, err
 
 
 def test_a_git_merge_left_in_progress_in_the_store_is_named_with_the_way_out(two_machines):

@@ -367,7 +367,11 @@ def _fetch(store: Store, remote: str) -> None:
             f"`git -C {store.root} fetch --force {remote} refs/tags/TAG:refs/tags/TAG`; then sync again.")
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
     why = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
-    raise LabelreviewError(f"git fetch failed: {why.removeprefix('fatal:').removeprefix('error:').strip()}")
+    url = _git(store.root, "remote", "get-url", remote, check=False).stdout.strip() or remote
+    raise LabelreviewError(
+        f"git fetch failed: {why.removeprefix('fatal:').removeprefix('error:').strip()}. Nothing was merged or "
+        f"sent; this store's decisions are safe here. Check that {remote} ({url}) can be reached; if it moved, "
+        f"`git -C {store.root} remote set-url {remote} NEW-URL`; then sync again.")
 
 
 def _merge(store: Store, ref: str, remote: str) -> str:
