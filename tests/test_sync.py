@@ -666,6 +666,20 @@ def test_a_push_a_hook_refuses_is_said_at_once_not_retried(two_machines):
     verify_ok(a)
 
 
+def test_a_sync_to_a_remote_made_again_empty_says_pushed_not_up_to_date(two_machines):
+    # The remote's folder was removed and made again empty: the sync pushed the whole store but
+    # said "origin was up to date" (its remote-tracking ref, which a fetch does not prune, was stale).
+    import shutil
+
+    a, _, remote = two_machines
+    shutil.rmtree(remote)
+    bare_remote(remote)
+    result = js("sync", "--store", a, author=ALICE)
+    assert result["pushed"] and result["sent"]
+    assert git(remote, "rev-parse", "HEAD").strip() == result["commit"]
+    assert not js("sync", "--store", a, author=ALICE)["sent"]
+
+
 def test_a_sync_with_nothing_to_send_says_the_remote_was_up_to_date(two_machines):
     # It said "pushed" every time, with nothing sent: a reviewer could not tell whether the
     # decisions just made went out.

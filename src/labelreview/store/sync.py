@@ -577,13 +577,17 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
                 journal.unlink(missing_ok=True)
         if not push:
             break
-        there = _git(store.root, "rev-parse", "--verify", "--quiet", ref, check=False).stdout.strip()
-        sent = there != store.repo.head.commit.hexsha  # (else the remote holds all of it already)
-        proc = _git(store.root, "push", "-q", "--follow-tags", name, f"HEAD:refs/heads/{branch}", check=False)
+        proc = _git(store.root, "push", "--porcelain", "--follow-tags", name, f"HEAD:refs/heads/{branch}",
+                    check=False)
         if proc.returncode == 0:
             pushed = True
+            # Git's own word on the branch ("=" up to date), not the remote-tracking ref: that one is
+            # stale when the remote was made again empty (a fetch does not prune it), and then the
+            # sync said the remote was up to date while it pushed everything.
+            sent = any(ln.split("\t")[1:2] == [f"HEAD:refs/heads/{branch}"] and not ln.startswith("=")
+                       for ln in proc.stdout.splitlines())
             break
-        err = proc.stderr
+        err = proc.stderr + proc.stdout  # (with --porcelain, each refused ref's reason is on stdout)
         # Only a remote that moved is worth fetching, merging and pushing again; a hook or a policy
         # that refuses the push ("[remote rejected] ... hook declined") refuses it again.
         moved = "fetch first" in err or "non-fast-forward" in err
