@@ -220,6 +220,30 @@ def test_pose_with_two_values_per_keypoint_keeps_visibility(tmp_path):
     assert kp[0:2] == pytest.approx([0, 0], abs=0.005) and kp[6:8] == [0, 0]
 
 
+def test_pose_keypoint_at_0_0_is_not_labelled_whatever_its_visibility(tmp_path):
+    """Ultralytics' "not labelled" keypoint is 0 0 ("0 0", "0 0 0", and converters' "0 0 2"): it is
+    not imported as a point at the image's corner, and a labelled keypoint at the corner is not
+    exported as 0 0 (which would read back as not labelled)."""
+    d = tmp_path / "ds"
+    (d / "images/train").mkdir(parents=True)
+    (d / "labels/train").mkdir(parents=True)
+    PILImage.new("RGB", (100, 50)).save(d / "images/train/a.png")
+    (d / "data.yaml").write_text("train: images/train\nkpt_shape: [3, 3]\nnames:\n  0: p\n")
+    (d / "labels/train/a.txt").write_text("0 0.5 0.5 0.4 0.4 0.5 0.5 2 0 0 2 0.0 0.0 1\n")
+    b = yolo.read(d)
+    assert b.proposals[0].keypoints[2::3] == [2, 0, 0]
+    assert [w.action for w in b.warnings if "a.txt line 1" in w.where and "keypoint(s) 1, 2 at 0 0" in w.problem] \
+        == ["repaired"]
+    snap = snapshot_of(b, d)
+    snap.annotations[0].keypoints[3:9] = [0.0, 0.0, 2, 0.0001, 0.0, 2]  # labelled ones at the corner
+    yolo.write(snap, tmp_path / "out")
+    line = (tmp_path / "out/labels/train/a.txt").read_text().split()
+    assert line[8:11] != ["0", "0", "2"] and line[11:14] != ["0", "0", "2"]
+    shutil.copytree(d / "images", tmp_path / "out/images")
+    kp = yolo.read(tmp_path / "out").proposals[0].keypoints
+    assert kp[2::3] == [2, 2, 2] and kp[3:5] == pytest.approx([0, 0], abs=0.005)
+
+
 def test_reimport_of_an_export_with_images_reads_the_exported_labels(tmp_path):
     """``import yolo OUT --images DATASET``: labels from OUT, never the dataset's own label files (b5)."""
     d = tmp_path / "ds"

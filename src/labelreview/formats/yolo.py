@@ -768,12 +768,23 @@ def _to_proposals(lines, rel: str, shown: str, W: int, H: int, kshape, out: list
             k, d = kshape
             kv = vals[4:4 + k * d]
             kps: list[float] = []
+            unlabelled = []  # keypoints at 0 0 with a visibility other than 0
             for j in range(k):
                 px, py = kv[j * d], kv[j * d + 1]
-                v = kv[j * d + 2] if d == 3 else (0 if px == 0 and py == 0 else 2)
+                v = kv[j * d + 2] if d == 3 else 2
+                if px == 0 and py == 0:
+                    # Ultralytics' and COCO's "not labelled": its plots skip a keypoint at 0 0 whatever
+                    # its visibility, and converters write a missing one there ("0 0", "0 0 0")
+                    if d == 3 and v:
+                        unlabelled.append(j)
+                    v = 0
                 if isinstance(v, float) and v.is_integer():
                     v = int(v)
                 kps += [px * W, py * H, v]
+            if unlabelled:
+                warns.append(ImportWarning(where, f"keypoint(s) {', '.join(str(j) for j in unlabelled)} at 0 0 "
+                                           "with a visibility other than 0: read as not labelled "
+                                           "(a point at the image's corner is not a keypoint)", "repaired"))
             append(Proposal(image_key=rel, category=cls, kind="keypoints", bbox=bbox, keypoints=kps, score=score,
                             source_id=sid, extra={"yolo_kpt_dims": d}))
             continue
@@ -1020,12 +1031,12 @@ def _line(a, cls: int, task: str, W: int, H: int, kshape, past: dict[str, int]) 
             else:
                 px, py = inside
             sx, sy = nx(px), ny(py)
-            if dims == 2:
-                # two values per keypoint: (0, 0) is how a missing keypoint is written, and nothing else is
-                if not pv:
-                    sx = sy = "0"
-                elif sx == "0" and sy == "0":
-                    sx = fmt_num(10.0 ** -d, d)  # a labelled one at the corner: off by <= 0.001 px
+            # (0, 0) is how a missing keypoint is written (and read back: "0 0 2" too), and nothing
+            # else is: a labelled one at the corner is written off it by <= 0.001 px
+            if pv and sx == "0" and sy == "0":
+                sx = fmt_num(10.0 ** -d, d)
+            elif dims == 2 and not pv:
+                sx = sy = "0"
             parts += [sx, sy]
             if dims == 3:
                 parts.append(fmt_num(pv, 6))
