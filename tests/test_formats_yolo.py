@@ -296,6 +296,9 @@ def _one_label_dataset(tmp_path, text: bytes | str, names="a\nb\n", size=(20, 10
     ("0 120 40 30 20\n", "line 1: value 120 is not normalized"),
     ("-1 0.5 0.5 0.1 0.1\n", "line 1: class -1 is negative"),
     (b"0 0.5 0.5 0.1 0.1\n\xff\xfe\n", "line 2: not UTF-8"),
+    # a class beyond what the store holds was a TypeError traceback at the store's write
+    ("0 0.5 0.5 0.1 0.1\n99999999999999999999999 0.5 0.5 0.1 0.1\n", "line 2: class '99999999999999999999999' is too large"),
+    ("1e30 0.5 0.5 0.1 0.1\n", "line 1: class '1e30' is too large"),
 ])
 def test_clear_errors(tmp_path, text, message):
     d = _one_label_dataset(tmp_path, text)
@@ -303,6 +306,20 @@ def test_clear_errors(tmp_path, text, message):
         yolo.read(d)
     assert message in str(e.value)
     assert str(e.value).startswith("labels/x.txt: ")
+
+
+def test_data_yaml_class_index_too_large_or_given_twice_is_refused(tmp_path, empty_store):
+    """A names index beyond what the store holds was a traceback; one given twice (0 and "0") lost a
+    class name without a word."""
+    d = _one_label_dataset(tmp_path, "0 0.5 0.5 0.1 0.1\n", names=None)
+    (d / "data.yaml").write_text("train: images\nnames:\n  0: a\n  99999999999999999999: b\n")
+    r = run_cli("import", "yolo", str(d), "--store", str(empty_store))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "data.yaml: names: 99999999999999999999: class index is too large" in r.stderr
+    assert [p.name for p in (empty_store / "imports").iterdir()] == [".keep"]
+    (d / "data.yaml").write_text("train: images\nnames:\n  0: a\n  '0': b\n")
+    with pytest.raises(InputError, match="names: '0': class index 0 is given twice \\('a' and 'b'\\)"):
+        yolo.read(d)
 
 
 def test_bad_data_yaml(tmp_path):

@@ -127,6 +127,11 @@ def _yaml_names(cfg: dict, path: Path, base: Path) -> dict[int, str] | None:
                 raise InputError(str(path), f"names: {k!r}", "class index must be an integer") from None
             if i < 0 or i != k and str(i) != str(k).strip():
                 raise InputError(str(path), f"names: {k!r}", "class index must be a non-negative integer")
+            if i > _MAX_CLASS:
+                raise InputError(str(path), f"names: {k!r}", "class index is too large")
+            if i in out:
+                raise InputError(str(path), f"names: {k!r}", f"class index {i} is given twice "
+                                 f"({out[i]!r} and {str(n).strip()!r})")
             if n is None or str(n).strip() == "":
                 raise InputError(str(path), f"names: {k}", "empty class name")
             out[i] = str(n).strip()
@@ -636,18 +641,24 @@ def _refuse_if_nothing_matches(path, layout: Layout, pairs, orphans: list[str]) 
                                + hint + " (nothing was imported)")
 
 
+#: Class indices the store can hold (an SQLite integer); one beyond is garbage, not a class.
+_MAX_CLASS = 2**63 - 1
+
+
 def _class_index(tok: str, shown: str, n: int) -> int:
     try:
-        return int(tok)
+        i = int(tok)
     except ValueError:
-        pass
-    try:
-        v = float(tok)
-    except ValueError:
-        raise InputError(shown, f"line {n}", f"class {tok!r} is not a class index") from None
-    if not math.isfinite(v) or v != int(v):
-        raise InputError(shown, f"line {n}", f"class {tok!r} is not a class index")
-    return int(v)
+        try:
+            v = float(tok)
+        except ValueError:
+            raise InputError(shown, f"line {n}", f"class {tok!r} is not a class index") from None
+        if not math.isfinite(v) or v != int(v):
+            raise InputError(shown, f"line {n}", f"class {tok!r} is not a class index")
+        i = int(v)
+    if i > _MAX_CLASS:
+        raise InputError(shown, f"line {n}", f"class {tok!r} is too large to be a class index")
+    return i
 
 
 def _parse_file(lab: str, shown: str, kshape, task, names, auto_names, warns: list[ImportWarning],
