@@ -439,3 +439,24 @@ def test_labelstudio_task_naming_a_hidden_image_reads_it(tmp_path):
     rc, out, _ = run("ls", "--json", "--store", str(store))
     assert sorted((a["file_name"], a["bbox"]) for a in json.loads(out)) == [
         (".h.jpg", [20, 10, 40, 20]), (".h.jpg", [20, 10, 40, 20]), ("a.jpg", [20, 10, 40, 20])]
+
+
+def test_labelstudio_percent_is_read_against_the_image_when_results_claim_another_size(tmp_path):
+    """Two results on one 200x100 picture, one claiming original 400x200 (a resized copy, a stale
+    export): its percent put the box at twice its place (x 40 px, not 20), with no word."""
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (200, 100)).save(tmp_path / "a.jpg")
+
+    def rect(W, H):
+        return {"type": "rectanglelabels", "original_width": W, "original_height": H,
+                "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rectanglelabels": ["car"]}}
+
+    task = {"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"id": 1, "result": [rect(200, 100), rect(400, 200)]}]}
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "ls.json")
+    assert [p.bbox for p in b.proposals] == [[20, 10, 40, 20], [20, 10, 40, 20]]
+    assert (b.images[0].width, b.images[0].height) == (200, 100)
+    assert [(w.where, w.action) for w in b.warnings if "400x200 differ from the image's 200x100" in w.problem] \
+        == [("[0] (task 1) annotations[0] result[1]", "repaired")]
+

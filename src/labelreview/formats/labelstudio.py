@@ -171,12 +171,13 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
     if typ == "choices" or typ == "taxonomy":
         return [Proposal(image_key=im.key, category=lab, kind="label", score=score, extra={}) for lab in labels]
     W, H = r.get("original_width"), r.get("original_height")
+    if im.width is None and on_disk:
+        # Percent of the picture: the image file's own size is what they are of, when it is there.
+        try:
+            im.width, im.height = imgs.image_size(on_disk)
+        except imgs.ImageProblem:
+            pass
     if W is None or H is None:
-        if im.width is None:
-            try:
-                im.width, im.height = imgs.image_size(on_disk) if on_disk else (None, None)
-            except imgs.ImageProblem:
-                pass
         W, H = im.width, im.height
         if not W or not H:
             warns.append(ImportWarning(where, "no original_width/original_height to turn percent into pixels; "
@@ -187,6 +188,12 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
         raise InputError(shown, where, f"original size {W:g}x{H:g} is not a size")
     if im.width is None:
         im.width, im.height = int(W), int(H)
+    elif (W, H) != (im.width, im.height):
+        # One picture, one size: percent of another size would put the shape elsewhere on it.
+        warns.append(ImportWarning(where, f"original_width/original_height {W:g}x{H:g} differ from the "
+                                   f"image's {im.width}x{im.height}; percent read against the image's size",
+                                   "repaired"))
+        W, H = float(im.width), float(im.height)
     rot_img = r.get("image_rotation") or 0
     if rot_img:
         warns.append(ImportWarning(where, f"image_rotation {rot_img} is not applied", "kept"))
