@@ -460,3 +460,37 @@ def test_labelstudio_percent_is_read_against_the_image_when_results_claim_anothe
     assert [(w.where, w.action) for w in b.warnings if "400x200 differ from the image's 200x100" in w.problem] \
         == [("[0] (task 1) annotations[0] result[1]", "repaired")]
 
+
+@pytest.mark.parametrize("change,message", [
+    # a size beyond what the store holds was an OverflowError traceback from SQLite
+    ({"original_width": 1e300}, r"result\[0\]: original size 1e\+300x100 is not a size"),
+    ({"original_width": 0.5, "original_height": 0.5}, r"result\[0\]: original size 0.5x0.5 is not a size"),
+    # a class with no name was imported as the class ''
+    ({"value": {"x": 1, "y": 1, "width": 5, "height": 5, "rectanglelabels": [" "]}}, r"result\[0\]: label ' ' is not a name"),
+])
+def test_labelstudio_bad_size_or_empty_label_is_a_clear_error_and_the_store_unchanged(tmp_path, change, message):
+    from conftest import run_cli
+    from labelreview.store import Store
+
+    r = {"type": "rectanglelabels", "original_width": 200, "original_height": 100,
+         "value": {"x": 1, "y": 1, "width": 5, "height": 5, "rectanglelabels": ["car"]}, **change}
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([{"id": 1, "data": {"image": "a.jpg"},
+                                                      "annotations": [{"id": 1, "result": [r]}]}]))
+    with pytest.raises(InputError, match=message):
+        labelstudio.read(tmp_path / "ls.json")
+    store = Store.init(tmp_path / "store", name="t")
+    res = run_cli("import", "labelstudio", str(tmp_path / "ls.json"), "--store", str(store), "--no-image-check")
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "ls.json: [0] (task 1)" in res.stderr
+    assert [p.name for p in (store / "imports").iterdir()] == [".keep"]
+
+
+def test_labelstudio_region_with_an_empty_list_of_labels_is_said(tmp_path):
+    """A rectangle whose label list is empty was dropped without a word."""
+    r = {"type": "rectanglelabels", "original_width": 200, "original_height": 100,
+         "value": {"x": 1, "y": 1, "width": 5, "height": 5, "rectanglelabels": []}}
+    (tmp_path / "ls.json").write_bytes(orjson.dumps([{"id": 1, "data": {"image": "a.jpg"},
+                                                      "annotations": [{"id": 1, "result": [r]}]}]))
+    b, _ = labelstudio.read(tmp_path / "ls.json")
+    assert b.proposals == []
+    assert [(w.where, w.action) for w in b.warnings if "empty list of labels" in w.problem] == \
+        [("[0] (task 1) annotations[0] result[0]", "skipped")]

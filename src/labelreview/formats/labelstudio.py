@@ -24,6 +24,8 @@ from .common import clip_bbox, clip_shape_box, obb_angle, polygon_bbox
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices", "brushlabels",
                "ellipselabels", "polylinelabels", "taxonomy")
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+#: The largest side a picture may have (an SQLite integer holds it; no image file is anywhere near).
+_MAX_SIDE = 2**31 - 1
 
 
 def _image_name(data: dict) -> str | None:
@@ -166,6 +168,11 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
             isinstance(x, str) or isinstance(x, list) and all(isinstance(y, str) for y in x) for x in labels):
         raise InputError(shown, where, "labels must be a list of names (a taxonomy's: lists of names)")
     labels = ["/".join(x) if isinstance(x, list) else x for x in labels]
+    if not labels:
+        warns.append(ImportWarning(where, f"{typ} result with an empty list of labels; skipped", "skipped"))
+        return []
+    if any(not lab.strip() for lab in labels):
+        raise InputError(shown, where, f"label {next(lab for lab in labels if not lab.strip())!r} is not a name")
     score = r.get("score")
     score = float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None
     if typ == "choices" or typ == "taxonomy":
@@ -184,7 +191,7 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
                                        "skipped", "skipped"))
             return []
     W, H = _num(W, shown, where, "original_width"), _num(H, shown, where, "original_height")
-    if W <= 0 or H <= 0:
+    if not (1 <= W <= _MAX_SIDE and 1 <= H <= _MAX_SIDE and W.is_integer() and H.is_integer()):
         raise InputError(shown, where, f"original size {W:g}x{H:g} is not a size")
     if im.width is None:
         im.width, im.height = int(W), int(H)
