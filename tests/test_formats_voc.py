@@ -496,3 +496,29 @@ def test_voc_export_gives_back_the_boxes_it_was_given_and_whole_pixels_for_the_r
     written = (tmp_path / "out3/Annotations/2007_000001.xml").read_text()
     corners = re.findall(r"<(?:xmin|ymin|xmax|ymax)>([^<]*)<", written)
     assert [int(c) for c in corners] == [3, 3, 8, 6, 2, 2, 5, 5]  # int() takes every one of them
+
+
+def test_voc_numbers_beyond_64_bits_are_kept_as_written_and_import(tmp_path):
+    """A <size> of 1e300, or a flag, <segmented>, action or attribute of 20 digits, ended the import in
+    a TypeError traceback ('Integer exceeds 64-bit range'); an attribute of 20 digits came back
+    rounded through a float (12345678901234567891 -> 12345678901234567168)."""
+    from conftest import run_cli
+    from labelreview.store import Store
+
+    PILImage.new("RGB", (20, 10)).save(tmp_path / "a.jpg")
+    big = "12345678901234567891"
+    (tmp_path / "a.xml").write_text(
+        f"<annotation><filename>a.jpg</filename><segmented>{big}</segmented>"
+        "<size><width>1e300</width><height>10</height></size>"
+        f"<object><name>cat</name><difficult>{big}</difficult><actions><jump>{big}</jump></actions>"
+        f"<attributes><attribute><name>id</name><value>{big}</value></attribute></attributes>"
+        "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>30</xmax><ymax>5</ymax></bndbox></object></annotation>")
+    b, _ = voc.read(tmp_path / "a.xml")
+    (p,) = b.proposals
+    assert p.bbox == [0, 0, 20, 5]  # clipped to the image's own size
+    assert p.extra["difficult"] == big and p.extra["actions"] == {"jump": big}
+    assert p.extra["attributes"] == {"id": big} and b.images[0].extra["segmented"] == big
+    assert any("<size> 1e+300x10 is not a size; read from the image" in w.problem for w in b.warnings)
+    store = Store.init(tmp_path / "store", name="t")
+    r = run_cli("import", "voc", str(tmp_path / "a.xml"), "--store", str(store))
+    assert r.returncode == 0 and "Traceback" not in r.stderr

@@ -35,6 +35,8 @@ from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                "train", "tvmonitor"]
+#: The largest side a picture may have (an SQLite integer holds it; no image file is anywhere near).
+_MAX_SIDE = 2**31 - 1
 _FLAGS = ("truncated", "difficult", "occluded")
 #: An object's (or part's) extra key: the corners its <bndbox> gave [xmin, ymin, xmax, ymax], kept
 #: (never exported elsewhere) when one is not a whole pixel, for the VOC export to write them back.
@@ -109,16 +111,33 @@ def _flag(s: str | None) -> int | str | None:
         return 1
     if low in ("0", "false", "no"):
         return 0
+    i = _int(s)
+    if i is not None:
+        return i
     v = _num(s)
-    return int(v) if v is not None and v == int(v) else s
+    return int(v) if v is not None and v == int(v) and abs(v) < 2**53 else s
+
+
+def _int(s: str) -> int | None:
+    """``s`` as an integer when it is written as one the store can hold (an SQLite integer): one
+    beyond is kept as its text, never rounded through a float."""
+    t = s.strip()
+    if re.fullmatch(r"-?[0-9]+", t):
+        i = int(t)
+        if -2**63 <= i < 2**63:
+            return i
+    return None
 
 
 def _value(s: str | None) -> Any:
     if s is None:
         return None
+    i = _int(s)
+    if i is not None:
+        return i
     v = _num(s)
-    if v is not None and s.strip().lstrip("-").replace(".", "", 1).isdigit():
-        return int(v) if v == int(v) and "." not in s else v
+    if v is not None and re.fullmatch(r"-?[0-9]*\.[0-9]*", s.strip()) and s.strip().strip("-.") != "":
+        return v
     return s
 
 
@@ -253,7 +272,8 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         used_images.add(rel)
         size = ann.find("size")
         w, h = _num(_text(size, "width")), _num(_text(size, "height"))
-        if w is not None and h is not None and (w <= 0 or h <= 0 or w != int(w) or h != int(h)):
+        if w is not None and h is not None and (w <= 0 or h <= 0 or w != int(w) or h != int(h)
+                                                or w > _MAX_SIDE or h > _MAX_SIDE):
             warns.append(ImportWarning(shown, f"<size> {w:g}x{h:g} is not a size; read from the image", "repaired"))
             w = h = None
         w = int(w) if w is not None and h is not None else None
