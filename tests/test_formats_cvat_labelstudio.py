@@ -494,3 +494,26 @@ def test_labelstudio_region_with_an_empty_list_of_labels_is_said(tmp_path):
     assert b.proposals == []
     assert [(w.where, w.action) for w in b.warnings if "empty list of labels" in w.problem] == \
         [("[0] (task 1) annotations[0] result[0]", "skipped")]
+
+
+def test_cvat_numbers_beyond_64_bits_are_said_or_kept_as_text(tmp_path):
+    """An image width of 20 digits, or an occluded / z_order / group_id that long, ended the import
+    in a traceback (OverflowError from SQLite, TypeError from the JSON writer)."""
+    from PIL import Image as PILImage
+
+    from conftest import run_cli
+    from labelreview.store import Store
+
+    big = "99999999999999999999"
+    PILImage.new("RGB", (10, 6)).save(tmp_path / "i.jpg")
+    x = tmp_path / "a.xml"
+    x.write_text(f'<annotations><version>1.1</version><image id="0" name="i.jpg" width="{big}" height="6">'
+                 f'<box label="cat" xtl="1" ytl="1" xbr="5" ybr="5" occluded="{big}" z_order="-{big}" '
+                 f'group_id="{big}"/></image></annotations>')
+    b, _ = cvat.read(x)
+    assert b.images[0].width is None
+    assert [(w.where, w.problem) for w in b.warnings] == [("image 'i.jpg'", "no valid width/height; read from the image")]
+    assert b.proposals[0].extra == {"occluded": big, "z_order": f"-{big}", "group_id": big}
+    store = Store.init(tmp_path / "store", name="t")
+    r = run_cli("import", "cvat", str(x), "--store", str(store))
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr

@@ -22,6 +22,8 @@ from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputErro
 from . import images as imgs
 from .common import clip_bbox, clip_shape_box, encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
 
+#: The largest side a picture may have (an SQLite integer holds it; no image file is anywhere near).
+_MAX_SIDE = 2**31 - 1
 _SHAPES = ("box", "polygon", "polyline", "points", "mask", "tag", "skeleton", "ellipse", "cuboid")
 
 
@@ -140,7 +142,7 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         seen.add(rel)
         try:
             w, h = int(im_el.get("width", "")), int(im_el.get("height", ""))
-            if w <= 0 or h <= 0:
+            if not (0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
                 raise ValueError
         except ValueError:
             w = h = None
@@ -174,7 +176,8 @@ def _extra(el: ET.Element) -> dict[str, Any]:
     for k in ("occluded", "z_order", "group_id", "source"):
         v = el.get(k)
         if v is not None:
-            extra[k] = int(v) if re.fullmatch(r"-?[0-9]+", v) else v
+            # a number the store can hold as one (an SQLite integer); any other value kept as its text
+            extra[k] = int(v) if re.fullmatch(r"-?[0-9]{1,18}", v) else v
     attrs = {a.get("name"): (a.text or "") for a in el.findall("attribute") if a.get("name")}
     if attrs:
         extra["attributes"] = attrs
