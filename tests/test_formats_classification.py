@@ -64,6 +64,9 @@ def test_csv_through_store(tmp_path):
     ("image_name\n1.jpg\n", "line 1: the header needs"),
     ("image_name,label_name,score\n1.jpg,dog,abc\n", "line 2: score 'abc' is not a number"),
     ("image_name,label_name\n,dog\n", "line 2: empty 'image_name'"),
+    # a field past the csv module's limit was a _csv.Error traceback
+    pytest.param("image_name,label_name\n1.jpg,dog\n2.jpg," + "x" * 200_000 + "\n",
+                 "line 3: not a valid CSV row (field larger", id="field-past-the-csv-limit"),
 ])
 def test_csv_clear_errors(tmp_path, text, message):
     (tmp_path / "a.csv").write_text(text)

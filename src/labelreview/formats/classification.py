@@ -152,7 +152,11 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     shown = p.name
     text = read_text(p, shown)
     delim = "\t" if p.suffix.lower() == ".tsv" else ","
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim, skipinitialspace=True))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, skipinitialspace=True)
+    try:
+        rows = list(reader)
+    except csv.Error as e:  # a field past the csv module's limit (131072 characters), a stray NUL...
+        raise InputError(shown, f"line {reader.line_num}", f"not a valid CSV row ({e})") from None
     while rows and not any(c.strip() for c in rows[-1]):
         rows.pop()
     if not rows:
