@@ -511,9 +511,29 @@ def test_cvat_numbers_beyond_64_bits_are_said_or_kept_as_text(tmp_path):
                  f'<box label="cat" xtl="1" ytl="1" xbr="5" ybr="5" occluded="{big}" z_order="-{big}" '
                  f'group_id="{big}"/></image></annotations>')
     b, _ = cvat.read(x)
-    assert b.images[0].width is None
-    assert [(w.where, w.problem) for w in b.warnings] == [("image 'i.jpg'", "no valid width/height; read from the image")]
+    assert [(w.where, w.problem) for w in b.warnings] == [("image 'i.jpg'", "no valid width/height; read from the image (10x6)")]
     assert b.proposals[0].extra == {"occluded": big, "z_order": f"-{big}", "group_id": big}
     store = Store.init(tmp_path / "store", name="t")
     r = run_cli("import", "cvat", str(x), "--store", str(store))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_cvat_image_without_a_valid_size_takes_the_image_file_s_so_shapes_are_clipped(tmp_path):
+    """width="20.0" said 'no valid width/height; read from the image' but nothing was read: a box past
+    the image was kept 49 px wide on a 20 px image and every mask of it was skipped."""
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (20, 10)).save(tmp_path / "i.jpg")
+    x = tmp_path / "a.xml"
+    x.write_text('<annotations><version>1.1</version><image id="0" name="i.jpg" width="20.0" height="10.0">'
+                 '<box label="cat" xtl="1" ytl="1" xbr="50" ybr="5"/>'
+                 '<mask label="cat" rle="0, 4" left="0" top="0" width="2" height="2"/></image></annotations>')
+    b, _ = cvat.read(x)
+    assert (b.images[0].width, b.images[0].height) == (20, 10)
+    assert [p.bbox for p in b.proposals] == [[1, 1, 19, 4], [0, 0, 2, 2]]
+    assert [w.problem for w in b.warnings][:2] == ["no valid width/height; read from the image (20x10)",
+                                                   "box reaches outside the 20x10 image; clipped"]
+    (tmp_path / "i.jpg").unlink()
+    b, _ = cvat.read(x)
+    assert [p.bbox for p in b.proposals] == [[1, 1, 49, 4]]
+    assert "no valid width/height, and the image gives none" in b.warnings[0].problem

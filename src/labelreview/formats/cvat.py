@@ -145,8 +145,15 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             if not (0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
                 raise ValueError
         except ValueError:
-            w = h = None
-            warns.append(ImportWarning(where_img, "no valid width/height; read from the image", "repaired"))
+            # the image's own size, so that shapes past it are clipped (or skipped) and masks decoded
+            try:
+                w, h = imgs.image_size(img_root / rel)
+                warns.append(ImportWarning(where_img, f"no valid width/height; read from the image ({w}x{h})",
+                                           "repaired"))
+            except imgs.ImageProblem as e:
+                w = h = None
+                warns.append(ImportWarning(where_img, f"no valid width/height, and the image gives none ({e}); "
+                                           "shapes kept as drawn", "kept"))
         extra = {"subset": subset} if subset else {}
         images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=iid, extra=extra))
         for k, el in enumerate(im_el):
