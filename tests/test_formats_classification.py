@@ -65,6 +65,8 @@ def test_csv_through_store(tmp_path):
     ("image_name,label_name,score\n1.jpg,dog,abc\n", "line 2: score 'abc' is not a number"),
     ("image_name,label_name\n,dog\n", "line 2: empty 'image_name'"),
     # a field past the csv module's limit was a _csv.Error traceback
+    # a quoted class name with a line break in it: the rows below it were named a line too early
+    ('image_name,label_name,score\n1.jpg,"dog\nbreed",0.5\n2.jpg,cat,abc\n', "line 4: score 'abc' is not a number"),
     pytest.param("image_name,label_name\n1.jpg,dog\n2.jpg," + "x" * 200_000 + "\n",
                  "line 3: not a valid CSV row (field larger", id="field-past-the-csv-limit"),
 ])

@@ -153,8 +153,14 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     text = read_text(p, shown)
     delim = "\t" if p.suffix.lower() == ".tsv" else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, skipinitialspace=True)
+    rows: list[list[str]] = []
+    starts: list[int] = []  # the file line each row starts on (a quoted field may hold line breaks)
+    prev_end = 0
     try:
-        rows = list(reader)
+        for row in reader:
+            starts.append(prev_end + 1)
+            rows.append(row)
+            prev_end = reader.line_num
     except csv.Error as e:  # a field past the csv module's limit (131072 characters), a stray NUL...
         raise InputError(shown, f"line {reader.line_num}", f"not a valid CSV row ({e})") from None
     while rows and not any(c.strip() for c in rows[-1]):
@@ -192,7 +198,7 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         for i in class_cols:
             classes.setdefault(header[i])
     seen: set[tuple[str, str]] = set()
-    for n, row in enumerate(rows[1:], 2):
+    for n, row in zip(starts[1:], rows[1:]):
         if not any(c.strip() for c in row):
             continue
         if len(row) != len(header):
