@@ -211,6 +211,38 @@ def test_exif_orientation_is_applied(tmp_path):
     assert decoded.image.height > decoded.image.width
 
 
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_a_rotated_tiff_is_shown_the_right_way_round_with_its_boxes_in_place(tmp_path, orientation):
+    """A TIFF whose EXIF orientation turns it (a scanner's, a camera's raw export): Pillow gives its
+    size as shown already, and the size was swapped once more. A landscape picture came out as a
+    squeezed portrait in the middle of the view, its boxes off the things they outline, and the
+    import measured it 48x64."""
+    from labelreview.formats.images import image_size
+
+    shown = np.zeros((48, 64, 3), dtype=np.uint8)
+    shown[:24, :32] = RED  # top-left quarter red, the rest green
+    shown[:24, 32:] = GREEN
+    shown[24:] = GREEN
+    undo = {5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_270}[orientation]  # what the file stores, for the picture to show so
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "scan.tif"
+    Image.fromarray(shown).transpose(undo).save(path, exif=exif)
+
+    assert image_size(path) == (64, 48)
+    decoded = decode(path, (64, 48))
+    assert decoded.orig_size == (64, 48)
+    red_box = Overlay(ann_id=1, label="", color=(0, 0, 255), bbox=(0, 0, 32, 24))
+    frame = compose(decoded, [red_box], (64, 24), RenderOptions(show_names=False))
+    # The picture fills the view (64x48 into 64x24 cells), the red quarter top-left inside its box.
+    assert cell_colors(frame, 5, 5)[:2] == (RED, RED)
+    assert cell_colors(frame, 60, 5)[:2] == (GREEN, GREEN)
+    assert cell_colors(frame, 5, 20)[:2] == (GREEN, GREEN)
+    assert cell_colors(frame, 0, 5)[0] == (0, 0, 255)  # the box's left edge on the picture's
+    assert cell_colors(frame, 31, 5)[0] == (0, 0, 255)  # ... and its right edge where red ends
+
+
 def test_sixteen_bit_image_is_stretched_not_clipped(tmp_path):
     path = tmp_path / "depth.png"
     arr = np.linspace(0, 4000, 32 * 16, dtype=np.uint16).reshape(16, 32)

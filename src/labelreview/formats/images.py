@@ -143,23 +143,35 @@ def _png_size(r: _Reader) -> tuple[int, int, int] | None:
     return w, h, orientation
 
 
+def shown_size(im: PILImage.Image) -> tuple[int, int]:
+    """(width, height) of a picture Pillow has opened (its header read), as shown: after its EXIF
+    orientation, as ``ImageOps.exif_transpose`` gives it once loaded.
+
+    Pillow gives a TIFF's size as shown already (and applies its orientation when it loads it):
+    swapping that again made a rotated TIFF portrait for landscape."""
+    w, h = im.size
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    if orientation not in (5, 6, 7, 8):
+        return w, h
+    tags = getattr(im, "tag_v2", None)  # a TIFF's own width and length, as stored
+    if tags is not None and (tags.get(256), tags.get(257)) == (h, w):
+        return w, h
+    return h, w
+
+
 def _pillow_size(path: str) -> tuple[int, int]:
     try:
         with PILImage.open(path) as im:
-            w, h = im.size
-            try:
-                orientation = im.getexif().get(0x0112, 1)
-            except Exception:
-                orientation = 1
+            return shown_size(im)
     except PILImage.DecompressionBombError as e:
         raise ImageProblem(f"refused: decompression bomb ({e})") from None
     except FileNotFoundError:
         raise ImageProblem("image file missing") from None
     except Exception as e:
         raise ImageProblem(f"unreadable image ({e})") from None
-    if orientation in (5, 6, 7, 8):
-        w, h = h, w
-    return w, h
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -279,5 +291,5 @@ def escapes_root(root_real: str, file_name: str) -> bool:
     return not (real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep))
 
 
-__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "is_image_name", "walk_files", "rel_posix", "escapes_root",
-           "is_hidden", "is_appledouble", "hidden_warnings", "HIDDEN_SKIPPED"]
+__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "shown_size", "is_image_name", "walk_files", "rel_posix",
+           "escapes_root", "is_hidden", "is_appledouble", "hidden_warnings", "HIDDEN_SKIPPED"]

@@ -18,7 +18,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import ExifTags, Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 from rich.cells import cell_len, set_cell_size
 from rich.color import Color, ColorSystem, ColorType
 from rich.color_triplet import ColorTriplet
@@ -26,6 +26,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
+from ..formats.images import shown_size
 from ..model import shape_of
 
 if TYPE_CHECKING:
@@ -215,12 +216,10 @@ def decode(path: str | os.PathLike[str], target: tuple[int, int] | None = None) 
     """
     p = os.fspath(path)
     try:
-        im = _open(p)
-        with im:
-            orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
-            swapped = orientation in (5, 6, 7, 8)
-            w, h = im.size
-            orig_size = (h, w) if swapped else (w, h)
+        with _open(p) as im:
+            # (A TIFF's size is given as shown already: swapping it again squeezed the picture.)
+            orig_size = shown_size(im)
+            swapped = orig_size != im.size
             if target is not None:
                 tw, th = max(1, int(target[0])), max(1, int(target[1]))
                 file_target = (th, tw) if swapped else (tw, th)
@@ -817,8 +816,7 @@ def decode_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     p = os.fspath(path)
     try:
         with _open(p) as im:
-            w, h = im.size
-            return (h, w) if im.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8) else (w, h)
+            return shown_size(im)
     except Exception:  # noqa: BLE001 - decode() meets it again and says what it is
         return decode(p).orig_size
 
