@@ -804,3 +804,99 @@ async def test_an_empty_store_says_it_has_no_labels_not_that_the_filter_matches_
             assert "Nothing to review with this filter" in rendered(app)  # a filter now: that is the reason
     finally:
         store.close()
+
+
+def pictures_store(tmp_path, names, size=(64, 48)):
+    """A store of one box on each of ``names`` (PNGs of ``size``, each its own colour), imported as a
+    COCO file would bring them; the image folder beside it."""
+    import json
+
+    from PIL import Image as PILImage
+
+    from labelreview.formats import coco
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, name in enumerate(names):
+        PILImage.new("RGB", size, (200, 40 * i, 0)).save(images / name, format="PNG")
+    data = {"images": [{"id": i + 1, "file_name": n, "width": size[0], "height": size[1]} for i, n in enumerate(names)],
+            "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [4, 4, 20, 16], "score": 0.9,
+                             "area": 320, "iscrowd": 0} for i in range(len(names))],
+            "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "proposals.json").write_text(json.dumps(data))
+    root = Store.init(tmp_path / "store")
+    with Store.open(root) as s:
+        s.ingest(coco.read(tmp_path / "proposals.json"), source="model", image_root=images)
+        s.checkpoint()
+    return root, images
+
+
+async def until(pilot, condition, timeout: float = 5.0) -> bool:
+    """Let the app run until ``condition()`` holds (True), or ``timeout`` seconds pass (False)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        await pilot.pause(0.02)
+    return condition()
+
+
+def let_go_of_pipe(path) -> None:
+    """Give every reader waiting on the named pipe ``path`` its end of file, and take the pipe away
+    (so that code that waits on it for ever does not hold the test run after it has failed)."""
+    import errno
+    import os
+    import time
+
+    gone = path.with_name(path.name + ".gone")
+    os.rename(path, gone)
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        try:
+            os.close(os.open(gone, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+        time.sleep(0.01)
+    gone.unlink()
+
+
+async def test_a_named_pipe_where_an_image_should_be_is_said_so_and_holds_up_no_other_picture(tmp_path):
+    """A FIFO in place of an image (a file replaced while the review is open; here the way to be
+    unreadable when running as root). Opening it for reading waits for a writer, for ever: under the
+    lock every decode takes, the picture said "loading…" for good, every other image after it
+    stayed blank, and q left the terminal blank with the process waiting on the stuck decode."""
+    import os
+
+    root, images = pictures_store(tmp_path, ["a.png", "b.png", "c.png"])
+    pipe = images / "b.png"
+    pipe.unlink()
+    os.mkfifo(pipe)
+    app, store = make_app(root, resume=False)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            try:
+                view = app.screen.query_one(ImageView)
+
+                def picture_of(name):
+                    return lambda: (store.image(app.queue.current_image).file_name == name and view.frame is not None
+                                    and view.frame.message is None and view.frame.width > 0)
+
+                assert await until(pilot, picture_of("a.png"))
+                await pilot.press("n")
+                assert await until(pilot, lambda: view.frame is not None and "named pipe" in (view.frame.message or ""))
+                assert "b.png" in view.frame.message
+                await pilot.press("n")
+                assert await until(pilot, picture_of("c.png")), "the next image is drawn"
+                await pilot.press("a")
+                await pilot.pause()
+                await pilot.press("q")
+                assert await until(pilot, lambda: app.return_code is not None)
+            finally:
+                if pipe.exists():
+                    let_go_of_pipe(pipe)
+        assert [a.status for a in store.annotations()] == ["pending", "pending", "accepted"]
+    finally:
+        store.close()

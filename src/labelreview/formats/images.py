@@ -11,6 +11,7 @@ Other formats, or a header this parser does not understand, go through Pillow.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Iterable
@@ -174,11 +175,30 @@ def _pillow_size(path: str) -> tuple[int, int]:
         raise ImageProblem(f"unreadable image ({e})") from None
 
 
+#: What a path that is not a regular file is, by its stat type (an image is never any of these).
+_NOT_A_FILE = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a device",
+               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
+
+
+def _open_file(path: str):
+    """``path`` opened for reading, refused (ImageProblem) unless it is a regular file. Opened without
+    blocking: a named pipe opened for reading waits for a writer, for ever (an import stopped there)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise ImageProblem(f"is {_NOT_A_FILE.get(kind, 'not a regular file')}, not an image")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) as displayed, i.e. after EXIF orientation; raises ImageProblem."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        with _open_file(path) as f:
             head = f.read(65536)
             if head[:2] == b"\xff\xd8":
                 got = _jpeg_size(_Reader(f, head))

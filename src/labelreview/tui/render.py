@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import stat
 import struct
 import textwrap
 import threading
@@ -186,12 +187,34 @@ def class_color(name: str) -> tuple[int, int, int]:
 
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings() swaps process-wide state
 
+#: What a path that is not a regular file is, by its stat type (a picture is never any of these).
+_NOT_A_FILE = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a device",
+               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
 
-def _open(path: str) -> Image.Image:
-    # Image.open only reads the header; the lock just keeps the warning filter swap from racing.
-    with _OPEN_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        return Image.open(path)
+
+@contextmanager
+def _open(path: str) -> Iterator[Image.Image]:
+    """The picture at ``path``, its header read; closed (with its file) on leaving.
+
+    The file is opened before the lock and without blocking: opening a named pipe for reading
+    waits for a writer, for ever. Opened by Image.open under the lock, one such file held every
+    other picture's decode (and the quit, which waits for the render threads) for good."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise ImageUnavailable(f"not an image ({_NOT_A_FILE.get(kind, 'not a regular file')}): {path}")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        # Image.open only reads the header; the lock just keeps the warning filter swap from racing.
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(f)
+        with im:
+            yield im
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
