@@ -158,6 +158,20 @@ async def test_reject_with_reason_then_undo(app_store):
     assert actions == ["reject", "undo"]  # an undo is a new event; the rejection stays in history
 
 
+async def test_enter_typed_ahead_while_the_review_starts_is_enter(app_store):
+    """Keys typed before the screen is up reach it through the terminal's line mode, which turns
+    Enter (CR) into a line feed: Textual reads it as ctrl+j. "x enter" typed at launch opened the
+    reject dialog and left it open, the enter lost and nothing recorded."""
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("x", "ctrl+j", *"dup", "ctrl+j")  # as the tty hands over "x\ndup\n"
+        await settle(pilot, app)
+        assert not app.screen.query("ReasonDialog") and app.screen is app.review_screen
+    a = store.annotation(1)
+    assert (a.status, a.reason, a.comment) == ("rejected", store.config.reject_reasons[0], "dup")
+
+
 async def test_moving_between_annotations_and_images(app_store):
     app, store = app_store
     async with app.run_test(size=(120, 36)) as pilot:

@@ -48,6 +48,15 @@ class LabelReviewApp(App):
         kwargs["markup"] = False
         super().notify(message, **kwargs)
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and event.key == "ctrl+j" and not event.is_forwarded:
+            # Enter typed ahead while the review starts (before Textual has the terminal in raw
+            # mode) comes as a line feed: the terminal's line mode turns CR into LF, which Textual
+            # reads as ctrl+j. "x enter" typed at launch opened the reject dialog and left it
+            # open, the enter lost. A line feed is Enter here, as in a shell.
+            event = events.Key("enter", "\r")
+        await super().on_event(event)
+
     @property
     def queue(self) -> Queue:
         """The queue under review: the review screen's, which `/` replaces."""
