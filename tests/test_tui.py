@@ -914,3 +914,33 @@ async def test_a_named_pipe_where_an_image_should_be_is_said_so_and_holds_up_no_
         assert [a.status for a in store.annotations()] == ["pending", "pending", "accepted"]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("text", ["image:99999999999999999999999", "order:random seed:99999999999999999999999",
+                                  "order:random seed:²"])
+async def test_a_filter_with_a_number_no_id_or_seed_can_be_says_so_and_the_review_goes_on(app_store, monkeypatch,
+                                                                                          text):
+    """A number past 64 bits (a pasted hash, a held key) or a digit int() cannot read ("²" passes
+    isdigit) in the / prompt: the app ended with a traceback, the queue's place never saved."""
+    app, store = app_store
+    said = notices(app, monkeypatch)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await filter_queue(pilot, app, text)
+        assert app.return_code is None and app.screen is app.review_screen
+        assert any(("image id" in s or "seed takes a whole number" in s) and "2**63" in s for s in said), said
+        assert app.queue.query_text() == "order:file"  # the queue as it was
+        await pilot.press("a")
+        await settle(pilot, app)
+    assert store.annotation(1).status == "accepted"
+
+
+def test_review_with_a_seed_past_64_bits_is_refused_with_a_message(sample_store, capsys):
+    """`labelreview review --order random --seed 99999999999999999999999` ended in a traceback
+    (TypeError: Integer exceeds 64-bit range) before the screen opened."""
+    from labelreview import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["review", "--order", "random", "--seed", "99999999999999999999999", "--store", str(sample_store)])
+    assert exit_.value.code == 2
+    assert "--seed: 99999999999999999999999 is too big" in capsys.readouterr().err

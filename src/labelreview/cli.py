@@ -105,6 +105,18 @@ def an_id(text: str) -> int:
     return value
 
 
+def a_seed(text: str) -> int:
+    """A random order's seed: a whole number a 64-bit integer holds (a bigger one took `review` down
+    with a traceback, naming the queue to remember its place)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not -2**63 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is too big (a seed is from -2**63 to 2**63-1)")
+    return value
+
+
 def a_count(text: str) -> int:
     try:
         value = int(text)
@@ -133,7 +145,7 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image", action="append", help="image id(s)")
     g.add_argument("--conflicts", action="store_true", help="only annotations with open conflicts")
     g.add_argument("--order", default="file", help="file, score, score-desc, random, suspicion")
-    g.add_argument("--seed", type=int, default=0, help="seed for --order random")
+    g.add_argument("--seed", type=a_seed, default=0, help="seed for --order random")
 
 
 def finish(store, session=None) -> None:

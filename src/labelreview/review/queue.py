@@ -807,16 +807,25 @@ def parse_query(text: str) -> tuple[AnnotationFilter, str, int]:
                 raise LabelreviewError(f"unknown order {value!r}; use one of {', '.join(ORDERS)}")
             order = value
         elif key == "seed":
-            if not value.lstrip("-").isdigit():
-                raise LabelreviewError(f"seed takes a whole number, not {value!r}")
-            seed = int(value)
+            # (int() alone: "²" passed isdigit() and took the review down; so did a seed past 64 bits.)
+            try:
+                seed = int(value)
+            except ValueError:
+                seed = None
+            if seed is None or not -2**63 <= seed < 2**63:
+                raise LabelreviewError(f"seed takes a whole number from -2**63 to 2**63-1, not {value!r}")
         elif key == "conflicts":
             flt.conflicts = value.lower() in ("1", "yes", "true", "y")
         elif key == "image":
             try:
-                flt.image_ids.extend(int(v) for v in value.split(",") if v)
+                ids = [int(v) for v in value.split(",") if v]
             except ValueError:
                 raise LabelreviewError(f"image takes image ids, e.g. image:3,7, not {value!r}") from None
+            # (One past SQLite's integers took the review down: the queue could not even be named.)
+            too_big = next((i for i in ids if not -2**63 <= i < 2**63), None)
+            if too_big is not None:
+                raise LabelreviewError(f"no such image id: {too_big} (ids are 0 to 2**63-1)")
+            flt.image_ids.extend(ids)
         else:
             raise LabelreviewError(f"unknown filter {key!r}; use status, class, source, score, by, reason, "
                                    "image, conflicts, order, seed")
