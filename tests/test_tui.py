@@ -944,3 +944,24 @@ def test_review_with_a_seed_past_64_bits_is_refused_with_a_message(sample_store,
         cli.main(["review", "--order", "random", "--seed", "99999999999999999999999", "--store", str(sample_store)])
     assert exit_.value.code == 2
     assert "--seed: 99999999999999999999999 is too big" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["²", "#²"])
+async def test_go_to_image_with_a_digit_that_is_no_number_says_so(app_store, monkeypatch, text):
+    """"²" is a digit to str.isdigit and no number to int(): g then ² (AltGr+2 on many keyboards)
+    ended the review with a ValueError."""
+    app, store = app_store
+    said = notices(app, monkeypatch)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("g")
+        await pilot.pause()
+        app.screen.query_one("Input").value = text
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert app.return_code is None and app.screen is app.review_screen
+        assert app.queue.current_image == 1
+        assert f"no image matching {text!r} in this queue" in said
+        await pilot.press("g", "#", "2", "enter")  # the prompt still goes where it is told
+        await settle(pilot, app)
+        assert app.queue.current_image == 2

@@ -644,9 +644,10 @@ class ReviewScreen(Screen):
     def _find_image(self, text: str) -> int:
         self.queue.wait_complete()  # a number or a name is looked up in the whole queue
         order = self.queue.image_order
-        if text.startswith("#") and text[1:].isdigit():
+        # isdecimal, not isdigit: "²" is a digit int() cannot read (g then ² ended the review).
+        if text.startswith("#") and text[1:].isdecimal():
             return int(text[1:])
-        if text.isdigit() and not (len(text) > 1 and text[0] == "0") and 1 <= int(text) <= len(order):
+        if text.isdecimal() and not (len(text) > 1 and text[0] == "0") and 1 <= int(text) <= len(order):
             return order[int(text) - 1]  # (a position is never written 0002: that is a file's name)
         # A whole name (its last part, or that without its extension) before a part of one:
         # "cat.jpg" and "cat" are cat.jpg, not bobcat.jpg that comes first.
