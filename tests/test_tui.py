@@ -965,3 +965,28 @@ async def test_go_to_image_with_a_digit_that_is_no_number_says_so(app_store, mon
         await pilot.press("g", "#", "2", "enter")  # the prompt still goes where it is told
         await settle(pilot, app)
         assert app.queue.current_image == 2
+
+
+@pytest.mark.parametrize("key", ["f", "x", "r"])
+async def test_a_dialog_open_while_the_terminal_is_squeezed_to_a_few_columns_does_not_end_the_review(app_store,
+                                                                                                    key):
+    """A pane squeezed to a few columns (a tmux split, a window dragged small) while the flag, reject
+    or relabel dialog was open left its option list no width: Textual's wrapping of the options
+    raised ValueError ('range() arg 3 must not be zero') and the review ended with a traceback."""
+    app, store = app_store
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press(key)
+        await settle(pilot, app)
+        await pilot.resize_terminal(8, 5)
+        await settle(pilot, app)
+        await pilot.resize_terminal(100, 30)
+        await settle(pilot, app)
+        assert app.return_code is None
+        if key == "r":
+            await pilot.press(*"cat", "enter")
+        else:
+            await pilot.press("1", "enter")
+        await settle(pilot, app)
+    a = store.annotation(1)
+    assert a.status == {"f": "flagged", "x": "rejected", "r": "relabeled"}[key]
