@@ -1018,3 +1018,48 @@ def test_a_box_without_segmentation_is_exported_without_one(tiny_store, tiny, tm
     assert run("export", "coco", str(out2), "--include", "pending", "--store", str(again))[0] == 0
     assert [("segmentation" in a, a.get("segmentation")) for a in json.loads(out2.read_text())["annotations"]] == \
         [(False, None), (True, [])]
+
+
+def test_import_measures_a_rotated_tiff_as_shown_and_says_a_named_pipe_is_no_image(empty_store, tmp_path):
+    """The import's own look at each image: a TIFF turned by its EXIF orientation was measured the
+    wrong way round (Pillow gives its size as shown already; it was swapped again), so a file
+    giving the right size was warned about ("file says 64x48, the image is 48x64"); and a named pipe
+    where an image should be hung the import for ever (reading it waits for a writer), or was
+    called missing."""
+    import os
+    import threading
+
+    from PIL import Image
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 48 wide, 64 high; shown turned: 64x48
+    Image.new("RGB", (48, 64), (200, 10, 10)).save(images / "scan.tif", exif=exif)
+    os.mkfifo(images / "pipe.png")
+    coco = {"images": [{"id": 1, "file_name": "scan.tif", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "pipe.png"}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 60, 40]},
+                            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]}]}
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(coco))
+    done = {}
+    t = threading.Thread(target=lambda: done.setdefault("r", run(
+        "import", "coco", src, "--images", images, "--store", empty_store, "--json")), daemon=True)
+    t.start()
+    t.join(60)
+    if t.is_alive():  # give the stuck reader its end of file, so the test run goes on
+        os.close(os.open(images / "pipe.png", os.O_WRONLY | os.O_NONBLOCK))
+        t.join(10)
+        pytest.fail("the import hung on a named pipe")
+    rc, out, err = done["r"]
+    assert rc == 0, err
+    problems = [w["problem"] for w in json.loads(out)["warnings"]]
+    assert not any("file says" in p for p in problems), problems
+    assert any("pipe.png" in p and "named pipe, not an image" in p for p in problems), problems
+    from labelreview.store import Store
+
+    with Store.open(empty_store) as store:
+        scan = next(im for im in store.images() if im.file_name == "scan.tif")
+        assert (scan.width, scan.height) == (64, 48)

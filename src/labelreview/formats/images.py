@@ -180,14 +180,23 @@ _NOT_A_FILE = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe", stat.S_IF
                stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
 
 
-def _open_file(path: str):
-    """``path`` opened for reading, refused (ImageProblem) unless it is a regular file. Opened without
-    blocking: a named pipe opened for reading waits for a writer, for ever (an import stopped there)."""
+class NotAFile(ImageProblem):
+    """The path is there but is no regular file (a folder, a named pipe, a device): ``kind`` says which."""
+
+    def __init__(self, kind: str):
+        super().__init__(f"is {kind}, not an image")
+        self.kind = kind
+
+
+def open_image_file(path: str):
+    """``path`` opened for reading in binary, refused (NotAFile) unless it is a regular file. Opened
+    without blocking: a named pipe opened for reading waits for a writer, for ever (an import, and
+    the review screen's decode of every other picture, stopped there). OSErrors pass through."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
         kind = stat.S_IFMT(os.fstat(fd).st_mode)
         if kind != stat.S_IFREG:
-            raise ImageProblem(f"is {_NOT_A_FILE.get(kind, 'not a regular file')}, not an image")
+            raise NotAFile(_NOT_A_FILE.get(kind, "not a regular file"))
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -198,7 +207,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) as displayed, i.e. after EXIF orientation; raises ImageProblem."""
     path = os.fspath(path)
     try:
-        with _open_file(path) as f:
+        with open_image_file(path) as f:
             head = f.read(65536)
             if head[:2] == b"\xff\xd8":
                 got = _jpeg_size(_Reader(f, head))
@@ -311,5 +320,5 @@ def escapes_root(root_real: str, file_name: str) -> bool:
     return not (real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep))
 
 
-__all__ = ["IMAGE_EXTS", "ImageProblem", "image_size", "shown_size", "is_image_name", "walk_files", "rel_posix",
+__all__ = ["IMAGE_EXTS", "ImageProblem", "NotAFile", "open_image_file", "image_size", "shown_size", "is_image_name", "walk_files", "rel_posix",
            "escapes_root", "is_hidden", "is_appledouble", "hidden_warnings", "HIDDEN_SKIPPED"]

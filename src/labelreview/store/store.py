@@ -2251,19 +2251,19 @@ class _ImagePaths:
 
 def _probe_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
     """sha256, (width, height) after EXIF orientation, or a problem; the header only, never pixels."""
-    from PIL import Image as PILImage  # (here, not at the top: `status` and `ls` never need Pillow)
+    # (here, not at the top: `status` and `ls` never need Pillow)
+    from PIL import Image as PILImage
+
+    from ..formats.images import NotAFile, open_image_file, shown_size
 
     try:
-        with PILImage.open(path) as im:
+        with open_image_file(str(path)) as f, PILImage.open(f) as im:
             w, h = im.size
             if w * h > (PILImage.MAX_IMAGE_PIXELS or 1 << 62):
                 return None, None, f"refused: {w}x{h} pixels looks like a decompression bomb"
-            try:
-                orientation = im.getexif().get(0x0112, 1)
-            except Exception:
-                orientation = 1
-            if orientation in (5, 6, 7, 8):
-                w, h = h, w
+            w, h = shown_size(im)
+    except NotAFile as e:
+        return None, None, str(e)
     except PILImage.DecompressionBombError as e:
         return None, None, f"refused: decompression bomb ({e})"
     except FileNotFoundError:
@@ -2298,7 +2298,8 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
     paths = {k: Path(p) for k, p in paths.items()}
     by_key = {im.key: (i, im) for i, im in enumerate(batch.images)}
     keys = list(paths)
-    missing = [k for k in keys if not paths[k].is_file()]
+    # (A named pipe or a folder where an image should be is there, but no image: _probe_image says so.)
+    missing = [k for k in keys if not paths[k].exists()]
     missing_set = set(missing)
     for k in missing:
         i, im = by_key[k]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import stat
 import struct
 import textwrap
 import threading
@@ -27,7 +26,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from ..formats.images import shown_size
+from ..formats.images import NotAFile, open_image_file, shown_size
 from ..model import shape_of
 
 if TYPE_CHECKING:
@@ -187,27 +186,18 @@ def class_color(name: str) -> tuple[int, int, int]:
 
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings() swaps process-wide state
 
-#: What a path that is not a regular file is, by its stat type (a picture is never any of these).
-_NOT_A_FILE = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a device",
-               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
-
 
 @contextmanager
 def _open(path: str) -> Iterator[Image.Image]:
     """The picture at ``path``, its header read; closed (with its file) on leaving.
 
-    The file is opened before the lock and without blocking: opening a named pipe for reading
-    waits for a writer, for ever. Opened by Image.open under the lock, one such file held every
-    other picture's decode (and the quit, which waits for the render threads) for good."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    The file is opened before the lock and without blocking (``open_image_file``): opened by
+    Image.open under the lock, a named pipe held every other picture's decode (and the quit, which
+    waits for the render threads) for good."""
     try:
-        kind = stat.S_IFMT(os.fstat(fd).st_mode)
-        if kind != stat.S_IFREG:
-            raise ImageUnavailable(f"not an image ({_NOT_A_FILE.get(kind, 'not a regular file')}): {path}")
-        f = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        f = open_image_file(path)
+    except NotAFile as e:
+        raise ImageUnavailable(f"not an image ({e.kind}): {path}") from None
     with f:
         # Image.open only reads the header; the lock just keeps the warning filter swap from racing.
         with _OPEN_LOCK, warnings.catch_warnings():
