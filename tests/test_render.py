@@ -444,3 +444,17 @@ def test_two_names_side_by_side_keep_a_space_between_them(red_square):
         line = strip.text
         if "cat · 0.60" in line and "50% off" in line:
             assert line[line.index("cat · 0.60") + len("cat · 0.60")] not in "5"
+
+
+def test_a_score_far_out_of_range_is_a_short_name_on_the_picture():
+    # A score of -1e300 (a broken exporter's) was drawn as a 300-digit name over the picture.
+    from labelreview.display import score_text
+    from labelreview.model import Annotation
+    from labelreview.tui.render import overlays_for
+
+    assert score_text(0.914) == "0.91" and score_text(0.914, 3) == "0.914" and score_text(-1e300) == "-1e+300"
+    ann = Annotation(id=1, image_id=1, category="cat", status="pending", kind="bbox", bbox=[1, 1, 5, 5],
+                     segmentation=None, keypoints=None, score=-1e300, iscrowd=0, area=None, source="s",
+                     source_id=1, import_id="i", extra={}, scores=None)
+    (overlay,) = overlays_for([ann], 1, {})
+    assert overlay.label == "cat · -1e+300"

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .display import printable, why_line
+from .display import printable, score_text, why_line
 from .model import AnnotationFilter, LabelreviewError, split_list
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -338,12 +338,12 @@ def cmd_ls(args) -> int:
         from .review.suspicion import describe
 
         table([[r["id"], r["image"], r["file_name"], r["category"], r["status"],
-                "" if r["score"] is None else f"{r['score']:.2f}", r["source"], f"{r['suspicion']:.2f}",
+                "" if r["score"] is None else score_text(r["score"]), r["source"], f"{r['suspicion']:.2f}",
                 describe(r["why"])] for r in rows],
               ["id", "image", "file", "class", "status", "score", "source", "suspicion", "why here"])
     else:
         table([[r["id"], r["image"], r["file_name"], r["category"], r["status"],
-                "" if r["score"] is None else f"{r['score']:.2f}", r["source"], r["reason"]] for r in rows],
+                "" if r["score"] is None else score_text(r["score"]), r["source"], r["reason"]] for r in rows],
               ["id", "image", "file", "class", "status", "score", "source", "reason"])
     return 0
 
@@ -380,7 +380,7 @@ def cmd_compare(args) -> int:
         shown = rows[: args.limit or None]
         table([[r["image"], r["file_name"], r["kind"], r["a"], r["a_class"], r["b"], r["b_class"],
                 "" if r["iou"] is None else f"{r['iou']:.2f}",
-                "" if r["b_score"] is None else f"{r['b_score']:.2f}"] for r in shown],
+                "" if r["b_score"] is None else score_text(r["b_score"])] for r in shown],
               ["image", "file", "disagreement", "a", "a class", "b", "b class", "iou", "b score"])
         if len(shown) < len(rows):
             print(f"... and {len(rows) - len(shown)} more (--limit 0 for all, --json for scripts)")

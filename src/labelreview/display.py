@@ -22,3 +22,11 @@ def has_control(text: str) -> bool:
 def why_line(reason: str | None, comment: str | None) -> str:
     """A decision's reason and comment as one line: ``loose-box — tail cut off``."""
     return " — ".join(v for v in (reason, comment) if v)
+
+
+def score_text(score: float, decimals: int = 2) -> str:
+    """A score as the screen shows it: fixed decimals for the usual 0-1 (and anything of a sane size),
+    three significant digits past that (a score of 1e300 was a 300-digit name on the picture)."""
+    if abs(score) < 1e6:
+        return f"{score:.{decimals}f}"
+    return f"{score:.3g}"

@@ -27,6 +27,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from ..formats.images import NotAFile, open_image_file, shown_size
+from ..display import score_text
 from ..model import shape_of
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def overlays_for(anns: Sequence[Annotation], selected: int | None,
         seg = a.segmentation
         label = f"{a.category} {STATUS_MARK.get(a.status, '')}".strip()
         if a.score is not None:
-            label += f" {a.score:.2f}"
+            label += f" {score_text(a.score)}"
         out.append(Overlay(
             ann_id=a.id, label=label, color=class_color(a.category),
             bbox=tuple(a.bbox) if a.bbox else None,

@@ -12,7 +12,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...display import printable
+from ...display import printable, score_text
 from ...model import Annotation
 from ..render import STATUS_MARK
 from .finished import FinishedLines
@@ -119,7 +119,7 @@ class AnnotationList(FinishedLines, Widget):
             cls = f"{cls}←{printable(proposed)}"
         segments = [
             Segment("".join(_cell(text, w) for text, (_, w) in zip(
-                (str(ann_id), cls, "" if score is None else f"{score:.2f}", printable(source)), _COLUMNS)),
+                (str(ann_id), cls, "" if score is None else score_text(score), printable(source)), _COLUMNS)),
                 row_style),
             Segment(_cell(f"{STATUS_MARK.get(status, '')} {status}", 11), row_style + _STATUS.get(status, Style())),
         ]

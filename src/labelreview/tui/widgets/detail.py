@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...display import printable, why_line
+from ...display import printable, score_text, why_line
 from ...model import Annotation, shape_of
 from .finished import FinishedLines
 from .annotation_list import STATUS_STYLE
@@ -80,7 +80,7 @@ class Detail(FinishedLines, Widget):
 
         if ann.proposed_category and ann.proposed_category != ann.category:
             fact("proposed", ann.proposed_category)
-        fact("score", "—" if ann.score is None else f"{ann.score:.3f}")
+        fact("score", "—" if ann.score is None else score_text(ann.score, 3))
         fact("source", f"{ann.source} (id {ann.source_id})")
         if ann.bbox and (ann.bbox[2] or ann.bbox[3]):  # (a single point's "box" says nothing)
             x, y, w, h = ann.bbox
