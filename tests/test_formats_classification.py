@@ -277,27 +277,27 @@ def test_one_hot_csv_claims_no_negative_for_an_image_not_fully_decided(tmp_path)
         assert rc == 0, err
         return out
 
-    do("accept", "4", "5", "8", "9")  # images/4.jpg (dog, cat) and images/6.jpg (cat, person)
-    do("flag", "6", "--reason", "other")  # images/5.jpg: dog flagged ...
+    do("accept", "4", "5", "8", "9")  # 4.jpg (dog, cat) and 6.jpg (cat, person)
+    do("flag", "6", "--reason", "other")  # 5.jpg: dog flagged ...
     do("accept", "7")  # ... person accepted
-    do("reject", "1")  # images/1.jpg: its only label (dog) rejected: checked, no class
+    do("reject", "1")  # 1.jpg: its only label (dog) rejected: checked, no class
     out = tmp_path / "out.csv"
     res = json.loads(do("export", "csv", str(out), "--json"))
-    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "images/1.jpg,0,0,0",
-                                            "images/4.jpg,1,1,0", "images/6.jpg,0,1,1"]
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "1.jpg,0,0,0",
+                                            "4.jpg,1,1,0", "6.jpg,0,1,1"]
     assert res["layout"] == "one-hot" and res["images"] == 3
     assert res["skipped"] == {"image with a label not decided": 3}  # 2.jpg and 3.jpg pending, 5.jpg flagged
     prov = [json.loads(x) for x in (tmp_path / "out.csv.provenance.jsonl").read_text().splitlines()]
     assert sorted(p["annotation"] for p in prov) == [4, 5, 8, 9]
     # what the export says is what the import reads
-    back, _ = cl.read_csv(out, images=A / "kaggle_dataset/image_csv_multi_label")
+    back, _ = cl.read_csv(out, images=A / "kaggle_dataset/image_csv_multi_label/images")
     assert sorted((p.image_key, p.category) for p in back.proposals) == [
-        ("images/4.jpg", "cat"), ("images/4.jpg", "dog"), ("images/6.jpg", "cat"), ("images/6.jpg", "person")]
+        ("4.jpg", "cat"), ("4.jpg", "dog"), ("6.jpg", "cat"), ("6.jpg", "person")]
     assert len(back.images) == 3
     res = json.loads(do("export", "csv", str(out), "--json", "--include", "pending,flagged"))
     assert "skipped" not in res and out.read_text().splitlines()[1:] == [
-        "images/1.jpg,0,0,0", "images/2.jpg,0,1,0", "images/3.jpg,0,0,1", "images/4.jpg,1,1,0",
-        "images/5.jpg,1,0,1", "images/6.jpg,0,1,1"]
+        "1.jpg,0,0,0", "2.jpg,0,1,0", "3.jpg,0,0,1", "4.jpg,1,1,0",
+        "5.jpg,1,0,1", "6.jpg,0,1,1"]
 
 
 def _cli_store(tmp_path, csv_path):
@@ -331,18 +331,18 @@ def test_multi_label_store_exports_one_hot_when_no_image_has_two_labels_exported
     do("flag", "5", "--reason", "other")  # 4.jpg: cat not decided
     out = tmp_path / "m.csv"
     res = json.loads(do("export", "csv", str(out), "--json"))
-    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "images/1.jpg,1,0,0",
-                                            "images/2.jpg,0,0,0", "images/5.jpg,1,0,0"]
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "1.jpg,1,0,0",
+                                            "2.jpg,0,0,0", "5.jpg,1,0,0"]
     assert res["layout"] == "one-hot" and res["images"] == 3 and res["categories"] == 3
     assert res["skipped"] == {"image with a label not decided": 3}  # 3.jpg, 6.jpg pending; 4.jpg flagged
-    back, _ = cl.read_csv(out, images=A / "kaggle_dataset/image_csv_multi_label")
-    assert sorted((p.image_key, p.category) for p in back.proposals) == [("images/1.jpg", "dog"),
-                                                                          ("images/5.jpg", "dog")]
-    assert sorted(im.key for im in back.images) == ["images/1.jpg", "images/2.jpg", "images/5.jpg"]
+    back, _ = cl.read_csv(out, images=A / "kaggle_dataset/image_csv_multi_label/images")
+    assert sorted((p.image_key, p.category) for p in back.proposals) == [("1.jpg", "dog"),
+                                                                          ("5.jpg", "dog")]
+    assert sorted(im.key for im in back.images) == ["1.jpg", "2.jpg", "5.jpg"]
     # --include flagged: 4.jpg's flagged cat is a 1; the person column is there though no person is exported
     res = json.loads(do("export", "csv", str(out), "--json", "--include", "flagged"))
-    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "images/1.jpg,1,0,0",
-                                            "images/2.jpg,0,0,0", "images/4.jpg,1,1,0", "images/5.jpg,1,0,0"]
+    assert out.read_text().splitlines() == ["image_name,dog,cat,person", "1.jpg,1,0,0",
+                                            "2.jpg,0,0,0", "4.jpg,1,1,0", "5.jpg,1,0,0"]
     assert res["skipped"] == {"image with a label not decided": 2}
     # nothing decided yet: a header with every class, every image skipped, no row claiming an absence
     other, do2 = _cli_store(tmp_path / "b", A / "kaggle_dataset/image_csv_multi_label/ann.csv")
@@ -362,7 +362,7 @@ def test_single_label_store_still_exports_single_label_rows(tmp_path):
     im, cls = first[0]["file_name"], first[0]["category"]
     other = next(a["category"] for a in first if a["category"] != cls)
     (tmp_path / "pred.csv").write_text(f"image_name,label_name\n{im},{other}\n")
-    do("import", "csv", str(tmp_path / "pred.csv"), "--images", str(A / "kaggle_dataset/image_csv"),
+    do("import", "csv", str(tmp_path / "pred.csv"), "--images", str(A / "kaggle_dataset/image_csv/images"),
        "--source", "model")
     do("accept", str(first[0]["id"]), str(first[1]["id"]))
     do("reject", str(first[2]["id"]))

@@ -182,14 +182,25 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     one_hot = label_col is None
     class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
     # where the images are
+    resolved = None
     if images:
         root = Path(images)
     else:
         root = p.parent
         first = next((r[img_col].strip() for r in rows[1:] if len(r) > img_col and r[img_col].strip()), None)
-        if first and (p.parent / "images").is_dir() and _resolver(p.parent)[0](first)[0] is None:
-            root = p.parent / "images"
-    resolve, files, hidden = _resolver(root)
+        if first and (p.parent / "images").is_dir():
+            # Names relative to images/ beside the CSV (the Kaggle layout: labels.csv, images/1.jpg
+            # named "1.jpg") make images/ the root. Found from the CSV's folder only by its file name
+            # (as "images/1.jpg"), the image was imported as "images/1.jpg": the export then wrote
+            # that name, which neither the dataset's loader nor an import with --images images/ finds.
+            beside = _resolver(p.parent)[0](first)[0]
+            found = _resolver(p.parent / "images")
+            inside = found[0](first)[0]
+            if beside is None or (inside is not None and beside == f"images/{inside}"
+                                  and beside != first.replace("\\", "/").removeprefix("./")):
+                root = p.parent / "images"
+                resolved = found
+    resolve, files, hidden = resolved if resolved is not None else _resolver(root)
     image_of: dict[str, ImageRecord] = {}
     images_out: list[ImageRecord] = []
     proposals: list[Proposal] = []

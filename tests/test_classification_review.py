@@ -1,0 +1,78 @@
+"""Classification and semantic datasets end to end, as an ML engineer uses them: a small dataset made
+with Pillow in its usual layout, imported, decided, exported, and read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from helpers import run
+
+
+def _picture(path: Path, color: tuple[int, int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 48), color).save(path)
+
+
+def _cli(store: Path):
+    def do(*argv):
+        rc, out, err = run(*argv, "--store", str(store))
+        assert rc == 0, err
+        return out, err
+
+    assert run("init", str(store))[0] == 0
+    return do
+
+
+def test_csv_beside_an_images_folder_exports_the_names_it_was_given(tmp_path):
+    """The Kaggle layout: labels.csv naming "im0.jpg", the pictures in images/ beside it. The images
+    were imported as "images/im0.jpg" (found by file name from the CSV's folder), so the export wrote
+    "images/im0.jpg": not the dataset's names, which its loader (images/ + name) cannot open, and an
+    import of the export with --images naming the image folder found none of its pictures. The
+    export now writes the names the CSV gave, and reads back onto the same pictures."""
+    data = tmp_path / "data"
+    for i in range(3):
+        _picture(data / "images" / f"im{i}.jpg", (40 * i, 90, 160))
+    (data / "labels.csv").write_text("image_name,label_name\nim0.jpg,cat\nim1.jpg,dog\nim2.jpg,bird\n")
+    do = _cli(tmp_path / "st")
+    do("import", "csv", str(data / "labels.csv"))
+    do("accept", "1")
+    do("relabel", "2", "cat", "--reason", "whiskers")
+    do("reject", "3")
+    out = tmp_path / "out.csv"
+    do("export", "csv", str(out))
+    assert out.read_text().splitlines() == ["image_name,label_name", "im0.jpg,cat", "im1.jpg,cat"]
+
+    back = _cli(tmp_path / "back")
+    _, err = back("import", "csv", str(out), "--images", str(data / "images"))
+    assert "not found" not in err and "missing" not in err
+    rows = json.loads(back("ls", "--json")[0])
+    assert sorted((r["file_name"], r["category"]) for r in rows) == [("im0.jpg", "cat"), ("im1.jpg", "cat")]
+
+
+def test_one_hot_csv_beside_an_images_folder_keeps_its_image_names(tmp_path):
+    data = tmp_path / "data"
+    for i in range(3):
+        _picture(data / "images" / f"m{i}.jpg", (90, 40 * i, 160))
+    (data / "labels.csv").write_text("image_name,cat,dog\nm0.jpg,1,1\nm1.jpg,0,1\nm2.jpg,0,0\n")
+    do = _cli(tmp_path / "st")
+    do("import", "csv", str(data / "labels.csv"))
+    do("accept", "1", "3")
+    do("reject", "2")
+    out = tmp_path / "out.csv"
+    do("export", "csv", str(out))
+    assert out.read_text().splitlines() == ["image_name,cat,dog", "m0.jpg,1,0", "m1.jpg,0,1", "m2.jpg,0,0"]
+
+
+def test_csv_naming_images_by_their_path_from_the_csv_keeps_that_path(tmp_path):
+    # (a CSV that says images/im0.jpg itself is read as written, as before)
+    data = tmp_path / "data"
+    _picture(data / "images" / "im0.jpg", (10, 90, 160))
+    (data / "labels.csv").write_text("image_name,label_name\nimages/im0.jpg,cat\n")
+    do = _cli(tmp_path / "st")
+    do("import", "csv", str(data / "labels.csv"))
+    do("accept", "1")
+    do("export", "csv", str(tmp_path / "out.csv"))
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["image_name,label_name", "images/im0.jpg,cat"]
