@@ -85,9 +85,21 @@ class ClassPicker(ModalScreen[str | None]):
         if len(self.shown) > SHOWN_AT_MOST:
             listed.append(Option(Content.styled(f"  … {len(self.shown) - SHOWN_AT_MOST:,} more: type to narrow",
                                                 "dim"), disabled=True))
+        if not self.shown:
+            # An empty list said nothing, and enter did nothing: a class the store does not know (a new
+            # one), or a store of one class, left the reviewer with no way to tell why.
+            listed.append(Option(Content.styled(self._none_message(text), "dim"), disabled=True))
         options.set_options(listed)
         if self.shown:
             options.highlighted = 0
+
+    def _none_message(self, text: str) -> str:
+        where = "add it to classes in labelreview.toml (the classes offered here are those and the imported ones)"
+        if text and text == self.current.strip().lower():
+            return f"{printable(self.current)!r} is the class it has. To relabel as another class, {where}"
+        if text and self.choices:
+            return f"No class matches {printable(text)!r}. To relabel as a new class, {where}"
+        return f"No other class to relabel as. To add one, {where}"
 
     def _option(self, n: int, name: str) -> Option:
         key = f"{n + 1} " if n < 9 else "  "
