@@ -119,3 +119,47 @@ async def test_relabel_picker_says_why_it_offers_no_class(tmp_path):
         assert [a.status for a in store.annotations()] == ["pending", "pending"]
     finally:
         store.close()
+
+
+def _semantic_dataset(data: Path) -> None:
+    """Two pictures with a grey mask each: 0 background, 1 road (the bottom), 2 car (a block)."""
+    import numpy as np
+
+    (data / "masks").mkdir(parents=True)
+    (data / "dataset_meta.json").write_text(json.dumps(
+        {"label_map": {"0": "background", "1": "road", "2": "car"}, "background_label": "0"}))
+    for name in ("a", "b"):
+        _picture(data / "images" / f"{name}.png", (90, 90, 90))
+        m = np.zeros((48, 64), np.uint8)
+        m[30:, :] = 1
+        m[10:25, 20:40] = 2
+        Image.fromarray(m).save(data / "masks" / f"{name}.png")
+
+
+def test_semantic_export_claims_no_background_where_a_mask_is_not_decided(tmp_path):
+    """A mask PNG paints what no exported mask covers as background. An image of which nothing was
+    decided yet came out all background, and a pending road as background under an accepted car:
+    reviewed negatives that no one reviewed, without a word. Such an image is now left out and
+    counted; a rejected mask is a decided absence (background); --include pending writes it."""
+    import numpy as np
+
+    data = tmp_path / "data"
+    _semantic_dataset(data)
+    do = _cli(tmp_path / "st")
+    do("import", "semantic", str(data))
+    rows = json.loads(do("ls", "--json")[0])
+    ids = {(r["file_name"], r["category"]): str(r["id"]) for r in rows}
+    do("accept", ids["a.png", "road"])
+    do("reject", ids["a.png", "car"])  # a.png: decided, its car is background now
+    do("accept", ids["b.png", "car"])  # b.png: its road not decided
+    out = tmp_path / "out"
+    res = json.loads(do("export", "semantic", str(out), "--json")[0])
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png"]
+    assert res["images"] == 1 and res["skipped"] == {"image with a mask not decided": 1}
+    a = np.asarray(Image.open(out / "masks" / "a.png"))
+    assert (a[30:, :] == 1).all() and (a[:30, :] == 0).all()  # road kept, the rejected car gone
+
+    res = json.loads(do("export", "semantic", str(out), "--json", "--include", "pending")[0])
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"] and "skipped" not in res
+    b = np.asarray(Image.open(out / "masks" / "b.png"))
+    assert np.array_equal(b, np.asarray(Image.open(data / "masks" / "b.png")))  # as imported, both classes

@@ -396,6 +396,13 @@ def mask_images(snapshot, voc: bool = False):
 
 def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     items, cmap, value_of = mask_images(snapshot)
+    # A mask PNG says what every pixel is: what no exported mask covers is background. An image with
+    # a mask not decided (pending or flagged, and not --include'd) has not been checked: written, its
+    # road or person would be background, a reviewed negative (an image of which nothing was decided
+    # came out all background). Such an image is left out, and counted.
+    held = snapshot.held_back_masks() if snapshot.held_back_masks else {}
+    undecided = sum(1 for im, _anns, _h, _w in items if held.get(im.id))
+    items = [it for it in items if not held.get(it[0].id)]
     provenance = []
     names_seen: set[str] = set()
     with FolderExport(out) as fx:
@@ -416,8 +423,9 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     skipped = sum(1 for a in snapshot.annotations if a.kind != "mask")
     res = {"file": str(out), "images": len(items), "annotations": len(provenance), "categories": len(cmap.names),
            "provenance": str(Path(out) / PROVENANCE_NAME)}
-    if skipped:
-        res["skipped"] = {"not a mask": skipped}
+    if skipped or undecided:
+        res["skipped"] = {k: v for k, v in (("not a mask", skipped), ("image with a mask not decided", undecided))
+                          if v}
     return res
 
 

@@ -31,6 +31,9 @@ class Snapshot:
     #: rejected (pending or flagged, when not included): undecided. Asked for only by the writers that
     #: need it (a one-hot CSV row claims every class it does not mark absent); None: none are.
     held_back_labels: Callable[[], dict[int, int]] | None = None
+    #: The same for semantic masks (kind "mask"): a mask PNG paints what no exported mask covers as
+    #: background, so an image with a mask undecided would claim its pixels are background.
+    held_back_masks: Callable[[], dict[int, int]] | None = None
     #: Whether the store's image labels are multi-label data: some imported file gave one image labels
     #: of two or more classes (whatever their status now). Asked for only by the CSV writer, which
     #: then writes one-hot columns whichever labels this export holds; None: not known (no store).
@@ -89,13 +92,19 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
             break
     held = [st for st in STATUS_INCLUDABLE if st not in statuses]
 
-    def held_back_labels() -> dict[int, int]:
+    def held_back(kind: str) -> dict[int, int]:
         out: dict[int, int] = {}
         back = store.annotations(AnnotationFilter(statuses=held), order="id") if held else []
         for a in [*back, *held_disputed]:
-            if a.kind == "label":
+            if a.kind == kind:
                 out[a.image_id] = out.get(a.image_id, 0) + 1
         return out
+
+    def held_back_labels() -> dict[int, int]:
+        return held_back("label")
+
+    def held_back_masks() -> dict[int, int]:
+        return held_back("mask")
 
     def multi_label() -> bool:
         # Per import, not per image: two sources of one image (ground truth and a model's guess)
@@ -113,6 +122,7 @@ def snapshot_from_store(store, include: tuple[str, ...] = ()) -> Snapshot:
 
     return Snapshot(images=images, annotations=anns, categories=cats, info=info, events=last,
                     image_by_id={im.id: im for im in images}, held_back_labels=held_back_labels,
+                    held_back_masks=held_back_masks,
                     multi_label=multi_label, conflicted_left_out=len(held_disputed))
 
 
