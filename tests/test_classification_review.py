@@ -163,3 +163,25 @@ def test_semantic_export_claims_no_background_where_a_mask_is_not_decided(tmp_pa
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png", "b.png"] and "skipped" not in res
     b = np.asarray(Image.open(out / "masks" / "b.png"))
     assert np.array_equal(b, np.asarray(Image.open(data / "masks" / "b.png")))  # as imported, both classes
+
+
+def test_voc_export_writes_no_class_mask_where_a_mask_is_not_decided(tmp_path):
+    """The VOC export paints SegmentationClass the same way: a pending road under an accepted car
+    came out as background. That image's class mask is now left out and counted (its XML is
+    written: boxes are decided one by one); --include pending writes it."""
+    data = tmp_path / "data"
+    _semantic_dataset(data)
+    do = _cli(tmp_path / "st")
+    do("import", "semantic", str(data))
+    rows = json.loads(do("ls", "--json")[0])
+    ids = {(r["file_name"], r["category"]): str(r["id"]) for r in rows}
+    do("accept", ids["a.png", "road"])
+    do("reject", ids["a.png", "car"])
+    do("accept", ids["b.png", "car"])  # b.png: its road not decided
+    out = tmp_path / "out"
+    res = json.loads(do("export", "voc", str(out), "--json")[0])
+    assert sorted(p.name for p in (out / "SegmentationClass").iterdir()) == ["a.png"]
+    assert res["skipped"]["class mask of an image with a mask not decided"] == 1
+    assert "<segmented>0</segmented>" in (out / "Annotations" / "b.xml").read_text()
+    res = json.loads(do("export", "voc", str(out), "--json", "--include", "pending")[0])
+    assert sorted(p.name for p in (out / "SegmentationClass").iterdir()) == ["a.png", "b.png"]

@@ -491,6 +491,14 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     masks_of = {im.id: (m, h, w) for im, m, h, w in mask_items}
     provenance = []
     skipped: dict[str, int] = {}
+    # A class mask paints what no exported mask covers as background: with a mask of the image not
+    # decided (pending or flagged, not --include'd) that would be a negative nobody reviewed, so the
+    # image's class mask is left out (as the semantic export leaves the image out), and counted.
+    held = snapshot.held_back_masks() if snapshot.held_back_masks else {}
+    for im_id in [i for i in masks_of if held.get(i)]:
+        del masks_of[im_id]
+        skipped["class mask of an image with a mask not decided"] = \
+            skipped.get("class mask of an image with a mask not decided", 0) + 1
     stems: set[str] = set()
     splits: dict[str, list[str]] = {}
     object_classes: dict[str, None] = {}  # classes of the exported <object>s, in the order met
