@@ -183,5 +183,7 @@ def test_voc_export_writes_no_class_mask_where_a_mask_is_not_decided(tmp_path):
     assert sorted(p.name for p in (out / "SegmentationClass").iterdir()) == ["a.png"]
     assert res["skipped"]["class mask of an image with a mask not decided"] == 1
     assert "<segmented>0</segmented>" in (out / "Annotations" / "b.xml").read_text()
+    text = do("export", "voc", str(out))[0]
+    assert "left out of the export: class mask of an image with a mask not decided: 1" in text, text
     res = json.loads(do("export", "voc", str(out), "--json", "--include", "pending")[0])
     assert sorted(p.name for p in (out / "SegmentationClass").iterdir()) == ["a.png", "b.png"]

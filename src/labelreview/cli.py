@@ -253,9 +253,10 @@ def cmd_export(args) -> int:
               f" (provenance: {result['provenance']})")
         skipped = result.get("skipped")
         if skipped:
-            detail = ", ".join(f"{n} {why}" for why, n in skipped.items()) if isinstance(skipped, dict) \
+            # (Why, then how many: the format cannot hold some, others are not decided yet.)
+            detail = "; ".join(f"{why}: {n}" for why, n in skipped.items()) if isinstance(skipped, dict) \
                 else str(skipped)
-            print(f"not written, the format cannot hold them: {detail}")
+            print(f"left out of the export: {detail}")
         for why, n in (result.get("rounded") or {}).items():
             print(f"{n} {why}")
         for why, n in (result.get("past_image") or {}).items():
