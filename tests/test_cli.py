@@ -575,3 +575,28 @@ def test_blame_of_an_annotation_on_an_image_checks_it_is_on_that_image(sample_st
     assert rc == 1 and "99" in err
     [row] = js("blame", "7", "--image", "3", *s)  # it is on that image: its blame
     assert row["annotation"] == 7 and row["image"] == 3
+
+
+def test_a_locale_that_cannot_write_a_reason_escapes_it_rather_than_crash(sample_store):
+    """Under LANG=C/LC_ALL=C (no UTF-8), `log` of a reason in another script ended in a
+    UnicodeEncodeError traceback after its header; `--json` did too. Now the text is escaped and
+    the JSON, in ASCII, reads back as the very reason."""
+    import os
+    import subprocess
+    import sys
+
+    s = ["--store", str(sample_store)]
+    ok("relabel", "2", "saucer", "--reason", "ünï 猫", *s)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "LANG", "LC_CTYPE")}
+    env.update(LC_ALL="C", PYTHONUTF8="0")
+
+    def lr(*argv):
+        return subprocess.run([sys.executable, "-m", "labelreview", *argv, *s], env=env, capture_output=True,
+                              timeout=120)
+
+    text = lr("log")
+    assert text.returncode == 0 and b"Traceback" not in text.stderr, text.stderr.decode(errors="replace")
+    assert rb"\xfcn\xef \u732b" in text.stdout and b"cup/pending -> saucer/relabeled" in text.stdout
+    as_json = lr("log", "--json")
+    assert as_json.returncode == 0, as_json.stderr.decode(errors="replace")
+    assert json.loads(as_json.stdout.decode("ascii"))[0]["reason"] == "ünï 猫"

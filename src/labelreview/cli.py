@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -27,7 +28,28 @@ def command(name: str):
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    text = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    encoding = getattr(sys.stdout, "encoding", None)
+    if encoding and not text.isascii():
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError:  # (LANG=C, a Latin-1 locale): "\u00fc" is the same JSON, in ASCII
+            import json
+
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=True)
+    sys.stdout.write(text + "\n")
+
+
+def tolerant_output() -> None:
+    """Text a locale's encoding cannot hold (a reason in Japanese under LANG=C) is written escaped,
+    ``\\xfc``, rather than ending the command in a UnicodeEncodeError traceback half-way through
+    its output."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "backslashreplace":
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # (closed, or already written through in a way it cannot change)
+                pass
 
 
 def counted(n: int, thing: str) -> str:
@@ -999,6 +1021,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    tolerant_output()
     parser = build_parser()
     if not argv:
         argv = ["review", "--demo"]
