@@ -600,3 +600,28 @@ def test_a_locale_that_cannot_write_a_reason_escapes_it_rather_than_crash(sample
     as_json = lr("log", "--json")
     assert as_json.returncode == 0, as_json.stderr.decode(errors="replace")
     assert json.loads(as_json.stdout.decode("ascii"))[0]["reason"] == "ünï 猫"
+
+
+def test_bytes_of_another_encoding_in_an_argument_are_refused_not_a_traceback(sample_store, tmp_path):
+    """A byte the locale cannot decode (a Latin-1 `é` in a UTF-8 shell) reaches Python as a lone
+    surrogate: `flag --comment`, `ls --by` and `init` with one ended in a UnicodeEncodeError
+    traceback (`init` leaving a half-made store), and a store in a folder so named could not be
+    opened by any command. Now each is one message, and nothing is written."""
+    import shutil
+
+    s = ["--store", str(sample_store)]
+    before = git(sample_store, "rev-parse", "HEAD")
+    for argv in (["flag", "3", "--reason", "loose-box", "--comment", "caf\udce9", *s],
+                 ["relabel", "3", "caf\udce9", *s], ["ls", "--by", "caf\udce9", *s]):
+        rc, out, err = run(*argv)
+        assert rc == 1 and out == "" and err == (
+            "labelreview: error: 'caf\\xe9' is not UTF-8 text (bytes of another encoding: check the terminal's or "
+            "the script's encoding); labelreview records text in UTF-8\n"), argv
+    assert js("log", *s) == [] and git(sample_store, "rev-parse", "HEAD") == before
+    rc, _, err = run("init", str(tmp_path / "caf\udce9"))
+    assert rc == 1 and "is not UTF-8 text" in err and not (tmp_path / "caf\udce9").exists()
+    odd = tmp_path / "d\udcffir" / "store"
+    shutil.copytree(sample_store, odd)
+    rc, out, err = run("status", cwd=odd)  # (found upward from here; named with --store, refused as above)
+    assert rc == 1 and err.startswith("labelreview: error: ") and "the store's path is not UTF-8 text" in err
+    assert len(err.splitlines()) == 1

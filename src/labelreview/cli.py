@@ -88,10 +88,28 @@ def note(message: str) -> None:
     print(f"labelreview: note: {message}", file=sys.stderr, flush=True)
 
 
-def open_store(args: argparse.Namespace, **kwargs):
-    from .store import Store, find_store
+def store_root(args: argparse.Namespace) -> Path:
+    """The store the command is for, found upward from here when not named. The index records its
+    path as text: a folder name in another encoding than UTF-8 ended every command in a traceback."""
+    from .store import find_store
 
-    return Store.open(find_store(explicit=args.store), author=args.author, notify=note, **kwargs)
+    return utf8_store_path(find_store(explicit=args.store))
+
+
+def utf8_store_path(root: Path) -> Path:
+    try:
+        str(root).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(root).encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise LabelreviewError(f"{shown}: the store's path is not UTF-8 text; labelreview records it in UTF-8, "
+                               "so rename the folder with the odd name (or move the store)") from None
+    return root
+
+
+def open_store(args: argparse.Namespace, **kwargs):
+    from .store import Store
+
+    return Store.open(store_root(args), author=args.author, notify=note, **kwargs)
 
 
 def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
@@ -182,6 +200,7 @@ def finish(store, session=None) -> None:
 def cmd_init(args) -> int:
     from .store import Store
 
+    utf8_store_path(Path(args.path).absolute())  # (checked before anything is made: a half-made store stayed)
     root = Store.init(args.path, name=args.name)
     if args.json:
         emit_json({"store": str(root)})
@@ -757,6 +776,7 @@ def cmd_clone(args) -> int:
     from .store import Store
     from .store.sync import clone
 
+    utf8_store_path(Path(args.dir).absolute())
     dest = clone(args.url, args.dir, author=args.author)
     with Store.open(dest, author=args.author) as store:
         counts = store.counts()
@@ -846,9 +866,9 @@ def demo_store(reset: bool = False) -> Path:
 
 @command("review")
 def cmd_review(args) -> int:
-    from .store import Store, find_store
+    from .store import Store
 
-    root = demo_store(getattr(args, "reset", False)) if args.demo else find_store(explicit=args.store)
+    root = demo_store(getattr(args, "reset", False)) if args.demo else store_root(args)
     store = Store.open(root, author=args.author, notify=note)
     if store.read_only is not None:  # (nothing to review on a store no decision can be recorded in)
         store.close()
@@ -1019,6 +1039,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Arguments that are only a path this process opens, where any bytes a file name may hold do:
+#: everything else is recorded (in events, the config, the index) or compared with text that is.
+BYTES_OK = {("export", "out")}
+
+
+def refuse_undecodable(args: argparse.Namespace) -> None:
+    """A byte the locale cannot decode reaches Python as a lone surrogate (``\\udcff``): a comment
+    or a class name holding one ended in a traceback when it was hashed or written (a half-made
+    store after ``init``). Refused here, before anything is opened."""
+    for name, value in vars(args).items():
+        if (args.command, name) in BYTES_OK:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = v.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+                    raise LabelreviewError(f"'{shown}' is not UTF-8 text (bytes of another encoding: check the "
+                                           "terminal's or the script's encoding); labelreview records text "
+                                           "in UTF-8") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tolerant_output()
@@ -1030,6 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        refuse_undecodable(args)
         return COMMANDS[args.command](args)
     except LabelreviewError as e:
         print(f"labelreview: error: {e}", file=sys.stderr)
