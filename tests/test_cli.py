@@ -438,7 +438,9 @@ def test_review_with_no_queue_named_resumes_the_last_one(sample_store, monkeypat
     # A filter chosen in the app (or on the command line) is the queue a bare `review` comes back
     # to, at its place; before, the saved place was for the unfiltered queue and the filter was gone.
     import labelreview.tui.app as app_module
+    from labelreview import cli
 
+    monkeypatch.setattr(cli, "terminal_missing", lambda: None)  # (run() captures the output)
     opened = []
     monkeypatch.setattr(app_module, "run", lambda store, queue, **k: opened.append(
         (queue.filter.statuses, queue.order, queue.resumed_query)) or 0)
@@ -625,3 +627,18 @@ def test_bytes_of_another_encoding_in_an_argument_are_refused_not_a_traceback(sa
     rc, out, err = run("status", cwd=odd)  # (found upward from here; named with --store, refused as above)
     assert rc == 1 and err.startswith("labelreview: error: ") and "the store's path is not UTF-8 text" in err
     assert len(err.splitlines()) == 1
+
+
+def test_review_with_its_output_piped_says_it_needs_a_terminal(sample_store):
+    """`labelreview review | less`, or one started by a script, drew the screen's escape codes into
+    the pipe and waited for keys nobody could type, until killed. Now it says what it needs."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "labelreview", "review", "--store", str(sample_store)],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("labelreview: error: the review screen needs a terminal, and its input and output is not "
+                        "one (piped or redirected): run it in a terminal; scripts decide with accept, relabel, "
+                        "flag and reject\n")
+    assert git(sample_store, "status", "--porcelain") == ""

@@ -864,6 +864,15 @@ def demo_store(reset: bool = False) -> Path:
     return root
 
 
+def terminal_missing() -> str | None:
+    """What is not a terminal of the two the review screen needs (it draws on stdout and reads keys
+    from stdin), or None. (`labelreview review | less`, or one run from a script, drew escape codes
+    into the pipe and waited for keys no one could type, until killed.)"""
+    missing = [name for name, stream in (("input", sys.__stdin__), ("output", sys.__stdout__))
+               if stream is None or not stream.isatty()]
+    return " and ".join(missing) or None
+
+
 @command("review")
 def cmd_review(args) -> int:
     from .store import Store
@@ -875,7 +884,16 @@ def cmd_review(args) -> int:
         raise LabelreviewError(f"{store.root}: this store is read-only for you ({store.read_only}): the review "
                                "records decisions, so it cannot open here. Reading works: status, ls, log, "
                                "blame, diff, verify, export")
-    flt = parse_filter(args)
+    try:
+        flt = parse_filter(args)
+        missing = terminal_missing()  # (after what is wrong with the store or the filter: that is said first)
+        if missing:
+            raise LabelreviewError(f"the review screen needs a terminal, and its {missing} is not one (piped or "
+                                   "redirected): run it in a terminal; scripts decide with accept, relabel, flag "
+                                   "and reject")
+    except LabelreviewError:
+        store.close()
+        raise
     if args.queue == "conflicts":
         flt.conflicts = True
     elif args.queue == "pending" and not flt.statuses:
