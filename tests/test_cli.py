@@ -642,3 +642,39 @@ def test_review_with_its_output_piped_says_it_needs_a_terminal(sample_store):
                         "one (piped or redirected): run it in a terminal; scripts decide with accept, relabel, "
                         "flag and reject\n")
     assert git(sample_store, "status", "--porcelain") == ""
+
+
+def test_every_command_s_help_says_what_it_does_and_what_its_arguments_are():
+    """`labelreview status --help` showed only a usage line and the common options: what the
+    command does was in `labelreview --help` alone, most arguments (`ids`, `--reason`, `out`,
+    `--limit`) had no word, and `review --help` said --order defaults to file where a bare
+    `review` reopens the last queue."""
+    import contextlib
+    import io
+
+    from labelreview import cli
+
+    def help_of(*argv) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_:
+            cli.main([*argv, "--help"])
+        assert exit_.value.code == 0
+        return out.getvalue()
+
+    def flat(text: str) -> str:
+        return " ".join(text.split())  # (argparse wraps lines at the terminal's width)
+
+    listing = flat(help_of())
+    for name in cli.COMMANDS:
+        blocks = help_of(name).split("\n\n")  # usage, then the command's purpose, then the arguments
+        purpose = flat(blocks[1])
+        assert not purpose.startswith(("positional arguments:", "options:")), (name, blocks[1])
+        assert f"{name} {purpose}" in listing, (name, purpose)  # the words of `labelreview --help`
+    assert flat(help_of("status").split("\n\n")[1]) == "counts per status"
+    assert "--limit LIMIT list at most N (0: all)" in flat(help_of("ls"))
+    assert "--limit LIMIT the newest N events (0: all)" in flat(help_of("log"))
+    assert "ids annotation id(s), as `ls` lists them" in flat(help_of("accept"))
+    assert "--reason REASON one of labelreview.toml's flag_reasons (required)" in flat(help_of("flag"))
+    assert "--order ORDER file, score, score-desc, random, suspicion (default: the queue you last worked in, " \
+           "else file)" in flat(help_of("review"))
+    assert "suspicion (default: file)" in flat(help_of("ls"))

@@ -174,17 +174,17 @@ def _image_id(text: str) -> int:
         raise LabelreviewError(f"--image: {e}") from None
 
 
-def add_filter_args(p: argparse.ArgumentParser) -> None:
+def add_filter_args(p: argparse.ArgumentParser, order_default: str = "file") -> None:
     g = p.add_argument_group("filter")
     g.add_argument("--status", action="append", help="pending, accepted, relabeled, flagged, rejected (comma list)")
     g.add_argument("--category", "--class", action="append", help="class name(s)")
     g.add_argument("--source", dest="source_filter", action="append", help="import source name(s)")
     g.add_argument("--score", help="score range MIN:MAX, e.g. 0.3:0.7 or :0.5")
-    g.add_argument("--by", action="append", help="who made the latest decision")
+    g.add_argument("--by", action="append", help="who made the latest decision: a name, an email or any part of one")
     g.add_argument("--reason", dest="reason_filter", action="append", help="flag/reject reason")
     g.add_argument("--image", action="append", help="image id(s)")
     g.add_argument("--conflicts", action="store_true", help="only annotations with open conflicts")
-    g.add_argument("--order", default="file", help="file, score, score-desc, random, suspicion")
+    g.add_argument("--order", default="file", help=f"file, score, score-desc, random, suspicion (default: {order_default})")
     g.add_argument("--seed", type=a_seed, default=0, help="seed for --order random")
 
 
@@ -944,24 +944,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labelreview", description="Review proposed ML labels in the terminal; "
                                 "every change is recorded and committed to git.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def described(name, **kwargs):  # `labelreview status --help` says what the command does, as the list does
+        kwargs.setdefault("description", kwargs.get("help"))
+        return add_parser(name, **kwargs)
+
+    sub.add_parser = described
 
     s = sub.add_parser("init", parents=[common], help="create a store")
-    s.add_argument("path")
-    s.add_argument("--name")
+    s.add_argument("path", help="folder to make the store in (new, or empty)")
+    s.add_argument("--name", help="the store's name in labelreview.toml (default: the folder's name)")
 
     from .formats.registry import READERS, WRITERS  # (names only: no format module is imported)
 
     s = sub.add_parser("import", parents=[common], help="import proposals (coco, yolo, voc, csv, ..., auto)")
     s.add_argument("format", help=f"{', '.join(READERS)}, or auto to detect")
-    s.add_argument("path")
+    s.add_argument("path", help="the file or folder to import")
     s.add_argument("--images", help="folder the file's image paths are relative to")
-    s.add_argument("--source", help="name for this set of proposals (default: file name)")
+    s.add_argument("--source", help="name for this set of proposals (default: the file's name without its extension)")
     s.add_argument("--gt", help="COCO results: the ground-truth file that names the images")
     s.add_argument("--no-image-check", action="store_true", help="do not open and hash the images")
 
     s = sub.add_parser("export", parents=[common], help="export reviewed labels")
     s.add_argument("format", help=", ".join(WRITERS))
-    s.add_argument("out")
+    s.add_argument("out", help="the file (coco, csv) or folder (yolo, voc, imagefolder, semantic) to write")
     s.add_argument("--include", action="append",
                    help="also export flagged, pending and/or conflicted (labels waiting for adjudication)")
     s.add_argument("--rev", help="export the store as it was at this git revision")
@@ -970,44 +977,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ls", parents=[common], help="list annotations")
     add_filter_args(s)
-    s.add_argument("--limit", type=a_count)
+    s.add_argument("--limit", type=a_count, help="list at most N (0: all)")
 
     for name, helptext in (("accept", "accept annotations"), ("reject", "reject annotations"),
                            ("flag", "flag annotations for a second look")):
         s = sub.add_parser(name, parents=[common], help=helptext)
-        s.add_argument("ids", nargs="+", type=an_id)
-        s.add_argument("--reason", required=(name == "flag"))
-        s.add_argument("--comment")
+        s.add_argument("ids", nargs="+", type=an_id, help="annotation id(s), as `ls` lists them")
+        s.add_argument("--reason", required=(name == "flag"),
+                       help={"flag": "one of labelreview.toml's flag_reasons (required)",
+                             "reject": "one of labelreview.toml's reject_reasons"}.get(name, "why, in a few words"))
+        s.add_argument("--comment", help="free text recorded with the decision")
     s = sub.add_parser("relabel", parents=[common], help="change an annotation's class")
-    s.add_argument("id", type=an_id)
-    s.add_argument("category")
-    s.add_argument("--reason")
-    s.add_argument("--comment")
+    s.add_argument("id", type=an_id, help="annotation id, as `ls` lists it")
+    s.add_argument("category", help="the new class (one the store knows)")
+    s.add_argument("--reason", help="why, in a few words")
+    s.add_argument("--comment", help="free text recorded with the decision")
     sub.add_parser("undo", parents=[common], help="undo your latest decision (recorded as a new event)")
 
     s = sub.add_parser("commit", parents=[common], help="checkpoint the history to git now")
-    s.add_argument("-m", "--message")
+    s.add_argument("-m", "--message", help="commit message (default: one that counts what happened)")
 
     s = sub.add_parser("log", parents=[common], help="history of changes")
-    s.add_argument("--annotation", type=an_id)
-    s.add_argument("--image", dest="image_id", type=an_id)
+    s.add_argument("--annotation", type=an_id, help="only this annotation's events")
+    s.add_argument("--image", dest="image_id", type=an_id, help="only the events on this image's annotations")
     s.add_argument("--by", dest="author_filter", help="author or OS login")
     s.add_argument("--action", help="accept, relabel, flag, reject, undo or resolve")
     s.add_argument("--since", help="UTC time or date, e.g. 2026-11-28")
-    s.add_argument("--limit", type=a_count)
+    s.add_argument("--limit", type=a_count, help="the newest N events (0: all)")
 
     s = sub.add_parser("blame", parents=[common], help="who last changed an annotation, or each of an image's")
-    s.add_argument("id", type=an_id, nargs="?")
-    s.add_argument("--image", dest="image_id", type=an_id)
+    s.add_argument("id", type=an_id, nargs="?", help="annotation id")
+    s.add_argument("--image", dest="image_id", type=an_id, help="each annotation of this image")
 
     s = sub.add_parser("compare", parents=[common], help="match two sources' boxes per image; list disagreements")
-    s.add_argument("source_a")
-    s.add_argument("source_b")
+    s.add_argument("source_a", help="an import source name, as `ls` shows it")
+    s.add_argument("source_b", help="another one")
     s.add_argument("--limit", type=a_count, default=50, help="disagreements shown in the table (0: all)")
 
     s = sub.add_parser("diff", parents=[common], help="label changes between two git revisions")
-    s.add_argument("rev_a")
-    s.add_argument("rev_b", nargs="?", default="HEAD")
+    s.add_argument("rev_a", help="the older git revision: a release (v1.0), a commit, HEAD~3")
+    s.add_argument("rev_b", nargs="?", default="HEAD", help="the newer one (default: HEAD)")
     s.add_argument("--summary", action="store_true", help="per class only, not each label")
 
     s = sub.add_parser("verify", parents=[common], help="prove the history is intact")
@@ -1016,16 +1025,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reindex", parents=[common], help="rebuild the index from the committed files")
 
     s = sub.add_parser("resolve", parents=[common], help="adjudicate a conflict: pick a decision or decide anew")
-    s.add_argument("id", type=an_id)
+    s.add_argument("id", type=an_id, help="annotation id (`ls --conflicts` lists them)")
     s.add_argument("--pick", help="event hash (or its first 4+ hex digits) of the decision to keep")
     s.add_argument("--category", "--class", help="decide anew: the class")
     s.add_argument("--status", dest="status_to", help="decide anew: accepted, relabeled, flagged, rejected, pending")
-    s.add_argument("--reason")
-    s.add_argument("--comment")
+    s.add_argument("--reason", help="why, recorded on the resolve event")
+    s.add_argument("--comment", help="free text recorded with the decision")
 
     s = sub.add_parser("remote", parents=[common], help="list remotes, or `remote add NAME URL`")
-    s.add_argument("action", nargs="?", choices=["add", "list"], default="list")
-    s.add_argument("name", nargs="?")
+    s.add_argument("action", nargs="?", choices=["add", "list"], default="list", help="add or list (default: list)")
+    s.add_argument("name", nargs="?", help="with add: the remote's name, e.g. origin")
     s.add_argument("url", nargs="?", help="a bare repository path, file:// or ssh URL, or user@host:path")
 
     s = sub.add_parser("sync", parents=[common], help="checkpoint, fetch, merge, replay, push")
@@ -1033,17 +1042,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-push", action="store_true", help="fetch and merge only")
 
     s = sub.add_parser("clone", parents=[common], help="copy a store from a remote and build its index")
-    s.add_argument("url")
-    s.add_argument("dir")
+    s.add_argument("url", help="the remote: a bare repository path, file:// or ssh URL, or user@host:path")
+    s.add_argument("dir", help="new folder for the copy")
 
     s = sub.add_parser("release", parents=[common], help="tag the store as a dataset release (annotated git tag)")
     s.add_argument("name", help="e.g. v1.0")
-    s.add_argument("-m", "--message")
+    s.add_argument("-m", "--message", help="the release's message (the tag's annotation)")
 
     sub.add_parser("agreement", parents=[common], help="inter-reviewer agreement: Cohen's kappa per pair and class")
 
     s = sub.add_parser("review", parents=[common], help="open the review screen")
-    add_filter_args(s)
+    add_filter_args(s, order_default="the queue you last worked in, else file")
     s.add_argument("--demo", action="store_true", help="review the bundled sample data")
     s.add_argument("--reset", action="store_true", help="with --demo: start the demo store afresh")
     s.add_argument("--graphics", choices=["halfblock", "sixel", "kitty"], default="halfblock",
