@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLE, run_cli
-from helpers import AUTHOR, _sample, empty_store, git, run, sample_images, sample_store, templates  # noqa: F401
+from helpers import (AUTHOR, _sample, empty_store, git, run, sample_images, sample_store, set_config,  # noqa: F401
+                     templates)
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -678,3 +679,19 @@ def test_every_command_s_help_says_what_it_does_and_what_its_arguments_are():
     assert "--order ORDER file, score, score-desc, random, suspicion (default: the queue you last worked in, " \
            "else file)" in flat(help_of("review"))
     assert "suspicion (default: file)" in flat(help_of("ls"))
+
+
+def test_ls_with_a_class_or_source_the_store_does_not_know_says_so(sample_store):
+    """`ls --class persn` (a typo) printed an empty table and exit 0, as if the store had no
+    person; `--source model-v2` the same. Now it is refused with the names it might have meant; a
+    class of labelreview.toml no label has yet is still a filter, of nothing."""
+    s = ["--store", str(sample_store)]
+    rc, out, err = run("ls", "--class", "dog,persn", *s)
+    assert (rc, out, err) == (1, "", "labelreview: error: unknown class 'persn'; did you mean person?\n")
+    rc, out, err = run("ls", "--source", "model-v2", "--json", *s)
+    assert (rc, out, err) == (1, "", "labelreview: error: unknown source 'model-v2'; did you mean model-v1?\n")
+    rc, _, err = run("ls", "--class", "zebra", *s)
+    assert rc == 1 and err.startswith("labelreview: error: unknown class 'zebra'; classes: person, cat, dog")
+    assert [a["id"] for a in js("ls", "--class", "dog", "--source", "model-v1", *s)] == [1]
+    set_config(sample_store, classes=["zebra"])
+    assert js("ls", "--class", "zebra", *s) == []

@@ -336,9 +336,12 @@ def cmd_status(args) -> int:
 
 @command("ls")
 def cmd_ls(args) -> int:
+    from .review.queue import check_names
+
     store = open_store(args)
     try:
         flt = parse_filter(args)
+        check_names(store, flt)
         if args.order == "suspicion":
             from .review.suspicion import ranked
 
@@ -885,7 +888,10 @@ def cmd_review(args) -> int:
                                "records decisions, so it cannot open here. Reading works: status, ls, log, "
                                "blame, diff, verify, export")
     try:
+        from .review.queue import check_names
+
         flt = parse_filter(args)
+        check_names(store, flt)
         missing = terminal_missing()  # (after what is wrong with the store or the filter: that is said first)
         if missing:
             raise LabelreviewError(f"the review screen needs a terminal, and its {missing} is not one (piped or "

@@ -22,6 +22,26 @@ from ..store.identity import key_slug
 ORDERS = ("file", "score", "score-desc", "random", "suspicion")
 
 
+def check_names(store: Store, flt: AnnotationFilter) -> None:
+    """Refuse a class or a source the store has never heard of: `--class persn` (a typo) listed
+    nothing and said only that, as if the store had no person. A name no label has but the store
+    knows (a class of labelreview.toml) is a fine filter; so is one a label still has though the
+    config dropped it."""
+    import difflib
+
+    for what, plural, names, known, flt_of in (
+            ("class", "classes", flt.categories, store.class_names(), lambda n: AnnotationFilter(categories=[n])),
+            ("source", "sources", flt.sources, list(dict.fromkeys(i["source"] for i in store.imports())),
+             lambda n: AnnotationFilter(sources=[n]))):
+        for name in names:
+            if name in known or store.matches_at_least(flt_of(name), 1):
+                continue
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = (f"; did you mean {', '.join(close)}?" if close
+                    else f"; {plural}: {', '.join(known[:20]) or '(none)'}")
+            raise LabelreviewError(f"unknown {what} {name!r}{hint}")
+
+
 #: Items a lazy queue loads before its first frame; the rest come from a thread.
 WINDOW = 4000
 
