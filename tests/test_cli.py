@@ -695,3 +695,13 @@ def test_ls_with_a_class_or_source_the_store_does_not_know_says_so(sample_store)
     assert [a["id"] for a in js("ls", "--class", "dog", "--source", "model-v1", *s)] == [1]
     set_config(sample_store, classes=["zebra"])
     assert js("ls", "--class", "zebra", *s) == []
+
+
+def test_store_author_and_json_may_come_before_the_command(sample_store):
+    """`labelreview --store S status`, as git takes `-C DIR` before its command, was refused with
+    "invalid choice: 'S' (choose from 'init', ...)", as if S were a misspelt command."""
+    rc, out, err = run("--store", str(sample_store), "--author", "Ann <ann@example.org>", "accept", "1")
+    assert (rc, out) == (0, "accept 1: dog pending -> dog accepted\n"), err
+    assert json.loads(ok("--json", "--store", str(sample_store), "log"))[0]["author"] == "Ann <ann@example.org>"
+    # Given on both sides, the one after the command wins (it is the command's own).
+    assert js("--store", "/nonexistent", "status", "--store", str(sample_store))["accepted"] == 1

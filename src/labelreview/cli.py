@@ -948,7 +948,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = argparse.ArgumentParser(prog="labelreview", description="Review proposed ML labels in the terminal; "
-                                "every change is recorded and committed to git.")
+                                "every change is recorded and committed to git.",
+                                epilog="`labelreview COMMAND --help` says more of each. --store, --author and --json "
+                                "go after the command, or before it.")
+    # Also before the command, as git takes -C (`labelreview --store S status` was refused as "invalid
+    # choice: 'S'"); kept apart so that the command's own defaults do not overwrite them.
+    for flag, value in (("--store", "STORE"), ("--author", "AUTHOR")):
+        p.add_argument(flag, dest=f"top_{flag[2:]}", metavar=value, help=argparse.SUPPRESS)
+    p.add_argument("--json", dest="top_json", action="store_true", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     add_parser = sub.add_parser
 
@@ -1102,6 +1109,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         argv = ["review", "--demo"]
     args = parser.parse_args(argv)
+    for name in ("store", "author", "json"):  # (given before the command; after it, the command's own wins)
+        top = getattr(args, f"top_{name}", None)
+        if top and not getattr(args, name, None):
+            setattr(args, name, top)
     if args.command is None:
         parser.print_help()
         return 2
