@@ -705,3 +705,18 @@ def test_store_author_and_json_may_come_before_the_command(sample_store):
     assert json.loads(ok("--json", "--store", str(sample_store), "log"))[0]["author"] == "Ann <ann@example.org>"
     # Given on both sides, the one after the command wins (it is the command's own).
     assert js("--store", "/nonexistent", "status", "--store", str(sample_store))["accepted"] == 1
+
+
+def test_a_misspelt_command_a_store_that_is_a_file_and_log_of_a_label_not_on_the_image_say_so(sample_store, tmp_path):
+    # `acept` got the list of two dozen commands; `--store afile` advised `labelreview init afile`,
+    # which fails too; `log --annotation 1 --image 2` printed an empty log (exit 0) where blame refuses.
+    rc, out, err = run("acept", "1", "--store", sample_store)
+    assert rc == 2 and "unknown command 'acept'; did you mean accept?" in err
+    assert run("log", "--json", "--store", sample_store)[1].strip() == "[]"  # nothing was accepted
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc, out, err = run("status", "--store", afile)
+    assert rc == 1 and "a file, not a labelreview store" in err and "init" not in err
+    rc, out, err = run("log", "--annotation", "1", "--image", "2", "--store", sample_store)
+    assert rc == 1 and "annotation 1 is on image 1, not on image 2" in err
+    assert run("log", "--annotation", "1", "--image", "1", "--store", sample_store)[0] == 0

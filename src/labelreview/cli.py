@@ -553,10 +553,12 @@ def cmd_log(args) -> int:
     store = open_store(args)
     try:
         # An id the store does not have is said, as blame says it: an empty log read as "never changed".
-        if args.annotation is not None:
-            store.annotation(args.annotation)
+        ann = store.annotation(args.annotation) if args.annotation is not None else None
         if args.image_id is not None:
             store.image(args.image_id)
+            if ann is not None and ann.image_id != args.image_id:  # (as blame refuses: an empty log lied)
+                raise LabelreviewError(f"annotation {ann.id} is on image {ann.image_id}, not on image "
+                                       f"{args.image_id}; give one of --annotation and --image")
         events = store.events(annotation=args.annotation, image=args.image_id, author=args.author_filter,
                               action=action, since=utc_since(args.since), limit=args.limit,
                               newest_first=True)
@@ -1102,12 +1104,35 @@ def refuse_undecodable(args: argparse.Namespace) -> None:
                                            "in UTF-8") from None
 
 
+def _misspelt_command(argv: list[str]) -> tuple[str, list[str]] | None:
+    """The command word, when it is no command but close to one or more (``acept``): argparse alone
+    lists all two dozen commands and leaves the reader to find the one they meant."""
+    import difflib
+
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--store", "--author"):
+            i += 2
+        elif word.startswith("-"):
+            i += 1
+        else:
+            close = [] if word in COMMANDS else difflib.get_close_matches(word, list(COMMANDS), n=2)
+            return (word, close) if close else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tolerant_output()
     parser = build_parser()
     if not argv:
         argv = ["review", "--demo"]
+    typo = _misspelt_command(argv)
+    if typo:
+        print(f"labelreview: error: unknown command {typo[0]!r}; did you mean {' or '.join(typo[1])}? "
+              "(`labelreview --help` lists them)", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     for name in ("store", "author", "json"):  # (given before the command; after it, the command's own wins)
         top = getattr(args, f"top_{name}", None)

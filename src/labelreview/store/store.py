@@ -56,6 +56,8 @@ def find_store(start: str | os.PathLike | None = None, explicit: str | os.PathLi
     given = explicit or os.environ.get(STORE_ENV)
     if given:
         root = Path(given).expanduser().resolve()
+        if root.exists() and not root.is_dir():  # (`init` there would fail too: say what it is)
+            raise LabelreviewError(f"{root}: a file, not a labelreview store (a store is a folder)")
         if not (root / CONFIG_NAME).is_file():
             raise LabelreviewError(f"{root}: not a labelreview store (no {CONFIG_NAME}); "
                                    f"create one with `labelreview init {given}`")
