@@ -187,3 +187,28 @@ def test_voc_export_writes_no_class_mask_where_a_mask_is_not_decided(tmp_path):
     assert "left out of the export: class mask of an image with a mask not decided: 1" in text, text
     res = json.loads(do("export", "voc", str(out), "--json", "--include", "pending")[0])
     assert sorted(p.name for p in (out / "SegmentationClass").iterdir()) == ["a.png", "b.png"]
+
+
+def test_imagefolder_export_warns_when_a_split_lacks_a_class(tmp_path):
+    """torchvision's ImageFolder numbers classes by the folders it finds: with the only val dog
+    rejected, val/ had no dog folder and numbered every class after it otherwise than train/ did (a
+    model scored against shifted labels, silently). The export now says which split lacks which class."""
+    data = tmp_path / "ds"
+    for split, cls, name in (("train", "cat", "a"), ("train", "dog", "b"), ("train", "emu", "c"),
+                             ("val", "cat", "d"), ("val", "dog", "e"), ("val", "emu", "f")):
+        _picture(data / split / cls / f"{name}.jpg", (10, 200, 30))
+    do = _cli(tmp_path / "st")
+    do("import", "imagefolder", str(data))
+    rows = json.loads(do("ls", "--json")[0])
+    ids = {r["file_name"]: str(r["id"]) for r in rows}
+    do("accept", *[i for f, i in ids.items() if not f.endswith("e.jpg")])
+    do("reject", ids["val/dog/e.jpg"])
+    out = tmp_path / "out"
+    res = json.loads(do("export", "imagefolder", str(out), "--json")[0])
+    assert res["splits_without_a_class"] == {"val": ["dog"]}
+    assert sorted(p.name for p in (out / "val").iterdir()) == ["cat", "emu"]
+    text = do("export", "imagefolder", str(out))[0]
+    assert "warning: split val has no image of dog: torchvision's ImageFolder numbers classes" in text, text
+    do("undo")  # the val dog back to pending, then accepted: every split has every class again
+    do("accept", ids["val/dog/e.jpg"])
+    assert "splits_without_a_class" not in json.loads(do("export", "imagefolder", str(out), "--json")[0])

@@ -302,6 +302,8 @@ def cmd_export(args) -> int:
             print(f"{n} {why}")
         for why, n in (result.get("past_image") or {}).items():
             print(f"{n} {why}")
+        for text in result.get("warnings") or ():
+            print(f"warning: {text}")
         for why, names in (result.get("images_left_out") or {}).items():
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             print(f"images left out of the export, {why}: {shown}")

@@ -468,6 +468,23 @@ def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     if skipped or unlabelled or missing:
         res["skipped"] = {k: v for k, v in (("not an image label", skipped), ("image with no label", unlabelled),
                                             ("image file missing", missing)) if v}
+    if splits:
+        # torchvision's ImageFolder numbers the classes by the folders it finds: a split without a
+        # class (no val image of it) numbers every class after it differently from the others, and
+        # a model trained on one split is scored on the other with shifted labels, silently.
+        in_split: dict[str, set[str]] = {}
+        for rel in used:
+            split, cls = rel.split("/", 2)[:2]
+            in_split.setdefault(split, set()).add(cls)
+        every = set().union(*in_split.values())
+        short = {sp: sorted(every - have) for sp, have in sorted(in_split.items()) if every - have}
+        if short:
+            res["splits_without_a_class"] = short
+            res["warnings"] = [
+                f"split {sp} has no image of {', '.join(cls[:5])}{' …' if len(cls) > 5 else ''}: torchvision's "
+                "ImageFolder numbers classes by the folders it finds, so this split would number them unlike "
+                "the others (give each split the same class list, e.g. a find_classes override)"
+                for sp, cls in short.items()]
     return res
 
 
