@@ -552,3 +552,23 @@ def test_csv_labels_needs_a_label_column_it_can_find(tmp_path):
         cl.read_csv(tmp_path / "a.csv", layout="labels")
     b, _ = cl.read_csv(tmp_path / "a.csv", layout="one-hot")
     assert [(p.image_key, p.category) for p in b.proposals] == [("1.jpg", "dog")]
+
+
+def test_a_tags_column_of_space_separated_classes_is_multi_label(tmp_path):
+    """Kaggle's Planet layout (image_name,tags with "haze primary"): the tags were one class named
+    "haze primary". Each tag is now a label of the image, and the data is multi-label."""
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for n in ("train_0", "train_1"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / f"{n}.jpg")
+    (tmp_path / "train.csv").write_text("image_name,tags\ntrain_0,haze primary\ntrain_1,clear  primary water\n")
+    batch, _root = cl.read_csv(tmp_path / "train.csv")
+    got = sorted((p.image_key, p.category) for p in batch.proposals)
+    assert got == [("train_0.jpg", "haze"), ("train_0.jpg", "primary"), ("train_1.jpg", "clear"),
+                   ("train_1.jpg", "primary"), ("train_1.jpg", "water")]
+    assert sorted(c.name for c in batch.categories) == ["clear", "haze", "primary", "water"]
+    assert len({p.source_id for p in batch.proposals}) == 5 and not batch.warnings
+    # A label column of another name keeps a class with a space whole ("traffic light").
+    (tmp_path / "one.csv").write_text("image_name,label\ntrain_0,traffic light\n")
+    assert [p.category for p in cl.read_csv(tmp_path / "one.csv")[0].proposals] == ["traffic light"]

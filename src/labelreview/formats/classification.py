@@ -180,6 +180,9 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
     label_col, score_col = _columns(header, rows, img_col, layout, set(known_classes), shown, warns)
     one_hot = label_col is None
+    # A column named "tags" holds an image's classes separated by spaces (Kaggle's Planet layout,
+    # fast.ai's label_delim=" "): multi-label. Any other label column holds one class per row.
+    tags = not one_hot and low[label_col] == "tags"
     class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
     # where the images are
     resolved = None
@@ -251,6 +254,11 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
             cls = row[label_col].strip()
             if not cls:
                 warns.append(ImportWarning(f"{shown} line {n}", "empty label; image kept without it", "kept"))
+                continue
+            if tags:  # "haze primary": two classes of the image, not one class with a space in its name
+                for tag in cls.split():
+                    classes.setdefault(tag)
+                    _add(proposals, seen, warns, rel, tag, score, f"{shown}:{n}:{tag}", f"{shown} line {n}")
                 continue
             classes.setdefault(cls)
             _add(proposals, seen, warns, rel, cls, score, f"{shown}:{n}", f"{shown} line {n}")
