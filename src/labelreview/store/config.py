@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,9 @@ class Config:
 def load_config(store_root: Path) -> Config:
     path = store_root / CONFIG_NAME
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte order mark (Windows Notepad writes one) is no setting ("Invalid
+        # statement (at line 1, column 1)" said nothing of it).
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise LabelreviewError(f"{path}: not found; is this a labelreview store?") from None
     except tomllib.TOMLDecodeError as e:
@@ -107,34 +110,69 @@ def load_config(store_root: Path) -> Config:
 
     def strings(where: str, value) -> list[str]:
         # A list of strings; reviewers = "root" used to be read as the letters r, o, o, t.
-        if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) for x in value):
-            raise LabelreviewError(f"{path}: {where} must be a list of names, e.g. {where.split('.')[-1]} = "
-                                   '["ada", "grace"]')
-        return [str(x) for x in value]
+        if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) and not isinstance(x, bool)
+                                                  for x in value):
+            key = where.split(".")[-1]
+            example = {"classes": '["cat", "dog"]', "flag_reasons": '["loose-box", "other"]',
+                       "reject_reasons": '["false-positive", "other"]'}.get(key, '["ada", "grace"]')
+            raise LabelreviewError(f"{path}: {where} must be a list of names, e.g. {key} = {example}")
+        names = [str(x) for x in value]
+        for i, name in enumerate(names, 1):
+            # (classes = ["", "cat"] let `relabel 1 ""` relabel to the class it had, and exported a
+            # class with no name)
+            if not name.strip():
+                raise LabelreviewError(f"{path}: {where} has an empty name (item {i} of the list); remove it")
+        return names
+
+    def text(where: str, value) -> str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise LabelreviewError(f"{path}: {where} must be text in quotes, e.g. {where.split('.')[-1]} = "
+                                   '"..."')
+        return str(value)
+
+    def keys(value) -> dict[str, str]:
+        out = {}
+        for bid, keys_ in value.items():
+            # next_image = ["n", "right"] is n,right (it was read as the key "['n', 'right']")
+            if isinstance(keys_, list) and all(isinstance(k, str) for k in keys_):
+                keys_ = ",".join(keys_)
+            elif isinstance(keys_, int) and not isinstance(keys_, bool) and 0 <= keys_ <= 9:
+                keys_ = str(keys_)  # (accept = 1: the digit)
+            if not isinstance(keys_, str):  # ("" leaves the action without a key: A = "" for no accept-all)
+                raise LabelreviewError(f"{path}: keys.{bid} must name a key, or several in a comma list, e.g. "
+                                       f'{bid} = "y" or {bid} = "n,right"')
+            out[str(bid)] = keys_
+        return out
 
     project = table("project")
     every = project.get("checkpoint_every", 50)
     if not isinstance(every, int) or isinstance(every, bool):
         raise LabelreviewError(f"{path}: project.checkpoint_every must be a whole number of decisions")
     cfg = Config(
-        name=str(project.get("name", store_root.name)),
+        name=text("project.name", project.get("name", store_root.name)),
         classes=strings("project.classes", project.get("classes", [])),
         flag_reasons=strings("project.flag_reasons", project.get("flag_reasons", [])),
         reject_reasons=strings("project.reject_reasons", project.get("reject_reasons", [])),
         checkpoint_every=every,
-        image_roots={str(k): str(v) for k, v in table("image_roots").items()},
+        image_roots={str(k): text(f"image_roots.{k}", v) for k, v in table("image_roots").items()},
         roles={str(k): strings(f"roles.{k}", v) for k, v in table("roles").items()},
-        keys={str(k): str(v) for k, v in table("keys").items()},
+        keys=keys(table("keys")),
     )
     review = table("review")
     double = review.get("double", review.get("blind_double_review", False))
     if not isinstance(double, bool):
         raise LabelreviewError(f"{path}: review.double must be true or false")
     cfg.double_review = double
-    try:
-        cfg.lease_seconds = float(review.get("lease_seconds", 120))
-    except (TypeError, ValueError):
-        raise LabelreviewError(f"{path}: review.lease_seconds must be a number of seconds") from None
+    lease = review.get("lease_seconds", 120)
+    if isinstance(lease, str):  # (lease_seconds = "120" was read as 120)
+        try:
+            lease = float(lease)
+        except ValueError:
+            pass
+    # (true was a lease of 1 s; nan a lease that never holds, inf one never given back)
+    if not isinstance(lease, (int, float)) or isinstance(lease, bool) or not math.isfinite(lease):
+        raise LabelreviewError(f"{path}: review.lease_seconds must be a number of seconds, e.g. lease_seconds = 120")
+    cfg.lease_seconds = float(lease)
     if cfg.lease_seconds <= 0:
         raise LabelreviewError(f"{path}: review.lease_seconds must be more than 0")
     if cfg.checkpoint_every < 1:
