@@ -62,3 +62,37 @@ def test_keys_may_be_given_as_a_list_or_a_digit(sample_store):
     with Store.open(sample_store) as store:
         assert store.config.keys == {"next_image": "n,right", "accept": "7"}
         assert store.config.lease_seconds == 30
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[review]\ndubble = true', "unknown setting review.dubble; did you mean 'double'? [review] may hold double, "
+                                "lease_seconds"),
+    ('[roles]\nreviewer = ["nobody"]', "unknown setting roles.reviewer; did you mean 'reviewers'? [roles] may hold "
+                                       "reviewers, adjudicators, admins, importers, exporters"),
+    ('[project]\nclasess = ["zebra"]', "unknown setting project.clasess; did you mean 'classes'?"),
+    ('classes = ["zebra"]\n[project]\nname = "x"', "classes must be under [project] (it is above every table); "
+                                                  "move it there"),
+    ('double = true\n[project]\nname = "x"', "double must be under [review]"),
+    ('[projekt]\nclasses = ["zebra"]', "unknown table [projekt]; did you mean 'project'? the tables are [project], "
+                                       "[image_roots], [roles], [review], [keys]"),
+    ('[role]\nreviewers = ["nobody"]', "unknown table [role]; did you mean 'roles'?"),
+], ids=["review-typo", "role-typo", "project-typo", "above-project", "above-review", "table-typo", "table-singular"])
+def test_a_misspelt_setting_or_table_is_named_not_ignored(sample_store, text, message):
+    # Each was ignored without a word, and the store worked otherwise than its team wrote: [roles]
+    # reviewer = ["nobody"] let everybody decide, [review] dubble = true left double review off.
+    write(sample_store, text)
+    before = files_of(sample_store)
+    rc, out, err = run("accept", "1", "--store", sample_store)
+    assert rc == 1 and "Traceback" not in err, err
+    assert f"labelreview.toml: {message}" in err, err
+    assert files_of(sample_store) == before
+
+
+def test_the_template_and_the_old_name_of_double_review_are_known(sample_store):
+    from labelreview.store import Store
+
+    assert status(sample_store) == (0, "")  # (the template init writes, every table in it)
+    write(sample_store, '[review]\nblind_double_review = true\n[image_roots]\n"any-import-id" = "/x"\n'
+                        '[keys]\nany_binding_id = "y"\n')
+    with Store.open(sample_store) as store:
+        assert store.config.double_review is True

@@ -85,6 +85,17 @@ class Config:
         return who is None or login in who
 
 
+#: The settings each table of labelreview.toml may hold ([image_roots] and [keys] hold any name: an
+#: import id, a binding id, which the store and the review screen check).
+KNOWN = {
+    "project": ("name", "classes", "flag_reasons", "reject_reasons", "checkpoint_every"),
+    "image_roots": None,
+    "roles": ("reviewers", "adjudicators", "admins", "importers", "exporters"),
+    "review": ("double", "blind_double_review", "lease_seconds"),
+    "keys": None,
+}
+
+
 def load_config(store_root: Path) -> Config:
     path = store_root / CONFIG_NAME
     try:
@@ -101,6 +112,8 @@ def load_config(store_root: Path) -> Config:
                                f"{line}); save it as UTF-8") from None
     except OSError as e:  # a folder in its place, no permission
         raise LabelreviewError(f"{path}: cannot be read ({e.strerror or e})") from None
+
+    _refuse_unknown(path, data)
 
     def table(key: str) -> dict:
         value = data.get(key, {})
@@ -178,6 +191,35 @@ def load_config(store_root: Path) -> Config:
     if cfg.checkpoint_every < 1:
         raise LabelreviewError(f"{path}: project.checkpoint_every must be at least 1")
     return cfg
+
+
+def _refuse_unknown(path: Path, data: dict) -> None:
+    """A table or setting labelreview does not know is a typo until shown otherwise: [review]
+    dubble = true left double review off, [roles] reviewer = [...] let everybody review, a
+    classes = [...] above [project] offered no class, each without a word."""
+    import difflib
+
+    def hint(name: str, known) -> str:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        return f"did you mean {close[0]!r}? " if close else ""
+
+    for name, value in data.items():
+        if name not in KNOWN:
+            home = next((t for t, keys in KNOWN.items() if keys and name in keys), None)
+            if home is not None:
+                raise LabelreviewError(f"{path}: {name} must be under [{home}] (it is above every table); "
+                                       f"move it there")
+            what = f"table [{name}]" if isinstance(value, dict) else f"setting {name} (above every table)"
+            raise LabelreviewError(f"{path}: unknown {what}; {hint(name, KNOWN)}the tables are "
+                                   f"{', '.join(f'[{t}]' for t in KNOWN)}")
+        known = KNOWN[name]
+        if known is None or not isinstance(value, dict):
+            continue
+        for key in value:
+            if key not in known:
+                shown = [k for k in known if k != "blind_double_review"]
+                raise LabelreviewError(f"{path}: unknown setting {name}.{key}; {hint(key, known)}[{name}] "
+                                       f"may hold {', '.join(shown)}")
 
 
 def write_template(store_root: Path, name: str) -> None:
