@@ -371,6 +371,48 @@ async def test_a_mistaken_key_remap_is_reported_and_help_shows_what_each_key_doe
         store.close()
 
 
+async def test_keys_written_as_people_write_them_work_and_help_shows_what_each_key_does(sample_store):
+    # accept = "shift+y" (or "Space", "F2", "Esc") was bound as written, a name no key press has:
+    # the key did nothing while the footer and help showed it; accept = "" kept a working while help
+    # said "(no key)"; a key given to two actions was listed for both (only the first gets it); help
+    # said 1-9 picks a decision after pick_1 was moved; a name no key has ("foo") was not said.
+    from labelreview.tui.screens.help import HelpScreen
+
+    set_config(sample_store, keys={"accept": "shift+y", "zoom": "F2", "flag": "v", "reject": "v",
+                                   "undo": "", "pick_1": "F1", "masks": "foo"})
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await settle(pilot, app)
+            said = " ".join(str(n.message) for n in app._notifications)
+            assert "'v' is given to both flag and reject: it does flag" in said
+            assert "Reject (reject) has no key left" in said
+            assert "undo is given no key, which leaves it as it was; undo keeps u" in said
+            assert "masks = 'foo': 'foo' is no key's name; give a letter or digit" in said
+            footer = rendered(app).splitlines()[-1]
+            assert footer.startswith(" Y Accept  space Accept+next  r Relabel  v Flag  u Undo ")
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            rows = dict((action, keys) for keys, action in app.screen.rows)
+            assert rows["Accept"] == "Y" and rows["Zoom"] == "f2" and rows["Flag"] == "v"
+            assert rows["Reject"] == "(no key)" and rows["Undo"] == "u" and rows["Masks on/off"] == "m"
+            assert "f1 2 3 4 5 6 7 8 9" in app.screen.rows[-2][0]
+            await pilot.press("escape")
+            await pilot.pause()
+            await pilot.press("f2")
+            await settle(pilot, app)
+            assert app.screen.options.zoom
+            await pilot.press("Y")
+            await settle(pilot, app)
+            assert store.annotation(1).status == "accepted"
+            await pilot.press("u")
+            await settle(pilot, app)
+            assert store.annotation(1).status == "pending"
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("key", ["a", "space"])
 async def test_decision_on_a_stale_state_is_refused(sample_store, key):
     app, store = make_app(sample_store)

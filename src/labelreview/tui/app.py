@@ -14,7 +14,7 @@ from textual.app import App
 from ..review import Queue, ReviewSession
 from ..store import Store
 from .early import EarlyFrame
-from .screens.review import ReviewScreen, colour_advice, effective_keys
+from .screens.review import ReviewScreen, colour_advice, keymap_of
 from .termgraphics import Graphics
 from . import textual_fixes
 
@@ -81,8 +81,10 @@ class LabelReviewApp(App):
             except (NotImplementedError, RuntimeError, ValueError):  # (not the main thread: a test)
                 pass
         if self.keymap_overrides:
-            self.set_keymap(self.keymap_overrides)
-            for problem in effective_keys(self.keymap_overrides)[1]:
+            # As Textual names the keys ("Space" was bound as written, and space did nothing).
+            keymap, _keys, problems = keymap_of(self.keymap_overrides)
+            self.set_keymap(keymap)
+            for problem in problems:
                 self.notify(problem, title="labelreview.toml", severity="warning", timeout=15)
         if self.console.color_system not in ("truecolor", "windows") and not os.environ.get("COLORTERM"):
             hint, advice = colour_advice(self.console.color_system, os.environ.get("TERM"))

@@ -61,38 +61,112 @@ DIALOG_KEY_IDS = ("confirm_yes", "confirm_no", "reason_cancel", "picker_cancel",
                   "inspect_close")
 
 
+#: What people write for a key, as Textual names the key press.
+_KEY_SPELLINGS = {"esc": "escape", "return": "enter", "del": "delete", "ins": "insert", "pgup": "pageup",
+                  "page_up": "pageup", "pgdn": "pagedown", "pgdown": "pagedown", "page_down": "pagedown",
+                  "spacebar": "space", "bs": "backspace"}
+_MODIFIERS = ("ctrl", "alt", "shift", "meta", "super", "hyper")
+
+#: What a [keys] value may be, for the message about one that names no key.
+KEY_NAMES_HINT = ("a letter or digit (A is shift+a), a character such as / or ?, or a key's name: space, enter, "
+                  "escape, tab, backspace, up, down, left, right, home, end, pageup, pagedown, f1-f12, each "
+                  "also after ctrl+ or alt+")
+
+
+def key_name(written: str) -> str | None:
+    """A key as labelreview.toml's [keys] writes it, as Textual names the key press: "?" is
+    question_mark, "Space" space, "F1" f1, "shift+y" Y, "Ctrl+Y" ctrl+y, "Esc" escape; None when no
+    key press has that name ("foo"). (Each was bound as written, and the key did nothing.)"""
+    from textual.keys import Keys, _character_to_key, key_to_character
+
+    w = written.strip() or written  # (" " is space)
+    if len(w) == 1:
+        return _character_to_key(w)
+    *mods, base = w.split("+") if not w.endswith("++") else [*w[:-2].split("+"), "+"]
+    mods = [m.strip().lower() for m in mods]
+    base = base.strip()
+    if not base or any(m not in _MODIFIERS for m in mods) or len(set(mods)) != len(mods):
+        return None
+    if len(base) == 1:
+        if mods == ["shift"] and base.isalpha():
+            return base.upper()  # (a terminal sends shift+y as Y)
+        base = base.lower() if mods else base
+        base = _character_to_key(base) if not base.isalnum() else base
+    else:
+        base = base.lower()
+        base = _KEY_SPELLINGS.get(base, base)
+        if not (base in {k.value for k in Keys} or base in {_character_to_key(chr(c)) for c in range(33, 127)}
+                or key_to_character(base) is not None):
+            return None
+    return "+".join([*mods, base])
+
+
 def effective_keys(overrides: dict[str, str]) -> tuple[dict[str, list[str]], list[str]]:
     """Each review key's keys once labelreview.toml's [keys] is applied, as Textual applies it (a
-    key an override takes is taken from the binding that had it by default), and what is wrong
-    with the overrides: an id that names no binding (ignored), a key given to two, an action left
-    with no key. (``reject = "a"`` took a from accept without a word, and help listed a twice.)"""
+    key an override takes is taken from the binding that had it by default; a key given to two
+    does the first's action), and what is wrong with the overrides: an id that names no binding
+    (ignored), a key name no key press has, a key given to two, an action left with no key. (``reject
+    = "a"`` took a from accept without a word, and help listed a twice.)"""
+    return keymap_of(overrides)[1:]
+
+
+def keymap_of(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+    """(the keymap to hand Textual, each review binding's keys, what is wrong), for [keys]."""
     import difflib
 
     problems = []
     known = [bid for bid, *_ in KEYS] + list(DIALOG_KEY_IDS)
-    for bid in overrides:
+    keymap: dict[str, str] = {}
+    for bid, written in overrides.items():
         if bid not in known:
             close = difflib.get_close_matches(bid, known, n=1)
             problems.append(f"[keys] {bid!r} names no key binding, so it is ignored"
                             + (f" (did you mean {close[0]!r}?)" if close else ""))
+            continue
+        default = next((k for b, k, *_ in KEYS if b == bid), None)
+        keep = f"; {bid} keeps {default.replace(',', ', ')}" if default else ""
+        names = []
+        for k in ([written] if written == " " else [k for k in written.split(",") if k.strip()]):
+            name = key_name(k)
+            if name is None:
+                problems.append(f"[keys] {bid} = {written!r}: {k.strip()!r} is no key's name; give {KEY_NAMES_HINT}")
+            elif name not in names:
+                names.append(name)
+        if names:
+            keymap[bid] = ",".join(names)
+        elif not written.strip(", "):
+            # (Textual leaves a binding given no key as it was: help said "(no key)" while a accepted)
+            problems.append(f"[keys] {bid} is given no key, which leaves it as it was{keep}")
+        elif keep:
+            problems.append(f"[keys] {bid} is given no key that can be pressed{keep}")
     keys: dict[str, list[str]] = {}
     claimed: dict[str, list[str]] = {}
     for bid, *_ in KEYS:
-        if bid in overrides:
-            keys[bid] = [k.strip() for k in overrides[bid].split(",") if k.strip()]
+        if bid in keymap:
+            keys[bid] = keymap[bid].split(",")
             for k in keys[bid]:
                 claimed.setdefault(k, []).append(bid)
     for k, bids in claimed.items():
         if len(bids) > 1:
-            problems.append(f"[keys] {k!r} is given to both {' and '.join(bids)}")
+            problems.append(f"[keys] {k!r} is given to both {' and '.join(bids)}: it does {bids[0]}")
+            for bid in bids[1:]:  # (Textual runs the binding declared first)
+                keys[bid].remove(k)
+                if not keys[bid]:
+                    text = next(t for b, _k, _a, t, _s in KEYS if b == bid)
+                    problems.append(f"[keys] {text} ({bid}) has no key left: {k!r} is {bids[0]}'s")
     for bid, default, _action, text, _show in KEYS:
-        if bid not in overrides:
+        if bid not in keymap:
             keys[bid] = [k for k in default.split(",") if k not in claimed]
             lost = [k for k in default.split(",") if k in claimed]
             if lost and not keys[bid]:
                 problems.append(f"[keys] {text} ({bid}) has no key left: {lost[0]!r} is "
                                 f"{claimed[lost[0]][0]}'s now")
-    return keys, problems
+    return keymap, keys, problems
+
+
+def shown_key(key: str) -> str:
+    """A key as the help screen and messages name it."""
+    return {"slash": "/", "question_mark": "?"}.get(key, key)
 
 
 FILTER_HINT = ("e.g.  status:pending class:dog,cat source:model score:0:0.5 by:alice reason:loose-box "
@@ -193,6 +267,12 @@ class ReviewScreen(Screen):
         yield KeyHints()
 
     def on_mount(self) -> None:
+        keys = self.keys
+        picks = [keys[f"pick_{n}"] for n in range(1, 10)]
+        self.query_one(Detail).conflict_keys = (
+            ("1-9 picks one" if picks == [[str(n)] for n in range(1, 10)] else
+             " ".join(shown_key(k[0]) if k else "-" for k in picks) + " pick 1 to 9")
+            + f"; {self._decide_anew_keys()} decide anew")
         image_id = self.queue.current_image
         early = getattr(self.app, "early", None)
         if early is not None:  # the first picture, made while the UI was imported
@@ -202,11 +282,12 @@ class ReviewScreen(Screen):
             width, height = self.app.size
             self.query_one(ImageView).warm(self._image(image_id).path, (width, height))
         if self.queue.resumed_query:
-            self.notify(f"Your last queue: {self.queue.resumed_query}. Press / to change it.", timeout=6)
+            self.notify(f"Your last queue: {self.queue.resumed_query}. Press {self.key_for('filter')} to change it.",
+                        timeout=6)
         # Progress moves with other reviewers' decisions too, between this reviewer's keys.
         self.set_interval(PROGRESS_EVERY, self._tick)
         if self.queue.empty:
-            self.notify(f"{self._nothing_to_review()}, q to quit.", severity="warning", timeout=10)
+            self.notify(f"{self._nothing_to_review()}, {self.key_for('quit')} to quit.", severity="warning", timeout=10)
         self.refresh_view()
 
     # ------------------------------------------------------------ drawing
@@ -221,7 +302,7 @@ class ReviewScreen(Screen):
         if self.queue.filter == AnnotationFilter() and not self.store.counts()["total"]:
             return ("This store holds no labels yet: `labelreview import` brings proposals in "
                     "(images with no labels are not reviewed here)")
-        return "Nothing to review with this filter. Press / to change it"
+        return f"Nothing to review with this filter. Press {self.key_for('filter')} to change it"
 
     def _load_image_anns(self, image_id: int) -> list[Annotation]:
         # As this reviewer may see them (under blind double review: the proposal or their own decision).
@@ -594,7 +675,7 @@ class ReviewScreen(Screen):
         if name == "zoom" and self.options.zoom and ann is not None and ann.kind == "label":
             # (the status line says ZOOM, and the picture stays whole: say why)
             self.notify("A label of the whole image: nothing to zoom to. Zoom stays on for the shapes "
-                        "after it; z again turns it off.", title="zoom", timeout=5)
+                        f"after it; {self.key_for('zoom')} again turns it off.", title="zoom", timeout=5)
         self.refresh_view()
 
     def action_inspect(self) -> None:
@@ -678,22 +759,42 @@ class ReviewScreen(Screen):
             self.query_one(ImageView).prefetch([])
             self.refresh_view()
             if self.queue.empty:
-                self.notify("Nothing matches this filter. Press / to change it.", severity="warning", timeout=6)
+                self.notify(f"Nothing matches this filter. Press {self.key_for('filter')} to change it.",
+                            severity="warning", timeout=6)
 
         self.app.push_screen(Prompt("Filter and order the queue", "status:pending", self.queue.query_text(),
                                     FILTER_HINT), done)
 
     def action_help(self) -> None:
         rows = []
-        keys, _problems = effective_keys(getattr(self.app, "keymap_overrides", {}))
+        keys = self.keys
         for bid, _keys, _action, text, _show in KEYS:
             if bid.startswith("pick_"):  # nine keys, one line
                 if bid == "pick_1":
-                    rows.append(("1-9", "Conflict: keep competing decision N (a, r, f, x decide anew)"))
+                    picks = [keys[f"pick_{n}"] for n in range(1, 10)]
+                    shown = ("1-9" if picks == [[str(n)] for n in range(1, 10)] else
+                             " ".join(shown_key(k[0]) if k else "-" for k in picks))
+                    anew = self._decide_anew_keys()
+                    rows.append((shown, f"Conflict: keep competing decision N, by the keys of 1 to 9 in turn "
+                                        f"({anew} decide anew)" if shown != "1-9" else
+                                 f"Conflict: keep competing decision N ({anew} decide anew)"))
                 continue
-            shown = ",".join(keys[bid]).replace("slash", "/").replace("question_mark", "?")
-            rows.append((shown or "(no key)", text))
+            rows.append((",".join(shown_key(k) for k in keys[bid]) or "(no key)", text))
         self.app.push_screen(HelpScreen(rows, ",".join(keys["help"]), self.color_advice if self.color_hint else None))
+
+    @property
+    def keys(self) -> dict[str, list[str]]:
+        """Each binding id's keys, as labelreview.toml's [keys] left them."""
+        return effective_keys(getattr(self.app, "keymap_overrides", {}))[0]
+
+    def _decide_anew_keys(self) -> str:
+        keys = self.keys
+        return ", ".join(shown_key(keys[b][0]) for b in ("accept", "relabel", "flag", "reject") if keys[b])
+
+    def key_for(self, bid: str) -> str:
+        """The key that does ``bid``, as messages name it (a remapped one, not the default)."""
+        keys = self.keys[bid]
+        return shown_key(keys[0]) if keys else f"(no key: {bid})"
 
     def action_quit_review(self) -> None:
         self.app.action_quit_review()

@@ -27,6 +27,8 @@ class Detail(FinishedLines, Widget):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
         self._text = Text()
+        #: How to settle a conflict, with the keys as labelreview.toml's [keys] left them.
+        self.conflict_keys = "1-9 picks one; a, r, f, x decide anew"
         self._lines: list[Strip] | None = None  # for the current text, width and style
         self._made_for: tuple = ()
 
@@ -94,7 +96,7 @@ class Detail(FinishedLines, Widget):
         if why:
             fact("why here", "; ".join(_signal(s) for s in why[:4]))
         if conflicts:
-            t.append("conflict: competing decisions (1-9 picks one; a, r, f, x decide anew)\n", "bold red")
+            t.append(f"conflict: competing decisions ({self.conflict_keys})\n", "bold red")
             for n, ev in enumerate(conflicts[:9], start=1):
                 who = printable(ev["author"].split(" <")[0])
                 now = " (now)" if ev.get("current") else ""
