@@ -413,6 +413,33 @@ async def test_keys_written_as_people_write_them_work_and_help_shows_what_each_k
         store.close()
 
 
+async def test_a_reviewer_taken_off_the_roles_while_the_review_is_open_is_refused_at_the_next_key(sample_store):
+    # The review read labelreview.toml once, at its start: an admin who took a reviewer off the
+    # list (or named the reviewers for the first time) saw them go on deciding until they quit.
+    import getpass
+
+    app, store = make_app(sample_store)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot, app)
+            await pilot.press("a")
+            await settle(pilot, app)
+            assert store.annotation(1).status == "accepted"
+            set_config(sample_store, roles={"reviewers": ["someone-else"], "adjudicators": [], "admins": []})
+            await pilot.press("j", "a")
+            await settle(pilot, app)
+            said = " ".join(str(n.message) for n in app._notifications)
+            assert f"{getpass.getuser()} may not review: labelreview.toml allows someone-else; nothing was written" in said
+            assert store.annotation(2).status == "pending"
+            assert [e["annotation"] for e in store.events()] == [1]
+            set_config(sample_store, roles={"reviewers": [], "adjudicators": [], "admins": []})
+            await pilot.press("a")
+            await settle(pilot, app)
+            assert store.annotation(2).status == "accepted"  # given back: the next key works again
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("key", ["a", "space"])
 async def test_decision_on_a_stale_state_is_refused(sample_store, key):
     app, store = make_app(sample_store)

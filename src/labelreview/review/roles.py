@@ -20,7 +20,9 @@ def allowed(store, role: str) -> bool:
 
 
 def require(store, role: str) -> None:
-    """Refuse (PermissionRefused, before anything is written) unless the user has ``role``."""
+    """Refuse (PermissionRefused, before anything is written) unless the user has ``role``, as
+    labelreview.toml says now (it may have changed since the store was opened)."""
+    store.refresh_config()
     if allowed(store, role):
         return
     who = store.config.who_may(role) or []

@@ -120,6 +120,7 @@ class Store:
         self.identity = identity
         self.conn = conn
         self.config = config
+        self._config_stamp = _config_stamp(root)
         self._repo = None
         self._since_checkpoint = 0
         #: Log sizes the checkpoint in progress staged: what its commit holds of each log.
@@ -263,7 +264,16 @@ class Store:
 
     def reload_config(self) -> None:
         """Read labelreview.toml again (a sync may have brought a new one)."""
+        stamp = _config_stamp(self.root)
         self.config = load_config(self.root)
+        self._config_stamp = stamp
+
+    def refresh_config(self) -> None:
+        """Read labelreview.toml again if it changed since it was read: roles an admin changes while
+        a review is open apply to its next decision (a reviewer taken off the list went on deciding
+        until they quit). One stat when it did not change."""
+        if _config_stamp(self.root) != self._config_stamp:
+            self.reload_config()
 
     def _wait_wal_checkpoint(self) -> None:
         if self._wal_checkpoint is not None:
@@ -1888,6 +1898,14 @@ _STATE = ("category", "status", "last_event", "updated_at", "updated_by", "reaso
 
 #: The events-table columns ``fold_event`` reads.
 FOLD_COLUMNS = "hash, ts, author, action, new, base, reason, comment, blind, resolves, undoes"
+
+
+def _config_stamp(root: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (root / CONFIG_NAME).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def fold_event(r: sqlite3.Row, settled: dict[str, Any]) -> dict[str, Any]:
