@@ -193,6 +193,11 @@ def load_config(store_root: Path) -> Config:
     return cfg
 
 
+#: (Refusing what it does not know cuts both ways: a setting a newer labelreview wrote, arrived by a
+#: sync, stops an older one. Say so.)
+NEWER = " (if a newer labelreview wrote it, upgrade this one)"
+
+
 def _refuse_unknown(path: Path, data: dict) -> None:
     """A table or setting labelreview does not know is a typo until shown otherwise: [review]
     dubble = true left double review off, [roles] reviewer = [...] let everybody review, a
@@ -211,7 +216,7 @@ def _refuse_unknown(path: Path, data: dict) -> None:
                                        f"move it there")
             what = f"table [{name}]" if isinstance(value, dict) else f"setting {name} (above every table)"
             raise LabelreviewError(f"{path}: unknown {what}; {hint(name, KNOWN)}the tables are "
-                                   f"{', '.join(f'[{t}]' for t in KNOWN)}")
+                                   f"{', '.join(f'[{t}]' for t in KNOWN)}{NEWER}")
         known = KNOWN[name]
         if known is None or not isinstance(value, dict):
             continue
@@ -219,7 +224,7 @@ def _refuse_unknown(path: Path, data: dict) -> None:
             if key not in known:
                 shown = [k for k in known if k != "blind_double_review"]
                 raise LabelreviewError(f"{path}: unknown setting {name}.{key}; {hint(key, known)}[{name}] "
-                                       f"may hold {', '.join(shown)}")
+                                       f"may hold {', '.join(shown)}{NEWER}")
 
 
 def write_template(store_root: Path, name: str) -> None:
