@@ -111,3 +111,18 @@ def test_store_files_are_shared_with_the_group_and_nobody_else(tmp_path, monkeyp
                 assert mode & 0o777 == 0o664, f"{p}: {oct(mode)}"
     assert seen > 10
     assert stat.S_IMODE(os.stat(root / ".git" / "objects").st_mode) & 0o2070 == 0o2070
+
+
+def test_a_login_that_may_not_review_is_told_before_the_review_opens(sample_store):
+    # It opened, took leases on the images it was shown (so the reviewers skipped them), and was
+    # refused only at its first key. It is now told at once; an adjudicator may open the conflicts.
+    conflict_on_1(sample_store)
+    set_config(sample_store, roles={"reviewers": ["carol"], "adjudicators": [ME], "admins": ["boss"],
+                                    "importers": [], "exporters": []})
+    rc, out, err = run("review", "--store", sample_store)
+    assert rc == 1 and f"{ME} may not review: labelreview.toml allows boss, carol" in err
+    with Store.open(sample_store) as store:
+        assert store.conn.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
+    rc, out, err = run("review", "--queue", "conflicts", "--store", sample_store)
+    assert "may not" not in err  # (it goes on to want a terminal, which a test has not)
+    assert "needs a terminal" in err

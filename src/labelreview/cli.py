@@ -896,6 +896,12 @@ def cmd_review(args) -> int:
 
         flt = parse_filter(args)
         check_names(store, flt)
+        from .review.roles import allowed, require
+
+        # Refused at the first key, a login that may not review still held images (leases) the
+        # reviewers then skipped: said before the screen opens. An adjudicator may open the conflicts.
+        if not (args.queue == "conflicts" and allowed(store, "adjudicate")):
+            require(store, "review")
         missing = terminal_missing()  # (after what is wrong with the store or the filter: that is said first)
         if missing:
             raise LabelreviewError(f"the review screen needs a terminal, and its {missing} is not one (piped or "
