@@ -451,3 +451,17 @@ def test_a_shard_repeated_whole_names_each_ids_first_line(reviewed):
     for k, line in enumerate(lines, 1):
         a = json.loads(line)["id"]
         assert repeats[f"{rel}:{n + k}"] == f"annotation id {a} is used twice (first at {rel}:{k})"
+
+
+def test_a_cut_last_line_is_reported_not_dropped_as_a_crash_tail(reviewed):
+    """The end of the last (acknowledged, indexed) line cut off and other bytes written after it: not
+    a crash's tail, which only follows what the index knows. Verify says where and leaves the file."""
+    path, lines = log_of(reviewed)
+    rel = path.relative_to(reviewed).as_posix()
+    tampered = b"".join(lines)[:-30] + b"x" * 60
+    path.write_bytes(tampered)
+    assert_reported(reviewed, f"{rel}:7")  # the event the index holds, gone from the log
+    assert_reported(reviewed, f"{rel}:end", kinds={"json"})
+    assert path.read_bytes() == tampered  # (it cut the line down to its first 40% and kept 400 bytes)
+    rc, _, err = run("status", "--store", reviewed)
+    assert rc == 1 and rel in err and "edited outside labelreview" in err

@@ -993,6 +993,14 @@ class Store:
         touched: set[int] = set()
         for rel, start, lines in todo:
             torn = eventlog.torn_tail(self.root, rel)
+            if start and (sizes[rel] - torn < start or not _line_ends_at(self.root / rel, start)):
+                # What the index knows of this log no longer ends on a line: the known part was edited
+                # (or the index was). Nothing here is a crash's tail: dropping the unterminated end
+                # would cut an acknowledged line, and reading on from there would read half a line.
+                raise DamagedFileError(
+                    f"{rel}: the index knows its first {lines} line(s) ({start} bytes), but byte {start} "
+                    "is not the end of a line any more: the log (or the index) was edited outside "
+                    "labelreview; nothing was changed. Run `labelreview verify`")
             if torn:
                 self._drop_torn_tail(rel, torn)
             for ll in eventlog.read_lines(self.root, rel, start, first_line=lines + 1):
@@ -1758,6 +1766,16 @@ def _unloaded_imports(conn: sqlite3.Connection, root: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and p.name not in have
                   and (p / "manifest.json").is_file())
+
+
+def _line_ends_at(path: Path, offset: int) -> bool:
+    """Whether byte ``offset - 1`` of a log is a newline (where a line the index took ended)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset - 1)
+            return f.read(1) == b"\n"
+    except OSError:
+        return False
 
 
 def _behind(conn: sqlite3.Connection, root: Path) -> bool:
