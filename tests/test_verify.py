@@ -465,3 +465,20 @@ def test_a_cut_last_line_is_reported_not_dropped_as_a_crash_tail(reviewed):
     assert path.read_bytes() == tampered  # (it cut the line down to its first 40% and kept 400 bytes)
     rc, _, err = run("status", "--store", reviewed)
     assert rc == 1 and rel in err and "edited outside labelreview" in err
+
+
+def test_the_index_record_of_how_far_it_read_a_log_is_verified(reviewed):
+    """event_files (where the next command reads each log on from) and each event's end offset
+    (what `diff` tells revisions apart by) are the index's too: edited, verify names them. Before,
+    verify said OK while every other command stopped on 'line 8 unreadable' in a 7-line log."""
+    path, _ = log_of(reviewed)
+    rel = path.relative_to(reviewed).as_posix()
+    conn = sqlite3.connect(reviewed / ".labelreview" / "index.sqlite")
+    conn.execute("UPDATE event_files SET size=100")
+    conn.execute("UPDATE events SET end_offset=5 WHERE seq=3")
+    conn.commit()
+    conn.close()
+    assert_reported(reviewed, f"index:event_files:{rel}", kinds={"index"})
+    assert_reported(reviewed, f"{rel}:3", kinds={"index"})
+    rc, _, err = run("status", "--store", reviewed)
+    assert rc == 1 and f"{rel}: the index knows its first 7 line(s) (100 bytes)" in err

@@ -105,7 +105,7 @@ def _check_chains(root: Path, report: Report) -> list:
     Returns the events a replay keeps: (file, line, end offset, event) of every line that is an
     event, the first time its hash appears."""
     with replay.no_gc():
-        problems, events, writers, kept = _scan_chains(root, eventlog.list_files(root))
+        problems, events, writers, kept, _ = _scan_chains(root, eventlog.list_files(root))
     report.problems += problems
     report.events += events
     report.writers = writers
@@ -117,7 +117,7 @@ def _chains_and_events(root: str, files: list[str], index_uri: str | None) -> tu
     from .replay import no_gc
 
     with no_gc():
-        problems, events, writers, kept = _scan_chains(Path(root), files)
+        problems, events, writers, kept, logs = _scan_chains(Path(root), files)
         event_problems: list[Problem] = []
         if index_uri is not None:
             # The commit that first holds each event (what log and blame print), as a rebuild finds it.
@@ -129,25 +129,31 @@ def _chains_and_events(root: str, files: list[str], index_uri: str | None) -> tu
             fresh: dict[Any, tuple] = {}
             for (rel, number, end, ev), commit in zip(kept, commits):
                 r = event_row(ev, rel, number, end)
-                fresh[r[0]] = r[:19] + r[20:] + (commit,)  # (hash, *the compared columns): not the end offset
+                fresh[r[0]] = r + (commit,)  # (hash, *the compared columns)
             del kept, commits
             conn = sqlite3.connect(index_uri, uri=True, timeout=30)  # (a read-only URI)
             try:
                 key, cols = _COMPARE["events"]
                 rows = conn.execute(f"SELECT {key}, {cols} FROM events")
                 event_problems = _compare_rows("events", key, cols, rows, fresh)
+                # How far the index has read each log: where the next command goes on reading it.
+                key, cols = _COMPARE["event_files"]
+                rows = [r for r in conn.execute(f"SELECT {key}, {cols} FROM event_files")
+                        if r[2] or r[0] in logs]  # (a log with no whole line yet may have no row)
+                event_problems += _compare_rows("event_files", key, cols, rows, logs)
             finally:
                 conn.close()
     return problems, events, writers, event_problems
 
 
-def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int, list]:
+def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int, list, dict]:
     problems: list[Problem] = []
     add = problems.append
     heads: dict[str, tuple[int, str]] = {}
     seen: set[str] = set()
     kept_hashes: set[str] = set()
     kept: list[tuple[str, int, int, dict]] = []
+    logs: dict[str, tuple] = {}  # each log with a whole line: (path, writer, bytes of whole lines, lines)
     n_events = 0
     loads, dumps, sha256 = orjson.loads, canonical.dumps, hashlib.sha256
     problem_of, event_hash = eventlog.problem_of, canonical.event_hash
@@ -155,6 +161,7 @@ def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int,
         writer = eventlog.writer_of(rel)
         day = rel.rsplit("/", 1)[-1][:10]
         seq, prev = heads.get(writer, (0, None))
+        number = end = 0
         for number, end, raw in eventlog.lines_of(root / rel):  # an unterminated tail: reported below
             try:
                 ev = loads(raw)
@@ -203,9 +210,11 @@ def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int,
             ts = get("ts", "")
             if (ts[:10] if type(ts) is str else str(ts)[:10]) != day:
                 add(Problem("chain", f"{rel}:{number}", f"event time {get('ts')} is not in this day's log"))
+        if number:
+            logs[rel] = (rel, writer, end, number)
         if eventlog.torn_tail(root, rel):
             add(Problem("json", f"{rel}:end", "unterminated last line"))
-    return problems, n_events, len(heads), kept
+    return problems, n_events, len(heads), kept, logs
 
 
 def _check_git(store: Store, report: Report) -> None:
@@ -319,7 +328,7 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
             mem.executescript(replay._TABLES)
             replay.write_small_tables(mem, rp)
             for table, (key, cols) in _COMPARE.items():
-                if table in ("annotations", "events", "writers"):
+                if table in ("annotations", "events", "writers", "event_files"):
                     continue
                 sql = f"SELECT {key}, {cols} FROM {table}"
                 fresh = {r[0]: r for r in mem.execute(sql)}
@@ -336,16 +345,19 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
     return out
 
 
-#: Every column a user can see through the tool (log, blame, ls, export), and each writer's head
-#: (the next decision's chain goes on from it); not the offsets. An event's ``git_commit`` may be
-#: unset (a checkpoint not yet attributed, after a kill): only a commit it does name must be the
+#: Every column a user can see through the tool (log, blame, ls, export), each writer's head
+#: (the next decision's chain goes on from it), and the offsets (``diff`` tells which events a
+#: revision holds by them; the next command reads each log on from where the index says it ends).
+#: An event's ``git_commit`` may be unset (a checkpoint not yet attributed, after a kill): only a commit it does name must be the
 #: one that first holds the event.
 _COMPARE = {
     "annotations": ("id", "image_id, import_id, source, source_id, kind, category, proposed_category, status, "
                     "score, iscrowd, area, bbox, segmentation, keypoints, extra, scores, last_event, "
                     "updated_at, updated_by, reason, comment"),
     "events": ("hash", "writer, seq, ts, author, login, host, action, annotation, image, old, new, reason, "
-               "comment, base, undoes, prev, file, line, blind, resolves, git_commit"),
+               "comment, base, undoes, prev, file, line, end_offset, blind, resolves, git_commit"),
+    # How far the index has taken each log (the next command reads on from there).
+    "event_files": ("path", "writer, size, lines"),
     "writers": ("writer", "seq, hash"),
     "images": ("id", "import_id, file_name, width, height, sha256, source_id, extra"),
     "imports": ("id", "seq, ts, author, login, host, source, format, file, sha256, image_root, images, "
