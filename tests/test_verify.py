@@ -4,6 +4,7 @@ untouched store verifies OK."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -482,3 +483,41 @@ def test_the_index_record_of_how_far_it_read_a_log_is_verified(reviewed):
     assert_reported(reviewed, f"{rel}:3", kinds={"index"})
     rc, _, err = run("status", "--store", reviewed)
     assert rc == 1 and f"{rel}: the index knows its first 7 line(s) (100 bytes)" in err
+
+
+def test_a_release_still_holds_what_a_rewritten_history_dropped(reviewed):
+    """A release's commit keeps its logs: dropping its commit from the branch (`git reset --hard`),
+    then rebuilding the index, leaves no trace in HEAD's history, but the release still holds the
+    three decisions it had: verify names where the log no longer has them."""
+    assert run("release", "v1", "--store", reviewed)[0] == 0
+    path, lines = log_of(reviewed)
+    rel = path.relative_to(reviewed).as_posix()
+    git(reviewed, "reset", "-q", "--hard", "HEAD~1")
+    assert path.read_bytes() == b"".join(lines[:4])
+    (reviewed / ".labelreview" / "index.sqlite").unlink()
+    assert run("status", "--store", reviewed)[0] == 0  # (the index rebuilt from what is left)
+    r = cli_verify(reviewed, "--json")
+    doc = json.loads(r.stdout)
+    assert r.returncode == 1, doc
+    p = next(p for p in doc["problems"] if p["where"] == f"{rel}:5")
+    assert p["kind"] == "git" and "release v1" in p["message"]
+
+
+def test_a_release_still_holds_an_import_a_rewritten_history_edited(reviewed):
+    """An import line edited in every commit (`git filter-branch`) and the index rebuilt: HEAD's
+    history agrees with the edit, the release does not."""
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    shard = imp / "annotations-0000.jsonl"
+    rel = shard.relative_to(reviewed).as_posix()
+    assert run("release", "v1", "--store", reviewed)[0] == 0
+    lines = shard.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"category":"', '"category":"forged-', 1)
+    forged = reviewed.parent / "forged-shard"
+    forged.write_text("".join(lines))
+    subprocess.run(["git", "filter-branch", "-f", "--tree-filter", f"[ -f {rel} ] && cp {forged} {rel} || true",
+                    "--", "HEAD"], cwd=reviewed, capture_output=True, check=True,
+                   env={**os.environ, "FILTER_BRANCH_SQUELCH_WARNING": "1"})
+    assert shard.read_text() == "".join(lines) and not git(reviewed, "status", "--porcelain")
+    (reviewed / ".labelreview" / "index.sqlite").unlink()
+    assert run("status", "--store", reviewed)[0] == 0
+    assert_reported(reviewed, f"{rel}:3", kinds={"import"})

@@ -239,6 +239,19 @@ def _check_git(store: Store, report: Report) -> None:
             meta, path = line.split("\t", 1)
             parts = meta.split()
             versions.setdefault(path, []).append((commit, parts[3]))
+    # A release (any tag) holds its commit's logs whatever became of the branch since: a history
+    # rewritten to hide an edit (reset, rebase, filter-branch, then a rebuilt index) leaves them behind.
+    releases = _releases(repo)
+    for tag, tag_commit in releases:
+        held = {path: {b for _, b in v} for path, v in versions.items()}
+        listing = repo.git.ls_tree("-r", "-z", tag_commit, "--", eventlog.EVENTS_DIR)
+        for entry in listing.split("\0"):
+            if not entry:
+                continue
+            meta, path = entry.split("\t", 1)
+            blob = meta.split()[2]
+            if path.endswith(".jsonl") and blob not in held.get(path, ()):
+                versions.setdefault(path, []).append((f"{tag_commit} (release {tag})", blob))
     sizes = {}
     shas = sorted({b for v in versions.values() for _, b in v if set(b) != {"0"}})
     if shas:
@@ -253,9 +266,10 @@ def _check_git(store: Store, report: Report) -> None:
                 continue
             size = sizes.get(blob)
             if size is None or size > len(data) or gitrepo.blob_id(data[:size]) != blob:
-                shown = commit[:10]
+                commit, _, release = commit.partition(" ")
+                shown = commit[:10] + (f" {release}" if release else "")
                 if not file.is_file():
-                    where, what = path, "is gone"
+                    where, what = path, "is gone" + (f" (release {release[9:-1]} holds it)" if release else "")
                 else:
                     bad = _first_difference(repo, commit, path, data)
                     where = f"{path}:{bad}" if bad else path
@@ -263,13 +277,23 @@ def _check_git(store: Store, report: Report) -> None:
                 report.problems.append(Problem("git", where, f"{what}: committed events were edited, "
                                                "removed or reordered"))
                 break
-    _check_imports(store, report)
+    _check_imports(store, report, releases)
     report.uncommitted = store.uncommitted()
 
 
-def _check_imports(store: Store, report: Report) -> None:
+def _releases(repo) -> list[tuple[str, str]]:
+    """(tag name, the commit it names) of every tag: the store's releases."""
+    out = repo.git.for_each_ref("--format=%(refname:short)%00%(objectname)%00%(*objectname)", "refs/tags")
+    found = []
+    for line in out.splitlines():
+        name, obj, peeled = (line.split("\0") + ["", ""])[:3]
+        found.append((name, peeled or obj))
+    return found
+
+
+def _check_imports(store: Store, report: Report, releases: list[tuple[str, str]] = ()) -> None:
     """An import folder never changes once committed: a commit that changed or deleted a file of one,
-    or any difference from HEAD, is tampering."""
+    or any difference from HEAD or from a release, is tampering."""
     repo = store.repo
     out = repo.git.log("--format=C %H", "--name-status", "--no-renames", "--diff-filter=MDT", "--", "imports")
     commit = None
@@ -290,6 +314,21 @@ def _check_imports(store: Store, report: Report) -> None:
             line = _first_difference(repo, "HEAD", path, (store.root / path).read_bytes())
         report.problems.append(Problem("import", f"{path}:{line}" if line else path,
                                        f"{what} since it was committed (imports are immutable)"))
+    reported = {p.where.split(":")[0] for p in report.problems if p.kind == "import"}
+    for tag, commit in releases:
+        out = repo.git.diff(commit, "--name-status", "--no-renames", "--diff-filter=MD", "-z", "--", "imports")
+        fields = [f for f in out.split("\0") if f]
+        for status, path in zip(fields[0::2], fields[1::2]):
+            if path in reported:
+                continue
+            reported.add(path)
+            line = None
+            if status.startswith("M"):
+                line = _first_difference(repo, commit, path, (store.root / path).read_bytes())
+            what = "was deleted" if status.startswith("D") else "was edited"
+            report.problems.append(Problem("import", f"{path}:{line}" if line else path,
+                                           f"{what} since release {tag} (commit {commit[:10]}) held it "
+                                           "(imports are immutable)"))
 
 
 def _first_difference(repo, commit: str, path: str, data: bytes) -> int | None:
@@ -348,8 +387,8 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
 #: Every column a user can see through the tool (log, blame, ls, export), each writer's head
 #: (the next decision's chain goes on from it), and the offsets (``diff`` tells which events a
 #: revision holds by them; the next command reads each log on from where the index says it ends).
-#: An event's ``git_commit`` may be unset (a checkpoint not yet attributed, after a kill): only a commit it does name must be the
-#: one that first holds the event.
+#: An event's ``git_commit`` may be unset (a checkpoint not yet attributed, after a kill): only a
+#: commit it does name must be the one that first holds the event.
 _COMPARE = {
     "annotations": ("id", "image_id, import_id, source, source_id, kind, category, proposed_category, status, "
                     "score, iscrowd, area, bbox, segmentation, keypoints, extra, scores, last_event, "
