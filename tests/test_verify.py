@@ -521,3 +521,12 @@ def test_a_release_still_holds_an_import_a_rewritten_history_edited(reviewed):
     (reviewed / ".labelreview" / "index.sqlite").unlink()
     assert run("status", "--store", reviewed)[0] == 0
     assert_reported(reviewed, f"{rel}:3", kinds={"import"})
+
+
+def test_a_copied_import_folder_is_reported_not_a_traceback(reviewed):
+    imp = next(p for p in (reviewed / "imports").iterdir() if p.is_dir())
+    copy = imp.with_name(imp.name + "-copy")
+    import shutil
+
+    shutil.copytree(imp, copy)
+    assert_reported(reviewed, f"{copy.relative_to(reviewed).as_posix()}/manifest.json:1", kinds={"import"})

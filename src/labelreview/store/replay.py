@@ -222,7 +222,14 @@ def load_imports(root: Path, rp: Replay, problems: list | None = None) -> None:
     import folder that is not as written stops the load with its place (``problems`` None), or is
     noted in ``problems`` as (place, what) and its unreadable lines left out (verify)."""
     places: dict[int, str] = {}  # (filled by first_place at the first repeated id)
+    ids: dict[Any, Path] = {}
     for folder, m in import_folders(root, problems):
+        if m["id"] in ids:  # a copy of a folder (under another name): its rows are the other's again
+            import_problem(problems, root, folder / "manifest.json", 1,
+                           f"import id {m['id']!r} is also the id of {ids[m['id']].relative_to(root).as_posix()}",
+                           FOREIGN_IDS)
+            continue
+        ids[m["id"]] = folder
         rp.imports.append(import_row(m))
         cats = rp.categories
         for row in category_rows(m):
