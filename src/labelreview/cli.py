@@ -685,7 +685,17 @@ VERIFY_SHOWN = 20
 
 @command("reindex")
 def cmd_reindex(args) -> int:
-    store = open_store(args)
+    from .model import DamagedFileError
+
+    try:
+        store = open_store(args)
+    except DamagedFileError as e:
+        # The index and a log disagree on how far it was read (one of them edited outside
+        # labelreview): verify sends the user here when it is the index, and a rebuild from the files
+        # is the way out. When it is the log, the rebuild takes it as it is: verify still says so.
+        note(f"{str(e).split('; nothing was changed')[0]}; rebuilding the index from the files "
+             "(`labelreview verify` checks them)")
+        store = open_store(args, recover=False)
     try:
         counts = store.reindex()
     finally:
