@@ -136,6 +136,20 @@ def _semantic_dataset(data: Path) -> None:
         Image.fromarray(m).save(data / "masks" / f"{name}.png")
 
 
+def _semantic_half_decided(data: Path, store: Path):
+    """The semantic dataset imported into ``store``: a.png decided (road accepted, car rejected: its car
+    is background now), b.png's car accepted and its road not decided. Returns the store's CLI."""
+    _semantic_dataset(data)
+    do = _cli(store)
+    do("import", "semantic", str(data))
+    rows = json.loads(do("ls", "--json")[0])
+    ids = {(r["file_name"], r["category"]): str(r["id"]) for r in rows}
+    do("accept", ids["a.png", "road"])
+    do("reject", ids["a.png", "car"])
+    do("accept", ids["b.png", "car"])
+    return do
+
+
 def test_semantic_export_claims_no_background_where_a_mask_is_not_decided(tmp_path):
     """A mask PNG paints what no exported mask covers as background. An image of which nothing was
     decided yet came out all background, and a pending road as background under an accepted car:
@@ -144,14 +158,7 @@ def test_semantic_export_claims_no_background_where_a_mask_is_not_decided(tmp_pa
     import numpy as np
 
     data = tmp_path / "data"
-    _semantic_dataset(data)
-    do = _cli(tmp_path / "st")
-    do("import", "semantic", str(data))
-    rows = json.loads(do("ls", "--json")[0])
-    ids = {(r["file_name"], r["category"]): str(r["id"]) for r in rows}
-    do("accept", ids["a.png", "road"])
-    do("reject", ids["a.png", "car"])  # a.png: decided, its car is background now
-    do("accept", ids["b.png", "car"])  # b.png: its road not decided
+    do = _semantic_half_decided(data, tmp_path / "st")
     out = tmp_path / "out"
     res = json.loads(do("export", "semantic", str(out), "--json")[0])
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["a.png"]
@@ -170,14 +177,7 @@ def test_voc_export_writes_no_class_mask_where_a_mask_is_not_decided(tmp_path):
     came out as background. That image's class mask is now left out and counted (its XML is
     written: boxes are decided one by one); --include pending writes it."""
     data = tmp_path / "data"
-    _semantic_dataset(data)
-    do = _cli(tmp_path / "st")
-    do("import", "semantic", str(data))
-    rows = json.loads(do("ls", "--json")[0])
-    ids = {(r["file_name"], r["category"]): str(r["id"]) for r in rows}
-    do("accept", ids["a.png", "road"])
-    do("reject", ids["a.png", "car"])
-    do("accept", ids["b.png", "car"])  # b.png: its road not decided
+    do = _semantic_half_decided(data, tmp_path / "st")
     out = tmp_path / "out"
     res = json.loads(do("export", "voc", str(out), "--json")[0])
     assert sorted(p.name for p in (out / "SegmentationClass").iterdir()) == ["a.png"]
