@@ -919,17 +919,23 @@ def test_diff_describes_the_decision_a_label_holds_and_says_it_waits_for_adjudic
     assert "dog/accepted -> dog/flagged  by Carol  (conflict settled)" in out
 
 
+def config_changed_on_both_sides(a, b, **bobs) -> None:
+    """Alice sets checkpoint_every = 7, accepts 1 and syncs; Bob changes ``bobs`` and rejects 3, not
+    synced yet: his next sync merges labelreview.toml changed on both sides."""
+    set_config(a, checkpoint_every=7)
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    js("sync", "--store", a, author=ALICE)
+    set_config(b, **bobs)
+    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+
+
 def test_a_sync_killed_while_git_merges_the_config_changed_on_both_sides_is_finished(two_machines):
     # Alice changed checkpoint_every, Bob lease_seconds: git merges labelreview.toml line by line.
     # A sync killed in that merge left Bob's config holding both changes, uncommitted: the merge
     # made again was refused ("local changes would be overwritten", said only in recovery.log), and
     # Bob's next checkpoint committed Alice's change as his own ("labelreview.toml changed").
     a, b, _ = two_machines
-    set_config(a, checkpoint_every=7)
-    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
-    js("sync", "--store", a, author=ALICE)
-    set_config(b, lease_seconds=99)
-    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    config_changed_on_both_sides(a, b, lease_seconds=99)
     name, script = KILL_SYNC_IN_MERGE["merged"]
     hook = b / ".git" / "hooks" / name
     hook.write_text(script)
@@ -957,11 +963,7 @@ def test_a_sync_killed_when_git_stopped_on_a_config_conflict_leaves_a_readable_c
     # git stopped the merge on a conflict in labelreview.toml and the sync was killed before it
     # undid it: the config held git's conflict markers and every command said only "invalid TOML".
     a, b, _ = two_machines
-    set_config(a, checkpoint_every=7)
-    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
-    js("sync", "--store", a, author=ALICE)
-    set_config(b, checkpoint_every=9)
-    assert cli("reject", "3", "--store", b, author=BOB)[0] == 0
+    config_changed_on_both_sides(a, b, checkpoint_every=9)
     git(b, "fetch", "-q", "origin")
     # What the sync had done when it was killed: its journal written, git's merge stopped.
     head, theirs = git(b, "rev-parse", "HEAD").strip(), git(b, "rev-parse", "origin/master").strip()

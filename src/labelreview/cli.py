@@ -693,8 +693,8 @@ def cmd_reindex(args) -> int:
         # The index and a log disagree on how far it was read (one of them edited outside
         # labelreview): verify sends the user here when it is the index, and a rebuild from the files
         # is the way out. When it is the log, the rebuild takes it as it is: verify still says so.
-        note(f"{str(e).split('; nothing was changed')[0]}; rebuilding the index from the files "
-             "(`labelreview verify` checks them)")
+        note(str(e))
+        note("reindex goes on: the index is rebuilt from the files (`labelreview verify` checks them)")
         store = open_store(args, recover=False)
     try:
         counts = store.reindex()
