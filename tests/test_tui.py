@@ -1059,3 +1059,46 @@ async def test_a_dialog_open_while_the_terminal_is_squeezed_to_a_few_columns_doe
         await settle(pilot, app)
     a = store.annotation(1)
     assert a.status == {"f": "flagged", "x": "rejected", "r": "relabeled"}[key]
+
+
+def _pending(fd: int) -> bytes:
+    """What can be read from ``fd`` now, without waiting."""
+    import os
+
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 1024)
+    except BlockingIOError:
+        return b""
+    finally:
+        os.set_blocking(fd, True)
+
+
+def test_keys_typed_while_the_review_closes_are_neither_echoed_nor_left_for_the_shell():
+    import os
+    import termios
+    import time
+    from types import SimpleNamespace
+
+    from labelreview.tui.app import _Typing
+
+    master, slave = os.openpty()  # a real terminal: the review's is the slave side
+    try:
+        before = termios.tcgetattr(slave)
+        assert before[3] & termios.ECHO
+        typing = _Typing(slave)
+        driver = SimpleNamespace(attrs_before=termios.tcgetattr(slave))  # what Textual gives back at exit
+        typing.mute(driver)
+        termios.tcsetattr(slave, termios.TCSANOW, driver.attrs_before)  # (as Textual's driver does)
+        os.write(master, b"jjjj\n")  # typed while the review saves to git
+        time.sleep(0.05)
+        assert b"j" not in _pending(master), "echoed on the shell's line"
+        typing.restore()
+        assert termios.tcgetattr(slave) == before, "the terminal is given back as it was"
+        assert _pending(slave) == b"", "left for the shell to run"
+        os.write(master, b"ls\n")  # and what is typed after that is the shell's again, echoed
+        time.sleep(0.05)
+        assert b"ls" in _pending(master) and _pending(slave) == b"ls\n"
+    finally:
+        os.close(master)
+        os.close(slave)

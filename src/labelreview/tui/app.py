@@ -40,6 +40,12 @@ class LabelReviewApp(App):
         self.keymap_overrides = dict(store.config.keys)
         self.review_screen: ReviewScreen | None = None
         self.quitting = False
+        self.typing: _Typing | None = None  # (set by run(): the terminal as it was before)
+
+    def exit(self, *args, **kwargs) -> None:
+        if self.typing is not None:
+            self.typing.mute(self._driver)
+        super().exit(*args, **kwargs)
 
     def notify(self, message: str, **kwargs) -> None:
         """Messages as text, never markup (a screen's notify passes markup=True): they quote class
@@ -193,6 +199,7 @@ def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: R
     app = LabelReviewApp(store, queue, session, early, graphics)
     before = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
+    app.typing = _Typing()
     try:
         app.run()
     finally:
@@ -203,7 +210,44 @@ def run(store: Store, queue: Queue, graphics: Graphics | None = None, session: R
         finally:
             store.close()
             sys.setswitchinterval(before)
+            app.typing.restore()
     return app.return_code or 0
+
+
+class _Typing:
+    """Keys typed while the review closes were meant for it, not for the shell. Textual gives the
+    terminal back as it found it, echo on, and the review then saves to git: a reviewer's last j's
+    showed up on the shell's line. So Textual gives it back with echo off (``mute``, as the app
+    exits), and once the review has saved, ``restore`` gives back the terminal as it was before the
+    review, dropping what was typed meanwhile (TCSAFLUSH)."""
+
+    def __init__(self, fd: int | None = None) -> None:
+        self.fd = self.saved = None
+        try:
+            import termios
+
+            fd = sys.stdin.fileno() if fd is None else fd
+            self.saved = termios.tcgetattr(fd)
+            self.fd = fd
+        except Exception:  # (not a terminal, or no termios: nothing to do)
+            pass
+
+    def mute(self, driver) -> None:
+        attrs = getattr(driver, "attrs_before", None)  # (Textual's Linux driver restores these)
+        if self.saved is not None and isinstance(attrs, list) and len(attrs) > 3:
+            import termios
+
+            attrs[3] &= ~termios.ECHO
+
+    def restore(self) -> None:
+        if self.saved is None:
+            return
+        import termios
+
+        try:
+            termios.tcsetattr(self.fd, termios.TCSAFLUSH, self.saved)
+        except (termios.error, OSError):
+            pass
 
 
 def leave(store: Store, queue: Queue) -> None:
