@@ -433,7 +433,9 @@ def test_labels_on_images_no_import_holds_are_named_not_exported_into_a_crash(re
     r = cli_verify(reviewed)
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     n = len((imp / "annotations-0000.jsonl").read_bytes().splitlines())
-    assert len([t for t in r.stdout.splitlines() if "which no import holds" in t]) == 20
+    assert len([t for t in r.stdout.splitlines() if "is on image" in t and "which no import holds" in t]) == 20
+    # and the decisions on those labels: events on annotations no import holds now
+    assert "decides on annotation 1, which no import holds" in r.stdout
     assert f"... and {n - 20} more 'import:' problems in {shard} (`verify --json` lists all)" in r.stdout
 
 
@@ -534,3 +536,45 @@ def test_a_copied_import_folder_is_reported_not_a_traceback(reviewed):
 
     shutil.copytree(imp, copy)
     assert_reported(reviewed, f"{copy.relative_to(reviewed).as_posix()}/manifest.json:1", kinds={"import"})
+
+
+def test_a_forged_event_on_an_annotation_no_import_holds_is_reported(reviewed):
+    """A line a forger chained in properly (its seq, its prev, its own hash) that decides on an
+    annotation that does not exist: the tool refuses such a decision, so it was written by hand."""
+    path, lines = log_of(reviewed)
+    last = json.loads(lines[-1])
+    forged = {**last, "annotation": 987654, "seq": last["seq"] + 1, "prev": last["hash"], "base": None,
+              "action": "accept", "undoes": None}
+    forged.pop("hash")
+    first, line = eventlog.seal(forged)
+    _, second = eventlog.seal({**forged, "annotation": 987655, "seq": forged["seq"] + 1, "prev": first["hash"]})
+    path.write_bytes(b"".join(lines) + line + second)  # (one problem for the two: the log's first)
+    rel = path.relative_to(reviewed).as_posix()
+    r = cli_verify(reviewed, "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    found = [p for p in json.loads(r.stdout)["problems"] if p["kind"] == "event"]
+    assert [p["where"] for p in found] == [f"{rel}:{len(lines) + 1}"], found
+    assert "decides on annotation 987654, which no import holds" in found[0]["message"]
+    assert "1 more such event in this log" in found[0]["message"]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("base", ["a"]), ("prev", {"a": 1}), ("undoes", 1 << 63), ("reason", ["wrong-class"]), ("comment", {}),
+    ("login", [1]), ("host", {"h": 1}), ("image", [1]), ("image", 1 << 63), ("annotation", (1 << 64) - 1),
+    ("old", {"a": 1}),
+], ids=lambda v: str(v)[:12])
+def test_a_forged_event_with_a_field_of_another_type_is_named_not_a_traceback(reviewed, field, value):
+    """The tool never writes these types; a line that has one (written by hand, its hash made
+    again) stopped the start-up, verify and the rebuild with a traceback (SQLite cannot bind a list;
+    the fold hashed a list)."""
+    path, lines = log_of(reviewed)
+    last = json.loads(lines[-1])
+    forged = {**last, "seq": last["seq"] + 1, "prev": last["hash"], "base": None, field: value}
+    forged.pop("hash")
+    _, line = eventlog.seal(forged)
+    path.write_bytes(b"".join(lines) + line)
+    where = f"{path.relative_to(reviewed).as_posix()}:{len(lines) + 1}"
+    assert_reported(reviewed, where, kinds={"json"})
+    for command in (["status"], ["reindex"], ["log"]):
+        rc, _, err = run(*command, "--store", reviewed)
+        assert rc == 1 and "Traceback" not in err and f"{where}: unreadable event line" in err, (command, err)

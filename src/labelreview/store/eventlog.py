@@ -163,18 +163,33 @@ def lines_of(path: Path) -> Iterator[tuple[int, int, bytes]]:
 
 _REQUIRED = {"hash": str, "writer": str, "seq": int, "ts": str, "author": str, "action": str,
              "annotation": int, "new": dict}
+#: Fields an event may leave out (or set to null), else text: the hash links, the note, who and where.
+_OPTIONAL_TEXT = ("base", "prev", "undoes", "reason", "comment", "login", "host")
+_TEXT = (str, type(None))
+_INT64 = 1 << 63  # (SQLite's integers: a bigger number stopped the index with a traceback)
 
 
-def problem_of(event: dict[str, Any]) -> str | None:
-    """Why a parsed line cannot be applied as an event (a missing or mistyped field), else None."""
-    try:  # the common case, fast (verify and rebuild call this for every line)
-        new, old = event["new"], event.get("old")
-        if (type(event["hash"]) is str and type(event["writer"]) is str and type(event["seq"]) is int
-                and type(event["ts"]) is str and type(event["author"]) is str and type(event["action"]) is str
-                and type(event["annotation"]) is int and type(new["category"]) is str
-                and type(new["status"]) is str and (old is None or type(old) is dict)):
+def problem_of(event: dict[str, Any], _text=frozenset((str, type(None))), _lo=-(1 << 63), _hi=(1 << 63) - 1,
+               _str=str, _int=int, _dict=dict) -> str | None:
+    """Why a parsed line cannot be applied as an event (a missing or mistyped field), else None.
+
+    Every field the index stores is checked: the tool never writes another type, so a line that
+    has one was written by hand, and it took the rebuild and the start-up down with a traceback."""
+    try:  # the common case, fast (verify and rebuild call this for every line; the defaults: locals)
+        get = event.get
+        new, old, image, a, seq = event["new"], get("old"), get("image"), event["annotation"], event["seq"]
+        if (type(event["hash"]) is _str and type(event["writer"]) is _str and type(seq) is _int
+                and type(event["ts"]) is _str and type(event["author"]) is _str and type(event["action"]) is _str
+                and type(a) is _int and type(new["category"]) is _str and type(new["status"]) is _str
+                and _lo <= a <= _hi and _lo <= seq <= _hi
+                and (old is None or (type(old) is _dict and type(old.get("category")) is _str
+                                     and type(old.get("status")) is _str))
+                and (image is None or (type(image) is _int and _lo <= image <= _hi))
+                and type(get("prev")) in _text and type(get("base")) in _text and type(get("undoes")) in _text
+                and type(get("reason")) in _text and type(get("comment")) in _text
+                and type(get("login")) in _text and type(get("host")) in _text):
             return None
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         pass
     for key, kind in _REQUIRED.items():
         value = event.get(key)
@@ -183,9 +198,17 @@ def problem_of(event: dict[str, Any]) -> str | None:
     new = event["new"]
     if not isinstance(new.get("category"), str) or not isinstance(new.get("status"), str):
         return "field 'new' needs a category and a status"
-    for key in ("old",):
-        if event.get(key) is not None and not isinstance(event[key], dict):
-            return f"field {key!r} is not an object"
+    old = event.get("old")
+    if old is not None and (not isinstance(old, dict) or not isinstance(old.get("category"), str)
+                            or not isinstance(old.get("status"), str)):
+        return "field 'old' is neither null nor an object with a category and a status"
+    for key in ("annotation", "seq", "image"):
+        value = event.get(key)
+        if value is not None and (type(value) is not int or not -_INT64 <= value < _INT64):
+            return f"field {key!r} is not an integer SQLite can hold"
+    for key in _OPTIONAL_TEXT:
+        if type(event.get(key)) not in _TEXT:
+            return f"field {key!r} is neither null nor text"
     return None
 
 

@@ -19,7 +19,7 @@ from .store import Store
 
 @dataclass(slots=True)
 class Problem:
-    kind: str  # chain | hash | json | git | index | image
+    kind: str  # chain | hash | json | git | index | image | import | event
     where: str  # file:line, or table:row
     message: str
 
@@ -92,7 +92,7 @@ def _verify(store: Store, *, images: bool, index: bool) -> Report:
     report.uncommitted = later.uncommitted
     if index:
         tables["events"] = event_problems
-        for table in _COMPARE:
+        for table in (*_COMPARE, _ORPHANS):
             report.problems += tables.get(table, [])
     if images:
         _check_images(store, report)
@@ -376,11 +376,38 @@ def _check_index(store: Store, report: Report | None = None) -> dict[str, list[P
             mem.close()
     # A line of an import folder the replay could not take (the folder was edited since it was written).
     out["imports"] = [Problem("import", where, what) for where, what in rp.problems] + out.get("imports", [])
+    out[_ORPHANS] = _events_without_annotation(rp)
     if report is not None:  # called alone (as the benchmark's breakdown does): the events too
         root = store.root
         out["events"] = _chains_and_events(str(root), eventlog.list_files(root), store.index_uri)[3]
-        for table in _COMPARE:
+        for table in (*_COMPARE, _ORPHANS):
             report.problems += out.get(table, [])
+    return out
+
+
+_ORPHANS = "events without annotation"
+
+
+def _events_without_annotation(rp: replay.Replay) -> list[Problem]:
+    """Events on an annotation no import holds, one problem per log (its first such line). The
+    tool refuses such a decision, so the line was written by hand (hashes can be recomputed), or
+    the annotation's import is gone or damaged (reported as such too); no label shows it."""
+    props = rp.proposals
+    found: dict[str, list] = {}  # log -> [first line, its annotation, how many]
+    for *_, rel, _end, number, ev in rp.events:
+        a = ev["annotation"]
+        if a not in props:
+            seen = found.get(rel)
+            if seen is None:
+                found[rel] = [number, a, 1]
+            else:
+                seen[2] += 1
+    out = []
+    for rel, (number, a, n) in found.items():
+        more = f"; {n - 1} more such event{'s' if n > 2 else ''} in this log" if n > 1 else ""
+        out.append(Problem("event", f"{rel}:{number}", f"decides on annotation {a}, which no import holds: the "
+                           "tool refuses such a decision, so the line was written by hand, or the "
+                           f"annotation's import is gone or damaged{more}"))
     return out
 
 
