@@ -522,3 +522,33 @@ def test_voc_numbers_beyond_64_bits_are_kept_as_written_and_import(tmp_path):
     store = Store.init(tmp_path / "store", name="t")
     r = run_cli("import", "voc", str(tmp_path / "a.xml"), "--store", str(store))
     assert r.returncode == 0 and "Traceback" not in r.stderr
+
+
+def test_voc_export_of_a_mask_on_an_image_of_unknown_height_is_left_out_not_a_traceback(tmp_path):
+    """An image whose file is missing and whose height the COCO file does not give: its masks
+    cannot be drawn (the export died on np.zeros((None, w)))."""
+    import json
+
+    from helpers import run
+
+    coco = {"images": [{"id": 1, "file_name": "gone.jpg", "width": 40}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
+                             "bbox": [2, 2, 10, 10], "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]]}]}
+    (tmp_path / "p.json").write_text(json.dumps(coco))
+    store = tmp_path / "s"
+    assert run("init", str(store))[0] == 0
+    rc, _, err = run("import", "coco", str(tmp_path / "p.json"), "--images", str(tmp_path), "--store", store)
+    assert rc == 0, err
+    assert run("accept", "1", "--store", store)[0] == 0
+    rc, out, err = run("export", "voc", str(tmp_path / "out"), "--store", store)
+    assert rc == 0 and "Traceback" not in err, err
+    assert (tmp_path / "out" / "Annotations" / "gone.xml").is_file()
+    assert not (tmp_path / "out" / "SegmentationObject").exists()
+
+
+def test_a_stored_mask_that_does_not_decode_is_named_and_short_polygons_draw_nothing():
+    assert not decode_segmentation([[1, 2, 3, 4]], 5, 6).any()  # (one polygon of 2 points: pycocotools failed)
+    assert decode_segmentation([[1, 2, 3, 4], [0, 0, 4, 0, 4, 4]], 5, 6).any()
+    with pytest.raises(LabelreviewError, match=r"annotation 7: its stored mask cannot be decoded .* `labelreview verify`"):
+        decode_segmentation({"counts": "x", "size": [1, 2]}, 1, 2, 7)

@@ -309,15 +309,24 @@ def _break_shard(root: Path, how: str) -> tuple[str, int]:
         row = json.loads(lines[1])
         del row["category"]
         lines[1] = canonical.dumps(row) + b"\n"
+    elif "=" in how:  # a field set to a value of a type the importer never writes
+        field, value = how.split("=", 1)
+        row = json.loads(lines[1])
+        row[field] = json.loads(value)
+        lines[1] = canonical.dumps(row) + b"\n"
     shard.write_bytes(b"".join(lines))
     return shard.relative_to(root).as_posix(), 2
 
 
-@pytest.mark.parametrize("how", ["garbage", "repeated id", "no category"])
+@pytest.mark.parametrize("how", ["garbage", "repeated id", "no category",
+                                 # each stopped the rebuild (SQLite cannot bind a list) or an export
+                                 'score=[1]', 'area={"a": 1}', 'iscrowd=[1]', 'bbox=[1]', 'bbox="abcd"',
+                                 'segmentation=[[1, "a"]]', 'segmentation={"counts": 1}', 'keypoints=5',
+                                 'extra=[1]', 'scores="x"', 'source_id={"a": 1}', 'kind="circle"'])
 def test_a_damaged_import_line_is_reported_not_a_traceback(reviewed, how):
     """An import shard edited into something the replay cannot take: verify names the line (it
     crashed with a JSONDecodeError or IntegrityError traceback), and reindex stops with the place
-    and keeps the index it had."""
+    and keeps the index it had. A field of a type the importer never writes is such a line too."""
     rel, line = _break_shard(reviewed, how)
     r = cli_verify(reviewed, "--json")
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
@@ -578,3 +587,19 @@ def test_a_forged_event_with_a_field_of_another_type_is_named_not_a_traceback(re
     for command in (["status"], ["reindex"], ["log"]):
         rc, _, err = run(*command, "--store", reviewed)
         assert rc == 1 and "Traceback" not in err and f"{where}: unreadable event line" in err, (command, err)
+
+
+@pytest.mark.parametrize("field,value", [("width", [1]), ("height", -1), ("sha256", 5), ("extra", "x"),
+                                         ("source_id", {"a": 1})])
+def test_an_image_line_of_another_type_is_named_not_a_traceback(reviewed, field, value):
+    imp = next(p for p in sorted((reviewed / "imports").iterdir()) if p.is_dir())
+    path = imp / "images.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    row = json.loads(lines[0])
+    row[field] = value
+    lines[0] = canonical.dumps(row) + b"\n"
+    path.write_bytes(b"".join(lines))
+    where = f"{path.relative_to(reviewed).as_posix()}:1"
+    assert_reported(reviewed, where, kinds={"import"})
+    rc, _, err = run("reindex", "--store", reviewed)
+    assert rc == 1 and "Traceback" not in err and f"{where}: image 1: field {field!r}" in err, err

@@ -76,18 +76,25 @@ def encode_mask(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
-def decode_segmentation(seg: Any, h: int, w: int) -> np.ndarray:
-    """Any stored segmentation (polygons, compressed or uncompressed RLE) as a (h, w) uint8 mask."""
-    if isinstance(seg, list):
-        rles = maskutils.frPyObjects([p for p in seg if len(p) >= 6], h, w)
-        if not rles:
-            return np.zeros((h, w), np.uint8)
-        return maskutils.decode(maskutils.merge(rles))
-    if isinstance(seg.get("counts"), list):
-        return maskutils.decode(maskutils.frPyObjects(seg, *seg["size"]))
-    counts = seg["counts"]
-    return maskutils.decode({"size": seg["size"], "counts": counts.encode("ascii") if isinstance(counts, str)
-                             else counts})
+def decode_segmentation(seg: Any, h: int, w: int, annotation: int | None = None) -> np.ndarray:
+    """Any stored segmentation (polygons, compressed or uncompressed RLE) as a (h, w) uint8 mask.
+
+    The importer stores only masks that decode; one that does not was edited by hand since (an
+    error naming ``annotation``, not pycocotools' traceback)."""
+    try:
+        if isinstance(seg, list):
+            polygons = [p for p in seg if len(p) >= 6]  # (fewer than 3 points: no area)
+            if not polygons:
+                return np.zeros((h, w), np.uint8)
+            return maskutils.decode(maskutils.merge(maskutils.frPyObjects(polygons, h, w)))
+        if isinstance(seg.get("counts"), list):
+            return maskutils.decode(maskutils.frPyObjects(seg, *seg["size"]))
+        counts = seg["counts"]
+        return maskutils.decode({"size": seg["size"], "counts": counts.encode("ascii") if isinstance(counts, str)
+                                 else counts})
+    except (ValueError, IndexError, TypeError, KeyError, UnicodeEncodeError) as e:
+        raise LabelreviewError(f"annotation {annotation}: its stored mask cannot be decoded ({e}): the import "
+                               "folder was edited since it was written; `labelreview verify` shows where") from None
 
 
 def mask_bbox(mask: np.ndarray) -> list[float] | None:

@@ -348,7 +348,7 @@ def paint(anns, h: int, w: int, value_of: dict[str, int], background: int) -> np
     dtype = np.uint8 if max(value_of.values(), default=0) < 256 and background < 256 else np.uint16
     out = np.full((h, w), background, dtype)
     for a in anns:
-        m = decode_segmentation(a.segmentation, h, w).astype(bool)
+        m = decode_segmentation(a.segmentation, h, w, a.id).astype(bool)
         if m.shape != (h, w):
             continue
         out[m] = value_of[a.category]

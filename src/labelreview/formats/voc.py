@@ -554,7 +554,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                 provenance.append(snapshot.provenance(a, f"Annotations/{stem}.xml#object[{k}]"))
                 for j, pa in enumerate(own):
                     provenance.append(snapshot.provenance(pa, f"Annotations/{stem}.xml#object[{k}].part[{j}]"))
-                if isinstance(a.segmentation, (dict, list)) and a.kind in ("rle", "polygon") and im.width:
+                if isinstance(a.segmentation, (dict, list)) and a.kind in ("rle", "polygon") and im.width and im.height:
                     inst.append((k + 1, a))
             lines.append("</annotation>")
             fx.write(f"Annotations/{stem}.xml", "\n".join(lines) + "\n")
@@ -569,7 +569,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                 h, w = im.height, im.width
                 values = np.zeros((h, w), np.uint8)
                 for v, a in inst:
-                    mm = decode_segmentation(a.segmentation, h, w).astype(bool)
+                    mm = decode_segmentation(a.segmentation, h, w, a.id).astype(bool)
                     if mm.shape == (h, w):
                         values[mm] = v
                 pal = semantic.ClassMap(names={}, colors=dict(enumerate(semantic.voc_colormap(256))))

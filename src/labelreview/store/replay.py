@@ -24,7 +24,7 @@ from typing import Any, Container, Iterable
 
 import orjson
 
-from ..model import DamagedFileError, LabelreviewError
+from ..model import KINDS, DamagedFileError, LabelreviewError
 from . import canonical, eventlog, gitrepo, schema
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
@@ -155,6 +155,10 @@ def image_rows(folder: Path, import_id: str, root: Path, problems: list | None =
         if type(i) is not int or type(name) is not str:
             import_problem(problems, root, path, number, "an image needs an integer id and a file_name")
             continue
+        problem = image_problem(r)
+        if problem:
+            import_problem(problems, root, path, number, f"image {i}: {problem}")
+            continue
         yield (i, import_id, name, get("width"), get("height"), get("sha256"), _j(get("source_id")), _j(get("extra")))
 
 
@@ -173,17 +177,117 @@ def annotation_proposals(folder: Path, m: dict[str, Any], root: Path, problems: 
                 import_problem(problems, root, path, number,
                                "an annotation needs an integer id and image, a kind and a category")
                 continue
+            bbox, seg, kp, extra, scores, sid = (get("bbox"), get("segmentation"), get("keypoints"),
+                                                 get("extra"), get("scores"), get("source_id"))
+            score, iscrowd, area = get("score"), get("iscrowd"), get("area")
+            problem = proposal_problem(score, area, iscrowd, bbox, seg, kp, extra, scores, sid, kind)
+            if problem:
+                import_problem(problems, root, path, number, f"annotation {a}: {problem}")
+                continue
             if images is not None and image not in images:
                 import_problem(problems, root, path, number, f"annotation {a} is on image {image}, which no "
                                "import holds (its images.jsonl was edited or removed)")
                 continue
-            bbox, seg, kp, extra, scores, sid = (get("bbox"), get("segmentation"), get("keypoints"),
-                                                 get("extra"), get("scores"), get("source_id"))
             yield a, path, number, (
                 a, image, imp, source, None if sid is None else _j(sid), kind, category, category, "pending",
-                get("score"), get("iscrowd") or 0, get("area"), None if bbox is None else _j(bbox),
+                score, iscrowd or 0, area, None if bbox is None else _j(bbox),
                 None if seg is None else _j(seg), None if kp is None else _j(kp),
                 None if extra is None else _j(extra), None if scores is None else _j(scores))
+
+
+_BIG = 1 << 63  # SQLite's integers
+
+
+def _number(v: Any) -> bool:
+    t = type(v)
+    return t is float or (t is int and -_BIG <= v < _BIG)
+
+
+def _numbers(values: Any) -> bool:
+    """A list of numbers (``sum`` refuses text, lists, objects and null, in C)."""
+    if type(values) is not list:
+        return False
+    try:
+        sum(values)
+    except TypeError:
+        return False
+    return True
+
+
+_KINDS = frozenset(KINDS)
+
+
+def _polygons(seg: list) -> bool:
+    for poly in seg:
+        if type(poly) is not list:
+            return False
+        sum(poly)  # (TypeError: not numbers)
+    return True
+
+
+def proposal_problem(score, area, iscrowd, bbox, seg, kp, extra, scores, sid, kind,
+                     _float=float, _int=int, _list=list, _kinds=_KINDS) -> str | None:
+    """Why an annotation line of an import folder (its fields) is not one the importer writes (a
+    field of another type), else None. Such a line was edited by hand: it took the rebuild (SQLite
+    cannot bind a list) and the exports (a bbox of one number) down with a traceback."""
+    # The common line, at a glance (a rebuild reads a million of them); anything else in detail.
+    try:  # (sum: a list of numbers, checked in C; text, a list or null in it raise TypeError)
+        if ((score is None or type(score) is _float) and (area is None or type(area) is _float)
+                and iscrowd == 0 and type(iscrowd) is _int and extra is None and scores is None and kp is None
+                and (sid is None or (type(sid) is _int and -_BIG <= sid < _BIG)) and kind in _kinds
+                and (bbox is None or (type(bbox) is _list and len(bbox) == 4 and (sum(bbox) or True)))
+                and (seg is None or (type(seg) is _list and _polygons(seg)))):
+            return None
+    except TypeError:
+        pass
+    if score is not None and not _number(score):
+        return "field 'score' is not a number"
+    if area is not None and not _number(area):
+        return "field 'area' is not a number"
+    if iscrowd is not None and not (type(iscrowd) in (int, bool) and iscrowd in (0, 1)):
+        return "field 'iscrowd' is not 0 or 1"
+    if bbox is not None and not (_numbers(bbox) and len(bbox) == 4 and all(map(_number, bbox))):
+        return "field 'bbox' is not four numbers"
+    if seg is not None:
+        if type(seg) is list:
+            if not all(map(_numbers, seg)):  # (any length: exports leave out what is not a polygon)
+                return "field 'segmentation' is not a list of polygons (lists of x, y numbers)"
+        elif type(seg) is dict:
+            size, counts = seg.get("size"), seg.get("counts")
+            if not (type(size) is list and len(size) == 2 and all(type(v) is int and 0 <= v < _BIG for v in size)
+                    and (type(counts) is str or (type(counts) is list and all(
+                        type(c) is int and 0 <= c < _BIG for c in counts)))):
+                return "field 'segmentation' is not an RLE (size [height, width], counts)"
+        else:
+            return "field 'segmentation' is neither polygons nor an RLE"
+    if kp is not None and not (_numbers(kp) and len(kp) % 3 == 0):
+        return "field 'keypoints' is not a list of x, y, visibility numbers"
+    if extra is not None and type(extra) is not dict:
+        return "field 'extra' is not an object"
+    if scores is not None and type(scores) is not dict:
+        return "field 'scores' is not an object"
+    if sid is not None and type(sid) is not str and not (type(sid) is int and -_BIG <= sid < _BIG):
+        return "field 'source_id' is neither text nor an integer"
+    if kind not in KINDS:
+        return f"field 'kind' is not one of {', '.join(KINDS)}"
+    return None
+
+
+def image_problem(r: dict[str, Any]) -> str | None:
+    """Why an image line of an import folder is not one the importer writes, else None."""
+    get = r.get
+    for key in ("width", "height"):
+        v = get(key)
+        if v is not None and not (type(v) is int and 0 < v < _BIG):
+            return f"field {key!r} is not a positive integer"
+    if get("sha256") is not None and type(get("sha256")) is not str:
+        return "field 'sha256' is not text"
+    sid = get("source_id")
+    if sid is not None and type(sid) is not str and not (type(sid) is int and -_BIG <= sid < _BIG):
+        return "field 'source_id' is neither text nor an integer"
+    if get("extra") is not None and type(get("extra")) is not dict:
+        return "field 'extra' is not an object"
+    return None
 
 
 def import_row(m: dict[str, Any]) -> tuple:
