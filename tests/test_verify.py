@@ -603,3 +603,17 @@ def test_an_image_line_of_another_type_is_named_not_a_traceback(reviewed, field,
     assert_reported(reviewed, where, kinds={"import"})
     rc, _, err = run("reindex", "--store", reviewed)
     assert rc == 1 and "Traceback" not in err and f"{where}: image 1: field {field!r}" in err, err
+
+
+def test_undo_of_a_forged_event_whose_time_is_not_a_time_goes_on_and_verify_names_the_line(reviewed):
+    path, lines = log_of(reviewed)
+    last = json.loads(lines[-1])
+    forged = {**last, "seq": last["seq"] + 1, "prev": last["hash"], "base": None, "annotation": 3,
+              "ts": "yesterday", "undoes": None, "action": "reject",
+              "new": {"category": "cup", "status": "rejected"}}
+    forged.pop("hash")
+    _, line = eventlog.seal(forged)
+    path.write_bytes(b"".join(lines) + line)
+    rc, out, err = run("undo", "--author", last["author"], "--store", reviewed)
+    assert "Traceback" not in err, err  # (it died parsing the time to order the undo after it)
+    assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:{len(lines) + 1}", kinds={"chain"})

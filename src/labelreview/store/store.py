@@ -2228,7 +2228,10 @@ def _not_before(ts: str, conn: sqlite3.Connection, hashes: list[str]) -> str:
     latest = conn.execute(f"SELECT max(ts) FROM events WHERE hash IN ({marks})", hashes).fetchone()[0]
     if latest is None or latest < ts:
         return ts
-    t = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(microseconds=1)
+    try:
+        t = datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(microseconds=1)
+    except ValueError:  # not a time the tool writes: a line written by hand (verify names it)
+        return ts
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
