@@ -1155,3 +1155,31 @@ def test_the_review_threads_run_work_in_order_and_hand_back_results_and_errors()
         pool.shutdown()
     with pytest.raises(RuntimeError):
         pool.submit(pow, 2, 2)
+
+
+async def test_classes_and_reasons_an_admin_adds_while_the_review_is_open_are_offered(app_store):
+    """The picker's classes were read once, when the review opened; the reasons until the next
+    decision: a class added to labelreview.toml meanwhile could not be picked until a restart."""
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await pilot.pause()
+        assert "zebra" not in app.screen.shown
+        await pilot.press("escape")
+        await settle(pilot, app)
+        # An admin edits the config of the open store (the file, as with an editor or a sync).
+        set_config(store.root, classes=["zebra"], flag_reasons=["blurry", "other"],
+                   reject_reasons=["not-a-zebra"])
+        await pilot.press("r", *"zebr")
+        await pilot.pause()
+        assert app.screen.shown == ["zebra"]
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert store.annotation(1).category == "zebra"
+        await pilot.press("f", "1", "enter")  # reason 1 of the new list, no comment
+        await settle(pilot, app)
+        assert (store.annotation(1).status, store.annotation(1).reason) == ("flagged", "blurry")
+        await pilot.press("x", "1", "enter")
+        await settle(pilot, app)
+    assert (store.annotation(1).status, store.annotation(1).reason) == ("rejected", "not-a-zebra")

@@ -183,6 +183,19 @@ class ReviewSession:
             h = self.store.event(ev["undoes"])["base"]  # the undone decision was made on this state
         return False
 
+    def choices(self, action: str) -> list[str]:
+        """What a reviewer picks from for ``action`` (relabel: the classes; flag, reject: the
+        reasons), as labelreview.toml says now: a class or reason an admin adds while a review is
+        open is offered at the next pick, not after a restart. One stat when it did not change."""
+        self.store.refresh_config()
+        if action == "relabel":
+            return self.store.class_names()
+        if action == "flag":
+            return list(self.store.config.flag_reasons) or ["other"]
+        if action == "reject":
+            return list(self.store.config.reject_reasons)
+        raise ValueError(f"no choices for {action!r}")
+
     def _note_before(self, target: dict) -> tuple[str | None, str | None]:
         """The reason and comment of the state ``target`` was decided on (none for a proposal)."""
         if not target.get("base"):

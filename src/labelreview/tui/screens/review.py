@@ -241,7 +241,6 @@ class ReviewScreen(Screen):
         super().__init__()
         self.store, self.queue, self.session = store, queue, session
         self.options = RenderOptions()
-        self.class_names = store.class_names()  # not self.classes: that is the widget's CSS classes
         self.skeletons = skeletons_of(store.categories())
         self.image_anns: list[Annotation] = []
         self.color_hint: str | None = None
@@ -554,7 +553,7 @@ class ReviewScreen(Screen):
         self.refresh_view()
 
     def action_reject(self) -> None:
-        reasons = self.store.config.reject_reasons
+        reasons = self.session.choices("reject")
         if not reasons:
             self._do(self.session.reject)
             self.refresh_view()
@@ -582,7 +581,7 @@ class ReviewScreen(Screen):
                 self._do(self.session.flag, reason, comment=comment)
             self.refresh_view()
 
-        reasons = self.store.config.flag_reasons or ["other"]
+        reasons = self.session.choices("flag")
         self._draw_ahead("flag")
         self.app.push_screen(ReasonDialog(f"Flag #{ann.id} {ann.category}", reasons), done)
 
@@ -597,7 +596,7 @@ class ReviewScreen(Screen):
                 self._do(self.session.relabel, category)
             self.refresh_view()
 
-        self.app.push_screen(ClassPicker(self.class_names, ann.category, suggested), done)
+        self.app.push_screen(ClassPicker(self.session.choices("relabel"), ann.category, suggested), done)
 
     def action_accept_all(self) -> None:
         pending = [a for a in self.image_anns if a.status == "pending" and a.id in set(self.queue.image_items())]
