@@ -136,6 +136,7 @@ REFUSED = [
     ("image id is a float", _set(["images", 0, "id"], 1.5), "images[0]"),
     ("annotation not an object", _set(["annotations", 0], [1, 2]), "annotations[0]"),
     ("category without id", _set(["categories", 0], {"name": "x"}), "categories[0]"),
+    ("category id past 64 bits", _set(["categories", 0, "id"], 2**63), "larger than 64 bits"),
 ]
 
 
@@ -245,6 +246,9 @@ WARNED = [
     ("keypoints not triples", _ann(3, "keypoints", [1, 2]), "keypoints", "repaired", 4, 2),
     ("score a string", _ann(0, "score", "high"), "score", "repaired", 4, 2),
     ("width a string", _set(["images", 0, "width"], "40"), "invalid", "repaired", 4, 2),
+    # numbers past 64 bits (what SQLite holds): the import died binding them
+    ("width past 64 bits", _set(["images", 0, "width"], 2**63), "invalid", "repaired", 4, 2),
+    ("undefined category id past 64 bits", _ann(0, "category_id", 2**64 - 1), "is not defined", "repaired", 4, 2),
 ]
 
 

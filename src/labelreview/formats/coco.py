@@ -187,6 +187,11 @@ def _is_id(x: Any) -> bool:
     return isinstance(x, (int, str)) and not isinstance(x, bool)
 
 
+def _fits(x: Any) -> bool:
+    """Not an integer beyond 64 bits (SQLite's, and every COCO tool's): text, or an int that fits."""
+    return not isinstance(x, int) or -(1 << 63) <= x < (1 << 63)
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -381,6 +386,8 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
             raise InputError(path, f"categories[{i}]", "a category needs an id")
         if not _is_id(c["id"]):
             raise InputError(path, f"categories[{i}]", f"category id {c['id']!r} must be an integer or a string")
+        if not _fits(c["id"]):
+            raise InputError(path, f"categories[{i}]", f"category id {c['id']} is larger than 64 bits can hold")
         name = str(c.get("name") if c.get("name") not in (None, "") else f"category-{c['id']}")
         if name in names:
             name = f"{name}-{c['id']}"
@@ -433,7 +440,9 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
         if not isinstance(fn, str) or not fn:
             raise InputError(path, where, "an image needs a file_name")
         w, h = im.get("width"), im.get("height")
-        if w is not None and (not isinstance(w, int) or w <= 0) or h is not None and (not isinstance(h, int) or h <= 0):
+        # (pycocotools keeps sizes in 32 bits; a bigger one is no picture's, and SQLite held none past 64)
+        if (w is not None and (not isinstance(w, int) or not 0 < w < 1 << 31)
+                or h is not None and (not isinstance(h, int) or not 0 < h < 1 << 31)):
             warns.append(ImportWarning(where, f"width/height {w!r}x{h!r} invalid; read from the file", "repaired"))
             w = h = None
         first = by_name.get(fn)
@@ -693,7 +702,7 @@ def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id:
             return None
         name = f"undefined-{cid}"
         cat_names[cid] = name
-        cats.append(Category(name=name, source_id=cid if isinstance(cid, int) else None))
+        cats.append(Category(name=name, source_id=cid if isinstance(cid, int) and _fits(cid) else None))
         warns.append(ImportWarning(where, f"category_id {cid!r} is not defined; class {name!r} added",
                                    "repaired"))
     try:
