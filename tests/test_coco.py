@@ -249,6 +249,8 @@ WARNED = [
     # numbers past 64 bits (what SQLite holds): the import died binding them
     ("width past 64 bits", _set(["images", 0, "width"], 2**63), "invalid", "repaired", 4, 2),
     ("undefined category id past 64 bits", _ann(0, "category_id", 2**64 - 1), "is not defined", "repaired", 4, 2),
+    ("score past 64 bits", _ann(0, "score", 2**63), "score", "repaired", 4, 2),
+    ("area past 64 bits", _ann(0, "area", 2**63), None, None, 4, 2),  # (as any unusable area: worked out again)
 ]
 
 

@@ -187,13 +187,17 @@ def _is_id(x: Any) -> bool:
     return isinstance(x, (int, str)) and not isinstance(x, bool)
 
 
+_BIG = 1 << 63
+
+
 def _fits(x: Any) -> bool:
     """Not an integer beyond 64 bits (SQLite's, and every COCO tool's): text, or an int that fits."""
-    return not isinstance(x, int) or -(1 << 63) <= x < (1 << 63)
+    return not isinstance(x, int) or -_BIG <= x < _BIG
 
 
 def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A number the store can hold: finite, and an integer within 64 bits (SQLite's)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and _fits(x)
 
 
 def _all_finite(values: list) -> bool:
@@ -616,7 +620,8 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
             if ((ta is int or ta is str or aid is None) and aid not in seen_ids
                     and (ti is int or ti is str) and (tc is int or tc is str)
                     and (crowd == 0 or crowd == 1) and type(crowd) is int
-                    and (score is None or (type(score) is float or type(score) is int) and isfinite(score))):
+                    and (score is None or (type(score) is float and isfinite(score))
+                         or (type(score) is int and -_BIG <= score < _BIG))):
                 im = img_by_id.get(iid)
                 name = cat_names.get(cid)
                 fast = im is not None and name is not None
@@ -660,7 +665,8 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
                 if aid is not None:
                     seen_ids.add(aid)
                 area = a.get("area")
-                if area is not None and not ((type(area) is float or type(area) is int) and isfinite(area)):
+                if area is not None and not ((type(area) is float and isfinite(area))
+                                             or (type(area) is int and -_BIG <= area < _BIG)):
                     area = None
                 yield Proposal(im.key, name, "polygon" if polys else ("bbox" if bbox is not None else "label"),
                                bbox, polys, None, score, crowd, area, aid,
