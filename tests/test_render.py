@@ -243,6 +243,31 @@ def test_a_rotated_tiff_is_shown_the_right_way_round_with_its_boxes_in_place(tmp
     assert cell_colors(frame, 31, 5)[0] == (0, 0, 255)  # ... and its right edge where red ends
 
 
+@pytest.mark.parametrize("suffix", ["png", "tif"])
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_a_big_picture_is_shrunk_before_it_is_turned_and_comes_out_the_right_way_round(tmp_path, suffix,
+                                                                                        orientation):
+    """A file without JPEG's draft is shrunk before its EXIF turn, which copies the whole picture
+    (a 9000x9000 PNG: 663 MB peak and 0.70-1.22 s a decode, against 354 MB and 0.67-0.93 s): the
+    picture still comes out as shown, at least the size asked for, its corners where they were."""
+    shown = np.zeros((480, 640, 3), dtype=np.uint8)
+    shown[:240, :320] = RED  # top-left quarter red, the rest green
+    shown[:240, 320:] = GREEN
+    shown[240:] = GREEN
+    undo = {1: None, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    stored = Image.fromarray(shown) if undo is None else Image.fromarray(shown).transpose(undo)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"big.{suffix}"
+    stored.save(path, exif=exif)
+    decoded = decode(path, (64, 48))
+    assert decoded.orig_size == (640, 480)
+    w, h = decoded.image.size
+    assert 64 <= w < 128 and 48 <= h < 96 and w > h, decoded.image.size  # shrunk, landscape
+    px = np.asarray(decoded.image)
+    assert tuple(px[2, 2]) == RED and tuple(px[2, w - 3]) == GREEN and tuple(px[h - 3, 2]) == GREEN
+
+
 def test_sixteen_bit_image_is_stretched_not_clipped(tmp_path):
     path = tmp_path / "depth.png"
     arr = np.linspace(0, 4000, 32 * 16, dtype=np.uint16).reshape(16, 32)

@@ -222,6 +222,10 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+#: Modes ``Image.reduce`` averages as they are (a palette's indices must not be averaged).
+_REDUCIBLE = frozenset({"RGB", "RGBA", "L", "LA"})
+
+
 def decode(path: str | os.PathLike[str], target: tuple[int, int] | None = None) -> Decoded:
     """Decode an image for display at about `target` (w, h) pixels; None means full resolution.
 
@@ -239,10 +243,17 @@ def decode(path: str | os.PathLike[str], target: tuple[int, int] | None = None) 
                 file_target = (th, tw) if swapped else (tw, th)
                 im.draft("RGB", file_target)
             im.load()
-            out = ImageOps.exif_transpose(im)
+            out = im
+            if target is not None and im.mode in _REDUCIBLE:
+                # Non-JPEG files (no draft): shrink cheaply, keeping at least the target size, before
+                # the EXIF turn, which copies the picture (a 9000x9000 PNG: 243 MB and 0.2-0.4 s more).
+                factor = min(im.width // file_target[0], im.height // file_target[1])
+                if factor >= 2:
+                    out = im.reduce(factor)
+            out = ImageOps.exif_transpose(out)
             out = _to_rgb(out)
             if target is not None:
-                # Non-JPEG files (no draft): shrink cheaply, keeping at least the target size.
+                # (Modes reduce does not take, or a palette: shrunk as RGB.)
                 factor = min(out.width // tw, out.height // th)
                 if factor >= 2:
                     out = out.reduce(factor)
