@@ -90,6 +90,9 @@ def test_voc_export_conventions(tmp_path):
     ("<annotation><object><name>a</name>", "not well-formed XML"),
     ("<html></html>", "not a Pascal VOC annotation"),
     ("", "not well-formed XML"),
+    # an encoding expat cannot read: a LookupError / ValueError traceback (found by a mutation run)
+    ('<?xml version="1.0" encoding="inf"?><annotation/>', "line 1: the XML declaration's encoding cannot be read"),
+    ('<?xml version="1.0" encoding="UTF-32"?><annotation/>', "the XML declaration's encoding cannot be read"),
 ])
 def test_voc_clear_errors(tmp_path, xml, message):
     (tmp_path / "x.xml").write_text(xml)

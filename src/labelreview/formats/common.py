@@ -52,6 +52,8 @@ def parse_xml(path: Path, shown: str):
     except ET.ParseError as e:
         line, col = getattr(e, "position", (0, 0))
         raise InputError(shown, f"line {line}, column {col}", f"not well-formed XML ({e})") from None
+    except (LookupError, ValueError) as e:  # its declaration names an encoding expat cannot read
+        raise InputError(shown, "line 1", f"the XML declaration's encoding cannot be read ({e})") from None
 
 
 def finite(x: Any) -> bool:
