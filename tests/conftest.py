@@ -68,6 +68,20 @@ def open_store():
         s.close()
 
 
+@pytest.fixture
+def open_app(open_store):
+    """The review app on a store, as ``make_app`` in test_tui makes it; the store is closed at the
+    end of the test (after every assertion on it), as ``open_store`` closes it."""
+    from labelreview.review import Queue
+    from labelreview.tui.app import LabelReviewApp
+
+    def _open(path, **queue_kwargs):
+        store = open_store(path)
+        return LabelReviewApp(store, Queue(store, **queue_kwargs)), store
+
+    return _open
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     """Run the real console script; returns the CompletedProcess."""
     import subprocess

@@ -78,47 +78,31 @@ def test_csv_naming_images_by_their_path_from_the_csv_keeps_that_path(tmp_path):
     assert (tmp_path / "out.csv").read_text().splitlines() == ["image_name,label_name", "images/im0.jpg,cat"]
 
 
-async def _settle(pilot, app) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def _screen_text(app) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def test_relabel_picker_says_why_it_offers_no_class(tmp_path):
+async def test_relabel_picker_says_why_it_offers_no_class(tmp_path, open_app):
     """An ImageFolder of one class, or a class typed that the store does not know: the picker listed
     nothing, and enter did nothing, without a word. It now says which classes it offers and where a
     new one is added; nothing is recorded."""
-    from labelreview.review import Queue
-    from labelreview.store import Store
-    from labelreview.tui.app import LabelReviewApp
+    from test_tui import rendered, settle
 
     data = tmp_path / "data"
     _picture(data / "cat" / "a.jpg", (200, 40, 40))
     _picture(data / "cat" / "b.jpg", (40, 200, 40))
     do = _cli(tmp_path / "st")
     do("import", "imagefolder", str(data))
-    store = Store.open(tmp_path / "st")
-    app = LabelReviewApp(store, Queue(store, resume=False))
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await _settle(pilot, app)
-            await pilot.press("r")
-            await _settle(pilot, app)
-            text = " ".join(_screen_text(app).split())
-            assert "No other class to relabel as" in text and "labelreview.toml" in text
-            await pilot.press("f", "i", "s", "h", "enter")
-            await _settle(pilot, app)
-            text = " ".join(_screen_text(app).split())
-            assert "labelreview.toml" in text and "Relabel cat as" in text  # still asking
-            await pilot.press("escape")
-            await _settle(pilot, app)
-        assert [a.status for a in store.annotations()] == ["pending", "pending"]
-    finally:
-        store.close()
+    app, store = open_app(tmp_path / "st", resume=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r")
+        await settle(pilot, app)
+        text = " ".join(rendered(app).split())
+        assert "No other class to relabel as" in text and "labelreview.toml" in text
+        await pilot.press("f", "i", "s", "h", "enter")
+        await settle(pilot, app)
+        text = " ".join(rendered(app).split())
+        assert "labelreview.toml" in text and "Relabel cat as" in text  # still asking
+        await pilot.press("escape")
+        await settle(pilot, app)
+    assert [a.status for a in store.annotations()] == ["pending", "pending"]
 
 
 def _semantic_dataset(data: Path) -> None:

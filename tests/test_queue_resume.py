@@ -135,57 +135,50 @@ def test_a_random_queue_keeps_its_order_as_images_leave_it_or_arrive(sample_stor
             assert len(order) == 7 and [i for i in order if i in before[seed]] == before[seed], seed
 
 
-async def test_progress_counts_this_reviewers_decisions_from_another_terminal(sample_store):
+async def test_progress_counts_this_reviewers_decisions_from_another_terminal(sample_store, open_app):
     """`labelreview accept 20` run by the same reviewer in a second terminal (or a second review
     window) while the review is open: the progress line counted other reviewers' decisions made
     meanwhile, but not this one (same writer as the screen's own), until the queue was reopened."""
     from helpers import run
-    from test_tui import make_app
 
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("a")  # this screen's own decision
-            await settle(pilot, app)
-            assert "1/25 reviewed" in rendered(app)
-            assert run("accept", "20", "--store", str(sample_store))[0] == 0  # the same reviewer
-            assert run("accept", "21", "--store", str(sample_store), "--author", "Bob <b@example.org>")[0] == 0
-            app.screen._tick()  # (every few seconds)
-            await settle(pilot, app)
-            assert "3/25 reviewed" in rendered(app)
-            await pilot.press("u")  # undo this screen's accept: counted once, taken back once
-            await settle(pilot, app)
-            assert "2/25 reviewed" in rendered(app)
-            app.screen._tick()
-            await settle(pilot, app)
-            assert "2/25 reviewed" in rendered(app)
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("a")  # this screen's own decision
+        await settle(pilot, app)
+        assert "1/25 reviewed" in rendered(app)
+        assert run("accept", "20", "--store", str(sample_store))[0] == 0  # the same reviewer
+        assert run("accept", "21", "--store", str(sample_store), "--author", "Bob <b@example.org>")[0] == 0
+        app.screen._tick()  # (every few seconds)
+        await settle(pilot, app)
+        assert "3/25 reviewed" in rendered(app)
+        await pilot.press("u")  # undo this screen's accept: counted once, taken back once
+        await settle(pilot, app)
+        assert "2/25 reviewed" in rendered(app)
+        app.screen._tick()
+        await settle(pilot, app)
+        assert "2/25 reviewed" in rendered(app)
 
 
-async def test_a_reversed_score_range_is_refused_and_the_queue_stays(sample_store):
+async def test_a_reversed_score_range_is_refused_and_the_queue_stays(sample_store, open_app):
     """`score:0.9:0.1` in the / prompt emptied the queue ("Nothing matches this filter"), and
     `ls --score 0.9:0.1` printed nothing, as if no label had a score in 0.1..0.9."""
     from helpers import run
-    from test_tui import filter_queue, make_app
+    from test_tui import filter_queue
 
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("n")
-            await settle(pilot, app)
-            for text in ("score:0.9:0.1", "score:nan:"):
-                await filter_queue(pilot, app, text)
-                said = [str(n.message) for n in app._notifications]
-                assert not any("Nothing matches" in m for m in said)
-                assert app.queue.current_image == 2 and len(app.queue) == 25  # the queue as it was
-            assert "the score range 0.9:0.1 is empty: MIN comes first (0.1:0.9)" in said
-            await filter_queue(pilot, app, "score:0.1:0.9")
-            assert len(app.queue) == 13  # (the 13 scores in 0.1..0.9)
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("n")
+        await settle(pilot, app)
+        for text in ("score:0.9:0.1", "score:nan:"):
+            await filter_queue(pilot, app, text)
+            said = [str(n.message) for n in app._notifications]
+            assert not any("Nothing matches" in m for m in said)
+            assert app.queue.current_image == 2 and len(app.queue) == 25  # the queue as it was
+        assert "the score range 0.9:0.1 is empty: MIN comes first (0.1:0.9)" in said
+        await filter_queue(pilot, app, "score:0.1:0.9")
+        assert len(app.queue) == 13  # (the 13 scores in 0.1..0.9)
     rc, out, err = run("ls", "--score", "0.9:0.1", "--store", str(sample_store))
     assert rc != 0 and "MIN comes first" in err
 
@@ -212,24 +205,20 @@ def test_the_queue_remembered_is_the_queue_with_the_place(sample_store, text):
         again.close()
 
 
-async def test_an_undo_under_blind_double_review_takes_the_decision_back_from_the_pace(sample_store):
+async def test_an_undo_under_blind_double_review_takes_the_decision_back_from_the_pace(sample_store, open_app):
     """Under blind double review an undo of a decision no second reviewer matched yet counted as one
     more decision: a, u showed 2 decisions' pace and a shorter time left, not none."""
     from helpers import set_config
-    from test_tui import make_app
 
     set_config(sample_store, review={"double": True})
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("a")
-            await settle(pilot, app)
-            assert app.session.decisions == 1 and "0.0/min" not in rendered(app)
-            await pilot.press("u")
-            await settle(pilot, app)
-            assert app.session.decisions == 0
-            assert "· 0.0/min · — ·" in rendered(app)
-        assert [e["action"] for e in store.events(annotation=1)] == ["accept", "undo"]
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert app.session.decisions == 1 and "0.0/min" not in rendered(app)
+        await pilot.press("u")
+        await settle(pilot, app)
+        assert app.session.decisions == 0
+        assert "· 0.0/min · — ·" in rendered(app)
+    assert [e["action"] for e in store.events(annotation=1)] == ["accept", "undo"]

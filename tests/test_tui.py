@@ -101,33 +101,30 @@ async def test_relabel_picker_digit_picks_and_escape_cancels(app_store):
     assert store.annotation(1).category == first != "dog"
 
 
-async def test_relabel_picker_takes_digits_typed_into_a_class_name(sample_store):
+async def test_relabel_picker_takes_digits_typed_into_a_class_name(sample_store, open_app):
     # Digits always picked by number: "class1" then "2" chose the second class listed, so a
     # numbered taxonomy (class12, n02084071...) could not be typed. A digit now types when the text
     # with it still names a class, and picks by number otherwise (and as the first key).
     set_config(sample_store, classes=["class1", "class2", "class12", "class21", "dog", "cat"])
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("r", *"class1", "2")
-            await pilot.pause()
-            assert app.screen.query_one("Input").value == "class12" and app.screen.shown == ["class12"]
-            await pilot.press("enter")
-            await settle(pilot, app)
-            assert store.annotation(1).category == "class12"
-            await pilot.press("r", "c", "a", "t", "1")  # "cat1" names nothing: 1 picks the first listed
-            await settle(pilot, app)
-            assert store.annotation(1).category == "cat"
-            await pilot.press("r")
-            await pilot.pause()
-            second = app.screen.shown[1]
-            await pilot.press("2")  # nothing typed: picks the second listed
-            await settle(pilot, app)
-        assert store.annotation(1).category == second
-        assert [e["new"]["category"] for e in store.events(annotation=1)] == ["class12", "cat", second]
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("r", *"class1", "2")
+        await pilot.pause()
+        assert app.screen.query_one("Input").value == "class12" and app.screen.shown == ["class12"]
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert store.annotation(1).category == "class12"
+        await pilot.press("r", "c", "a", "t", "1")  # "cat1" names nothing: 1 picks the first listed
+        await settle(pilot, app)
+        assert store.annotation(1).category == "cat"
+        await pilot.press("r")
+        await pilot.pause()
+        second = app.screen.shown[1]
+        await pilot.press("2")  # nothing typed: picks the second listed
+        await settle(pilot, app)
+    assert store.annotation(1).category == second
+    assert [e["new"]["category"] for e in store.events(annotation=1)] == ["class12", "cat", second]
 
 
 async def test_flag_with_reason_and_comment(app_store):
@@ -254,7 +251,7 @@ async def test_go_to_image_by_number_id_and_name(app_store):
         assert app.queue.current_image == 2
 
 
-async def test_go_to_image_by_name_prefers_the_whole_name_to_a_part_of_another(tmp_path):
+async def test_go_to_image_by_name_prefers_the_whole_name_to_a_part_of_another(tmp_path, open_app):
     """An ImageFolder with aa/bobcat.jpg imported before bb/cat.jpg: g cat.jpg (or g cat) is cat.jpg,
     not the first image whose name merely contains it. g 0002 is the file 0002.jpg, not the 2nd image."""
     import shutil
@@ -271,18 +268,15 @@ async def test_go_to_image_by_name_prefers_the_whole_name_to_a_part_of_another(t
     with Store.open(root) as s:
         batch, image_root = classification.read_imagefolder(data)
         s.ingest(batch, source="folder", image_root=image_root)
-    app, store = make_app(root, resume=False)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
+    app, store = open_app(root, resume=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        for typed, expected in (("cat.jpg", "bb/cat.jpg"), ("dog.jpg", "bb/dog.jpg"), ("cat", "bb/cat.jpg"),
+                                ("bob", "aa/bobcat.jpg"), ("bb/cat.jpg", "bb/cat.jpg"),
+                                ("0002", "cc/0002.jpg"), ("2", "bb/cat.jpg")):  # a numbered file; a position
+            await pilot.press("g", *typed, "enter")
             await settle(pilot, app)
-            for typed, expected in (("cat.jpg", "bb/cat.jpg"), ("dog.jpg", "bb/dog.jpg"), ("cat", "bb/cat.jpg"),
-                                    ("bob", "aa/bobcat.jpg"), ("bb/cat.jpg", "bb/cat.jpg"),
-                                    ("0002", "cc/0002.jpg"), ("2", "bb/cat.jpg")):  # a numbered file; a position
-                await pilot.press("g", *typed, "enter")
-                await settle(pilot, app)
-                assert store.image(app.queue.current_image).file_name == expected, typed
-    finally:
-        store.close()
+            assert store.image(app.queue.current_image).file_name == expected, typed
 
 
 async def test_filter_prompt_rebuilds_the_queue(app_store):
@@ -314,64 +308,55 @@ async def test_help_lists_keys_and_quit_checkpoints_to_git(app_store):
     assert "1 accepted by Test Reviewer" in store.repo.head.commit.message
 
 
-async def test_missing_image_shows_a_message_and_review_goes_on(sample_store, sample_images):
+async def test_missing_image_shows_a_message_and_review_goes_on(sample_store, sample_images, open_app):
     (sample_images / "chelsea.jpg").unlink()
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            assert "chelsea.jpg" in rendered(app)
-            view_text = "\n".join(app.screen.query_one(ImageView).render_line(y).text for y in range(34))
-            assert "missing" in view_text.lower() or "not found" in view_text.lower()
-            await pilot.press("a")
-            await settle(pilot, app)
-        assert store.annotation(1).status == "accepted"
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        assert "chelsea.jpg" in rendered(app)
+        view_text = "\n".join(app.screen.query_one(ImageView).render_line(y).text for y in range(34))
+        assert "missing" in view_text.lower() or "not found" in view_text.lower()
+        await pilot.press("a")
+        await settle(pilot, app)
+    assert store.annotation(1).status == "accepted"
 
 
-async def test_keys_remapped_in_config(sample_store):
+async def test_keys_remapped_in_config(sample_store, open_app):
     set_config(sample_store, keys={"accept": "y"})
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            footer = rendered(app).splitlines()[-1]
-            assert footer.startswith(" y Accept  space Accept+next  r Relabel ")  # the keys as mapped
-            assert " q Quit" in footer and " a Accept" not in footer
-            await pilot.press("a")
-            await settle(pilot, app)
-            assert store.annotation(1).status == "pending"
-            await pilot.press("y")
-            await settle(pilot, app)
-        assert store.annotation(1).status == "accepted"
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        footer = rendered(app).splitlines()[-1]
+        assert footer.startswith(" y Accept  space Accept+next  r Relabel ")  # the keys as mapped
+        assert " q Quit" in footer and " a Accept" not in footer
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert store.annotation(1).status == "pending"
+        await pilot.press("y")
+        await settle(pilot, app)
+    assert store.annotation(1).status == "accepted"
 
 
-async def test_a_mistaken_key_remap_is_reported_and_help_shows_what_each_key_does(sample_store):
+async def test_a_mistaken_key_remap_is_reported_and_help_shows_what_each_key_does(sample_store, open_app):
     # A misspelt id was ignored without a word; reject = "a" took a from accept (Textual drops the
     # clashing default) while the help screen listed a for both.
     from labelreview.tui.screens.help import HelpScreen
 
     set_config(sample_store, keys={"acept": "y", "reject": "a"})
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(160, 40)) as pilot:
-            await settle(pilot, app)
-            said = " ".join(str(n.message) for n in app._notifications)
-            assert "'acept' names no key binding, so it is ignored (did you mean 'accept'?)" in said
-            assert "Accept (accept) has no key left: 'a' is reject's now" in said
-            await pilot.press("question_mark")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            rows = dict((action, keys) for keys, action in app.screen.rows)
-            assert rows["Accept"] == "(no key)" and rows["Reject"] == "a"
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot, app)
+        said = " ".join(str(n.message) for n in app._notifications)
+        assert "'acept' names no key binding, so it is ignored (did you mean 'accept'?)" in said
+        assert "Accept (accept) has no key left: 'a' is reject's now" in said
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = dict((action, keys) for keys, action in app.screen.rows)
+        assert rows["Accept"] == "(no key)" and rows["Reject"] == "a"
 
 
-async def test_keys_written_as_people_write_them_work_and_help_shows_what_each_key_does(sample_store):
+async def test_keys_written_as_people_write_them_work_and_help_shows_what_each_key_does(sample_store, open_app):
     # accept = "shift+y" (or "Space", "F2", "Esc") was bound as written, a name no key press has:
     # the key did nothing while the footer and help showed it; accept = "" kept a working while help
     # said "(no key)"; a key given to two actions was listed for both (only the first gets it); help
@@ -380,88 +365,79 @@ async def test_keys_written_as_people_write_them_work_and_help_shows_what_each_k
 
     set_config(sample_store, keys={"accept": "shift+y", "zoom": "F2", "flag": "v", "reject": "v",
                                    "undo": "", "pick_1": "F1", "masks": "foo"})
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(160, 40)) as pilot:
-            await settle(pilot, app)
-            said = " ".join(str(n.message) for n in app._notifications)
-            assert "'v' is given to both flag and reject: it does flag" in said
-            assert "Reject (reject) has no key left" in said
-            assert "undo is given no key, which leaves it as it was; undo keeps u" in said
-            assert "masks = 'foo': 'foo' is no key's name; give a letter or digit" in said
-            footer = rendered(app).splitlines()[-1]
-            assert footer.startswith(" Y Accept  space Accept+next  r Relabel  v Flag  u Undo ")
-            await pilot.press("question_mark")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            rows = dict((action, keys) for keys, action in app.screen.rows)
-            assert rows["Accept"] == "Y" and rows["Zoom"] == "f2" and rows["Flag"] == "v"
-            assert rows["Reject"] == "(no key)" and rows["Undo"] == "u" and rows["Masks on/off"] == "m"
-            assert "f1 2 3 4 5 6 7 8 9" in app.screen.rows[-2][0]
-            await pilot.press("escape")
-            await pilot.pause()
-            await pilot.press("f2")
-            await settle(pilot, app)
-            assert app.screen.options.zoom
-            await pilot.press("Y")
-            await settle(pilot, app)
-            assert store.annotation(1).status == "accepted"
-            await pilot.press("u")
-            await settle(pilot, app)
-            assert store.annotation(1).status == "pending"
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot, app)
+        said = " ".join(str(n.message) for n in app._notifications)
+        assert "'v' is given to both flag and reject: it does flag" in said
+        assert "Reject (reject) has no key left" in said
+        assert "undo is given no key, which leaves it as it was; undo keeps u" in said
+        assert "masks = 'foo': 'foo' is no key's name; give a letter or digit" in said
+        footer = rendered(app).splitlines()[-1]
+        assert footer.startswith(" Y Accept  space Accept+next  r Relabel  v Flag  u Undo ")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = dict((action, keys) for keys, action in app.screen.rows)
+        assert rows["Accept"] == "Y" and rows["Zoom"] == "f2" and rows["Flag"] == "v"
+        assert rows["Reject"] == "(no key)" and rows["Undo"] == "u" and rows["Masks on/off"] == "m"
+        assert "f1 2 3 4 5 6 7 8 9" in app.screen.rows[-2][0]
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("f2")
+        await settle(pilot, app)
+        assert app.screen.options.zoom
+        await pilot.press("Y")
+        await settle(pilot, app)
+        assert store.annotation(1).status == "accepted"
+        await pilot.press("u")
+        await settle(pilot, app)
+        assert store.annotation(1).status == "pending"
 
 
-async def test_a_reviewer_taken_off_the_roles_while_the_review_is_open_is_refused_at_the_next_key(sample_store):
+async def test_a_reviewer_taken_off_the_roles_while_the_review_is_open_is_refused_at_the_next_key(sample_store, open_app):
     # The review read labelreview.toml once, at its start: an admin who took a reviewer off the
     # list (or named the reviewers for the first time) saw them go on deciding until they quit.
     import getpass
 
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("a")
-            await settle(pilot, app)
-            assert store.annotation(1).status == "accepted"
-            set_config(sample_store, roles={"reviewers": ["someone-else"], "adjudicators": [], "admins": []})
-            await pilot.press("j", "a")
-            await settle(pilot, app)
-            said = " ".join(str(n.message) for n in app._notifications)
-            assert f"{getpass.getuser()} may not review: labelreview.toml allows someone-else; nothing was written" in said
-            assert store.annotation(2).status == "pending"
-            assert [e["annotation"] for e in store.events()] == [1]
-            set_config(sample_store, roles={"reviewers": [], "adjudicators": [], "admins": []})
-            await pilot.press("a")
-            await settle(pilot, app)
-            assert store.annotation(2).status == "accepted"  # given back: the next key works again
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert store.annotation(1).status == "accepted"
+        set_config(sample_store, roles={"reviewers": ["someone-else"], "adjudicators": [], "admins": []})
+        await pilot.press("j", "a")
+        await settle(pilot, app)
+        said = " ".join(str(n.message) for n in app._notifications)
+        assert f"{getpass.getuser()} may not review: labelreview.toml allows someone-else; nothing was written" in said
+        assert store.annotation(2).status == "pending"
+        assert [e["annotation"] for e in store.events()] == [1]
+        set_config(sample_store, roles={"reviewers": [], "adjudicators": [], "admins": []})
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert store.annotation(2).status == "accepted"  # given back: the next key works again
 
 
 @pytest.mark.parametrize("key", ["a", "space"])
-async def test_decision_on_a_stale_state_is_refused(sample_store, key):
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            # Someone else rejects annotation 1 while it is on our screen.
-            with Store.open(sample_store, author="Bob <bob@example.org>") as other:
-                from labelreview.review import ReviewSession
+async def test_decision_on_a_stale_state_is_refused(sample_store, key, open_app):
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        # Someone else rejects annotation 1 while it is on our screen.
+        with Store.open(sample_store, author="Bob <bob@example.org>") as other:
+            from labelreview.review import ReviewSession
 
-                ReviewSession(other).reject(1, reason="false-positive")
-            await pilot.press(key)
-            await settle(pilot, app)
-            assert "after you saw it" in "\n".join(str(n.message) for n in app._notifications)
-            # space too stays on it, showing Bob's decision (it used to move on as if accepted)
-            assert app.queue.current == 1 and "rejected" in rendered(app)
-            assert "1/25 reviewed" in rendered(app)  # Bob's decision counts in the progress
-        a = store.annotation(1)
-        assert a.status == "rejected" and a.updated_by.startswith("Bob")
-        assert [e["author"][:3] for e in store.events(annotation=1)] == ["Bob"]
-    finally:
-        store.close()
+            ReviewSession(other).reject(1, reason="false-positive")
+        await pilot.press(key)
+        await settle(pilot, app)
+        assert "after you saw it" in "\n".join(str(n.message) for n in app._notifications)
+        # space too stays on it, showing Bob's decision (it used to move on as if accepted)
+        assert app.queue.current == 1 and "rejected" in rendered(app)
+        assert "1/25 reviewed" in rendered(app)  # Bob's decision counts in the progress
+    a = store.annotation(1)
+    assert a.status == "rejected" and a.updated_by.startswith("Bob")
+    assert [e["author"][:3] for e in store.events(annotation=1)] == ["Bob"]
 
 
 async def test_position_survives_a_quit(sample_store):
@@ -508,34 +484,31 @@ async def test_relabel_picker_offers_the_models_other_classes_first(app_store):
 
 
 async def test_a_big_queue_opens_from_a_window_and_the_rest_arrives_after_the_first_frame(sample_store,
-                                                                                        monkeypatch):
+                                                                                        monkeypatch, open_app):
     from labelreview.review import queue as queue_mod
 
     monkeypatch.setattr(queue_mod, "WINDOW", 6)  # the sample's 25 items: the first images only
-    app, store = make_app(sample_store, lazy=True, resume=False)
-    try:
-        assert app.queue.partial
-        async with app.run_test(size=(120, 36)) as pilot:
+    app, store = open_app(sample_store, lazy=True, resume=False)
+    assert app.queue.partial
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        for _ in range(30):  # the loader thread hands the rest over through call_from_thread
+            if not app.queue.partial:
+                break
+            await pilot.pause(0.05)
+        await settle(pilot, app)
+        assert not app.queue.partial
+        assert "0/25 reviewed" in rendered(app) and "image 1/5" in rendered(app)
+        for _ in range(4):  # past the window's images: every image is still there, in order
+            await pilot.press("n")
             await settle(pilot, app)
-            for _ in range(30):  # the loader thread hands the rest over through call_from_thread
-                if not app.queue.partial:
-                    break
-                await pilot.pause(0.05)
-            await settle(pilot, app)
-            assert not app.queue.partial
-            assert "0/25 reviewed" in rendered(app) and "image 1/5" in rendered(app)
-            for _ in range(4):  # past the window's images: every image is still there, in order
-                await pilot.press("n")
-                await settle(pilot, app)
-            assert "image 5/5" in rendered(app)
-            await pilot.press("a")
-            await settle(pilot, app)
-            assert "1/25 reviewed" in rendered(app)
-    finally:
-        store.close()
+        assert "image 5/5" in rendered(app)
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert "1/25 reviewed" in rendered(app)
 
 
-async def test_go_to_image_while_a_big_queue_still_loads_does_not_hold_the_keys(sample_store, monkeypatch):
+async def test_go_to_image_while_a_big_queue_still_loads_does_not_hold_the_keys(sample_store, monkeypatch, open_app):
     import time
 
     from labelreview.review import queue as queue_mod
@@ -548,30 +521,27 @@ async def test_go_to_image_while_a_big_queue_still_loads_does_not_hold_the_keys(
         real_load(self, done)
 
     monkeypatch.setattr(queue_mod.Queue, "_load", slow_load)
-    app, store = make_app(sample_store, lazy=True, resume=False)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await pilot.pause(0.2)
-            assert app.queue.partial
-            await pilot.press("g")
-            await pilot.pause()
-            await pilot.press("5")
-            t0 = time.perf_counter()
-            await pilot.press("enter")
-            assert time.perf_counter() - t0 < 0.5  # answered at once, not after the loader
-            assert app.queue.partial and "image 1/" in rendered(app)
-            await pilot.press("j")  # keys still work meanwhile
-            for _ in range(60):
-                await pilot.pause(0.05)
-                if not app.queue.partial:
-                    break
-            await settle(pilot, app)
-            assert "image 5/5" in rendered(app)  # and then it went there
-    finally:
-        store.close()
+    app, store = open_app(sample_store, lazy=True, resume=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.2)
+        assert app.queue.partial
+        await pilot.press("g")
+        await pilot.pause()
+        await pilot.press("5")
+        t0 = time.perf_counter()
+        await pilot.press("enter")
+        assert time.perf_counter() - t0 < 0.5  # answered at once, not after the loader
+        assert app.queue.partial and "image 1/" in rendered(app)
+        await pilot.press("j")  # keys still work meanwhile
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if not app.queue.partial:
+                break
+        await settle(pilot, app)
+        assert "image 5/5" in rendered(app)  # and then it went there
 
 
-async def test_the_queue_loader_hands_over_without_waiting_for_the_ui_thread(sample_store, monkeypatch):
+async def test_the_queue_loader_hands_over_without_waiting_for_the_ui_thread(sample_store, monkeypatch, open_app):
     # A move at the edge of a big queue's window holds the UI thread until the loader thread ends;
     # if the loader's hand-off waited for the UI thread in turn, the review would freeze for good.
     import threading
@@ -579,21 +549,18 @@ async def test_the_queue_loader_hands_over_without_waiting_for_the_ui_thread(sam
     from labelreview.review import queue as queue_mod
 
     monkeypatch.setattr(queue_mod, "WINDOW", 6)
-    app, store = make_app(sample_store, lazy=True, resume=False)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
+    app, store = open_app(sample_store, lazy=True, resume=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        handoff = threading.Thread(target=app.screen._rest_loaded)  # as the loader calls it
+        handoff.start()
+        handoff.join(timeout=2)  # the UI thread is busy here, as it is in a move at the edge
+        assert not handoff.is_alive()
+        await settle(pilot, app)
+        for _ in range(4):  # and the queue is whole: every image, in order
+            await pilot.press("n")
             await settle(pilot, app)
-            handoff = threading.Thread(target=app.screen._rest_loaded)  # as the loader calls it
-            handoff.start()
-            handoff.join(timeout=2)  # the UI thread is busy here, as it is in a move at the edge
-            assert not handoff.is_alive()
-            await settle(pilot, app)
-            for _ in range(4):  # and the queue is whole: every image, in order
-                await pilot.press("n")
-                await settle(pilot, app)
-            assert "image 5/5" in rendered(app)
-    finally:
-        store.close()
+        assert "image 5/5" in rendered(app)
 
 
 def classification_store(tmp_path):
@@ -648,18 +615,15 @@ async def test_a_classification_dataset_is_reviewed_image_by_image(tmp_path):
         assert b.status == "rejected"
 
 
-async def test_zoom_on_a_whole_image_label_says_there_is_nothing_to_zoom_to(tmp_path):
+async def test_zoom_on_a_whole_image_label_says_there_is_nothing_to_zoom_to(tmp_path, open_app):
     # The status line said ZOOM and the picture stayed whole, without a word.
-    app, store = make_app(classification_store(tmp_path), resume=False)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("z")
-            await settle(pilot, app)
-            assert app.screen.options.zoom
-            assert any("nothing to zoom to" in str(n.message) for n in app._notifications)
-    finally:
-        store.close()
+    app, store = open_app(classification_store(tmp_path), resume=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("z")
+        await settle(pilot, app)
+        assert app.screen.options.zoom
+        assert any("nothing to zoom to" in str(n.message) for n in app._notifications)
 
 
 async def test_frames_keep_the_gc_off_the_key_path_and_it_collects_when_the_reviewer_pauses(app_store,
@@ -743,24 +707,21 @@ async def test_next_image_on_the_last_image_says_so_and_stays(app_store, monkeyp
         assert q.current == last and any("last image of the queue" in m for m in said)
 
 
-async def test_help_shows_its_text_whole_and_closes_with_a_remapped_help_key(sample_store):
+async def test_help_shows_its_text_whole_and_closes_with_a_remapped_help_key(sample_store, open_app):
     from labelreview.tui.screens.help import HelpScreen
 
     set_config(sample_store, keys={"help": "h"})
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            await pilot.press("h")
-            await pilot.pause()
-            assert isinstance(app.screen, HelpScreen)
-            hint = app.screen.query_one(".hint").render()
-            assert "under [keys] by binding id" in str(getattr(hint, "plain", hint))  # was eaten as markup
-            await pilot.press("h")
-            await pilot.pause()
-            assert not isinstance(app.screen, HelpScreen)
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("h")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        hint = app.screen.query_one(".hint").render()
+        assert "under [keys] by binding id" in str(getattr(hint, "plain", hint))  # was eaten as markup
+        await pilot.press("h")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
 
 
 def test_a_long_class_never_runs_into_the_score():
@@ -771,23 +732,20 @@ def test_a_long_class_never_runs_into_the_score():
     assert _cell("exactly10c", 11) == "exactly10c "
 
 
-async def test_the_colour_advice_fits_a_small_terminal(sample_store, monkeypatch):
+async def test_the_colour_advice_fits_a_small_terminal(sample_store, monkeypatch, open_app):
     monkeypatch.delenv("COLORTERM", raising=False)
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot, app)
-            app.review_screen.color_hint = "256 colours: export COLORTERM=truecolor for true colour"
-            app.review_screen.refresh_view()
-            await settle(pilot, app)
-            progress = rendered(app).splitlines()[-2]
-            assert progress.rstrip().endswith("256 colours (?)")
-            await pilot.press("question_mark")
-            await pilot.pause()
-            notes = [str(w.render()) for w in app.screen.query(".hint")]
-            assert any("COLORTERM=truecolor" in n for n in notes)
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        app.review_screen.color_hint = "256 colours: export COLORTERM=truecolor for true colour"
+        app.review_screen.refresh_view()
+        await settle(pilot, app)
+        progress = rendered(app).splitlines()[-2]
+        assert progress.rstrip().endswith("256 colours (?)")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        notes = [str(w.render()) for w in app.screen.query(".hint")]
+        assert any("COLORTERM=truecolor" in n for n in notes)
 
 
 async def test_a_filter_chosen_in_the_app_is_remembered(app_store):
@@ -801,26 +759,23 @@ async def test_a_filter_chosen_in_the_app_is_remembered(app_store):
     assert (flt.statuses, order) == (["pending"], "score")
 
 
-async def test_the_progress_line_says_all_in_git_once_the_background_save_is_done(sample_store):
+async def test_the_progress_line_says_all_in_git_once_the_background_save_is_done(sample_store, open_app):
     cfg = sample_store / "labelreview.toml"
     cfg.write_text(cfg.read_text().replace("checkpoint_every = 50", "checkpoint_every = 2"))
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("space", "a")  # two decisions: the save starts in a worker
+        for _ in range(100):
             await settle(pilot, app)
-            await pilot.press("space", "a")  # two decisions: the save starts in a worker
-            for _ in range(100):
-                await settle(pilot, app)
-                if store.uncommitted() == 0:
-                    break
-            await settle(pilot, app)
-            assert store.uncommitted() == 0
-            assert "all in git" in rendered(app).splitlines()[-2]  # without another key press
-    finally:
-        store.close()
+            if store.uncommitted() == 0:
+                break
+        await settle(pilot, app)
+        assert store.uncommitted() == 0
+        assert "all in git" in rendered(app).splitlines()[-2]  # without another key press
 
 
-async def test_control_characters_in_names_are_shown_escaped(sample_store, sample_images):
+async def test_control_characters_in_names_are_shown_escaped(sample_store, sample_images, open_app):
     # An image file name (or a class, a reason) with an escape code or a newline went to the
     # terminal raw from the title, the list and the detail panel: a name could colour the screen,
     # or cut the title line.
@@ -828,15 +783,12 @@ async def test_control_characters_in_names_are_shown_escaped(sample_store, sampl
     store.conn.execute("UPDATE images SET file_name=? WHERE id=1", ("esc\x1b[31mred\nline.jpg",))
     store.conn.execute("UPDATE annotations SET category=? WHERE id=1", ("do\x1bg",))
     store.close()
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            text = rendered(app)
-            assert "esc\\x1b[31mred\\nline.jpg" in text.splitlines()[0]  # the whole title, on its line
-            assert "do\\x1bg" in text and "\x1b" not in text
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        text = rendered(app)
+        assert "esc\\x1b[31mred\\nline.jpg" in text.splitlines()[0]  # the whole title, on its line
+        assert "do\\x1bg" in text and "\x1b" not in text
 
 
 async def test_the_help_key_closes_help_once(app_store):
@@ -856,20 +808,17 @@ async def test_the_help_key_closes_help_once(app_store):
     assert store.annotation(1).status == "accepted"
 
 
-async def test_the_list_shows_the_rows_above_the_selected_one_from_the_start(sample_store):
+async def test_the_list_shows_the_rows_above_the_selected_one_from_the_start(sample_store, open_app):
     # order:score opens coffee.jpg on #5 (its lowest score is the queue's first); the list showed
     # only "5 spoon" until a key was pressed: it had scrolled before its height was known.
-    app, store = make_app(sample_store, order="score")
-    try:
-        async with app.run_test(size=(120, 36)) as pilot:
-            await settle(pilot, app)
-            assert app.queue.current == 5
-            from labelreview.tui.widgets.annotation_list import AnnotationList
+    app, store = open_app(sample_store, order="score")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        assert app.queue.current == 5
+        from labelreview.tui.widgets.annotation_list import AnnotationList
 
-            lines = [app.screen.query_one(AnnotationList).render_line(y).text.split()[:2] for y in range(1, 5)]
-            assert lines == [["2", "cup"], ["3", "saucer"], ["4", "spoon"], ["5", "spoon"]]
-    finally:
-        store.close()
+        lines = [app.screen.query_one(AnnotationList).render_line(y).text.split()[:2] for y in range(1, 5)]
+        assert lines == [["2", "cup"], ["3", "saucer"], ["4", "spoon"], ["5", "spoon"]]
 
 
 async def test_an_empty_store_says_it_has_no_labels_not_that_the_filter_matches_nothing(empty_store, monkeypatch):
@@ -946,7 +895,7 @@ def let_go_of_pipe(path) -> None:
     gone.unlink()
 
 
-async def test_a_named_pipe_where_an_image_should_be_is_said_so_and_holds_up_no_other_picture(tmp_path):
+async def test_a_named_pipe_where_an_image_should_be_is_said_so_and_holds_up_no_other_picture(tmp_path, open_app):
     """A FIFO in place of an image (a file replaced while the review is open; here the way to be
     unreadable when running as root). Opening it for reading waits for a writer, for ever: under the
     lock every decode takes, the picture said "loading…" for good, every other image after it
@@ -957,32 +906,29 @@ async def test_a_named_pipe_where_an_image_should_be_is_said_so_and_holds_up_no_
     pipe = images / "b.png"
     pipe.unlink()
     os.mkfifo(pipe)
-    app, store = make_app(root, resume=False)
-    try:
-        async with app.run_test(size=(100, 30)) as pilot:
-            try:
-                view = app.screen.query_one(ImageView)
+    app, store = open_app(root, resume=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        try:
+            view = app.screen.query_one(ImageView)
 
-                def picture_of(name):
-                    return lambda: (store.image(app.queue.current_image).file_name == name and view.frame is not None
-                                    and view.frame.message is None and view.frame.width > 0)
+            def picture_of(name):
+                return lambda: (store.image(app.queue.current_image).file_name == name and view.frame is not None
+                                and view.frame.message is None and view.frame.width > 0)
 
-                assert await until(pilot, picture_of("a.png"))
-                await pilot.press("n")
-                assert await until(pilot, lambda: view.frame is not None and "named pipe" in (view.frame.message or ""))
-                assert "b.png" in view.frame.message
-                await pilot.press("n")
-                assert await until(pilot, picture_of("c.png")), "the next image is drawn"
-                await pilot.press("a")
-                await pilot.pause()
-                await pilot.press("q")
-                assert await until(pilot, lambda: app.return_code is not None)
-            finally:
-                if pipe.exists():
-                    let_go_of_pipe(pipe)
-        assert [a.status for a in store.annotations()] == ["pending", "pending", "accepted"]
-    finally:
-        store.close()
+            assert await until(pilot, picture_of("a.png"))
+            await pilot.press("n")
+            assert await until(pilot, lambda: view.frame is not None and "named pipe" in (view.frame.message or ""))
+            assert "b.png" in view.frame.message
+            await pilot.press("n")
+            assert await until(pilot, picture_of("c.png")), "the next image is drawn"
+            await pilot.press("a")
+            await pilot.pause()
+            await pilot.press("q")
+            assert await until(pilot, lambda: app.return_code is not None)
+        finally:
+            if pipe.exists():
+                let_go_of_pipe(pipe)
+    assert [a.status for a in store.annotations()] == ["pending", "pending", "accepted"]
 
 
 @pytest.mark.parametrize("text", ["image:99999999999999999999999", "order:random seed:99999999999999999999999",

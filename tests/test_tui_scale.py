@@ -120,18 +120,15 @@ async def test_flag_and_reject_dialogs_show_a_class_name_with_brackets(crowded, 
     assert store.annotation(1).status == {"f": "flagged", "x": "rejected"}[key]
 
 
-async def test_a_message_quoting_brackets_is_shown_as_it_is(sample_store):
+async def test_a_message_quoting_brackets_is_shown_as_it_is(sample_store, open_app):
     """A message that quotes what the reviewer typed or a class name ("unknown order '[/b]'") was
     read as markup by the notification: the app crashed."""
-    app, store = make_app(sample_store)
-    try:
-        async with app.run_test(size=(120, 36), notifications=True) as pilot:
-            await settle(pilot, app)
-            await filter_queue(pilot, app, "order:[/b]")
-            await settle(pilot, app)
-            assert "unknown order '[/b]'" in rendered(app)
-    finally:
-        store.close()
+    app, store = open_app(sample_store)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await settle(pilot, app)
+        await filter_queue(pilot, app, "order:[/b]")
+        await settle(pilot, app)
+        assert "unknown order '[/b]'" in rendered(app)
 
 
 async def test_wide_class_names_keep_the_list_columns_in_line(crowded):
