@@ -19,6 +19,9 @@ STATUS_AFTER = {"accept": "accepted", "relabel": "relabeled", "flag": "flagged",
 #: Annotation kinds the store understands.
 KINDS = ("bbox", "polygon", "rle", "keypoints", "label", "mask")
 
+#: Integers the store keeps lie in [-INT64, INT64): SQLite's (a bigger one fails to bind).
+INT64 = 1 << 63
+
 
 def shape_of(kind: str, extra: dict[str, Any] | None) -> str:
     """What the source drew, where the store's kind says less: a CVAT or Label Studio polyline and

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 from pycocotools import mask as maskutils
 
-from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
+from ..model import INT64, Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
 from .common import clip_bbox
 
 if TYPE_CHECKING:
@@ -187,12 +187,9 @@ def _is_id(x: Any) -> bool:
     return isinstance(x, (int, str)) and not isinstance(x, bool)
 
 
-_BIG = 1 << 63
-
-
 def _fits(x: Any) -> bool:
     """Not an integer beyond 64 bits (SQLite's, and every COCO tool's): text, or an int that fits."""
-    return not isinstance(x, int) or -_BIG <= x < _BIG
+    return not isinstance(x, int) or -INT64 <= x < INT64
 
 
 def _finite(x: Any) -> bool:
@@ -621,7 +618,7 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
                     and (ti is int or ti is str) and (tc is int or tc is str)
                     and (crowd == 0 or crowd == 1) and type(crowd) is int
                     and (score is None or (type(score) is float and isfinite(score))
-                         or (type(score) is int and -_BIG <= score < _BIG))):
+                         or (type(score) is int and -INT64 <= score < INT64))):
                 im = img_by_id.get(iid)
                 name = cat_names.get(cid)
                 fast = im is not None and name is not None
@@ -666,7 +663,7 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
                     seen_ids.add(aid)
                 area = a.get("area")
                 if area is not None and not ((type(area) is float and isfinite(area))
-                                             or (type(area) is int and -_BIG <= area < _BIG)):
+                                             or (type(area) is int and -INT64 <= area < INT64)):
                     area = None
                 yield Proposal(im.key, name, "polygon" if polys else ("bbox" if bbox is not None else "label"),
                                bbox, polys, None, score, crowd, area, aid,

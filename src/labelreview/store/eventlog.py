@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..model import INT64
 from . import canonical, perms
 
 EVENTS_DIR = "events"
@@ -166,10 +167,9 @@ _REQUIRED = {"hash": str, "writer": str, "seq": int, "ts": str, "author": str, "
 #: Fields an event may leave out (or set to null), else text: the hash links, the note, who and where.
 _OPTIONAL_TEXT = ("base", "prev", "undoes", "reason", "comment", "login", "host")
 _TEXT = (str, type(None))
-_INT64 = 1 << 63  # (SQLite's integers: a bigger number stopped the index with a traceback)
 
 
-def problem_of(event: dict[str, Any], _text=frozenset((str, type(None))), _lo=-(1 << 63), _hi=(1 << 63) - 1,
+def problem_of(event: dict[str, Any], _text=frozenset(_TEXT), _lo=-INT64, _hi=INT64 - 1,
                _str=str, _int=int, _dict=dict) -> str | None:
     """Why a parsed line cannot be applied as an event (a missing or mistyped field), else None.
 
@@ -204,7 +204,7 @@ def problem_of(event: dict[str, Any], _text=frozenset((str, type(None))), _lo=-(
         return "field 'old' is neither null nor an object with a category and a status"
     for key in ("annotation", "seq", "image"):
         value = event.get(key)
-        if value is not None and (type(value) is not int or not -_INT64 <= value < _INT64):
+        if value is not None and (type(value) is not int or not -INT64 <= value < INT64):
             return f"field {key!r} is not an integer SQLite can hold"
     for key in _OPTIONAL_TEXT:
         if type(event.get(key)) not in _TEXT:

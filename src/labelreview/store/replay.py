@@ -24,7 +24,7 @@ from typing import Any, Container, Iterable
 
 import orjson
 
-from ..model import KINDS, DamagedFileError, LabelreviewError
+from ..model import INT64, KINDS, DamagedFileError, LabelreviewError
 from . import canonical, eventlog, gitrepo, schema
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
@@ -195,12 +195,9 @@ def annotation_proposals(folder: Path, m: dict[str, Any], root: Path, problems: 
                 None if extra is None else _j(extra), None if scores is None else _j(scores))
 
 
-_BIG = 1 << 63  # SQLite's integers
-
-
 def _number(v: Any) -> bool:
     t = type(v)
-    return t is float or (t is int and -_BIG <= v < _BIG)
+    return t is float or (t is int and -INT64 <= v < INT64)
 
 
 def _numbers(values: Any) -> bool:
@@ -234,7 +231,7 @@ def proposal_problem(score, area, iscrowd, bbox, seg, kp, extra, scores, sid, ki
     try:  # (sum: a list of numbers, checked in C; text, a list or null in it raise TypeError)
         if ((score is None or type(score) is _float) and (area is None or type(area) is _float)
                 and iscrowd == 0 and type(iscrowd) is _int and extra is None and scores is None and kp is None
-                and (sid is None or (type(sid) is _int and -_BIG <= sid < _BIG)) and kind in _kinds
+                and (sid is None or (type(sid) is _int and -INT64 <= sid < INT64)) and kind in _kinds
                 and (bbox is None or (type(bbox) is _list and len(bbox) == 4 and (sum(bbox) or True)))
                 and (seg is None or (type(seg) is _list and _polygons(seg)))):
             return None
@@ -254,9 +251,9 @@ def proposal_problem(score, area, iscrowd, bbox, seg, kp, extra, scores, sid, ki
                 return "field 'segmentation' is not a list of polygons (lists of x, y numbers)"
         elif type(seg) is dict:
             size, counts = seg.get("size"), seg.get("counts")
-            if not (type(size) is list and len(size) == 2 and all(type(v) is int and 0 <= v < _BIG for v in size)
+            if not (type(size) is list and len(size) == 2 and all(type(v) is int and 0 <= v < INT64 for v in size)
                     and (type(counts) is str or (type(counts) is list and all(
-                        type(c) is int and 0 <= c < _BIG for c in counts)))):
+                        type(c) is int and 0 <= c < INT64 for c in counts)))):
                 return "field 'segmentation' is not an RLE (size [height, width], counts)"
         else:
             return "field 'segmentation' is neither polygons nor an RLE"
@@ -266,7 +263,7 @@ def proposal_problem(score, area, iscrowd, bbox, seg, kp, extra, scores, sid, ki
         return "field 'extra' is not an object"
     if scores is not None and type(scores) is not dict:
         return "field 'scores' is not an object"
-    if sid is not None and type(sid) is not str and not (type(sid) is int and -_BIG <= sid < _BIG):
+    if sid is not None and type(sid) is not str and not (type(sid) is int and -INT64 <= sid < INT64):
         return "field 'source_id' is neither text nor an integer"
     if kind not in KINDS:
         return f"field 'kind' is not one of {', '.join(KINDS)}"
@@ -278,12 +275,12 @@ def image_problem(r: dict[str, Any]) -> str | None:
     get = r.get
     for key in ("width", "height"):
         v = get(key)
-        if v is not None and not (type(v) is int and 0 < v < _BIG):
+        if v is not None and not (type(v) is int and 0 < v < INT64):
             return f"field {key!r} is not a positive integer"
     if get("sha256") is not None and type(get("sha256")) is not str:
         return "field 'sha256' is not text"
     sid = get("source_id")
-    if sid is not None and type(sid) is not str and not (type(sid) is int and -_BIG <= sid < _BIG):
+    if sid is not None and type(sid) is not str and not (type(sid) is int and -INT64 <= sid < INT64):
         return "field 'source_id' is neither text nor an integer"
     if get("extra") is not None and type(get("extra")) is not dict:
         return "field 'extra' is not an object"
