@@ -537,3 +537,82 @@ def test_cvat_image_without_a_valid_size_takes_the_image_file_s_so_shapes_are_cl
     b, _ = cvat.read(x)
     assert [p.bbox for p in b.proposals] == [[1, 1, 49, 4]]
     assert "no valid width/height, and the image gives none" in b.warnings[0].problem
+
+
+def _ellipse_mask(h, w, cx, cy, rx, ry, angle_deg):
+    """The pixels whose centres lie inside the ellipse (turned clockwise on screen about its centre)."""
+    y, x = np.mgrid[0:h, 0:w] + 0.5
+    a = math.radians(angle_deg)
+    u = (x - cx) * math.cos(a) + (y - cy) * math.sin(a)  # back into the ellipse's own axes
+    v = -(x - cx) * math.sin(a) + (y - cy) * math.cos(a)
+    return (u / rx) ** 2 + (v / ry) ** 2 <= 1
+
+
+def _iou(a, b) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_ellipses_are_imported_as_polygons_along_the_curve(tmp_path):
+    # CVAT and Label Studio ellipses were skipped with a warning ("not supported"): a team that drew
+    # cells or eyes as ellipses reviewed nothing of them. They are polygons traced along the curve,
+    # close enough that the mask is the ellipse's, with the ellipse as drawn kept beside them.
+    x = tmp_path / "a.xml"
+    x.write_text('<annotations><version>1.1</version><image id="0" name="i.jpg" width="100" height="60">'
+                 '<ellipse label="cell" cx="50" cy="30" rx="20" ry="10" rotation="30" occluded="0"/>'
+                 '<ellipse label="cell" cx="10" cy="10" rx="0" ry="5"/>'
+                 "</image></annotations>")
+    b, _ = cvat.read(x)
+    (e,) = b.proposals
+    assert e.kind == "polygon" and e.category == "cell"
+    assert e.extra["cvat_shape"] == "ellipse"
+    assert e.extra["ellipse"] == {"cx": 50, "cy": 30, "rx": 20, "ry": 10, "rotation": 30}
+    m = decode_segmentation(e.segmentation, 60, 100)
+    assert _iou(m.astype(bool), _ellipse_mask(60, 100, 50, 30, 20, 10, 30)) > 0.97
+    # The box of an ellipse turned by 30 degrees: half-widths sqrt(rx²cos² + ry²sin²), ...
+    hw = math.sqrt(20**2 * math.cos(math.pi / 6) ** 2 + 10**2 * math.sin(math.pi / 6) ** 2)
+    hh = math.sqrt(20**2 * math.sin(math.pi / 6) ** 2 + 10**2 * math.cos(math.pi / 6) ** 2)
+    assert e.bbox == pytest.approx([50 - hw, 30 - hh, 2 * hw, 2 * hh], abs=0.3)
+    assert [(w.problem, w.action) for w in b.warnings] == [("ellipse with radii 0, 5 has no area", "skipped")]
+
+    task = {"id": 1, "data": {"image": "b.jpg"}, "annotations": [{"id": 1, "result": [
+        {"id": "e1", "type": "ellipselabels", "original_width": 200, "original_height": 100,
+         "value": {"x": 50, "y": 50, "radiusX": 10, "radiusY": 20, "rotation": 0, "ellipselabels": ["eye"]}},
+        {"id": "e2", "type": "ellipselabels", "original_width": 200, "original_height": 100,
+         "value": {"x": 150, "y": 50, "radiusX": 10, "radiusY": 20, "ellipselabels": ["eye"]}}]}]}
+    (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
+    b, _ = labelstudio.read(tmp_path / "a.json")
+    (c,) = b.proposals  # x, y are the centre; the radii in percent of the width and of the height
+    assert c.kind == "polygon" and c.extra["ls_shape"] == "ellipse"
+    assert c.bbox == pytest.approx([80, 30, 40, 40], abs=0.3)
+    m = decode_segmentation(c.segmentation, 100, 200)
+    assert _iou(m.astype(bool), _ellipse_mask(100, 200, 100, 50, 20, 20, 0)) > 0.97
+    assert [(w.problem, w.action) for w in b.warnings if "result[1]" in w.where] == [
+        ("ellipse lies outside the 200x100 image", "skipped")]
+
+
+def test_ellipse_bad_numbers_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match=r"a.xml: .*<ellipse> #0: rx='wide' is not a number"):
+        cvat.read(_cvat(tmp_path, '<ellipse label="a" cx="2" cy="1" rx="wide" ry="3"/>'))
+    task = {"id": 1, "data": {"image": "b.jpg"}, "annotations": [{"id": 1, "result": [
+        {"type": "ellipselabels", "original_width": 200, "original_height": 100,
+         "value": {"x": 50, "y": 50, "radiusX": "10", "radiusY": 20, "ellipselabels": ["eye"]}}]}]}
+    (tmp_path / "a.json").write_bytes(orjson.dumps([task]))
+    with pytest.raises(InputError, match=r"a.json: .*result\[0\]: radiusX '10' is not a number"):
+        labelstudio.read(tmp_path / "a.json")
+
+
+def test_ellipse_polygon_follows_the_curve_at_every_size():
+    from labelreview.formats.common import ellipse_polygon
+
+    for r in (0.1, 3, 40, 900, 20000):
+        pts = ellipse_polygon(0, 0, r, r / 2, 0)
+        n = len(pts) // 2
+        assert 16 <= n <= 360
+        # every vertex on the curve; the middle of every edge at most a quarter pixel inside it
+        # (up to the 360-point cap, for ellipses thousands of pixels wide)
+        for i in range(n):
+            x0, y0, x1, y1 = pts[2 * i], pts[2 * i + 1], pts[(2 * i + 2) % len(pts)], pts[(2 * i + 3) % len(pts)]
+            assert (x0 / r) ** 2 + (y0 / (r / 2)) ** 2 == pytest.approx(1)
+            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+            k = math.sqrt((mx / r) ** 2 + (my / (r / 2)) ** 2)  # the curve lies at 1/k of the way out
+            assert math.hypot(mx, my) * (1 / k - 1) <= (0.25 if n < 360 else r * 1e-4) + 1e-9

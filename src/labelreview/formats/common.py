@@ -276,6 +276,23 @@ def rotated_corners(cx: float, cy: float, w: float, h: float, angle_deg: float) 
     return out
 
 
+def ellipse_polygon(cx: float, cy: float, rx: float, ry: float, angle_deg: float, tol: float = 0.25) -> list[float]:
+    """An ellipse as a polygon (x0, y0, x1, y1, ...): radii ``rx``, ``ry`` along its own axes, turned
+    by ``angle_deg`` about its centre (clockwise on screen, as ``rotated_corners``). Enough points
+    that no edge strays more than ``tol`` pixels inside the curve (16 at least, 360 at most), so
+    the polygon's mask and area are the ellipse's to within a pixel's fraction along its outline."""
+    r = max(rx, ry)
+    n = 16 if r <= tol else min(360, max(16, math.ceil(math.pi / math.acos(1 - tol / r))))
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    out = []
+    for k in range(n):
+        t = 2 * math.pi * k / n
+        dx, dy = rx * math.cos(t), ry * math.sin(t)
+        out += [cx + dx * c - dy * s, cy + dx * s + dy * c]
+    return out
+
+
 def obb_angle(poly: list[float]) -> float:
     """The angle in degrees of a 4-corner box's first edge (p0 -> p1), in (-180, 180]."""
     return math.degrees(math.atan2(poly[3] - poly[1], poly[2] - poly[0]))

@@ -1,10 +1,12 @@
 """CVAT for images 1.1 XML (task or project export): boxes (rotation about the centre), polygons,
-polylines, points, skeletons, masks (CVAT's row-major RLE inside a box), tags and attributes.
+ellipses, polylines, points, skeletons, masks (CVAT's row-major RLE inside a box), tags and attributes.
 
 Store kinds: box -> "bbox" (a rotated box -> 4-corner "polygon" with extra {"obb": true, "angle"});
-polygon -> "polygon"; polyline and points -> "keypoints" (x, y, 2 per point; extra "cvat_shape" says
-which); skeleton -> "keypoints" in the order of its sub-labels (outside -> v=0, occluded -> v=1);
-mask -> "rle"; tag -> "label". CVAT for video (``<track>``) is refused with a clear message.
+polygon -> "polygon"; ellipse -> "polygon" traced along the curve (extra "cvat_shape": "ellipse" and
+"ellipse": its centre, radii and rotation as drawn); polyline and points -> "keypoints" (x, y, 2 per
+point; extra "cvat_shape" says which); skeleton -> "keypoints" in the order of its sub-labels
+(outside -> v=0, occluded -> v=1); mask -> "rle"; tag -> "label". CVAT for video (``<track>``) is
+refused with a clear message.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import clip_bbox, clip_shape_box, encode_mask, obb_angle, parse_xml, polygon_bbox, rotated_corners
+from .common import (clip_bbox, clip_shape_box, ellipse_polygon, encode_mask, obb_angle, parse_xml, polygon_bbox,
+                     rotated_corners)
 
 #: The largest side a picture may have (an SQLite integer holds it; no image file is anywhere near).
 _MAX_SIDE = 2**31 - 1
@@ -251,6 +254,18 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Pat
         bbox = _shape_box(polygon_bbox(pts), w, h, "polygon", where, warns)
         if bbox is None:
             return None
+        return Proposal(image_key=rel, category=label, kind="polygon", bbox=bbox, segmentation=[pts], extra=extra)
+    if tag == "ellipse":
+        cx, cy, rx, ry = (_f(el, a, shown, where) for a in ("cx", "cy", "rx", "ry"))
+        rot = _f(el, "rotation", shown, where) if el.get("rotation") else 0.0
+        if rx <= 0 or ry <= 0:
+            warns.append(ImportWarning(where, f"ellipse with radii {rx:g}, {ry:g} has no area", "skipped"))
+            return None
+        pts = ellipse_polygon(cx, cy, rx, ry, rot)
+        bbox = _shape_box(polygon_bbox(pts), w, h, "ellipse", where, warns)
+        if bbox is None:
+            return None
+        extra.update(cvat_shape="ellipse", ellipse={"cx": cx, "cy": cy, "rx": rx, "ry": ry, "rotation": rot})
         return Proposal(image_key=rel, category=label, kind="polygon", bbox=bbox, segmentation=[pts], extra=extra)
     if tag in ("polyline", "points"):
         pts = _points(el, shown, where)

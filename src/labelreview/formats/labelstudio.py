@@ -3,8 +3,10 @@
 top-left corner.
 
 Store kinds: rectangle -> "bbox", or a 4-corner "polygon" with extra {"obb": true, "angle"} when turned;
-polygon -> "polygon"; keypoint -> "keypoints" (one point); choices -> "label". Every label of a region
-is one reviewable annotation. Predictions keep their score; extra "ls_origin" says which it was.
+polygon -> "polygon"; ellipse -> "polygon" traced along the curve (extra "ls_shape": "ellipse" and
+"ellipse": its centre, radii and rotation in pixels); keypoint -> "keypoints" (one point); choices ->
+"label". Every label of a region is one reviewable annotation. Predictions keep their score; extra
+"ls_origin" says which it was.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
 from .coco import load_json
-from .common import clip_bbox, clip_shape_box, obb_angle, polygon_bbox
+from .common import clip_bbox, clip_shape_box, ellipse_polygon, obb_angle, polygon_bbox
 
 _LABEL_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels", "labels", "choices", "brushlabels",
                "ellipselabels", "polylinelabels", "taxonomy")
@@ -258,6 +260,24 @@ def _result(r: Any, im: ImageRecord, shown: str, where: str, warns: list[ImportW
                 kps = [c for i in range(0, len(pts), 2) for c in (pts[i], pts[i + 1], 2)]
                 out.append(Proposal(image_key=im.key, category=lab, kind="keypoints", bbox=list(bbox),
                                     keypoints=kps, score=score, extra={"ls_shape": "polyline"}))
+    elif typ == "ellipselabels":
+        # x, y: the centre; radiusX in percent of the width, radiusY of the height; rotation about the centre
+        cx, cy = _num(v.get("x"), shown, where, "x") * W / 100, _num(v.get("y"), shown, where, "y") * H / 100
+        rx = _num(v.get("radiusX"), shown, where, "radiusX") * W / 100
+        ry = _num(v.get("radiusY"), shown, where, "radiusY") * H / 100
+        rot = _num(v.get("rotation") or 0, shown, where, "rotation")
+        if rx <= 0 or ry <= 0:
+            warns.append(ImportWarning(where, f"ellipse with radii {rx:g}, {ry:g} px has no area", "skipped"))
+            return []
+        pts = ellipse_polygon(cx, cy, rx, ry, rot)
+        bbox = clip_shape_box(polygon_bbox(pts), (H, W), "ellipse", where, warns)
+        if bbox is None:
+            return []
+        for lab in labels:
+            out.append(Proposal(image_key=im.key, category=lab, kind="polygon", bbox=list(bbox),
+                                segmentation=[list(pts)], score=score,
+                                extra={"ls_shape": "ellipse",
+                                       "ellipse": {"cx": cx, "cy": cy, "rx": rx, "ry": ry, "rotation": rot}}))
     elif typ == "keypointlabels":
         x, y = _num(v.get("x"), shown, where, "x") * W / 100, _num(v.get("y"), shown, where, "y") * H / 100
         if clip_shape_box([x, y, 0.0, 0.0], (H, W), "keypoint", where, warns) is None:
