@@ -617,3 +617,28 @@ def test_undo_of_a_forged_event_whose_time_is_not_a_time_goes_on_and_verify_name
     rc, out, err = run("undo", "--author", last["author"], "--store", reviewed)
     assert "Traceback" not in err, err  # (it died parsing the time to order the undo after it)
     assert_reported(reviewed, f"{path.relative_to(reviewed).as_posix()}:{len(lines) + 1}", kinds={"chain"})
+
+
+def test_an_index_order_that_would_make_undo_take_back_another_decision_is_reported(reviewed):
+    """`undo` takes back this writer's latest decision by the index's own order of arrival (`ord`,
+    which no log holds). Edited, the next undo took back the first decision instead, and verify
+    said OK. One writer's events always arrive in the order written: verify checks that."""
+    path, _ = log_of(reviewed)
+    rel = path.relative_to(reviewed).as_posix()
+    conn = sqlite3.connect(reviewed / ".labelreview" / "index.sqlite")
+    conn.execute("UPDATE events SET ord=(SELECT max(ord) + 1 FROM events) WHERE seq=1")  # accept 1: now "latest"
+    conn.commit()
+    conn.close()
+    r = cli_verify(reviewed, "--json")
+    problems = json.loads(r.stdout)["problems"]
+    assert r.returncode == 1 and [(p["kind"], p["where"]) for p in problems] == [("index", f"{rel}:1")], problems
+    assert "out of the order it wrote them (seq 1 after seq 7" in problems[0]["message"]
+    assert "labelreview reindex" in problems[0]["message"]
+    # The way out it gives: a rebuild puts the events in the order written again.
+    rc, _, err = run("reindex", "--store", reviewed)
+    assert rc == 0, err
+    assert json.loads(cli_verify(reviewed, "--json").stdout)["ok"]
+    rc, out, err = run("undo", "--store", reviewed)  # the latest decision (accept 5), not accept 1
+    assert rc == 0 and "5" in out, out + err
+    with Store.open(reviewed) as st:
+        assert st.annotation(1).status == "accepted" and st.annotation(5).status == "pending"

@@ -141,9 +141,34 @@ def _chains_and_events(root: str, files: list[str], index_uri: str | None) -> tu
                 rows = [r for r in conn.execute(f"SELECT {key}, {cols} FROM event_files")
                         if r[2] or r[0] in logs]  # (a log with no whole line yet may have no row)
                 event_problems += _compare_rows("event_files", key, cols, rows, logs)
+                event_problems += _writer_order(conn)
             finally:
                 conn.close()
     return problems, events, writers, event_problems
+
+
+def _writer_order(conn: sqlite3.Connection) -> list[Problem]:
+    """Each writer's events in the index in the order it wrote them (``ord`` follows ``seq``).
+
+    ``ord`` is the index's own order of arrival, which no log holds (after a sync, another
+    machine's events arrive late), so it is not compared with the replay's. But one writer's events
+    always arrive in the order written, and ``undo`` takes back the latest by ``ord``: an ``ord``
+    edited out of that order makes it take back another decision. One problem per writer."""
+    last: dict[Any, int] = {}  # writer -> the highest seq of its events so far
+    out: dict[Any, Problem] = {}
+    for o, writer, seq in conn.execute("SELECT ord, writer, seq FROM events ORDER BY ord"):
+        if type(seq) is not int:  # (a seq of another type: the events table comparison names it)
+            continue
+        before = last.get(writer)
+        if before is not None and seq <= before and writer not in out:
+            file, line = conn.execute("SELECT file, line FROM events WHERE ord=?", (o,)).fetchone()
+            out[writer] = Problem("index", f"{file}:{line}", f"the index has writer {writer}'s events out of the "
+                                  f"order it wrote them (seq {seq} after seq {before}, ord {o}): `undo` would "
+                                  "take back another decision than the latest; `labelreview reindex` rebuilds "
+                                  "the index")
+        if before is None or seq > before:
+            last[writer] = seq
+    return list(out.values())
 
 
 def _scan_chains(root: Path, files: list[str]) -> tuple[list[Problem], int, int, list, dict]:
