@@ -491,6 +491,9 @@ def _read_dataset(path: str, data: dict, pieces: _Pieces | None,
                   image_root: str | os.PathLike | None = None) -> ImportBatch:
     """``pieces``: the annotations array when it was cut out of ``data`` (see _split_annotations)."""
     warns: list[ImportWarning] = []
+    if isinstance(data.get("image"), dict) and "images" not in data and "annotations" in data:
+        raise InputError(path, "top level", "a Segment Anything (SA-1B) file, not COCO: import it with "
+                         "`labelreview import sam`")
     if not any(k in data for k in ("images", "annotations", "categories")):
         keys = ", ".join(list(data)[:5]) or "none"
         raise InputError(path, "top level", f"not a COCO file: no images, annotations or categories "

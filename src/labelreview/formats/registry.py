@@ -12,7 +12,7 @@ YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", 
 #: A classification CSV's columns: told from the file ("csv"), or said: one-hot class columns, or a
 #: column of labels (``image,label`` rows).
 CSV_LAYOUTS = {"csv": None, "csv-onehot": "one-hot", "csv-labels": "labels"}
-READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio")
+READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam")
 WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic")
 
 #: The image root each reader settled on for a path, for ``default_image_root`` right after.
@@ -39,11 +39,15 @@ def _detect_file(p: Path) -> tuple[str, str] | None:
                 return "labelstudio", "a list of Label Studio tasks"
             if b'"image_id"' in head:
                 return "coco", "a COCO results list"
+            if b'"predicted_iou"' in head and b'"segmentation"' in head:
+                return "sam", "Segment Anything masks (a list, as amg.py writes)"
             if head.startswith(b"[]") or not head[1:].strip():
                 return None
             return None
         if b'"data"' in head and (b'"annotations"' in head or b'"predictions"' in head):
             return "labelstudio", "a Label Studio task"
+        if b'"image"' in head and b'"annotations"' in head and b'"images"' not in head:
+            return "sam", "a Segment Anything (SA-1B) file"
         if b'"images"' in head or b'"annotations"' in head or b'"categories"' in head:
             return "coco", "a COCO file"
         return None
@@ -84,6 +88,10 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
         return "semantic", "a semantic segmentation dataset (masks/ + dataset_meta.json)"
     if "labels" in lower and ("images" in lower or "classes.txt" in lower):
         return "yolo", "a YOLO folder (labels/ + images/)"
+    jsons = [q for q in visible if q.suffix.lower() == ".json" and q.is_file()]
+    if jsons and all(_detect_file(q) == _detect_file(jsons[0]) for q in jsons[:5]) and (
+            (_detect_file(jsons[0]) or ("",))[0] == "sam"):
+        return "sam", f"a folder of Segment Anything files ({len(jsons)} .json)"
     csvs = [q for q in visible if q.suffix.lower() == ".csv"]
     xmls = [q for q in visible if q.suffix.lower() == ".xml"]
     if xmls and all(_detect_file(q) == ("voc", "a Pascal VOC XML") for q in xmls[:5]):
@@ -153,7 +161,7 @@ def _folder_reader(fmt: str, store=None):
         known = store.class_names() if store is not None else ()
         return lambda path, images: classification.read_csv(path, images=images, layout=CSV_LAYOUTS[fmt],
                                                             known_classes=known)
-    modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio"}
+    modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio", "sam": "sam"}
     if fmt in modules:
         import importlib
 
@@ -182,6 +190,9 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
         else:
             head = _head(Path(path), 64).lstrip(b"\xef\xbb\xbf").lstrip() if Path(path).is_file() else b""
             if head.startswith(b"["):
+                if _detect_file(Path(path)) == ("sam", "Segment Anything masks (a list, as amg.py writes)"):
+                    raise LabelreviewError(f"{path}: Segment Anything masks (a list, as amg.py writes), not a "
+                                           "COCO results list: import them with `labelreview import sam`")
                 gt = _store_images(store)
                 if not gt:
                     raise LabelreviewError(f"{path}: a results list names images only by id; give the "
@@ -271,7 +282,7 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
         from . import semantic
 
         return semantic.write(snapshot, out)
-    if fmt in ("cvat", "labelstudio"):
+    if fmt in ("cvat", "labelstudio", "sam"):
         raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, "
                                "imagefolder or semantic")
     raise LabelreviewError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")

@@ -209,7 +209,8 @@ class ReviewSession:
         if category not in classes:
             close = difflib.get_close_matches(category, classes, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; classes: {', '.join(classes[:20])}"
-            raise LabelreviewError(f"unknown class {category!r}{hint}")
+            raise LabelreviewError(f"unknown class {category!r}{hint} (a new class goes in `classes` under "
+                                   "[project] in labelreview.toml)")
 
     def _check_reason(self, reason: str | None, allowed: list[str], action: str, required: bool) -> None:
         if not reason:

@@ -83,7 +83,7 @@ class Detail(FinishedLines, Widget):
         if ann.proposed_category and ann.proposed_category != ann.category:
             fact("proposed", ann.proposed_category)
         fact("score", "—" if ann.score is None else score_text(ann.score, 3))
-        fact("source", f"{ann.source} (id {ann.source_id})")
+        fact("source", ann.source if ann.source_id is None else f"{ann.source} (id {ann.source_id})")
         if ann.bbox and (ann.bbox[2] or ann.bbox[3]):  # (a single point's "box" says nothing)
             x, y, w, h = ann.bbox
             fact("box", f"{x:.0f},{y:.0f} {w:.0f}×{h:.0f}")
