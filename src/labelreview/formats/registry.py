@@ -12,7 +12,7 @@ YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", 
 #: A classification CSV's columns: told from the file ("csv"), or said: one-hot class columns, or a
 #: column of labels (``image,label`` rows).
 CSV_LAYOUTS = {"csv": None, "csv-onehot": "one-hot", "csv-labels": "labels"}
-READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam")
+READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam", "dota")
 WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic")
 
 #: The image root each reader settled on for a path, for ``default_image_root`` right after.
@@ -74,6 +74,11 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
     visible = [q for q in p.iterdir() if not is_hidden(q.name)]
     names = {q.name for q in visible}
     lower = {n.lower() for n in names}
+    from .dota import label_dirs
+
+    dota = label_dirs(p, depth=2)
+    if dota and not any((d.parent / "labels").is_dir() for d in dota):
+        return "dota", "DOTA oriented boxes (labelTxt/ beside images/)"
     if names & {"data.yaml", "data.yml", "dataset.yaml"}:
         return "yolo", "an Ultralytics dataset (data.yaml)"
     if "obj.data" in names:
@@ -161,7 +166,8 @@ def _folder_reader(fmt: str, store=None):
         known = store.class_names() if store is not None else ()
         return lambda path, images: classification.read_csv(path, images=images, layout=CSV_LAYOUTS[fmt],
                                                             known_classes=known)
-    modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio", "sam": "sam"}
+    modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio", "sam": "sam",
+               "dota": "dota"}
     if fmt in modules:
         import importlib
 
@@ -282,7 +288,7 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
         from . import semantic
 
         return semantic.write(snapshot, out)
-    if fmt in ("cvat", "labelstudio", "sam"):
+    if fmt in ("cvat", "labelstudio", "sam", "dota"):
         raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, "
                                "imagefolder or semantic")
     raise LabelreviewError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")

@@ -549,6 +549,14 @@ def load(path: str | os.PathLike, *, images: str | os.PathLike | None = None, ta
     layout = find_layout(path, images)
     warns = layout.warnings
     pairs, orphans = _pair(layout)
+    if pairs and not orphans and all(lab is None for _, _, lab in pairs):
+        from .dota import LABEL_DIR, label_dirs
+
+        if label_dirs(layout.base):
+            raise LabelreviewError(f"{path}: no YOLO label file for any of its {len(pairs)} image(s), but "
+                                   f"{LABEL_DIR}/ folders: DOTA oriented boxes (corners in pixels, classes by "
+                                   "name, as Roboflow exports 'YOLOv5 Oriented Bounding Boxes'); import it with "
+                                   "`labelreview import dota` (nothing was imported)")
     _refuse_if_nothing_matches(path, layout, pairs, orphans)
     root = layout.image_root
     sroot, slabel_root = os.fspath(root), os.fspath(layout.label_root)
