@@ -139,16 +139,10 @@ def _columns(header: list[str], rows: list[list[str]], img_col: int, layout: str
     return col, None
 
 
-def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None, layout: str | None = None,
-             known_classes: Iterable[str] = ()) -> tuple[ImportBatch, Path]:
-    """A classification CSV: (batch, image root). ``layout`` "one-hot" or "labels" says how its columns
-    are to be read (else told from the file, ``_columns``); ``known_classes`` are the store's classes."""
-    p = Path(path)
-    if p.is_dir():
-        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
-        if len(csvs) != 1:
-            raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
-        p = csvs[0]
+def csv_rows(p: Path) -> tuple[str, list[list[str]], list[int]]:
+    """A CSV (or, by its suffix, TSV) file read whole: (its shown name, the rows with the header
+    first and the blank rows at its end dropped, the file line each row starts on). A file that is
+    no CSV, or has no row, is a clear error naming the line."""
     shown = p.name
     text = read_text(p, shown)
     delim = "\t" if p.suffix.lower() == ".tsv" else ","
@@ -167,24 +161,12 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         rows.pop()
     if not rows:
         raise InputError(shown, "", "empty file (a header row is needed)")
-    header = [h.strip() for h in rows[0]]
-    low = [h.lower() for h in header]
-    if len(header) < 2 or any(not h for h in header):
-        raise InputError(shown, "line 1", "the header needs an image column and a label column (or class columns)")
-    if len(set(header)) != len(header):  # "Cat" and "cat" are two classes (a one-hot export writes both)
-        raise InputError(shown, "line 1", "two columns have the same name")
-    if _BOX_COLS & set(low) and len(_BOX_COLS & set(low)) >= 1 and any(c in low for c in _LABEL_COLS):
-        raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
-                         "look like a detection CSV (boxes); import CSVs of image classes only")
-    warns: list[ImportWarning] = []
-    img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
-    label_col, score_col = _columns(header, rows, img_col, layout, set(known_classes), shown, warns)
-    one_hot = label_col is None
-    # A column named "tags" holds an image's classes separated by spaces (Kaggle's Planet layout,
-    # fast.ai's label_delim=" "): multi-label. Any other label column holds one class per row.
-    tags = not one_hot and low[label_col] == "tags"
-    class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
-    # where the images are
+    return shown, rows, starts
+
+
+def csv_image_root(p: Path, images: str | os.PathLike | None, rows: list[list[str]], img_col: int):
+    """(The image root of a CSV's image names, its ``_resolver``.) ``--images``, else the CSV's
+    folder, or the ``images/`` folder beside it when the names are relative to that (Kaggle's layout)."""
     resolved = None
     if images:
         root = Path(images)
@@ -204,6 +186,38 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
                 root = p.parent / "images"
                 resolved = found
     resolve, files, hidden = resolved if resolved is not None else _resolver(root)
+    return root, (resolve, files, hidden)
+
+
+def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None, layout: str | None = None,
+             known_classes: Iterable[str] = ()) -> tuple[ImportBatch, Path]:
+    """A classification CSV: (batch, image root). ``layout`` "one-hot" or "labels" says how its columns
+    are to be read (else told from the file, ``_columns``); ``known_classes`` are the store's classes."""
+    p = Path(path)
+    if p.is_dir():
+        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
+        if len(csvs) != 1:
+            raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
+        p = csvs[0]
+    shown, rows, starts = csv_rows(p)
+    header = [h.strip() for h in rows[0]]
+    low = [h.lower() for h in header]
+    if len(header) < 2 or any(not h for h in header):
+        raise InputError(shown, "line 1", "the header needs an image column and a label column (or class columns)")
+    if len(set(header)) != len(header):  # "Cat" and "cat" are two classes (a one-hot export writes both)
+        raise InputError(shown, "line 1", "two columns have the same name")
+    if _BOX_COLS & set(low) and len(_BOX_COLS & set(low)) >= 1 and any(c in low for c in _LABEL_COLS):
+        raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
+                         "look like a detection CSV (boxes): import it with `labelreview import csv-boxes`")
+    warns: list[ImportWarning] = []
+    img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
+    label_col, score_col = _columns(header, rows, img_col, layout, set(known_classes), shown, warns)
+    one_hot = label_col is None
+    # A column named "tags" holds an image's classes separated by spaces (Kaggle's Planet layout,
+    # fast.ai's label_delim=" "): multi-label. Any other label column holds one class per row.
+    tags = not one_hot and low[label_col] == "tags"
+    class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
+    root, (resolve, files, hidden) = csv_image_root(p, images, rows, img_col)
     image_of: dict[str, ImageRecord] = {}
     images_out: list[ImageRecord] = []
     proposals: list[Proposal] = []

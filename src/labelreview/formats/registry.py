@@ -12,8 +12,9 @@ YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", 
 #: A classification CSV's columns: told from the file ("csv"), or said: one-hot class columns, or a
 #: column of labels (``image,label`` rows).
 CSV_LAYOUTS = {"csv": None, "csv-onehot": "one-hot", "csv-labels": "labels"}
-READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam", "dota")
-WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "imagefolder", "semantic")
+READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam", "dota",
+           "csv-boxes")
+WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "csv-boxes", "imagefolder", "semantic")
 
 #: The image root each reader settled on for a path, for ``default_image_root`` right after.
 _ROOTS: dict[str, Path] = {}
@@ -62,6 +63,15 @@ def _detect_file(p: Path) -> tuple[str, str] | None:
             return "voc", "a Pascal VOC XML"
         return None
     if suffix in (".csv", ".tsv"):
+        import csv
+
+        from .boxcsv import box_columns
+        from .classification import _IMAGE_COLS, _LABEL_COLS
+
+        first = head.decode("utf-8", "replace").splitlines()[:1]
+        low = [h.strip().lower() for h in next(csv.reader(first, delimiter="\t" if suffix == ".tsv" else ","), [])]
+        if box_columns(low) and any(h in _IMAGE_COLS for h in low) and any(h in _LABEL_COLS for h in low):
+            return "csv-boxes", "a detection CSV (one row per box)"
         return "csv", "a classification CSV"
     return None
 
@@ -102,7 +112,8 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
     if xmls and all(_detect_file(q) == ("voc", "a Pascal VOC XML") for q in xmls[:5]):
         return "voc", "a folder of Pascal VOC XML files"
     if len(csvs) == 1 and not xmls:
-        return "csv", f"a classification CSV ({csvs[0].name})"
+        fmt, what = _detect_file(csvs[0]) or ("csv", "a classification CSV")
+        return fmt, f"{what} ({csvs[0].name})"
     from .images import is_image_name, walk_files  # (walk_files passes over hidden files)
 
     files = walk_files(p)
@@ -157,6 +168,10 @@ def _folder_reader(fmt: str, store=None):
         from . import yolo
 
         return lambda path, images: yolo.load(path, images=images, task=yolo.FORMATS[fmt], fmt=fmt)
+    if fmt == "csv-boxes":
+        from . import boxcsv
+
+        return boxcsv.read
     if fmt in CSV_LAYOUTS or fmt == "imagefolder":
         from . import classification
 
@@ -280,6 +295,10 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
         from . import classification
 
         return classification.write_csv(snapshot, out)
+    if fmt == "csv-boxes":
+        from . import boxcsv
+
+        return boxcsv.write(snapshot, out)
     if fmt == "imagefolder":
         from . import classification
 
@@ -289,6 +308,6 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
 
         return semantic.write(snapshot, out)
     if fmt in ("cvat", "labelstudio", "sam", "dota"):
-        raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, "
+        raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, csv-boxes, "
                                "imagefolder or semantic")
     raise LabelreviewError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")
