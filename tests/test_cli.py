@@ -720,3 +720,21 @@ def test_a_misspelt_command_a_store_that_is_a_file_and_log_of_a_label_not_on_the
     rc, out, err = run("log", "--annotation", "1", "--image", "2", "--store", sample_store)
     assert rc == 1 and "annotation 1 is on image 1, not on image 2" in err
     assert run("log", "--annotation", "1", "--image", "1", "--store", sample_store)[0] == 0
+
+
+def test_import_with_one_word_detects_the_format_and_one_word_exports_say_what_is_missing(empty_store, sample_images):
+    """`labelreview import proposals.json` said "the following arguments are required: path" (the
+    file was taken for the format). It is `import auto proposals.json`; a format with no path, and an
+    export with one word, say what to add."""
+    s = ["--store", str(empty_store)]
+    rc, out, err = run("import", str(SAMPLE / "proposals.json"), "--images", str(sample_images), *s)
+    assert rc == 0, err
+    assert out.splitlines()[0] == "detected format: coco (a COCO file)"
+    assert "imported 25 annotations on 5 images" in out
+    assert run("import", "coco", *s)[2] == ("labelreview import: error: give the file or folder to import after "
+                                            "the format (`labelreview import coco PATH`)\n")
+    rc, _, err = run("export", "out.json", *s)
+    assert rc == 2 and err.startswith("labelreview export: error: name the format before 'out.json' "
+                                      "(`labelreview export FORMAT out.json`; formats: coco, yolo")
+    rc, _, err = run("export", "coco", *s)
+    assert rc == 2 and "give the file or folder to write after the format (`labelreview export coco OUT`)" in err

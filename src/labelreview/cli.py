@@ -992,8 +992,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .formats.registry import READERS, WRITERS  # (names only: no format module is imported)
 
     s = sub.add_parser("import", parents=[common], help="import proposals (coco, yolo, voc, csv, ..., auto)")
-    s.add_argument("format", help=f"{', '.join(READERS)}, or auto to detect")
-    s.add_argument("path", help="the file or folder to import")
+    s.add_argument("format", help=f"{', '.join(READERS)}, or auto to detect (the default: `import PATH`)")
+    s.add_argument("path", nargs="?", help="the file or folder to import")
     s.add_argument("--images", help="folder the file's image paths are relative to")
     s.add_argument("--source", help="name for this set of proposals (default: the file's name without its extension)")
     s.add_argument("--gt", help="COCO results: the ground-truth file that names the images")
@@ -1001,7 +1001,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", parents=[common], help="export reviewed labels")
     s.add_argument("format", help=", ".join(WRITERS))
-    s.add_argument("out", help="the file (coco, csv) or folder (yolo, voc, imagefolder, semantic) to write")
+    s.add_argument("out", nargs="?", help="the file (coco, csv, csv-boxes) or folder (yolo, voc, imagefolder, "
+                   "semantic) to write")
     s.add_argument("--include", action="append",
                    help="also export flagged, pending and/or conflicted (labels waiting for adjudication)")
     s.add_argument("--rev", help="export the store as it was at this git revision")
@@ -1140,6 +1141,23 @@ def _misspelt_command(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _one_positional(args) -> str | None:
+    """``import PATH`` is ``import auto PATH``; ``import FORMAT`` and ``export`` with one word lack
+    something: what to say (None: nothing is missing)."""
+    from .formats.registry import READERS, WRITERS
+
+    if args.command == "import" and args.path is None:
+        if args.format in (*READERS, "auto"):
+            return f"give the file or folder to import after the format (`labelreview import {args.format} PATH`)"
+        args.format, args.path = "auto", args.format
+    elif args.command == "export" and args.out is None:
+        if args.format in WRITERS:
+            return f"give the file or folder to write after the format (`labelreview export {args.format} OUT`)"
+        return (f"name the format before {args.format!r} (`labelreview export FORMAT {args.format}`; "
+                f"formats: {', '.join(WRITERS)})")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tolerant_output()
@@ -1158,6 +1176,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, top)
     if args.command is None:
         parser.print_help()
+        return 2
+    missing = _one_positional(args)
+    if missing:
+        print(f"labelreview {args.command}: error: {missing}", file=sys.stderr)
         return 2
     try:
         refuse_undecodable(args)
