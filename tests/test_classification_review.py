@@ -196,3 +196,58 @@ def test_imagefolder_export_warns_when_a_split_lacks_a_class(tmp_path):
     do("undo")  # the val dog back to pending, then accepted: every split has every class again
     do("accept", ids["val/dog/e.jpg"])
     assert "splits_without_a_class" not in json.loads(do("export", "imagefolder", str(out), "--json")[0])
+
+
+def test_relabeling_to_a_class_the_image_already_has_is_refused_with_the_way_out(tmp_path):
+    """An image labelled cat and dog, its cat relabeled dog: two dog labels, which every export merged
+    into one without a word (and a semantic mask relabeled as a class the image has a mask of: two
+    masks of one class, painted as one). It is refused, naming the other label and what to do."""
+    data = tmp_path / "data"
+    _picture(data / "images" / "a.jpg", (200, 40, 40))
+    (data / "labels.csv").write_text("image_name,label_name\na.jpg,cat\na.jpg,dog\n")
+    store = tmp_path / "st"
+    do = _cli(store)
+    do("import", "csv", str(data / "labels.csv"))
+    ids = {r["category"]: r["id"] for r in json.loads(do("ls", "--json")[0])}
+    rc, _, err = run("relabel", str(ids["cat"]), "dog", "--store", str(store))
+    assert rc == 1 and f"image 1 already has a 'dog' label ({ids['dog']}, pending)" in err
+    assert f"reject {ids['cat']} instead" in err
+    assert {r["category"]: r["status"] for r in json.loads(do("ls", "--json")[0])} == {"cat": "pending",
+                                                                                         "dog": "pending"}
+    # Once the other is rejected (not there), the relabel goes through.
+    do("reject", str(ids["dog"]))
+    do("relabel", str(ids["cat"]), "dog", "--reason", "wrong-class")
+    out = tmp_path / "out.csv"
+    do("export", "csv", str(out))
+    assert out.read_text().splitlines() == ["image_name,cat,dog", "a.jpg,0,1"]  # multi-label: cat absent
+
+    # A semantic mask: one per class per image.
+    sem = tmp_path / "sem"
+    _semantic_dataset(sem)
+    do = _cli(tmp_path / "st2")
+    do("import", "semantic", str(sem))
+    rows = json.loads(do("ls", "--json")[0])
+    ids = {(r["file_name"], r["category"]): r["id"] for r in rows}
+    rc, _, err = run("relabel", str(ids["a.png", "car"]), "road", "--store", str(tmp_path / "st2"))
+    assert rc == 1 and "already has a 'road' class mask" in err
+
+
+async def test_the_review_screen_says_why_a_relabel_to_a_class_the_image_has_is_refused(tmp_path, open_app):
+    from test_tui import settle
+
+    data = tmp_path / "data"
+    _picture(data / "images" / "a.jpg", (200, 40, 40))
+    (data / "labels.csv").write_text("image_name,label_name\na.jpg,cat\na.jpg,dog\n")
+    do = _cli(tmp_path / "st")
+    do("import", "csv", str(data / "labels.csv"))
+    app, store = open_app(tmp_path / "st", resume=False)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await settle(pilot, app)
+        assert app.screen.current.category == "cat"
+        await pilot.press("r")
+        await settle(pilot, app)
+        await pilot.press("d", "o", "g", "enter")
+        await settle(pilot, app)
+        said = " ".join(str(n.message) for n in app._notifications)
+        assert "already has a 'dog' label" in said and "reject 1 instead" in said
+    assert sorted((a.category, a.status) for a in store.annotations()) == [("cat", "pending"), ("dog", "pending")]

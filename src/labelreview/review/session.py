@@ -20,6 +20,11 @@ from ..store.store import note_of
 from .roles import require
 
 
+#: Kinds an image holds at most one of per class (an image label; a semantic mask is all of a class's
+#: pixels): relabeling one to a class the image already has would make two, which exports merge.
+_ONE_PER_CLASS = ("label", "mask")
+
+
 class PartialUndo(LabelreviewError):
     """An undo of a batch stopped part way: ``events`` are the undos that were recorded."""
 
@@ -57,6 +62,15 @@ class ReviewSession:
             return None  # (a new reason or comment for the same class is recorded)
         if current.category == category and current.status != "relabeled":
             raise LabelreviewError(f"annotation {ann_id} is already {category!r}; use accept")
+        if current.kind in _ONE_PER_CLASS and current.category != category:
+            twin = next((a for a in self.image_annotations(current.image_id) if a.id != ann_id
+                         and a.kind == current.kind and a.category == category and a.status != "rejected"), None)
+            if twin is not None:
+                what = "label" if current.kind == "label" else "class mask"
+                raise LabelreviewError(
+                    f"image {current.image_id} already has a {category!r} {what} ({twin.id}, {twin.status}): "
+                    f"relabeled, {ann_id} would be a second one, and exports would merge the two; reject "
+                    f"{ann_id} instead (a {current.category!r} that is not there), or relabel it as another class")
         return self._decide(ann_id, "relabel", category=category, reason=reason, comment=comment, base=base)
 
     def flag(self, ann_id: int, reason: str, *, comment: str | None = None, base: Any = CURRENT) -> dict | None:
