@@ -104,8 +104,7 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
     if "labels" in lower and ("images" in lower or "classes.txt" in lower):
         return "yolo", "a YOLO folder (labels/ + images/)"
     jsons = [q for q in visible if q.suffix.lower() == ".json" and q.is_file()]
-    if jsons and all(_detect_file(q) == _detect_file(jsons[0]) for q in jsons[:5]) and (
-            (_detect_file(jsons[0]) or ("",))[0] == "sam"):
+    if jsons and all((_detect_file(q) or ("",))[0] == "sam" for q in jsons[:5]):
         return "sam", f"a folder of Segment Anything files ({len(jsons)} .json)"
     csvs = [q for q in visible if q.suffix.lower() == ".csv"]
     xmls = [q for q in visible if q.suffix.lower() == ".xml"]
@@ -211,7 +210,7 @@ def read(fmt: str, path: str | os.PathLike, args: Any, store, *, lazy: bool = Fa
         else:
             head = _head(Path(path), 64).lstrip(b"\xef\xbb\xbf").lstrip() if Path(path).is_file() else b""
             if head.startswith(b"["):
-                if _detect_file(Path(path)) == ("sam", "Segment Anything masks (a list, as amg.py writes)"):
+                if (_detect_file(Path(path)) or ("",))[0] == "sam":
                     raise LabelreviewError(f"{path}: Segment Anything masks (a list, as amg.py writes), not a "
                                            "COCO results list: import them with `labelreview import sam`")
                 gt = _store_images(store)
