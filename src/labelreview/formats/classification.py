@@ -206,9 +206,13 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         raise InputError(shown, "line 1", "the header needs an image column and a label column (or class columns)")
     if len(set(header)) != len(header):  # "Cat" and "cat" are two classes (a one-hot export writes both)
         raise InputError(shown, "line 1", "two columns have the same name")
-    if _BOX_COLS & set(low) and len(_BOX_COLS & set(low)) >= 1 and any(c in low for c in _LABEL_COLS):
+    if _BOX_COLS & set(low) and any(c in low for c in _LABEL_COLS):
+        from .boxcsv import box_columns
+
+        way = ("import it with `labelreview import csv-boxes`" if box_columns(low) else
+               "import CSVs of image classes only (a detection CSV names its boxes x1,y1,x2,y2, x,y,w,h or bbox)")
         raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
-                         "look like a detection CSV (boxes): import it with `labelreview import csv-boxes`")
+                         f"look like a detection CSV (boxes): {way}")
     warns: list[ImportWarning] = []
     img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
     label_col, score_col = _columns(header, rows, img_col, layout, set(known_classes), shown, warns)
