@@ -220,7 +220,7 @@ def cmd_import(args) -> int:
         # Lazy: the store writes each proposal as it is read, so a large file is never held whole.
         fmt, batch = registry.read(args.format, args.path, args, store, lazy=True)
         root = args.images or registry.default_image_root(fmt, args.path)
-        result = store.ingest(batch, source=args.source or Path(args.path).stem, image_root=root,
+        result = store.ingest(batch, source=args.source or Path(os.path.abspath(args.path)).stem, image_root=root,
                               check_images=not args.no_image_check)
         try:
             finish(store)

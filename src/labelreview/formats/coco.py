@@ -16,7 +16,7 @@ import orjson
 from pycocotools import mask as maskutils
 
 from ..model import INT64, Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
-from .common import clip_bbox
+from .common import clip_bbox, rasterizable
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -434,6 +434,8 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
         where = f"images[{i}] (id {iid})"
         if not isinstance(iid, (int, str)) or isinstance(iid, bool):
             raise InputError(path, where, f"image id {iid!r} must be an integer or a string")
+        if not _fits(iid):
+            raise InputError(path, where, f"image id {iid} is larger than 64 bits can hold")
         if iid in by_id:
             warns.append(ImportWarning(where, "duplicate image id; this entry ignored", "skipped"))
             continue
@@ -442,8 +444,8 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
             raise InputError(path, where, "an image needs a file_name")
         w, h = im.get("width"), im.get("height")
         # (pycocotools keeps sizes in 32 bits; a bigger one is no picture's, and SQLite held none past 64)
-        if (w is not None and (not isinstance(w, int) or not 0 < w < 1 << 31)
-                or h is not None and (not isinstance(h, int) or not 0 < h < 1 << 31)):
+        if (w is not None and (type(w) is not int or not 0 < w < 1 << 31)
+                or h is not None and (type(h) is not int or not 0 < h < 1 << 31)):
             warns.append(ImportWarning(where, f"width/height {w!r}x{h!r} invalid; read from the file", "repaired"))
             w = h = None
         first = by_name.get(fn)
@@ -617,7 +619,7 @@ def _read_annotations(path: str, anns: Iterable, img_by_id: dict[Any, ImageRecor
             if crowd is None:
                 crowd = 0
             score = a.get("score")
-            if ((ta is int or ta is str or aid is None) and aid not in seen_ids
+            if (((ta is int and -INT64 <= aid < INT64) or ta is str or aid is None) and aid not in seen_ids
                     and (ti is int or ti is str) and (tc is int or tc is str)
                     and (crowd == 0 or crowd == 1) and type(crowd) is int
                     and (score is None or (type(score) is float and isfinite(score))
@@ -684,9 +686,9 @@ def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id:
         raise InputError(path, f"{label}[{i}]", "an annotation must be a JSON object")
     aid = a.get("id")
     where = f"{label}[{i}]" + (f" (id {aid})" if aid is not None else "")
-    if aid is not None and not _is_id(aid):
-        warns.append(ImportWarning(where, f"annotation id {aid!r} is not an integer; exported with a new id",
-                                   "repaired"))
+    if aid is not None and not (_is_id(aid) and _fits(aid)):
+        what = "is larger than 64 bits can hold" if _is_id(aid) else "is not an integer"
+        warns.append(ImportWarning(where, f"annotation id {aid!r} {what}; exported with a new id", "repaired"))
         aid = None
     if aid is not None:
         if aid in seen_ids:
@@ -814,7 +816,10 @@ def _bbox_of(seg: Any, hw: tuple[int, int] | None) -> list[float] | None:
 def to_rle(segmentation: Any, h: int, w: int) -> dict:
     """Any stored segmentation as a compressed RLE with bytes counts (pycocotools' own form)."""
     if isinstance(segmentation, list):
-        return maskutils.merge(maskutils.frPyObjects(segmentation, h, w))
+        polygons = rasterizable(segmentation, h, w)
+        if not polygons:  # (no area: an empty mask, as pycocotools makes of no polygon)
+            return maskutils.encode(np.zeros((h, w), np.uint8, order="F"))
+        return maskutils.merge(maskutils.frPyObjects(polygons, h, w))
     if isinstance(segmentation["counts"], list):
         return maskutils.frPyObjects(segmentation, *segmentation["size"])
     return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}

@@ -106,6 +106,8 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     base = p.parent if p.is_file() else p
     if not base.is_dir():
         raise LabelreviewError(f"{p}: no such folder")
+    if base.name == LABEL_DIR:  # the labelTxt folder itself, or a file in it: its dataset is the one above
+        base = base.parent
     image_root = Path(images) if images else base
     dirs = label_dirs(base)
     if not dirs:

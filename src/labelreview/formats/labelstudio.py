@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
+from ..model import INT64, Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
 from .coco import load_json
 from .common import clip_bbox, clip_shape_box, ellipse_polygon, obb_angle, polygon_bbox
@@ -79,6 +79,10 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise InputError(shown, wt, "a task must be an object with a 'data' object")
         tid = task.get("id", ti)
+        if not (type(tid) is str or (type(tid) is int and -INT64 <= tid < INT64)):
+            warns.append(ImportWarning(f"[{ti}]", f"task id {tid!r} is not an id (text or a 64-bit integer); the "
+                                       f"task's place in the file, {ti}, names it instead", "repaired"))
+            tid = ti
         wt = f"[{ti}] (task {tid})"
         name = _image_name(task["data"])
         if not name:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import math
 import os
 import shutil
 import sqlite3
@@ -1214,6 +1215,7 @@ class Store:
                check_images: bool = True) -> dict[str, Any]:
         """Add an import atomically: its folder is written completely, then indexed in one tx."""
         self.refuse_if_read_only("import")
+        _refuse_unwritable(batch)
         src_path = Path(batch.source_file)
         # A folder format (YOLO, VOC, ImageFolder...) has no one file to hash: hash what it brings,
         # so a changed folder is a new import and the same folder again is refused.
@@ -2279,15 +2281,75 @@ class _ImagePaths:
         return got
 
     def __call__(self, file_name: str) -> str | None:
+        """The path the image is read from (root/file_name as written), or None if it leaves the root.
+
+        As written, not resolved: ``a/../b.jpg`` where a/ does not exist resolves (as text) to b.jpg,
+        but the system opens no such path; found and hashed at import through its resolved form, it
+        was then "missing" to verify, the review and the exports, which open the name as written."""
         if not file_name or "\0" in file_name or os.path.isabs(file_name) or file_name.startswith("\\"):
             return None
-        folder, name = os.path.split(os.path.join(self.root_s, file_name))
+        literal = os.path.join(self.root_s, file_name)
+        folder, name = os.path.split(literal)
         real, links = self._folder(folder)
         if name in ("", ".", "..") or name in links:
-            p = _safe_image_path(self.root, file_name)
-            return None if p is None else str(p)
+            return None if _safe_image_path(self.root, file_name) is None else literal
         candidate = os.path.join(real, name)
-        return candidate if candidate.startswith(self.inside) or candidate == self.root_s else None
+        return literal if candidate.startswith(self.inside) or candidate == self.root_s else None
+
+
+def _refuse_unwritable(batch: ImportBatch) -> None:
+    """What a reader can hand over but the store cannot hold, refused before anything is written.
+
+    A file or folder name in bytes of another encoding than UTF-8 (a folder format's images and
+    classes come from the file system) cannot go into a JSON line: the import died in the middle
+    with a traceback. A coordinate that is not a finite number (a percent or a normalized value so
+    large that it overflows once scaled to pixels) was written as null: the import "succeeded" and
+    verify then rejected the store. (A lazily read COCO file checks its own numbers: JSON holds no
+    infinities, and the reader refuses what overflows.)"""
+    def undecodable(text: Any) -> bool:
+        if not isinstance(text, str) or text.isascii():
+            return False
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+
+    shown = os.path.basename(os.path.abspath(batch.source_file))
+    for what, names in (("image", [im.file_name for im in batch.images]), ("class", [c.name for c in batch.categories])):
+        bad = [n for n in names if undecodable(n)]
+        if bad:
+            raise LabelreviewError(
+                f"{shown}: {len(bad)} {what} name(s) are not valid UTF-8 (e.g. "
+                f"{bad[0].encode('utf-8', 'surrogateescape')!r}: a file or folder named in another encoding); "
+                "rename them (e.g. with convmv) and import again; nothing was imported")
+    if not isinstance(batch.proposals, list):
+        return
+    isfinite = math.isfinite
+    for p in batch.proposals:
+        if undecodable(p.category):
+            raise LabelreviewError(f"{shown}: label {p.source_id!r}: its class name is not valid UTF-8 "
+                                   f"({p.category.encode('utf-8', 'surrogateescape')!r}); nothing was imported")
+        values = [*(p.bbox or ()), *(p.keypoints or ())]
+        if isinstance(p.segmentation, list):
+            values += [v for poly in p.segmentation if isinstance(poly, list) for v in poly]
+        try:
+            ok = isfinite(sum(values))
+        except (TypeError, OverflowError):
+            ok = False
+        if not ok and not all(type(v) is int or (type(v) is float and isfinite(v)) for v in values):
+            raise LabelreviewError(f"{shown}: label {p.source_id!r} on {p.image_key!r}: a coordinate is not a "
+                                   "finite number (past the largest number there is once scaled to pixels); "
+                                   "nothing was imported")
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, false for a name the system cannot even look up (longer than a file name
+    may be: ENAMETOOLONG, which ``exists`` raises)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _probe_image(path: Path) -> tuple[str | None, tuple[int, int] | None, str | None]:
@@ -2340,7 +2402,7 @@ def _check_images(batch: ImportBatch, root: Path, warnings: list[ImportWarning],
     by_key = {im.key: (i, im) for i, im in enumerate(batch.images)}
     keys = list(paths)
     # (A named pipe or a folder where an image should be is there, but no image: _probe_image says so.)
-    missing = [k for k in keys if not paths[k].exists()]
+    missing = [k for k in keys if not _exists(paths[k])]
     missing_set = set(missing)
     for k in missing:
         i, im = by_key[k]
