@@ -2326,18 +2326,22 @@ def _refuse_unwritable(batch: ImportBatch) -> None:
     if not isinstance(batch.proposals, list):
         return
     isfinite = math.isfinite
+
+    def finite(values) -> bool:
+        try:
+            if isfinite(sum(values)):  # (one pass in C; a sum can overflow where no value does)
+                return True
+        except (TypeError, OverflowError):
+            pass
+        return all(type(v) is int or (type(v) is float and isfinite(v)) for v in values)
+
     for p in batch.proposals:
         if undecodable(p.category):
             raise LabelreviewError(f"{shown}: label {p.source_id!r}: its class name is not valid UTF-8 "
                                    f"({p.category.encode('utf-8', 'surrogateescape')!r}); nothing was imported")
-        values = [*(p.bbox or ()), *(p.keypoints or ())]
-        if isinstance(p.segmentation, list):
-            values += [v for poly in p.segmentation if isinstance(poly, list) for v in poly]
-        try:
-            ok = isfinite(sum(values))
-        except (TypeError, OverflowError):
-            ok = False
-        if not ok and not all(type(v) is int or (type(v) is float and isfinite(v)) for v in values):
+        seg = p.segmentation
+        if not (finite(p.bbox or ()) and finite(p.keypoints or ()) and (
+                not isinstance(seg, list) or all(finite(poly) for poly in seg if isinstance(poly, list)))):
             raise LabelreviewError(f"{shown}: label {p.source_id!r} on {p.image_key!r}: a coordinate is not a "
                                    "finite number (past the largest number there is once scaled to pixels); "
                                    "nothing was imported")
