@@ -1129,3 +1129,19 @@ async def test_classes_and_reasons_an_admin_adds_while_the_review_is_open_are_of
         await pilot.press("x", "1", "enter")
         await settle(pilot, app)
     assert (store.annotation(1).status, store.annotation(1).reason) == ("rejected", "not-a-zebra")
+
+
+async def test_a_narrow_terminal_gives_the_picture_half_the_width(sample_store, open_app):
+    """At 40 columns the side panel (44 wide) left the picture one column. Under 72 columns the
+    panel takes half; at 80 and more it keeps its 44 columns."""
+    from labelreview.tui.widgets.image_view import ImageView
+
+    app, _ = open_app(sample_store)
+    async with app.run_test(size=(40, 24)) as pilot:
+        await settle(pilot, app)
+        picture, side = app.screen.query_one(ImageView), app.screen.query_one("#side")
+        assert picture.size.width >= 18 and side.size.width <= 22
+        assert "#1 dog" in rendered(app)  # the side panel still shows the label
+        await pilot.resize_terminal(100, 30)
+        await settle(pilot, app)
+        assert app.screen.query_one("#side").size.width == 44 - 1  # (its left border)

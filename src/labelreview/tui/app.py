@@ -26,6 +26,9 @@ textual_fixes.apply()
 
 class LabelReviewApp(App):
     CSS_PATH = "app.tcss"
+    #: Under 72 columns the side panel (44 wide) would leave the picture a column or two: it takes
+    #: half the width there instead (app.tcss, ``.-narrow``).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (72, "-normal")]
     TITLE = "labelreview"
     ENABLE_COMMAND_PALETTE = False
 
