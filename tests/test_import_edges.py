@@ -67,6 +67,13 @@ def test_a_polygon_far_past_the_picture_rasterizes_fast_and_right(tmp_path):
     assert rc == 0, err
     (a,) = json.loads((tmp_path / "out.json").read_text())["annotations"]
     assert a["area"] == 16  # rows 0-1 of the 8x8 picture
+    # What a consumer of the export does with it (annToMask traced the 2e9 px outline: a segfault or
+    # gigabytes): the polygon is written clipped to the picture, its mask the same.
+    assert all(-1 <= v <= 9 for v in a["segmentation"][0])
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(tmp_path / "out.json"))
+    assert coco.annToMask(coco.loadAnns(coco.getAnnIds())[0]).sum() == 16
 
 
 def test_an_ellipse_of_any_radius_is_traced_or_said(tmp_path):

@@ -16,7 +16,7 @@ import orjson
 from pycocotools import mask as maskutils
 
 from ..model import INT64, Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
-from .common import clip_bbox, rasterizable
+from .common import clip_bbox, far_clipped, rasterizable
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -863,7 +863,10 @@ def build(snapshot: Snapshot) -> tuple[dict, list[dict]]:
         im = snapshot.image_by_id[a.image_id]
         extra = a.extra or {}
         if a.segmentation is not None:
-            rec["segmentation"] = a.segmentation
+            seg = a.segmentation
+            # (a polygon reaching far past the picture: clipped to it, its mask the same, so that
+            # pycocotools' annToMask on the export neither segfaults nor takes gigabytes)
+            rec["segmentation"] = far_clipped(seg, im.height, im.width) if isinstance(seg, list) else seg
         elif a.kind != "label" and not extra.get(NO_SEGMENTATION):
             # A box (or keypoints) without a mask: "segmentation": [], as CVAT, Datumaro and Roboflow
             # write it (Datumaro's COCO reader requires the key), unless the imported annotation had no

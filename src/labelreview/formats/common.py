@@ -78,33 +78,46 @@ def encode_mask(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
-def rasterizable(polygons: list, h: int, w: int) -> list:
-    """Polygons as pycocotools can rasterize them into an h x w mask, the mask unchanged.
+def far_clipped(polygons: list, h: int | None, w: int | None) -> list:
+    """The polygons, each that reaches far past its h x w picture clipped to it (with a pixel's
+    margin); the list itself when none does (the common case: two passes in C per polygon).
 
     pycocotools traces a polygon's whole outline at 5x in C ints before it clips: a point 10^7 px
     off the picture cost 1.6 GB and 1.5 s, one past ~4e8 px overflowed (a wrong mask, or a
-    segfault). Readers keep shapes as drawn, so such a point can be in the store. A polygon that
-    reaches that far is clipped to the picture first (with a pixel's margin: the part over the
-    picture, all a mask holds, stays exactly as it was); one with a point that is not a finite
-    number, or with fewer than 3 points, has no mask."""
-    out = []
+    segfault), in this tool and in whatever reads its COCO export (``annToMask``). Readers keep
+    shapes as drawn, so such a point can be in the store. Clipped, the part over the picture, all a
+    mask holds, stays exactly as it was. A polygon with a value that is no finite number is left as
+    it is here (``rasterizable`` leaves it out)."""
+    if not h or not w:
+        return polygons
     reach = 4 * max(h, w) + 64
-    for p in polygons:
+    out = None
+    for i, p in enumerate(polygons):
+        try:
+            far = len(p) >= 6 and (max(p) > reach or min(p) < -reach)
+        except TypeError:
+            far = False
+        if far and all(map(math.isfinite, p)):
+            if out is None:
+                out = list(polygons)
+            with np.errstate(over="ignore", invalid="ignore"):  # (edges that cross no side: unused)
+                clipped, _ = clip_polygon([v + 1.0 for v in p], (h + 2.0, w + 2.0))
+            out[i] = [v - 1.0 for v in clipped]
+    return polygons if out is None else [p for p in out if p]
+
+
+def rasterizable(polygons: list, h: int, w: int) -> list:
+    """Polygons as pycocotools can rasterize them into an h x w mask, the mask unchanged: each one
+    far past the picture clipped (``far_clipped``); one with fewer than 3 points, or with a value
+    that is no finite number, has no mask and is left out."""
+    out = []
+    for p in far_clipped(polygons, h, w):
         if len(p) < 6:
             continue
         try:
-            far = _outside_by(p, w, h) > reach
+            if not math.isfinite(sum(p)):
+                continue
         except TypeError:
-            continue
-        if far:
-            if not all(map(math.isfinite, p)):
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):  # (edges that cross no side: unused)
-                p, _ = clip_polygon([v + 1.0 for v in p], (h + 2.0, w + 2.0))
-            if len(p) < 6:
-                continue
-            p = [v - 1.0 for v in p]
-        elif not math.isfinite(sum(p)):
             continue
         out.append(p)
     return out
