@@ -108,3 +108,51 @@ def test_reviewed_boxes_export_and_import_back_the_same(sample_store, tmp_path):
     rc, _, err = run("import", "auto", tmp_path / "out.csv", "--images", images, "--store", back)
     assert rc == 0, err
     assert [(f, c, tuple(round(v, 6) for v in b)) for f, c, b in _boxes(back)] == want
+
+
+def test_names_with_a_carriage_return_survive_export_and_import_back(tmp_path):
+    """A bare "\\r" in an image or class name was written unquoted (the csv module quotes only the
+    line ending's characters, "\\n"), and the export read back as a cut row: "1 columns, the header
+    has 6". Such a row is written quoted, and reads back the same."""
+    (tmp_path / "ann.csv").write_bytes(b'image_name,label_name,x1,y1,x2,y2\n"a\rb.jpg","c\rd",1,2,3,3\n'
+                                       b"plain.jpg,car,0,0,1,1\n")
+    first = tmp_path / "one"
+    assert run("init", first)[0] == 0
+    assert run("import", "csv-boxes", tmp_path / "ann.csv", "--store", first)[0] == 0
+    rc, _, err = run("export", "csv-boxes", tmp_path / "out.csv", "--include", "pending", "--store", first)
+    assert rc == 0, err
+    assert b'"a\rb.jpg","c\rd","1","2","3","3"\n' in (tmp_path / "out.csv").read_bytes()
+    back = tmp_path / "back"
+    assert run("init", back)[0] == 0
+    rc, _, err = run("import", "csv-boxes", tmp_path / "out.csv", "--images", tmp_path, "--store", back)
+    assert rc == 0, err
+    assert _boxes(back) == _boxes(first)
+
+
+@pytest.mark.parametrize("row,message", [
+    ("nope.jpg,cat,1e308,0,1e308,1", "line 2: the box reaches past the largest number there is"),
+    ("nope.jpg,cat,1_0,0,1,1", "line 2: x '1_0' is not a number"),
+    ("nope.jpg,cat,\u0661\u0662,0,1,1", "line 2: x '\u0661\u0662' is not a number"),
+])
+def test_numbers_that_overflow_or_are_no_csv_numbers_are_refused(tmp_path, row, message):
+    """x + w past the largest float was stored, exported as "inf", and the export could not be read
+    back; float() also read "1_0" as 10 and Arabic-Indic digits as numbers, without a word."""
+    (tmp_path / "b.csv").write_text(f"image_name,label_name,x,y,w,h\n{row}\n")
+    with pytest.raises(InputError) as e:
+        boxcsv.read(tmp_path / "b.csv")
+    assert message in str(e.value)
+
+
+def test_the_image_column_is_chosen_by_its_name_not_its_place(tmp_path):
+    """`id,image_name,...` took the id column for the images (the first column with a known name):
+    the pictures became "0", "1"..., each "not found". image_name is read, as for a classification CSV."""
+    PILImage.new("RGB", (10, 10)).save(tmp_path / "a.jpg")
+    (tmp_path / "b.csv").write_text("id,image_name,label_name,x1,y1,x2,y2\n0,a.jpg,car,1,1,5,5\n")
+    b, _ = boxcsv.read(tmp_path / "b.csv")
+    assert [im.file_name for im in b.images] == ["a.jpg"] and b.warnings == []
+    assert b.proposals[0].extra == {"id": "0"}
+    from labelreview.formats import classification
+
+    (tmp_path / "c.csv").write_text("id,image_name,label_name\n0,a.jpg,car\n")
+    c, _ = classification.read_csv(tmp_path / "c.csv")
+    assert [im.file_name for im in c.images] == ["a.jpg"]

@@ -193,3 +193,15 @@ def test_dota_given_its_labeltxt_folder_or_a_file_in_it_reads_the_dataset_and_na
         assert rc == 0 and "imported 1 annotations on 1 images" in out, err
     rc, out, err = run("import", "dota", ".", "--store", store, "--json", cwd=ds)
     assert rc == 0 and json.loads(out)["source"] == "ds", err
+
+
+@pytest.mark.parametrize("fmt,header,row", [("csv", "image_name,label_name", "car"),
+                                            ("csv-boxes", "image_name,label_name,x1,y1,x2,y2", "car,1,2,3,4")])
+def test_a_csv_naming_an_image_too_long_for_the_file_system_imports_it_as_missing(tmp_path, fmt, header, row):
+    """The CSV readers' image lookup raised ENAMETOOLONG for a 300-character name."""
+    (tmp_path / "b.csv").write_text(f"{header}\n{'a' * 300}.jpg,{row}\n")
+    store = _store(tmp_path)
+    rc, out, err = run("import", fmt, tmp_path / "b.csv", "--store", store, "--json")
+    assert rc == 0, err
+    assert any("not found under" in w["problem"] for w in json.loads(out)["warnings"])
+    _verify_ok(store)

@@ -17,7 +17,6 @@ when a label has one), one per exported label that has a box.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import os
@@ -27,8 +26,8 @@ from typing import Any
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .classification import _IMAGE_COLS, _LABEL_COLS, _SCORE_COLS, csv_image_root, csv_rows
-from .common import clip_bbox, fmt_num
+from .classification import _LABEL_COLS, _SCORE_COLS, csv_image_root, csv_rows, image_column
+from .common import CsvRows, clip_bbox, fmt_num
 
 #: Corner column sets (x1, y1, x2, y2), then corner-and-size sets (x, y, w, h), by lower-case name.
 _CORNERS = (("x1", "y1", "x2", "y2"), ("xmin", "ymin", "xmax", "ymax"), ("x_min", "y_min", "x_max", "y_max"),
@@ -51,11 +50,12 @@ def box_columns(low: list[str]) -> tuple[str, tuple[int, ...]] | None:
     return None
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
 def _number(v: str, shown: str, where: str, what: str) -> float:
-    try:
-        x = float(v)
-    except ValueError:
-        x = math.nan
+    """A decimal number as CSVs write them (not ``float``'s "1_0" or other scripts' digits)."""
+    x = float(v) if _NUMBER.fullmatch(v.strip()) else math.nan
     if not math.isfinite(x):
         raise InputError(shown, where, f"{what} {v!r} is not a number")
     return x
@@ -74,7 +74,7 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
     if len(set(low)) != len(low):
         raise InputError(shown, "line 1", "two columns have the same name")
     box = box_columns(low)
-    img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), None)
+    img_col = image_column(low)
     label_col = next((i for i, h in enumerate(low) if h in _LABEL_COLS), None)
     if box is None or img_col is None or label_col is None:
         missing = [what for what, got in (("an image", img_col), ("a class", label_col), ("a box", box))
@@ -150,6 +150,8 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
             vals = [_number(v, shown, where, header[c]) for v, c in zip(raw, cols)]
         x, y = vals[0], vals[1]
         bw, bh = (vals[2], vals[3]) if kind == "size" else (vals[2] - x, vals[3] - y)
+        if not (math.isfinite(x + bw) and math.isfinite(y + bh) and math.isfinite(bw) and math.isfinite(bh)):
+            raise InputError(shown, where, "the box reaches past the largest number there is")
         if bw < 0 or bh < 0:
             raise InputError(shown, where, "the box's width or height is negative" if kind == "size"
                              else "the box's x2/y2 lie before its x1/y1")
@@ -185,7 +187,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     with_box = [a for a in snapshot.annotations if a.bbox is not None]
     scored = any(a.score is not None for a in with_box)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = CsvRows(buf)
     w.writerow(["image_name", "label_name", "x1", "y1", "x2", "y2", *(["score"] if scored else [])])
     provenance = []
     n = 1

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import PROVENANCE_NAME, FolderExport, folder_name, provenance_bytes, read_text
+from .common import PROVENANCE_NAME, CsvRows, FolderExport, folder_name, provenance_bytes, read_text
 
 _IMAGE_COLS = ("image_name", "image", "filename", "file_name", "file", "path", "image_path", "img", "id",
                "image_id", "name")
@@ -25,6 +25,24 @@ _SPLITS = {"train", "val", "valid", "validation", "test", "training", "testing"}
 ONE_HOT_FORMAT = "csv-onehot"
 _ONE = {"1", "1.0", "true", "yes", "y", "t"}
 _ZERO = {"0", "0.0", "false", "no", "n", "f", "", "-1"}
+
+
+def image_column(low: list[str]) -> int | None:
+    """The column of a header (lower-case names) that names the images: the first of
+    ``_IMAGE_COLS`` it has, in that order (``id,image_name,...`` is read by image_name, not by id)."""
+    for name in _IMAGE_COLS:
+        if name in low:
+            return low.index(name)
+    return None
+
+
+def _is_file(p: Path) -> bool:
+    """``p.is_file()``, false for a name the system cannot look up (one longer than a file name may
+    be: ENAMETOOLONG, which ``is_file`` raises)."""
+    try:
+        return p.is_file()
+    except OSError:
+        return False
 
 
 def _resolver(root: Path):
@@ -58,7 +76,7 @@ def _resolver(root: Path):
     def find(n: str) -> str | None:
         if n in exact:
             return n
-        if imgs.is_image_name(n) and not imgs.escapes_root(root_real, n) and (root / n).is_file():
+        if imgs.is_image_name(n) and not imgs.escapes_root(root_real, n) and _is_file(root / n):
             return n  # a file the folder walk leaves out (hidden, or in a hidden folder), named as it is
         for index in (by_stem, by_base):
             hit = index.get(n)
@@ -214,7 +232,8 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
         raise InputError(shown, "line 1", f"columns {', '.join(h for h in header if h.lower() in _BOX_COLS)} "
                          f"look like a detection CSV (boxes): {way}")
     warns: list[ImportWarning] = []
-    img_col = next((i for i, h in enumerate(low) if h in _IMAGE_COLS), 0)
+    img_col = image_column(low)
+    img_col = 0 if img_col is None else img_col
     label_col, score_col = _columns(header, rows, img_col, layout, set(known_classes), shown, warns)
     one_hot = label_col is None
     # A column named "tags" holds an image's classes separated by spaces (Kaggle's Planet layout,
@@ -382,7 +401,7 @@ def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     else:
         classes = [c.name for c in snapshot.categories if c.name in used]
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = CsvRows(buf)
     provenance = []
     unlabelled = undecided = 0
     if multi:

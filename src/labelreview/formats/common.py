@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import shutil
@@ -362,6 +363,24 @@ def is_rectangle(poly: list[float], tol: float = 0.02) -> bool:
 
 
 # ---------------------------------------------------------------------- writing
+
+
+class CsvRows:
+    """``csv.writer`` rows ending in "\n", with a field holding a carriage return quoted.
+
+    The csv module quotes a field holding the delimiter, the quote or a character of the line
+    ending: with "\n" endings, a bare "\r" in an image or class name was written unquoted, and
+    every reader (this tool's too) then cut the row there. Such a row is written all quoted."""
+
+    def __init__(self, buf):
+        self._plain = csv.writer(buf, lineterminator="\n")
+        self._quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row) -> None:
+        if any(isinstance(v, str) and "\r" in v for v in row):
+            self._quoted.writerow(row)
+        else:
+            self._plain.writerow(row)
 
 
 def folder_name(name: str, what: str) -> str:
