@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from pycocotools import mask as maskutils
 
 from helpers import run
+from test_formats_dota import _dataset
 from labelreview.formats.coco import to_rle
 from labelreview.formats.common import clip_polygon, decode_segmentation, ellipse_polygon
 
@@ -56,11 +57,7 @@ def test_a_polygon_far_past_the_picture_rasterizes_fast_and_right(tmp_path):
     assert (decode_segmentation(near, h, w) == maskutils.decode(maskutils.merge(
         maskutils.frPyObjects(near, h, w)))).all()
     # Through the command line: a DOTA box with a corner at 2e9, imported and exported.
-    ds = tmp_path / "dota"
-    (ds / "labelTxt").mkdir(parents=True)
-    (ds / "images").mkdir()
-    PILImage.new("RGB", (8, 8)).save(ds / "images/a.jpg")
-    (ds / "labelTxt/a.txt").write_text("0 0 2e9 0 2e9 2 0 2 c\n")
+    ds = _dataset(tmp_path / "dota", {"labelTxt/a.txt": "0 0 2e9 0 2e9 2 0 2 c\n"}, {"images/a.jpg": (8, 8)})
     store = _store(tmp_path)
     assert run("import", "dota", ds, "--store", store)[0] == 0
     rc, _, err = run("export", "coco", tmp_path / "out.json", "--include", "pending", "--store", store)
@@ -182,11 +179,7 @@ def test_file_names_in_another_encoding_are_refused_before_anything_is_written(t
 def test_dota_given_its_labeltxt_folder_or_a_file_in_it_reads_the_dataset_and_names_the_source(tmp_path):
     """The labelTxt folder itself (or a file in it) raised ValueError; `import dota .` gave the
     import an empty source name."""
-    ds = tmp_path / "ds"
-    (ds / "labelTxt").mkdir(parents=True)
-    (ds / "images").mkdir()
-    PILImage.new("RGB", (8, 8)).save(ds / "images/a.jpg")
-    (ds / "labelTxt/a.txt").write_text("0 0 2 0 2 2 0 2 c\n")
+    ds = _dataset(tmp_path / "ds", {"labelTxt/a.txt": "0 0 2 0 2 2 0 2 c\n"}, {"images/a.jpg": (8, 8)})
     store = _store(tmp_path)
     for i, given in enumerate((ds / "labelTxt", ds / "labelTxt/a.txt")):
         rc, out, err = run("import", "dota", given, "--store", store, "--source", f"s{i}")

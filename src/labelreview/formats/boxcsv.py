@@ -24,9 +24,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
+from ..model import Category, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
-from .classification import _LABEL_COLS, _SCORE_COLS, csv_image_root, csv_rows, image_column
+from .classification import _LABEL_COLS, _SCORE_COLS, CsvImages, csv_image_root, csv_rows, image_column
 from .common import CsvRows, clip_bbox, fmt_num
 
 #: Corner column sets (x1, y1, x2, y2), then corner-and-size sets (x, y, w, h), by lower-case name.
@@ -62,13 +62,7 @@ def _number(v: str, shown: str, where: str, what: str) -> float:
 
 
 def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) -> tuple[ImportBatch, Path]:
-    p = Path(path)
-    if p.is_dir():
-        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
-        if len(csvs) != 1:
-            raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
-        p = csvs[0]
-    shown, rows, starts = csv_rows(p)
+    p, shown, rows, starts = csv_rows(path)
     header = [h.strip() for h in rows[0]]
     low = [h.lower() for h in header]
     if len(set(low)) != len(low):
@@ -95,37 +89,20 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                                    "(Datumaro's Kaggle layout); name the columns x,y,w,h if they are a corner "
                                    "and a size", "kept"))
     root, (resolve, files, _) = csv_image_root(p, images, rows, img_col)
-    image_of: dict[str, ImageRecord] = {}
-    images_out: list[ImageRecord] = []
+    rows_images = CsvImages(shown, header, img_col, root, resolve)
     proposals: list[Proposal] = []
     classes: dict[str, None] = {}
     for n, row in zip(starts[1:], rows[1:]):
         if not any(c.strip() for c in row):
             continue
         where = f"line {n}"
-        if len(row) != len(header):
-            raise InputError(shown, where, f"{len(row)} columns, the header has {len(header)}")
-        name = row[img_col].strip()
-        if not name:
-            raise InputError(shown, where, f"empty {header[img_col]!r}")
-        rel, note = resolve(name)
-        found = rel is not None
-        if rel is None:
-            rel = name.replace("\\", "/")
-            if rel not in image_of:
-                warns.append(ImportWarning(f"{shown} {where}", f"image {name!r} not found under {root}; "
-                                           "labels kept", "kept"))
-        elif note and rel not in image_of:
-            warns.append(ImportWarning(f"{shown} {where}", note, "kept"))
-        im = image_of.get(rel)
-        if im is None:
-            im = image_of[rel] = ImageRecord(key=rel, file_name=rel, source_id=name)
-            images_out.append(im)
-            if found:
-                try:
-                    im.width, im.height = imgs.image_size(root / rel)
-                except imgs.ImageProblem:
-                    pass
+        im, found = rows_images.of_row(n, row, warns)
+        rel = im.key
+        if found:
+            try:
+                im.width, im.height = imgs.image_size(root / rel)
+            except imgs.ImageProblem:
+                pass
         if size_cols is not None and im.width is None:
             wv, hv = row[size_cols[0]].strip(), row[size_cols[1]].strip()
             if wv and hv:
@@ -171,12 +148,12 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         extra: dict[str, Any] = {header[i]: row[i] for i in other if row[i].strip()}
         proposals.append(Proposal(image_key=rel, category=cls, kind="bbox", bbox=bbox, score=score,
                                   source_id=f"{shown}:{n}", extra=extra))
-    listed = set(image_of)
+    listed = set(rows_images.by_rel)
     for r in files:
         if r not in listed:
             warns.append(ImportWarning(r, f"image not in {shown}; not imported", "skipped"))
     cats = [Category(name=c, source_id=i) for i, c in enumerate(classes)]
-    return ImportBatch(format="csv-boxes", source_file=str(p), images=images_out, categories=cats,
+    return ImportBatch(format="csv-boxes", source_file=str(p), images=rows_images.images, categories=cats,
                        proposals=proposals, warnings=warns, info={}), root
 
 

@@ -157,10 +157,16 @@ def _columns(header: list[str], rows: list[list[str]], img_col: int, layout: str
     return col, None
 
 
-def csv_rows(p: Path) -> tuple[str, list[list[str]], list[int]]:
-    """A CSV (or, by its suffix, TSV) file read whole: (its shown name, the rows with the header
-    first and the blank rows at its end dropped, the file line each row starts on). A file that is
-    no CSV, or has no row, is a clear error naming the line."""
+def csv_rows(path: str | os.PathLike) -> tuple[Path, str, list[list[str]], list[int]]:
+    """A CSV (or, by its suffix, TSV) file read whole, or the one CSV of a folder: (its path, its
+    shown name, the rows with the header first and the blank rows at its end dropped, the file line
+    each row starts on). A file that is no CSV, or has no row, is a clear error naming the line."""
+    p = Path(path)
+    if p.is_dir():
+        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
+        if len(csvs) != 1:
+            raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
+        p = csvs[0]
     shown = p.name
     text = read_text(p, shown)
     delim = "\t" if p.suffix.lower() == ".tsv" else ","
@@ -179,7 +185,7 @@ def csv_rows(p: Path) -> tuple[str, list[list[str]], list[int]]:
         rows.pop()
     if not rows:
         raise InputError(shown, "", "empty file (a header row is needed)")
-    return shown, rows, starts
+    return p, shown, rows, starts
 
 
 def csv_image_root(p: Path, images: str | os.PathLike | None, rows: list[list[str]], img_col: int):
@@ -207,17 +213,46 @@ def csv_image_root(p: Path, images: str | os.PathLike | None, rows: list[list[st
     return root, (resolve, files, hidden)
 
 
+class CsvImages:
+    """The images a CSV's rows name, each once and in order of first mention: found under the root
+    (``resolve``: see ``_resolver``), else kept by the name as written, with a warning."""
+
+    def __init__(self, shown: str, header: list[str], img_col: int, root: Path, resolve):
+        self.shown, self.header, self.img_col, self.root, self.resolve = shown, header, img_col, root, resolve
+        self.by_rel: dict[str, ImageRecord] = {}
+        self.images: list[ImageRecord] = []
+
+    def of_row(self, n: int, row: list[str], warns: list[ImportWarning]) -> tuple[ImageRecord, bool]:
+        """(The image of the row on file line ``n``, whether it is a file found and named first
+        here); a row of the wrong width or with no image name is a clear error."""
+        shown, header = self.shown, self.header
+        if len(row) != len(header):
+            raise InputError(shown, f"line {n}", f"{len(row)} columns, the header has {len(header)}")
+        name = row[self.img_col].strip()
+        if not name:
+            raise InputError(shown, f"line {n}", f"empty {header[self.img_col]!r}")
+        rel, note = self.resolve(name)
+        found = rel is not None
+        if rel is None:
+            rel = name.replace("\\", "/")
+            if rel not in self.by_rel:
+                warns.append(ImportWarning(f"{shown} line {n}", f"image {name!r} not found under {self.root}; "
+                                           "labels kept", "kept"))
+        elif note and rel not in self.by_rel:
+            warns.append(ImportWarning(f"{shown} line {n}", note, "kept"))
+        im = self.by_rel.get(rel)
+        if im is not None:
+            return im, False
+        im = self.by_rel[rel] = ImageRecord(key=rel, file_name=rel, source_id=name)
+        self.images.append(im)
+        return im, found
+
+
 def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None, layout: str | None = None,
              known_classes: Iterable[str] = ()) -> tuple[ImportBatch, Path]:
     """A classification CSV: (batch, image root). ``layout`` "one-hot" or "labels" says how its columns
     are to be read (else told from the file, ``_columns``); ``known_classes`` are the store's classes."""
-    p = Path(path)
-    if p.is_dir():
-        csvs = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".tsv") and not imgs.is_hidden(q.name))
-        if len(csvs) != 1:
-            raise LabelreviewError(f"{p}: give the CSV file itself ({len(csvs)} CSV files here)")
-        p = csvs[0]
-    shown, rows, starts = csv_rows(p)
+    p, shown, rows, starts = csv_rows(path)
     header = [h.strip() for h in rows[0]]
     low = [h.lower() for h in header]
     if len(header) < 2 or any(not h for h in header):
@@ -241,8 +276,7 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     tags = not one_hot and low[label_col] == "tags"
     class_cols = [i for i in range(len(header)) if i not in (img_col, score_col)] if one_hot else []
     root, (resolve, files, hidden) = csv_image_root(p, images, rows, img_col)
-    image_of: dict[str, ImageRecord] = {}
-    images_out: list[ImageRecord] = []
+    rows_images = CsvImages(shown, header, img_col, root, resolve)
     proposals: list[Proposal] = []
     classes: dict[str, None] = {}
     if one_hot:
@@ -252,23 +286,7 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
     for n, row in zip(starts[1:], rows[1:]):
         if not any(c.strip() for c in row):
             continue
-        if len(row) != len(header):
-            raise InputError(shown, f"line {n}", f"{len(row)} columns, the header has {len(header)}")
-        name = row[img_col].strip()
-        if not name:
-            raise InputError(shown, f"line {n}", f"empty {header[img_col]!r}")
-        rel, note = resolve(name)
-        if rel is None:
-            rel = name.replace("\\", "/")
-            if rel not in image_of:
-                warns.append(ImportWarning(f"{shown} line {n}", f"image {name!r} not found under {root}; "
-                                           "labels kept", "kept"))
-        elif note and rel not in image_of:
-            warns.append(ImportWarning(f"{shown} line {n}", note, "kept"))
-        im = image_of.get(rel)
-        if im is None:
-            im = image_of[rel] = ImageRecord(key=rel, file_name=rel, source_id=name)
-            images_out.append(im)
+        rel = rows_images.of_row(n, row, warns)[0].key
         score = None
         if score_col is not None and row[score_col].strip():
             try:
@@ -299,14 +317,14 @@ def read_csv(path: str | os.PathLike, *, images: str | os.PathLike | None = None
                 continue
             classes.setdefault(cls)
             _add(proposals, seen, warns, rel, cls, score, f"{shown}:{n}", f"{shown} line {n}")
-    listed = set(image_of)
+    listed = set(rows_images.by_rel)
     for r in files:
         if r not in listed and not r.startswith("masks/"):
             warns.append(ImportWarning(r, f"image not in {shown}; not imported", "skipped"))
     warns += imgs.hidden_warnings([(r, f"; not in {shown} (a row naming it imports it)") for r in hidden
                                    if r not in listed and not r.startswith("masks/")], shown)
     cats = [Category(name=c, source_id=i) for i, c in enumerate(classes)]
-    return ImportBatch(format=ONE_HOT_FORMAT if one_hot else "csv", source_file=str(p), images=images_out,
+    return ImportBatch(format=ONE_HOT_FORMAT if one_hot else "csv", source_file=str(p), images=rows_images.images,
                        categories=cats, proposals=proposals, warnings=warns, info={}), root
 
 

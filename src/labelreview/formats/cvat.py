@@ -22,8 +22,8 @@ import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import (clip_bbox, clip_shape_box, ellipse_polygon, encode_mask, obb_angle, parse_xml, polygon_bbox,
-                     rotated_corners)
+from .common import (clip_bbox, clip_shape_box, ellipse_polygon, encode_mask, obb_angle, parse_float, parse_xml,
+                     polygon_bbox, rotated_corners)
 
 #: The largest side a picture may have (an SQLite integer holds it; no image file is anywhere near).
 _MAX_SIDE = 2**31 - 1
@@ -34,11 +34,8 @@ def _f(el: ET.Element, attr: str, shown: str, where: str) -> float:
     t = el.get(attr)
     if t is None:
         raise InputError(shown, where, f"no {attr}")
-    try:
-        v = float(t)
-    except ValueError:
-        v = math.nan
-    if not math.isfinite(v):
+    v = parse_float(t)
+    if v is None:
         raise InputError(shown, where, f"{attr}={t!r} is not a number")
     return v
 

@@ -15,13 +15,12 @@ inside), as other readers do.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import clip_shape_box, is_rectangle, obb_angle, polygon_bbox, read_text
+from .common import clip_shape_box, is_rectangle, obb_angle, parse_float, polygon_bbox, read_text
 
 LABEL_DIR = "labelTxt"
 _HEADER_KEYS = ("imagesource", "gsd")
@@ -52,11 +51,8 @@ def _names(base: Path) -> tuple[list[str], str | None]:
 
 
 def _number(tok: str, shown: str, where: str) -> float:
-    try:
-        v = float(tok)
-    except ValueError:
-        v = math.nan
-    if not math.isfinite(v):
+    v = parse_float(tok)
+    if v is None:
         raise InputError(shown, where, f"{tok!r} is not a number")
     return v
 
@@ -122,6 +118,20 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         img_dir, by_stem = _images_of(ld, base, image_root)
         split = ld.parent.relative_to(base).as_posix()
         claimed = set()
+
+        def add_image(im: Path, n_labels: int, header: dict) -> tuple[str, int, int] | None:
+            """The image's record, with its size read from the file; None (said) when it cannot be read."""
+            rel = im.relative_to(image_root).as_posix()
+            try:
+                w, h = imgs.image_size(im)
+            except imgs.ImageProblem as e:
+                what = f"image and its {n_labels} label(s) skipped" if n_labels else "skipped"
+                warns.append(ImportWarning(rel, f"{e}; {what}", "skipped"))
+                return None
+            extra = {**header, **({"split": split} if split != "." else {})}
+            images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=rel, extra=extra))
+            return rel, w, h
+
         for lab in sorted(q for q in ld.iterdir() if q.suffix.lower() == ".txt" and not imgs.is_hidden(q.name)):
             shown = lab.relative_to(base).as_posix()
             im = by_stem.get(lab.stem)
@@ -131,16 +141,10 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                 continue
             claimed.add(lab.stem)
             boxes, header = _parse(lab, shown)
-            rel = im.relative_to(image_root).as_posix()
-            try:
-                w, h = imgs.image_size(im)
-            except imgs.ImageProblem as e:
-                warns.append(ImportWarning(rel, f"{e}; image and its {len(boxes)} label(s) skipped", "skipped"))
+            added = add_image(im, len(boxes), header)
+            if added is None:
                 continue
-            extra = dict(header)
-            if split != ".":
-                extra["split"] = split
-            images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=rel, extra=extra))
+            rel, w, h = added
             for n, pts, cls, difficult in boxes:
                 where = f"{shown} line {n}"
                 if cls not in classes:
@@ -157,16 +161,9 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
                 proposals.append(Proposal(image_key=rel, category=cls, kind="polygon", bbox=bbox,
                                           segmentation=[pts], source_id=f"{shown}:{n}", extra=ex))
         for stem, im in by_stem.items():
-            if stem not in claimed:
-                rel = im.relative_to(image_root).as_posix()
-                try:
-                    w, h = imgs.image_size(im)
-                except imgs.ImageProblem as e:
-                    warns.append(ImportWarning(rel, f"{e}; skipped", "skipped"))
-                    continue
-                warns.append(ImportWarning(rel, "no label file; image imported with no labels", "kept"))
-                images_out.append(ImageRecord(key=rel, file_name=rel, width=w, height=h, source_id=rel,
-                                              extra={"split": split} if split != "." else {}))
+            if stem not in claimed and add_image(im, 0, {}) is not None:
+                warns.append(ImportWarning(im.relative_to(image_root).as_posix(),
+                                           "no label file; image imported with no labels", "kept"))
     if not images_out:
         raise LabelreviewError(f"{p}: no images found for its label files (looked beside each {LABEL_DIR}/ "
                                f"in images/{', under --images ' + str(image_root) if images else ''}); "
