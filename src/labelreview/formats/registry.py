@@ -13,7 +13,7 @@ YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", 
 #: column of labels (``image,label`` rows).
 CSV_LAYOUTS = {"csv": None, "csv-onehot": "one-hot", "csv-labels": "labels"}
 READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam", "dota",
-           "csv-boxes")
+           "csv-boxes", "labelme")
 WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "csv-boxes", "imagefolder", "semantic")
 
 #: The image root each reader settled on for a path, for ``default_image_root`` right after.
@@ -51,6 +51,8 @@ def _detect_file(p: Path) -> tuple[str, str] | None:
             return "sam", "a Segment Anything (SA-1B) file"
         if b'"images"' in head or b'"annotations"' in head or b'"categories"' in head:
             return "coco", "a COCO file"
+        if b'"shapes"' in head:
+            return "labelme", "a LabelMe file"
         return None
     if suffix in (".yaml", ".yml"):
         return "yolo", "an Ultralytics data.yaml"
@@ -104,8 +106,11 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
     if "labels" in lower and ("images" in lower or "classes.txt" in lower):
         return "yolo", "a YOLO folder (labels/ + images/)"
     jsons = [q for q in visible if q.suffix.lower() == ".json" and q.is_file()]
-    if jsons and all((_detect_file(q) or ("",))[0] == "sam" for q in jsons[:5]):
+    kinds = {(_detect_file(q) or ("",))[0] for q in jsons[:5]}
+    if kinds == {"sam"}:
         return "sam", f"a folder of Segment Anything files ({len(jsons)} .json)"
+    if kinds == {"labelme"}:
+        return "labelme", f"a folder of LabelMe files ({len(jsons)} .json)"
     csvs = [q for q in visible if q.suffix.lower() == ".csv"]
     xmls = [q for q in visible if q.suffix.lower() == ".xml"]
     if xmls and all(_detect_file(q) == ("voc", "a Pascal VOC XML") for q in xmls[:5]):
@@ -181,7 +186,7 @@ def _folder_reader(fmt: str, store=None):
         return lambda path, images: classification.read_csv(path, images=images, layout=CSV_LAYOUTS[fmt],
                                                             known_classes=known)
     modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio", "sam": "sam",
-               "dota": "dota"}
+               "dota": "dota", "labelme": "labelme"}
     if fmt in modules:
         import importlib
 
@@ -306,7 +311,7 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
         from . import semantic
 
         return semantic.write(snapshot, out)
-    if fmt in ("cvat", "labelstudio", "sam", "dota"):
+    if fmt in ("cvat", "labelstudio", "sam", "dota", "labelme"):
         raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, csv-boxes, "
                                "imagefolder or semantic")
     raise LabelreviewError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")
