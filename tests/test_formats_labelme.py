@@ -55,9 +55,10 @@ def test_every_shape_type_imports_and_exports_as_coco(tmp_path):
     (ds / "json/b.json").write_bytes(_doc("../pics/b.png", [_shape("car", "line", [[1, 1], [20, 20]])]))
     store = tmp_path / "st"
     assert run("init", store)[0] == 0
-    rc, out, err = run("import", "labelme", ds, "--store", store, "--json")
+    rc, out, err = run("import", ds, "--store", store, "--json")  # (auto: the files are in a subfolder)
     assert rc == 0, err
     res = json.loads(out)
+    assert res["format"] == "labelme"
     assert (res["images"], res["annotations"]) == (2, 7)
     assert [(w["where"], w["action"]) for w in res["warnings"]] == [("json/a.json shapes[6]", "skipped")]
     with Store.open(store) as st:

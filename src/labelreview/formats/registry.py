@@ -123,6 +123,9 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
     files = walk_files(p)
     if files and all(is_image_name(f) or f.endswith(".provenance.jsonl") for f in files) and any("/" in f for f in files):
         return "imagefolder", "an ImageFolder (class/image)"
+    deep = [p / f for f in files if f.lower().endswith(".json")]
+    if not jsons and deep and {(_detect_file(q) or ("",))[0] for q in deep[:5]} == {"labelme"}:
+        return "labelme", f"a folder of LabelMe files ({len(deep)} .json, in its subfolders)"
     return None
 
 
