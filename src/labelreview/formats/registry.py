@@ -13,7 +13,7 @@ YOLO_FORMATS = ("yolo", "yolo-detect", "yolo-seg", "yolo-segment", "yolo-pose", 
 #: column of labels (``image,label`` rows).
 CSV_LAYOUTS = {"csv": None, "csv-onehot": "one-hot", "csv-labels": "labels"}
 READERS = ("coco", *YOLO_FORMATS, "voc", *CSV_LAYOUTS, "imagefolder", "semantic", "cvat", "labelstudio", "sam", "dota",
-           "csv-boxes", "labelme")
+           "csv-boxes", "labelme", "labelme-xml")
 WRITERS = ("coco", *YOLO_FORMATS, "voc", "csv", "csv-boxes", "imagefolder", "semantic")
 
 #: The image root each reader settled on for a path, for ``default_image_root`` right after.
@@ -59,6 +59,10 @@ def _detect_file(p: Path) -> tuple[str, str] | None:
     if p.name == "obj.data":
         return "yolo", "a Darknet obj.data"
     if suffix == ".xml":
+        from .labelme_xml import is_labelme_xml
+
+        if is_labelme_xml(head):
+            return "labelme-xml", "a LabelMe XML file"
         if b"<annotations" in head and (b"<version>1.1" in head or b"<meta" in head):
             return "cvat", "a CVAT for images XML"
         if b"<annotation" in head:
@@ -95,6 +99,12 @@ def _detect_dir(p: Path) -> tuple[str, str] | None:
         return "yolo", "an Ultralytics dataset (data.yaml)"
     if "obj.data" in names:
         return "yolo", "a Darknet dataset (obj.data)"
+    if "Annotations" in names and (p / "Annotations").is_dir():
+        from .images import walk_files as _walk
+
+        xml = [p / "Annotations" / r for r in _walk(p / "Annotations") if r.lower().endswith(".xml")][:5]
+        if xml and all((_detect_file(q) or ("",))[0] == "labelme-xml" for q in xml):
+            return "labelme-xml", "a LabelMe XML dataset (Annotations/, Images/)"
     if "Annotations" in names and any(not is_hidden(q.name) for q in (p / "Annotations").glob("*.xml")):
         if "SegmentationClass" in names:
             return "voc", "a Pascal VOC dataset (Annotations/, SegmentationClass/)"
@@ -189,7 +199,8 @@ def _folder_reader(fmt: str, store=None):
         return lambda path, images: classification.read_csv(path, images=images, layout=CSV_LAYOUTS[fmt],
                                                             known_classes=known)
     modules = {"voc": "voc", "semantic": "semantic", "cvat": "cvat", "labelstudio": "labelstudio", "sam": "sam",
-               "dota": "dota", "labelme": "labelme"}
+               "dota": "dota", "labelme": "labelme",
+               "labelme-xml": "labelme_xml"}
     if fmt in modules:
         import importlib
 
@@ -314,7 +325,7 @@ def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, An
         from . import semantic
 
         return semantic.write(snapshot, out)
-    if fmt in ("cvat", "labelstudio", "sam", "dota", "labelme"):
+    if fmt in ("cvat", "labelstudio", "sam", "dota", "labelme", "labelme-xml"):
         raise LabelreviewError(f"{fmt} is an import format only; export to coco, yolo, voc, csv, csv-boxes, "
                                "imagefolder or semantic")
     raise LabelreviewError(f"unknown export format {fmt!r}; use one of {', '.join(WRITERS)}")
