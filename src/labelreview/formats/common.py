@@ -145,6 +145,19 @@ def decode_segmentation(seg: Any, h: int, w: int, annotation: int | None = None)
                                "folder was edited since it was written; `labelreview verify` shows where") from None
 
 
+def mask_proposal(image_key: str, category: str, mask: np.ndarray, extra: dict, where: str,
+                  warns: list[ImportWarning]):
+    """The "rle" proposal of a whole-picture boolean mask; None, with a warning, when no pixel is set."""
+    from ..model import Proposal
+
+    bbox = mask_bbox(mask)
+    if bbox is None:
+        warns.append(ImportWarning(where, "mask has no pixel set on the picture", "skipped"))
+        return None
+    return Proposal(image_key=image_key, category=category, kind="rle", bbox=bbox, segmentation=encode_mask(mask),
+                    area=float(mask.sum()), extra=extra)
+
+
 def mask_bbox(mask: np.ndarray) -> list[float] | None:
     ys = np.flatnonzero(mask.any(axis=1))
     if not len(ys):

@@ -27,7 +27,7 @@ import numpy as np
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
 from .coco import load_json
-from .common import clip_shape_box, ellipse_polygon, encode_mask, finite, mask_bbox, polygon_bbox
+from .common import clip_shape_box, ellipse_polygon, finite, mask_proposal, polygon_bbox
 
 _KEYPOINT_SHAPES = ("line", "linestrip", "point", "points")
 #: The most pixels a shape's mask PNG may have (a decompression bomb is refused, as images are).
@@ -137,13 +137,7 @@ def _shape(s: Any, rel: str, w: int | None, h: int | None, shown: str, place: st
             return None
         if len(pts) != 4:
             raise InputError(shown, place, f"a mask needs 2 points (its box's corners), not {len(pts) // 2}")
-        m = _mask(s, pts, w, h, shown, place)
-        bbox = mask_bbox(m)
-        if bbox is None:
-            warns.append(ImportWarning(where, "mask has no pixel on the picture", "skipped"))
-            return None
-        return Proposal(image_key=rel, category=label, kind="rle", bbox=bbox, segmentation=encode_mask(m),
-                        area=float(m.sum()), extra=extra)
+        return mask_proposal(rel, label, _mask(s, pts, w, h, shown, place), extra, where, warns)
     warns.append(ImportWarning(where, f"{kind!r} shapes are not supported; skipped", "skipped"))
     return None
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import clip_shape_box, encode_mask, mask_bbox, parse_float, parse_xml, polygon_bbox
+from .common import clip_shape_box, mask_proposal, parse_float, parse_xml, polygon_bbox
 
 _MASK_PIXELS = 1 << 28
 
@@ -126,13 +126,8 @@ def _object(obj, i: int, base: Path, folder: str, rel: str, w: int | None, h: in
         if not w or not h:
             warns.append(ImportWarning(where, "a mask needs the picture's size; skipped", "skipped"))
             return None
-        m = _mask(base, folder, _text(segm, "mask"), w, h, shown, place)
-        bbox = mask_bbox(m)
-        if bbox is None:
-            warns.append(ImportWarning(where, "mask has no pixel set", "skipped"))
-            return None
-        return Proposal(image_key=rel, category=name, kind="rle", bbox=bbox, segmentation=encode_mask(m),
-                        area=float(m.sum()), extra=extra)
+        return mask_proposal(rel, name, _mask(base, folder, _text(segm, "mask"), w, h, shown, place), extra,
+                             where, warns)
     warns.append(ImportWarning(where, "object with neither a polygon nor a mask", "skipped"))
     return None
 
