@@ -116,3 +116,17 @@ def test_a_folder_skips_other_json_and_refuses_two_files_of_one_picture(tmp_path
     (tmp_path / "copy.json").write_bytes(_doc("./a.png", []))
     with pytest.raises(InputError, match=r"imagePath: './a.png' is also the image of a.json"):
         labelme.read(tmp_path)
+
+
+def test_an_image_path_from_another_machine_finds_the_picture_beside_the_file(tmp_path):
+    """LabelMe writes the path it was given, often absolute on the annotator's machine
+    (C:\\Users\\me\\data\\a.png): the picture of that name beside the JSON file is the one meant."""
+    (tmp_path / "data").mkdir()
+    PILImage.new("RGB", (100, 80)).save(tmp_path / "data/a.png")
+    (tmp_path / "data/a.json").write_bytes(_doc("C:\\Users\\me\\data\\a.png", [_shape("car", "point", [[1, 1]])]))
+    b, root = labelme.read(tmp_path)
+    assert root == tmp_path and [im.file_name for im in b.images] == ["data/a.png"]
+    assert b.images[0].extra == {"labelme_image_path": "C:\\Users\\me\\data\\a.png"}
+    (tmp_path / "data/a.png").unlink()  # not there at all: kept as written (the store says it is missing)
+    b, _ = labelme.read(tmp_path)
+    assert [im.file_name for im in b.images] == ["data/C:/Users/me/data/a.png"]

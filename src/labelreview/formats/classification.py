@@ -36,15 +36,6 @@ def image_column(low: list[str]) -> int | None:
     return None
 
 
-def _is_file(p: Path) -> bool:
-    """``p.is_file()``, false for a name the system cannot look up (one longer than a file name may
-    be: ENAMETOOLONG, which ``is_file`` raises)."""
-    try:
-        return p.is_file()
-    except OSError:
-        return False
-
-
 def _resolver(root: Path):
     """name -> (path relative to ``root`` or None, a note on how it was read or None).
 
@@ -76,7 +67,7 @@ def _resolver(root: Path):
     def find(n: str) -> str | None:
         if n in exact:
             return n
-        if imgs.is_image_name(n) and not imgs.escapes_root(root_real, n) and _is_file(root / n):
+        if imgs.is_image_name(n) and not imgs.escapes_root(root_real, n) and imgs.is_file(root / n):
             return n  # a file the folder walk leaves out (hidden, or in a hidden folder), named as it is
         for index in (by_stem, by_base):
             hit = index.get(n)

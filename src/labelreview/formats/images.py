@@ -311,6 +311,15 @@ def rel_posix(path: str | os.PathLike, root: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
+def is_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file; false for a name the system cannot look up (longer than a file
+    name may be: ENAMETOOLONG, which ``Path.is_file`` raises)."""
+    try:
+        return os.path.isfile(path)
+    except (OSError, ValueError):
+        return False
+
+
 def escapes_root(root_real: str, file_name: str) -> bool:
     """Whether an image file name leaves the image root ``root_real`` (already resolved): the store's
     rule, which drops such images (an absolute path, ``..`` or a symbolic link out of the root)."""
@@ -321,4 +330,4 @@ def escapes_root(root_real: str, file_name: str) -> bool:
 
 
 __all__ = ["IMAGE_EXTS", "ImageProblem", "NotAFile", "open_image_file", "image_size", "shown_size", "is_image_name", "walk_files", "rel_posix",
-           "escapes_root", "is_hidden", "is_appledouble", "hidden_warnings", "HIDDEN_SKIPPED"]
+           "escapes_root", "is_file", "is_hidden", "is_appledouble", "hidden_warnings", "HIDDEN_SKIPPED"]

@@ -142,6 +142,22 @@ def _shape(s: Any, rel: str, w: int | None, h: int | None, shown: str, place: st
     return None
 
 
+def _image_name(name: str, f: Path, root: Path, root_real: str) -> str:
+    """The picture's file name under the image root: ``imagePath`` from the JSON file's folder; when
+    no picture is there (a path from another machine, ``C:/data/a.jpg``, or a folder since moved), the
+    picture of that name beside the JSON file or at the root, if there is one; else as written."""
+    at = os.path.normpath(os.path.join(os.path.realpath(f.parent), name))
+    rel = name if os.path.isabs(name) else os.path.relpath(at, root_real).replace(os.sep, "/")
+    if not imgs.escapes_root(root_real, rel) and imgs.is_file(root / rel):
+        return rel
+    base = name.rsplit("/", 1)[-1]
+    for cand in (os.path.relpath(os.path.join(os.path.realpath(f.parent), base), root_real).replace(os.sep, "/"),
+                 base):
+        if base and not imgs.escapes_root(root_real, cand) and imgs.is_file(root / cand):
+            return cand
+    return rel
+
+
 def _size(doc: dict, shown: str) -> tuple[int | None, int | None]:
     w, h = doc.get("imageWidth"), doc.get("imageHeight")
     ok = all(v is None or (type(v) is int and 0 < v < 1 << 31) for v in (w, h))
@@ -172,10 +188,7 @@ def read(path: str | os.PathLike, *, images: str | os.PathLike | None = None) ->
         if not isinstance(written, str) or not written.strip():
             raise InputError(shown, "imagePath", f"{written!r} names no image")
         name = written.replace("\\", "/")
-        at = os.path.normpath(os.path.join(os.path.realpath(f.parent), name))
-        rel = os.path.relpath(at, root_real).replace(os.sep, "/") if not os.path.isabs(name) else name
-        if rel.startswith("../") and (root / Path(name).name).is_file():
-            rel = Path(name).name  # the picture beside --images' root, wherever the file said it was
+        rel = _image_name(name, f, root, root_real)
         if rel in seen:
             raise InputError(shown, "imagePath", f"{written!r} is also the image of {seen[rel]}: one file per picture")
         seen[rel] = shown
