@@ -616,3 +616,16 @@ def test_ellipse_polygon_follows_the_curve_at_every_size():
             mx, my = (x0 + x1) / 2, (y0 + y1) / 2
             k = math.sqrt((mx / r) ** 2 + (my / (r / 2)) ** 2)  # the curve lies at 1/k of the way out
             assert math.hypot(mx, my) * (1 / k - 1) <= (0.25 if n < 360 else r * 1e-4) + 1e-9
+
+
+def test_cvat_numbers_are_decimals_and_an_empty_mask_is_said(tmp_path):
+    """float() read "1_0" as 10 and Arabic-Indic digits as numbers; a mask with no pixel set was
+    imported as a label with no box that shows nothing. The first is an error naming the place,
+    the second is skipped with a warning."""
+    with pytest.raises(InputError, match=r"<box> #0: xbr='1_0' is not a number"):
+        cvat.read(_cvat(tmp_path, '<box label="a" xtl="2" ytl="1" xbr="1_0" ybr="3"/>'))
+    with pytest.raises(InputError, match=r"<box> #0: xtl='\u0661' is not a number"):
+        cvat.read(_cvat(tmp_path, '<box label="a" xtl="\u0661" ytl="1" xbr="6" ybr="3"/>'))
+    b, _ = cvat.read(_cvat(tmp_path, '<mask label="m" rle="8" left="1" top="2" width="4" height="2"/>'))
+    assert b.proposals == [] and [(w.problem, w.action) for w in b.warnings] == [
+        ("mask has no pixel set on the picture", "skipped")]

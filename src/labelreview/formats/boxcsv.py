@@ -27,7 +27,7 @@ from typing import Any
 from ..model import Category, ImportBatch, ImportWarning, InputError, Proposal
 from . import images as imgs
 from .classification import _LABEL_COLS, _SCORE_COLS, CsvImages, csv_image_root, csv_rows, image_column
-from .common import CsvRows, clip_bbox, fmt_num
+from .common import CsvRows, clip_bbox, fmt_num, parse_float
 
 #: Corner column sets (x1, y1, x2, y2), then corner-and-size sets (x, y, w, h), by lower-case name.
 _CORNERS = (("x1", "y1", "x2", "y2"), ("xmin", "ymin", "xmax", "ymax"), ("x_min", "y_min", "x_max", "y_max"),
@@ -50,13 +50,9 @@ def box_columns(low: list[str]) -> tuple[str, tuple[int, ...]] | None:
     return None
 
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-
-
 def _number(v: str, shown: str, where: str, what: str) -> float:
-    """A decimal number as CSVs write them (not ``float``'s "1_0" or other scripts' digits)."""
-    x = float(v) if _NUMBER.fullmatch(v.strip()) else math.nan
-    if not math.isfinite(x):
+    x = parse_float(v)
+    if x is None:
         raise InputError(shown, where, f"{what} {v!r} is not a number")
     return x
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -61,12 +62,15 @@ def finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+#: A decimal number as text formats write them: not ``float``'s "1_0", other scripts' digits, or nan/inf.
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
 def parse_float(tok: str) -> float | None:
-    """A finite float, or None (NaN, inf and non-numbers are all None)."""
-    try:
-        v = float(tok)
-    except ValueError:
+    """A finite decimal number, or None (NaN, inf, what overflows and non-numbers are all None)."""
+    if not _DECIMAL.fullmatch(tok.strip()):
         return None
+    v = float(tok)
     return v if math.isfinite(v) else None
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import (clip_bbox, clip_shape_box, ellipse_polygon, encode_mask, obb_angle, parse_float, parse_xml,
+from .common import (clip_bbox, clip_shape_box, ellipse_polygon, mask_proposal, obb_angle, parse_float, parse_xml,
                      polygon_bbox, rotated_corners)
 
 #: The largest side a picture may have (an SQLite integer holds it; no image file is anywhere near).
@@ -319,10 +319,7 @@ def _shape(el, rel, label, w, h, shown, where, subs, warns, extra, img_root: Pat
         if top < 0 or left < 0 or y1 <= top or x1 <= left:
             raise InputError(shown, where, "mask box lies outside the image")
         full[top:y1, left:x1] = sub[: y1 - top, : x1 - left]
-        from .common import mask_bbox
-
-        return Proposal(image_key=rel, category=label, kind="rle", bbox=mask_bbox(full.astype(bool)),
-                        segmentation=encode_mask(full), area=float(full.sum()), extra=extra)
+        return mask_proposal(rel, label, full.astype(bool), extra, where, warns)  # (no pixel set: skipped)
     warns.append(ImportWarning(where, f"<{tag}> shapes are not supported; skipped", "skipped"))
     return None
 
