@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -129,19 +129,37 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
+    #: processes it forked (not exec'd): (VmHWM, private memory at exit) in MB, each
+    forked_mb: list[tuple[float, float]] = field(default_factory=list)
 
 
 # Runs a Python child and records its own VmHWM at exit. Not ru_maxrss: on Linux a forked child's
 # ru_maxrss starts at the parent's RSS at fork time (kept across exec), which would charge this
 # (large, data-generating) benchmark process to every child. VmHWM belongs to the exec'd image only.
+#
+# A child the command forks (a large import reads its annotations in one) ends with os._exit and
+# writes nothing there: it appends its own figures to the file's ".forked" twin instead, its VmHWM
+# (which counts the pages it shares with the parent since the fork) and its private memory at exit.
 _HWM_WRAPPER = r"""
 import os, sys
 _out = os.environ.pop("LR_BENCH_HWM")
+_me = os.getpid()
 def _hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             with open(_out, "w") as f:
                 f.write(line.split()[1])
+def _forked_exit(code, _exit=os._exit):
+    if os.getpid() != _me:
+        try:
+            hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+            private = sum(int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.startswith("Private_"))
+            with open(_out + ".forked", "a") as f:
+                f.write(f"{hwm} {private}\n")
+        except (OSError, StopIteration):
+            pass
+    _exit(code)
+os._exit = _forked_exit
 code = sys.argv[1]
 sys.argv = ["-c", *sys.argv[2:]]
 try:
@@ -172,14 +190,23 @@ def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: 
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     rss = float("nan")
+    forked_mb: list[tuple[float, float]] = []
     if hwm_file:
         try:
             rss = int(Path(hwm_file).read_text() or "0") / 1024.0 or float("nan")
         except (OSError, ValueError):
             pass
+        forked = Path(hwm_file + ".forked")
+        try:
+            for line in forked.read_text().splitlines():
+                hwm, private = line.split()
+                forked_mb.append((int(hwm) / 1024.0, int(private) / 1024.0))
+        except (OSError, ValueError):
+            pass
+        forked.unlink(missing_ok=True)
         Path(hwm_file).unlink(missing_ok=True)
     return Run(wall, cpu, rss, proc.returncode, proc.stdout.decode(errors="replace"),
-               proc.stderr.decode(errors="replace"))
+               proc.stderr.decode(errors="replace"), forked_mb)
 
 
 def check(run: Run, what: str) -> Run:

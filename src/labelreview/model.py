@@ -177,6 +177,9 @@ class InputError(LabelreviewError):
         self.file, self.where, self.problem = file, where, problem
         super().__init__(f"{file}: {where}: {problem}" if where else f"{file}: {problem}")
 
+    def __reduce__(self):  # (pickled as it was made: a forked import's reader raises it across a pipe)
+        return type(self), (self.file, self.where, self.problem), self.__dict__
+
 
 class ConflictError(LabelreviewError):
     """A decision was made on a state that has changed since."""

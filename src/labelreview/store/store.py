@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..model import (
     Annotation,
@@ -27,8 +27,9 @@ from ..model import (
     ImportBatch,
     ImportWarning,
     LabelreviewError,
+    Proposal,
 )
-from . import canonical, eventlog, gitrepo, perms, schema
+from . import canonical, eventlog, forked, gitrepo, perms, schema
 from .config import CONFIG_NAME, Config, load_config, write_template
 from .identity import Identity, resolve_identity, slug
 
@@ -2600,51 +2601,40 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
     # 20 s, without it 9 s.
     bulk_after = max(50_000, (first_ann - 1) // 2)
     index_sql = None
-    skipped = 0
-    dumps, line_of, fragment = canonical.dumps, canonical.dumps_line, canonical.Fragment
-    shards = _ShardWriter(folder, prehash)
+    tally = {"skipped": 0}
+    proposals = batch.proposals
+
+    def produce():
+        return _serialised(proposals, image_ids, tally)
+
+    def finished(state):  # what the child's reader left: the parent's copy never read a proposal
+        tally.update(state[0])
+        batch.warnings[:], batch.categories[:] = state[1], state[2]
+
+    shards = _ShardWriter(folder, prehash)  # (its thread starts with the first finished shard)
+    chunks = None
     try:
-        rows: list[tuple] = []
-        for p in batch.proposals:
-            img = image_ids.get(p.image_key)
-            if img is None:
-                skipped += 1
-                continue
-            # Each value serialised once: the same text is the shard's and the index's.
-            seg = p.segmentation
-            seg_json = None if seg is None else dumps(seg)
-            bbox = None if p.bbox is None else dumps(p.bbox)
-            kps = None if p.keypoints is None else dumps(p.keypoints)
-            extra = p.extra or None
-            extra_json = None if extra is None else dumps(extra)
-            scores = None if p.scores is None else dumps(p.scores)
-            shards.write(line_of({
-                "id": next_ann, "image": img, "category": p.category, "kind": p.kind,
-                "bbox": None if bbox is None else fragment(bbox),
-                "segmentation": None if seg_json is None else fragment(seg_json),
-                "keypoints": None if kps is None else fragment(kps), "score": p.score,
-                "iscrowd": p.iscrowd, "area": p.area, "source_id": p.source_id,
-                "extra": None if extra_json is None else fragment(extra_json),
-                "scores": None if scores is None else fragment(scores),
-            }))
-            sid = p.source_id  # an int's JSON is its str(): the common case without orjson
-            rows.append((next_ann, img, import_id, source, str(sid) if type(sid) is int else _sid(sid),
-                         p.kind, p.category, p.category,
-                         p.score, p.iscrowd or 0, p.area, _text(bbox), _text(seg_json), _text(kps),
-                         _text(extra_json), _text(scores)))
-            next_ann += 1
-            if len(rows) >= _ROWS_PER_BATCH:
-                conn.executemany(_INSERT_ANNOTATION, rows)
-                rows.clear()
-                if index_sql is None and next_ann - first_ann >= bulk_after:
-                    index_sql = _drop_index(conn, "annotations_image")
-        conn.executemany(_INSERT_ANNOTATION, rows)
-        del rows
+        if _encode_elsewhere(batch):
+            chunks = forked.in_child(produce, lambda: (tally, batch.warnings, batch.categories), finished,
+                                     f"{batch.source_file}: reading the annotations")
+        else:
+            chunks = produce()
+        for chunk in chunks:
+            lines, rows = _encoded(chunk, next_ann, import_id, source)
+            next_ann += len(rows)
+            for line in lines:
+                shards.write(line)
+            conn.executemany(_INSERT_ANNOTATION, rows)
+            if index_sql is None and next_ann - first_ann >= bulk_after:
+                index_sql = _drop_index(conn, "annotations_image")
         if index_sql:
             conn.execute(index_sql)
     finally:
+        if chunks is not None:
+            chunks.close()  # (a child still reading is stopped)
         shards.close()
     n_anns = next_ann - first_ann
+    skipped = tally["skipped"]
     warnings = [*batch.warnings, *warnings]
     if skipped:
         warnings.append(ImportWarning("annotations", f"{skipped} annotation(s) on skipped images",
@@ -2672,6 +2662,73 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
             "warnings": [w.as_dict() for w in warnings], "source": source, "format": batch.format}
 
 
+#: A file read lazily of at least this size has its annotations read in a forked child, beside the
+#: index's inserts (``LABELREVIEW_IMPORT_WORKER``: 1 always, 0 never; for tests and comparisons).
+ENCODE_ELSEWHERE_BYTES = 16 << 20
+
+
+def _encode_elsewhere(batch: ImportBatch) -> bool:
+    if isinstance(batch.proposals, list) or not forked.can_fork():
+        return False
+    wanted = os.environ.get("LABELREVIEW_IMPORT_WORKER", "")
+    if wanted in ("0", "1"):
+        return wanted == "1"
+    try:
+        return os.path.getsize(batch.source_file) >= ENCODE_ELSEWHERE_BYTES
+    except OSError:
+        return False
+
+
+def _serialised(proposals: Iterable[Proposal], image_ids: dict[str, int],
+                tally: dict[str, int]) -> Iterator[list[tuple]]:
+    """The proposals on the import's images, in chunks, each as a tuple of plain values with its
+    geometry, extra and scores as canonical JSON text (the part of an import's work that is
+    per-annotation Python); those on images the import does not keep are counted in
+    ``tally["skipped"]``. Pure (no file, no database): it may run in another process, and what it
+    yields pickles cheaply (text, not lists of floats)."""
+    dumps = canonical.dumps
+    chunk: list[tuple] = []
+    for p in proposals:
+        img = image_ids.get(p.image_key)
+        if img is None:
+            tally["skipped"] += 1
+            continue
+        seg, bbox, kps, extra, scores = p.segmentation, p.bbox, p.keypoints, p.extra, p.scores
+        chunk.append((img, p.category, p.kind, p.score, p.iscrowd, p.area, p.source_id,
+                      None if bbox is None else dumps(bbox).decode(),
+                      None if seg is None else dumps(seg).decode(),
+                      None if kps is None else dumps(kps).decode(),
+                      dumps(extra).decode() if extra else None,
+                      None if scores is None else dumps(scores).decode()))
+        if len(chunk) >= _ROWS_PER_BATCH:
+            yield chunk
+            chunk = []
+    yield chunk
+
+
+def _encoded(chunk: list[tuple], next_ann: int, import_id: str, source: str) -> tuple[list[bytes], list[tuple]]:
+    """``_serialised`` proposals numbered from ``next_ann``: their shard lines and index rows. Each
+    value was serialised once: the same text is the shard's and the index's."""
+    line_of, fragment = canonical.dumps_line, canonical.Fragment
+    lines: list[bytes] = []
+    rows: list[tuple] = []
+    for img, category, kind, score, iscrowd, area, sid, bbox, seg, kps, extra, scores in chunk:
+        lines.append(line_of({
+            "id": next_ann, "image": img, "category": category, "kind": kind,
+            "bbox": None if bbox is None else fragment(bbox),
+            "segmentation": None if seg is None else fragment(seg),
+            "keypoints": None if kps is None else fragment(kps), "score": score,
+            "iscrowd": iscrowd, "area": area, "source_id": sid,
+            "extra": None if extra is None else fragment(extra),
+            "scores": None if scores is None else fragment(scores),
+        }))
+        # (an int's JSON is its str(): the common case without orjson)
+        rows.append((next_ann, img, import_id, source, str(sid) if type(sid) is int else _sid(sid),
+                     kind, category, category, score, iscrowd or 0, area, bbox, seg, kps, extra, scores))
+        next_ann += 1
+    return lines, rows
+
+
 def _drop_index(conn: sqlite3.Connection, name: str) -> str:
     """Drop an index (inside the caller's transaction); its definition, to make it again."""
     row = conn.execute("SELECT sql FROM sqlite_master WHERE type='index' AND name=?", (name,)).fetchone()
@@ -2679,10 +2736,6 @@ def _drop_index(conn: sqlite3.Connection, name: str) -> str:
         return ""
     conn.execute(f"DROP INDEX {name}")
     return row[0]
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
 
 
 def _problem_kind(problem: str) -> str:
