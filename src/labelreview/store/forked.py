@@ -121,6 +121,8 @@ def _portable(e: BaseException) -> BaseException:
             return e
     except Exception:
         pass
+    if isinstance(e, LabelreviewError):  # (its text is what the user is told: unchanged)
+        return LabelreviewError(str(e))
     return LabelreviewError(f"{type(e).__name__}: {e}")
 
 
