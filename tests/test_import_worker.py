@@ -329,3 +329,40 @@ def test_closing_early_stops_the_child_and_reaps_it():
     stream.close()
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left
+
+
+def test_a_child_that_dies_in_the_middle_of_a_message_is_said_not_a_traceback():
+    # (The OOM killer does not wait for a message to be whole.)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        import pickle
+        data = pickle.dumps(("chunk", b"y" * 200_000))
+        os.write(w, data[: len(data) // 2])  # half a message, then killed
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.close(w)
+    stream = forked.ChildStream(pid, r, lambda _: None, "reading f.json")
+    try:
+        with pytest.raises(LabelreviewError, match=r"^reading f.json: the process doing it ended unexpectedly "
+                                                   r"\(killed by SIGKILL\)$"):
+            list(stream)
+    finally:
+        stream.close()
+
+
+def test_when_no_process_can_be_forked_the_import_is_done_in_one(tmp_path, monkeypatch):
+    from labelreview.formats import coco
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setenv("LABELREVIEW_IMPORT_WORKER", "1")
+    monkeypatch.setattr(forked, "can_fork", lambda: True)
+    monkeypatch.setattr(forked.os, "fork", no_fork)
+    src = _coco_with_oddities(tmp_path / "p.json", n=400)
+    store = _store(tmp_path, "s")
+    with Store.open(store) as s:
+        result = s.ingest(coco.read(src, lazy=True), source="m", image_root=tmp_path)
+        assert result["annotations"] == 400 and s.counts()["total"] == 400
+    assert run("verify", "--no-images", "--store", store)[0] == 0

@@ -48,19 +48,26 @@ def in_child(produce: Callable[[], Iterator[T]], finish: Callable[[], Any], on_f
     sys.stdout.flush()
     sys.stderr.flush()
     r, w = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # (no process to spare: the caller may do the work itself)
+        os.close(r)
+        os.close(w)
+        raise
     if pid == 0:  # the child
         code = 1
         try:
             os.close(r)
             with open(w, "wb") as out:
+                # Each message is pickled whole before any of it is written: one that cannot be
+                # pickled is never half in the pipe.
                 try:
                     for chunk in produce():
-                        pickle.dump(("chunk", chunk), out, _PROTOCOL)
+                        out.write(pickle.dumps(("chunk", chunk), _PROTOCOL))
                         out.flush()  # (the parent may unpickle it while the next is made)
-                    pickle.dump(("end", finish()), out, _PROTOCOL)
+                    out.write(pickle.dumps(("end", finish()), _PROTOCOL))
                 except BaseException as e:  # (KeyboardInterrupt too: the parent has its own)
-                    pickle.dump(("error", _portable(e)), out, _PROTOCOL)
+                    out.write(pickle.dumps(("error", _portable(e)), _PROTOCOL))
             code = 0
         except BaseException:
             pass  # the parent is gone (a broken pipe) or the pipe failed: it sees the end of the pipe
@@ -81,7 +88,8 @@ class ChildStream(Generic[T]):
         while True:
             try:
                 kind, value = pickle.load(self._inp)
-            except EOFError:
+            except Exception:  # the pipe ended, or ended in the middle of a message: the child died
+                self._inp.close()
                 status = self._reap()
                 raise LabelreviewError(f"{self._what}: the process doing it ended unexpectedly "
                                        f"({_status_text(status)})") from None

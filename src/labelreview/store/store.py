@@ -2615,9 +2615,12 @@ def _write_import(conn: sqlite3.Connection, folder: Path, batch: ImportBatch, *,
     chunks = None
     try:
         if _encode_elsewhere(batch):
-            chunks = forked.in_child(produce, lambda: (tally, batch.warnings, batch.categories), finished,
-                                     f"{batch.source_file}: reading the annotations")
-        else:
+            try:
+                chunks = forked.in_child(produce, lambda: (tally, batch.warnings, batch.categories), finished,
+                                         f"{batch.source_file}: reading the annotations")
+            except OSError:  # no process to spare (a process limit, no memory to copy from): here, then
+                pass
+        if chunks is None:
             chunks = produce()
         for chunk in chunks:
             lines, rows = _encoded(chunk, next_ann, import_id, source)
