@@ -293,6 +293,11 @@ def _one_label_dataset(tmp_path, text: bytes | str, names="a\nb\n", size=(20, 10
     ("0 0.5 0.5 -0.1 0.2\n", "line 1: negative box width"),
     ("x 0.5 0.5 0.1 0.1\n", "line 1: class 'x' is not a class index"),
     ("0 0.5 0.5 0.1 abc\n", "line 1: 'abc' is not a number"),
+    # float() and int() take these (as 0.15, 10, 1 and 0.1): they are no decimal numbers
+    ("0 0.5 0.5 0.1 0.1_5\n", "line 1: '0.1_5' is not a number"),
+    ("0 0.5 0.5 0.1 0.1\n1_0 0.5 0.5 0.1 0.1\n", "line 2: '1_0' is not a number"),
+    ("\u0661 0.5 0.5 0.1 0.1\n", "line 1: '\u0661' is not a number"),
+    ("0 0.5 0.5 0.1 \uff10.1\n", "line 1: '\uff10.1' is not a number"),
     ("0 120 40 30 20\n", "line 1: value 120 is not normalized"),
     ("-1 0.5 0.5 0.1 0.1\n", "line 1: class -1 is negative"),
     (b"0 0.5 0.5 0.1 0.1\n\xff\xfe\n", "line 2: not UTF-8"),

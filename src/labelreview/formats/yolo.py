@@ -35,7 +35,7 @@ import orjson
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
 from .common import (PROVENANCE_NAME, FolderExport, clip_keypoint, clip_polygon, clip_rotated_box,
-                     clip_shape_box, fmt_num, is_rectangle, obb_angle, polygon_bbox, read_text)
+                     clip_shape_box, fmt_num, is_rectangle, obb_angle, parse_float, polygon_bbox, read_text)
 
 TASKS = ("detect", "segment", "pose", "obb")
 FORMATS = {"yolo": None, "yolo-detect": "detect", "yolo-seg": "segment", "yolo-segment": "segment",
@@ -683,6 +683,10 @@ def _parse_file(lab: str, shown: str, kshape, task, names, auto_names, warns: li
         toks = line.split()
         if not toks:
             continue
+        if "_" in line or not line.isascii():  # what float() and int() take but is no decimal number
+            bad = next((t for t in toks if parse_float(t) is None), None)
+            if bad is not None:
+                raise InputError(shown, f"line {n}", f"{bad!r} is not a number")
         cls = _class_index(toks[0], shown, n)
         if cls < 0:
             raise InputError(shown, f"line {n}", f"class {cls} is negative")
