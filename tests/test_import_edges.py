@@ -198,3 +198,54 @@ def test_a_csv_naming_an_image_too_long_for_the_file_system_imports_it_as_missin
     assert rc == 0, err
     assert any("not found under" in w["problem"] for w in json.loads(out)["warnings"])
     _verify_ok(store)
+
+
+def _nested(depth: int):
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_value_nested_deeper_than_the_store_can_write_is_dropped_and_said(tmp_path):
+    """JSON parsers take 1024 levels, the store's writer 255: a key of an annotation, a class, an
+    image or the file itself nested 300 deep took the import down with a traceback after it had
+    read everything. The key is dropped with a warning naming it; the rest imports."""
+    PILImage.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    deep, fine = _nested(300), _nested(150)
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8, "meta": deep}],
+           "categories": [{"id": 1, "name": "cat", "attrs": deep, "kept": fine}],
+           "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "note": deep,
+                            "kept": fine},
+                           {"id": 8, "image_id": 1, "category_id": 1, "bbox": [2, 2, 2, 2],
+                            "scores": {"cat": 0.9, "dog": deep}}],
+           "licenses": deep}
+    (tmp_path / "p.json").write_text(json.dumps(doc))  # (orjson itself cannot write it)
+    store = _store(tmp_path)
+    rc, out, err = run("import", "coco", tmp_path / "p.json", "--images", tmp_path, "--store", store)
+    assert rc == 0 and "Traceback" not in err, out + err
+    for where, key in (("categories[0]", "attrs"), ("images[0] (id 1)", "meta"), ("annotations[0] (id 7)", "note"),
+                       ("annotations[1] (id 8)", "scores"), ("top level", "licenses")):
+        assert f"{where}: key '{key}' nests more than 200 levels deep; dropped (repaired)" in out, (where, out)
+    assert _count(store) == 2
+    _verify_ok(store)
+    rc, out, err = run("export", "coco", tmp_path / "out.json", "--include", "pending", "--store", store)
+    assert rc == 0, err
+    back = json.loads((tmp_path / "out.json").read_text())
+    assert back["annotations"][0]["kept"] == fine and "note" not in back["annotations"][0]
+    assert back["categories"][0]["kept"] == fine and "attrs" not in back["categories"][0]
+
+
+def test_another_readers_value_nested_too_deep_is_refused_before_anything_is_written(tmp_path):
+    # (LabelMe's flags come through as they are: the store refuses what it cannot write, clearly.)
+    PILImage.new("RGB", (64, 48)).save(tmp_path / "a.png")
+    (tmp_path / "a.json").write_text(json.dumps({
+        "version": "5.0.1", "flags": {}, "imagePath": "a.png", "imageData": None, "imageHeight": 48,
+        "imageWidth": 64, "shapes": [{"label": "cat", "points": [[1, 1], [10, 10]], "shape_type": "rectangle",
+                                      "flags": {"y": _nested(400)}}]}))
+    store = _store(tmp_path)
+    rc, out, err = run("import", "labelme", tmp_path / "a.json", "--images", tmp_path, "--store", store)
+    assert rc == 1 and "Traceback" not in err
+    assert "a.json: label 'a.json:0' on 'a.png': a value nests more than 200 levels deep, more than the store " \
+           "can write; nothing was imported" in err
+    assert _count(store) == 0 and [p.name for p in (store / "imports").iterdir()] == [".keep"]

@@ -67,6 +67,11 @@ def _coco_with_oddities(path: Path, n: int = 3000) -> Path:
             a["iscrowd"] = 1
         if k % 1201 == 0:
             a["extra_key"] = {"kept": [k, "as it was"]}
+        if k == 1500:
+            deep: object = 1
+            for _ in range(300):
+                deep = [deep]
+            a["deep"] = deep  # more than the store can write: dropped, and said
         anns.append(a)
     cats = [{"id": i, "name": n} for i, n in ((1, "cat"), (2, "dog"), (3, "bird"))]
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
@@ -112,6 +117,7 @@ def test_a_forked_import_stores_byte_for_byte_what_one_process_stores(tmp_path):
     assert ma["counts"]["annotations"] == 3000 - 4 and ma["warnings_by_problem"]["image_id 99999 is not in images"] == 4
     assert [c["name"] for c in ma["categories"]][3:] == ["undefined-90", "undefined-91", "undefined-92", "undefined-93"]
     assert any(k.startswith("duplicate annotation id 5") for k in ma["warnings_by_problem"])
+    assert ma["warnings_by_problem"]["key 'deep' nests more than 200 levels deep; dropped"] == 1
     rows = []
     for store in (one, two):
         with Store.open(store) as s:

@@ -16,7 +16,7 @@ import orjson
 from pycocotools import mask as maskutils
 
 from ..model import INT64, Category, ImageRecord, ImportBatch, ImportWarning, InputError, Proposal
-from .common import clip_bbox, far_clipped, rasterizable
+from .common import MAX_NESTING, clip_bbox, drop_too_deep, far_clipped, rasterizable, too_deep
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -401,7 +401,7 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
         names.add(name)
         by_id[c["id"]] = name
         kps = c.get("keypoints")
-        extra = {k: v for k, v in c.items() if k not in _CAT_KEYS}
+        extra = drop_too_deep({k: v for k, v in c.items() if k not in _CAT_KEYS}, f"categories[{i}]", warns)
         sup = c.get("supercategory")
         if sup is not None and not isinstance(sup, str):
             # the index keeps a supercategory as text: anything else rides in extra, written back as it was
@@ -468,7 +468,8 @@ def _read_images(path: str, imgs: Any, warns: list[ImportWarning],
         if (w is None or h is None) and root_real is not None:
             w, h = _size_on_disk(root_real, fn, w, h)
         rec = ImageRecord(key=str(iid) if not isinstance(iid, str) else "s:" + iid, file_name=fn, width=w, height=h,
-                          source_id=iid, extra={k: v for k, v in im.items() if k not in _IMG_KEYS})
+                          source_id=iid, extra=drop_too_deep({k: v for k, v in im.items() if k not in _IMG_KEYS},
+                                                             where, warns))
         by_id[iid] = rec
         by_name[fn] = (i, rec)
         out.append(rec)
@@ -516,7 +517,8 @@ def _read_dataset(path: str, data: dict, pieces: _Pieces | None,
                              "(supported: instances, keypoints, image labels, detection results)")
     cats, cat_names = _read_categories(path, data.get("categories"), warns)
     images, img_by_id = _read_images(path, data.get("images"), warns, image_root)
-    info = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
+    info = drop_too_deep({k: v for k, v in data.items() if k not in ("images", "annotations", "categories")},
+                         "top level", warns)
     if pieces is None:
         proposals = _read_annotations(path, _free_as_read(anns), img_by_id, cat_names, cats, warns)
     else:
@@ -794,6 +796,9 @@ def _annotation(path: str, i: int, a: Any, label: str, seen_ids: set, img_by_id:
     scores = a.get("scores") if isinstance(a.get("scores"), dict) else None
     if scores is None and a.get("scores") is not None:
         extra["scores"] = a["scores"]  # not the {class: score} labelreview reads: kept as it was
+    if scores is not None and too_deep(scores, MAX_NESTING - 1):
+        extra["scores"], scores = scores, None  # (dropped below, and said)
+    drop_too_deep(extra, where, warns)
     return Proposal(image_key=im.key, category=name, kind=kind, bbox=bbox, segmentation=segmentation,
                     keypoints=kps, score=score, iscrowd=iscrowd, area=area, source_id=aid,
                     extra=extra, scores=scores)

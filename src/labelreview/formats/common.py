@@ -66,6 +66,35 @@ def finite(x: Any) -> bool:
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
+#: How deep a value a reader passes through (an unknown key's) may nest. The store writes it inside
+#: its own lines (an annotation's, the manifest's categories) and its JSON writer stops at 255 levels,
+#: where a parser takes 1024: deeper, the import died with a traceback after reading everything.
+MAX_NESTING = 200
+
+
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` levels (no recursion)."""
+    if type(value) is not dict and type(value) is not list:
+        return False
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        items = v.values() if type(v) is dict else v
+        stack.extend((x, depth + 1) for x in items if type(x) is dict or type(x) is list)
+    return False
+
+
+def drop_too_deep(extra: dict[str, Any], where: str, warns: list[ImportWarning]) -> dict[str, Any]:
+    """``extra`` without the keys whose values nest deeper than the store can write, each said."""
+    for k in [k for k, v in extra.items() if too_deep(v, MAX_NESTING - 1)]:
+        del extra[k]
+        warns.append(ImportWarning(where, f"key {k!r} nests more than {MAX_NESTING} levels deep; dropped",
+                                   "repaired"))
+    return extra
+
+
 def parse_float(tok: str) -> float | None:
     """A finite decimal number, or None (NaN, inf, what overflows and non-numbers are all None)."""
     if not _DECIMAL.fullmatch(tok.strip()):

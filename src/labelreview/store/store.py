@@ -2325,7 +2325,10 @@ def _refuse_unwritable(batch: ImportBatch) -> None:
                 f"{bad[0].encode('utf-8', 'surrogateescape')!r}: a file or folder named in another encoding); "
                 "rename them (e.g. with convmv) and import again; nothing was imported")
     if not isinstance(batch.proposals, list):
-        return
+        return  # (read lazily: COCO, whose reader checks all of it)
+    from ..formats.common import MAX_NESTING, too_deep
+
+    deep = f"a value nests more than {MAX_NESTING} levels deep, more than the store can write; nothing was imported"
     isfinite = math.isfinite
 
     def finite(values) -> bool:
@@ -2346,6 +2349,14 @@ def _refuse_unwritable(batch: ImportBatch) -> None:
             raise LabelreviewError(f"{shown}: label {p.source_id!r} on {p.image_key!r}: a coordinate is not a "
                                    "finite number (past the largest number there is once scaled to pixels); "
                                    "nothing was imported")
+        if too_deep(p.extra) or too_deep(p.scores):
+            raise LabelreviewError(f"{shown}: label {p.source_id!r} on {p.image_key!r}: {deep}")
+    for what, items in (("image", batch.images), ("class", batch.categories)):
+        for item in items:
+            if too_deep(item.extra):
+                raise LabelreviewError(f"{shown}: {what} {item.file_name if what == 'image' else item.name!r}: {deep}")
+    if too_deep(batch.info):
+        raise LabelreviewError(f"{shown}: the file's own data (info): {deep}")
 
 
 def _exists(path: Path) -> bool:
