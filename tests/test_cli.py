@@ -403,7 +403,74 @@ def test_control_characters_cannot_forge_rows_or_names(sample_store):
     assert rc == 1 and "control characters" in err
 
 
+def test_nothing_from_the_data_reaches_the_terminal_as_a_control_character(tmp_path):
+    """Class names, file names, sources and paths that hold an escape code (set the title, clear the
+    screen), a carriage return, backspaces or a bidi override were printed raw by the decisions'
+    confirmations, the "did you mean" hints, diff, export and the import's warnings."""
+    from labelreview.display import UNSAFE
+    from PIL import Image
+
+    nasty_cat, nasty_dog = "cat\x1b]0;pwned\x07\x1b[31m", "dog\rFAKE\x08\x08\u202eevil\u202c"
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.png")
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48},
+                      {"id": 2, "file_name": "gone\x1b[2J.png", "width": 64, "height": 48}],
+           "categories": [{"id": 1, "name": nasty_cat}, {"id": 2, "name": nasty_dog}, {"id": 3, "name": "plain"}],
+           "annotations": [{"id": i, "image_id": 1, "category_id": c, "bbox": [1, 2, 10, 10]}
+                           for i, c in ((1, 1), (2, 2), (3, 3))]}
+    (tmp_path / "p\x1b[2J.json").write_text(json.dumps(doc))
+    store = tmp_path / "store\x1b]0;x\x07"
+    s = ["--store", str(store)]
+    outputs = [run("init", str(store)),
+               run("import", "coco", str(tmp_path / "p\x1b[2J.json"), "--images", str(tmp_path),
+                   "--source", "src\x1b[2J", *s),
+               run("accept", "1", *s), run("relabel", "3", nasty_dog, *s), run("reject", "2", "--reason", "x", *s),
+               run("undo", *s), run("ls", *s), run("ls", "--class", "cat", *s), run("ls", "--source", "sr", *s),
+               run("ls", "--status", "x\x1b[2J", *s), run("log", *s), run("blame", "3", *s),
+               run("diff", "HEAD~1", "HEAD", *s), run("status", *s),
+               run("export", "coco", str(tmp_path / "out\x1b[2J.json"), "--include", "pending", *s),
+               run("verify", *s)]
+    assert outputs[1][0] == 0 and "image file missing" in outputs[1][1]  # (a warning that names the file)
+    for rc, out, err in outputs:
+        assert not UNSAFE.search(out + err), repr(out + err)
+    assert "\\x1b]0;pwned\\x07" in outputs[2][1] + outputs[6][1]  # shown, escaped
+    # --json keeps the names exactly (valid JSON, escapes and all)
+    rc, out, _ = run("ls", "--json", *s)
+    assert not UNSAFE.search(out) and {a["category"] for a in json.loads(out)} == {nasty_cat, nasty_dog, "plain"}
+
+
+@pytest.mark.parametrize("argv", [["log", "--limit", "1180591620717411303424"],
+                                  ["log", "--since", "0001-01-01T00:00+14:00"],
+                                  ["log", "--since", "9999-12-31T23:59-14:00"]])
+def test_counts_and_times_past_what_is_stored_list_without_a_traceback(sample_store, argv):
+    rc, out, err = run(*argv, "--store", str(sample_store))
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_an_export_onto_a_pipe_or_a_device_is_refused_and_leaves_it_as_it_was(sample_store, tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    rc, _, err = run("export", "coco", str(fifo), "--store", str(sample_store))
+    assert rc == 1 and "exists and is not a file (a device, a pipe or a socket)" in err
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and not (tmp_path / "fifo.provenance.jsonl").exists()
+
+
+def test_a_store_named_with_control_characters_or_quotes_gets_a_config_it_can_read(tmp_path):
+    store = tmp_path / 'a\x1b[2J"b\\c\x7f'
+    assert run("init", str(store))[0] == 0
+    rc, out, err = run("status", "--store", str(store))
+    assert rc == 0, err
+    import tomllib
+
+    assert tomllib.loads((store / "labelreview.toml").read_text())["project"]["name"] == store.name
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["accept", "\u0663"], "not an id"),  # int() reads Arabic-Indic digits, and 2_0 as 20
+    (["accept", "2_0"], "not an id"),
+    (["ls", "--limit", "1_0"], "not a number"),
     (["accept", "99999999999999999999"], "no such id"),
     (["blame", "99999999999999999999"], "no such id"),
     (["log", "--annotation", "99999999999999999999"], "no such id"),

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 
-from .display import printable, score_text, why_line
+from .display import UNSAFE, escaped, printable, score_text, why_line
 from .model import AnnotationFilter, LabelreviewError, split_list
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -52,6 +54,43 @@ def tolerant_output() -> None:
                 pass
 
 
+class _EscapingStream:
+    """sys.stdout or sys.stderr for the commands that print (not the review screen): control
+    characters that come from the data (a class name, a file name, a path) are written as escapes,
+    so that nothing read from a file can clear the screen, set the window's title, overwrite a line
+    with a carriage return or turn it around with a bidi override. A line's newline and tab stay.
+    ``--json`` stays valid JSON: a C0 control is escaped there already, the rest becomes ``\\uXXXX``."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if UNSAFE.search(text):
+            text = UNSAFE.sub(escaped, text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def escaping_output() -> Iterator[Callable[[], None]]:
+    """Within: stdout and stderr escape control characters. Yields a function that ends it early
+    (the review screen drives the terminal itself)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _EscapingStream(saved[0]), _EscapingStream(saved[1])
+
+    def restore() -> None:
+        for name, stream in zip(("stdout", "stderr"), saved):
+            if isinstance(getattr(sys, name), _EscapingStream):
+                setattr(sys, name, stream)
+
+    try:
+        yield restore
+    finally:
+        restore()
+
+
 def counted(n: int, thing: str) -> str:
     """"1 writer", "4 writers", "2 image hashes"."""
     return f"{n} {thing}" if n == 1 else f"{n} {thing}{'es' if thing.endswith(('s', 'sh', 'ch', 'x')) else 's'}"
@@ -79,7 +118,10 @@ def utc_since(value: str | None) -> str | None:
         raise LabelreviewError(f"--since takes a UTC date or time, e.g. 2026-11-28 or '2026-11-28 14:00', "
                                f"not {value!r}") from None
     if t.tzinfo is not None:
-        t = t.astimezone(timezone.utc)
+        try:
+            t = t.astimezone(timezone.utc)
+        except OverflowError:  # (year 1 at +14:00 is before year 1 in UTC): before or after every event
+            return "0000" if t.year == 1 else "9999-12-31T23:59:59.999999Z"
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -133,11 +175,22 @@ def parse_filter(args: argparse.Namespace) -> AnnotationFilter:
     ).check()
 
 
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _integer(text: str) -> int:
+    """``int(text)`` for decimal digits only: int() also reads 2_0 as 20 and other scripts' digits
+    (Arabic-Indic ٣ as 3), which no user means as an id. ValueError otherwise."""
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
 def an_id(text: str) -> int:
     """An annotation or image id as argparse reads it: an integer SQLite can hold (ids above 2**63
     raised OverflowError deep in the store)."""
     try:
-        value = int(text)
+        value = _integer(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an id: {text!r}") from None
     if not 0 <= value < 2**63:
@@ -149,7 +202,7 @@ def a_seed(text: str) -> int:
     """A random order's seed: a whole number a 64-bit integer holds (a bigger one took `review` down
     with a traceback, naming the queue to remember its place)."""
     try:
-        value = int(text)
+        value = _integer(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not -2**63 <= value < 2**63:
@@ -159,12 +212,12 @@ def a_seed(text: str) -> int:
 
 def a_count(text: str) -> int:
     try:
-        value = int(text)
+        value = _integer(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return min(value, 2**63 - 1)  # (more than SQLite counts is all; 2**70 was an IntegrityError traceback)
 
 
 def _image_id(text: str) -> int:
@@ -1161,6 +1214,11 @@ def _one_positional(args) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     tolerant_output()
+    with escaping_output() as plain_output:
+        return _main(argv, plain_output)
+
+
+def _main(argv: list[str], plain_output: Callable[[], None]) -> int:
     parser = build_parser()
     if not argv:
         argv = ["review", "--demo"]
@@ -1177,6 +1235,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "review":
+        plain_output()
     missing = _one_positional(args)
     if missing:
         print(f"labelreview {args.command}: error: {missing}", file=sys.stderr)

@@ -6,12 +6,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, and the bidirectional overrides and isolates (U+202A-202E, U+2066-2069), which
+# turn the rest of a line around on screen: "x\u202egpj.exe" shows as "xexe.jpg".
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: What a terminal must not be handed raw: the above, but for a line's own newline and tab.
+UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(value: Any) -> str:
     """``value`` as one line of text, control characters written as escapes (``\\n``, ``\\x1b``)."""
     return "" if value is None else _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
+def escaped(match: re.Match) -> str:
+    """An ``UNSAFE`` character as an escape that reads the same in text and in a JSON string:
+    ``\x1b`` for a C0 control (JSON writes those escaped already), ``\u009b`` / ``\u202e`` above."""
+    c = ord(match.group())
+    return f"\\x{c:02x}" if c < 0x20 else f"\\u{c:04x}"
 
 
 def has_control(text: str) -> bool:

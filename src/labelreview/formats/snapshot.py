@@ -196,6 +196,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     if path.is_dir():
         raise LabelreviewError(f"{path}: is a folder; this format writes one file (give a file name, "
                                "e.g. reviewed.json; nothing was written)")
+    if path.exists() and not path.is_file():  # (written over by a rename, /dev/full became a file)
+        raise LabelreviewError(f"{path}: exists and is not a file (a device, a pipe or a socket); give the "
+                               "name of a file to write (nothing was written)")
     path.parent.mkdir(parents=True, exist_ok=True)
     from .common import new_export_file
 

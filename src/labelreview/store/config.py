@@ -14,7 +14,7 @@ CONFIG_NAME = "labelreview.toml"
 TEMPLATE = '''# labelreview project config. Committed with the store; edit it and commit.
 
 [project]
-name = "{name}"
+name = {name}
 # Classes offered by the relabel picker, besides those the imports bring.
 classes = []
 # Reasons offered when flagging (keys 1-9 in the review screen pick them).
@@ -228,5 +228,12 @@ def _refuse_unknown(path: Path, data: dict) -> None:
 
 
 def write_template(store_root: Path, name: str) -> None:
-    safe = name.replace("\\", "").replace('"', "")
-    (store_root / CONFIG_NAME).write_text(TEMPLATE.format(name=safe), encoding="utf-8")
+    (store_root / CONFIG_NAME).write_text(TEMPLATE.format(name=toml_string(name)), encoding="utf-8")
+
+
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string. JSON's escapes are TOML's; TOML also wants DEL escaped. (A
+    store folder named with a control character wrote a config no command could read.)"""
+    import json
+
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
