@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import PROVENANCE_NAME, CsvRows, FolderExport, folder_name, provenance_bytes, read_text
+from .common import PROVENANCE_NAME, CsvRows, FolderExport, folder_name, free_name, provenance_bytes, read_text
 
 _IMAGE_COLS = ("image_name", "image", "filename", "file_name", "file", "path", "image_path", "img", "id",
                "image_id", "name")
@@ -420,6 +420,9 @@ def write_csv(snapshot, out: str | os.PathLike) -> dict[str, Any]:
         # (An image whose labels are all decided, rejected ones included, is written: a rejected
         # label is a class checked absent; so is an image with no label at all.)
         held = snapshot.held_back_labels() if snapshot.held_back_labels else {}
+        if "image_name" in classes:  # (two columns of one name: no reader can tell them apart)
+            raise LabelreviewError(f"{out}: a class is named 'image_name', the name of the image column of a "
+                                   "one-hot CSV; relabel it, or export another format (nothing was written)")
         w.writerow(["image_name", *classes])
         n = 1
         for im in snapshot.images:
@@ -463,12 +466,16 @@ def _place_image(src: str, dst: str) -> bool:
         return True
     except FileNotFoundError:
         return False
+    except FileExistsError:  # never copied onto: a hard link there is another picture's own file
+        raise LabelreviewError(f"{dst}: exists already; nothing was written") from None
     except OSError:  # another file system, or hard links not allowed here
         pass
     import shutil
 
     try:
-        shutil.copy2(src, dst)  # with the original's mode: a copy is readable by no one more
+        with open(src, "rb") as f, open(dst, "xb") as g:  # (x: never onto a file, let alone through a link)
+            shutil.copyfileobj(f, g)
+        shutil.copystat(src, dst)  # with the original's mode: a copy is readable by no one more
     except FileNotFoundError:
         return False
     return True
@@ -506,9 +513,9 @@ def write_imagefolder(snapshot, out: str | os.PathLike) -> dict[str, Any]:
                 rel = f"{cls}/{base}"
                 if splits:
                     rel = f"{im.extra['split']}/{rel}"
-                if rel in used:  # another image with the same file name in this class folder
-                    rel = rel[: -len(base)] + f"{im.id}-{base}"
-                used.add(rel)
+                # (another image with the same file name in this class folder: the image's id before it)
+                rel = free_name(rel, used, lambda n, rel=rel: rel[: -len(base)] + (
+                    f"{im.id}-{base}" if n == 1 else f"{im.id}-{n}-{base}"))
                 target = fx.path(rel)
                 if not _place_image(os.path.abspath(im.path), target):
                     missing += len(group)

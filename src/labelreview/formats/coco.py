@@ -390,6 +390,10 @@ def _read_categories(path: str, cats: Any, warns: list[ImportWarning]) -> tuple[
         if not _fits(c["id"]):
             raise InputError(path, f"categories[{i}]", f"category id {c['id']} is larger than 64 bits can hold")
         name = str(c.get("name") if c.get("name") not in (None, "") else f"category-{c['id']}")
+        if not name.strip():  # (blank: every other format reads a name stripped, so none could export it)
+            warns.append(ImportWarning(f"categories[{i}] (id {c['id']})", f"blank name {name!r}; named "
+                                       f"'category-{c['id']}'", "repaired"))
+            name = f"category-{c['id']}"
         if name in names:
             name = f"{name}-{c['id']}"
             warns.append(ImportWarning(f"categories[{i}] (id {c['id']})", f"duplicate name; renamed {name!r}",

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import orjson
@@ -435,6 +435,10 @@ def folder_name(name: str, what: str) -> str:
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise LabelreviewError(f"{what} {name!r} cannot be a folder name (empty, '.', '..' or with a slash); "
                                "relabel it, or export csv instead (nothing was written)")
+    if name.startswith(".") or not name.strip():
+        # (a hidden folder: torchvision's ImageFolder and labelreview's import pass it by)
+        raise LabelreviewError(f"{what} {name!r} cannot be a folder name (a hidden folder, or blank, is one "
+                               "ImageFolder readers pass by); relabel it, or export csv instead (nothing was written)")
     return name
 
 
@@ -466,6 +470,35 @@ def new_export_file(parent: Path, prefix: str) -> tuple[int, Path]:
 
     path = _new_name(parent, prefix, make)
     return fd, path
+
+
+def free_name(wanted: str, taken: set[str], other: Callable[[int], str]) -> str:
+    """``wanted``, or when it is taken, the first of ``other(1)``, ``other(2)``, ... that is not; the
+    name is then taken. (An export names a file after its image; a second image of the same name is
+    given another, which may itself be a third image's own name: a.png renamed 3-a.png met a real
+    3-a.png, and an ImageFolder export copied one picture over the other.)"""
+    name, n = wanted, 0
+    while name in taken:
+        n += 1
+        name = other(n)
+    taken.add(name)
+    return name
+
+
+def export_name_fits(out: Path, longest_suffix: int) -> None:
+    """Refuse, before anything is written, an output name whose temporary or sidecar names (the name
+    and ``longest_suffix`` more bytes) the file system cannot hold: the export was written, then its
+    provenance file could not be, and the command failed with half an export in place."""
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        limit = os.pathconf(parent if parent.exists() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    need = len(os.fsencode(out.name)) + longest_suffix
+    if need > limit:
+        raise LabelreviewError(f"{out}: the name is too long: {len(os.fsencode(out.name))} bytes, and the export also "
+                               f"writes names {longest_suffix} bytes longer beside it (this file system holds "
+                               f"{limit}); give a shorter name (nothing was written)")
 
 
 def new_export_dir(parent: Path, prefix: str) -> Path:

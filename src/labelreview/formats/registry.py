@@ -297,6 +297,12 @@ def refuse_store_files(out: str | os.PathLike, store_root: str | os.PathLike) ->
 
 
 def write(fmt: str, snapshot, out: str | os.PathLike, args: Any) -> dict[str, Any]:
+    from .common import export_name_fits
+
+    # The longest name an export writes beside OUT: a file's provenance sidecar, written through a
+    # temporary ".OUT.provenance.jsonl.<12 hex>"; a folder's temporary ".OUT.tmp-<12 hex>".
+    export_name_fits(Path(out), len(".") + len(".provenance.jsonl.") + 12 if fmt in ("coco", "csv", "csv-boxes")
+                     else len(".") + len(".tmp-") + 12)
     if fmt == "coco":
         from . import coco
 

@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
-from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, mask_bbox,
+from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, free_name, mask_bbox,
                      provenance_bytes)
 
 _BACKGROUND_NAMES = {"background", "_background_", "bg"}
@@ -407,10 +407,9 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
     names_seen: set[str] = set()
     with FolderExport(out) as fx:
         for im, anns, h, w in items:
-            name = im.file_name.rsplit(".", 1)[0] + ".png"
-            if name in names_seen:
-                name = f"{im.file_name.rsplit('.', 1)[0]}-{im.id}.png"
-            names_seen.add(name)
+            stem = im.file_name.rsplit(".", 1)[0]
+            name = free_name(stem + ".png", names_seen,
+                             lambda n, stem=stem: f"{stem}-{im.id}.png" if n == 1 else f"{stem}-{im.id}-{n}.png")
             fx.write(f"masks/{name}", png_bytes(paint(anns, h, w, value_of, cmap.background), cmap))
             for a in anns:
                 provenance.append(snapshot.provenance(a, f"masks/{name}#{value_of[a.category]}"))

@@ -29,8 +29,8 @@ import numpy as np
 from ..model import Category, ImageRecord, ImportBatch, ImportWarning, InputError, LabelreviewError, Proposal
 from . import images as imgs
 from . import semantic
-from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, fmt_num, parse_xml,
-                     provenance_bytes, read_text)
+from .common import (PROVENANCE_NAME, FolderExport, decode_segmentation, encode_mask, fmt_num, free_name,
+                     parse_xml, provenance_bytes, read_text)
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -509,9 +509,7 @@ def write(snapshot, out: str | os.PathLike) -> dict[str, Any]:
         for im in snapshot.images:
             base = im.file_name.rsplit("/", 1)[-1]
             stem = base.rsplit(".", 1)[0]
-            if stem in stems:
-                stem = f"{stem}-{im.id}"
-            stems.add(stem)
+            stem = free_name(stem, stems, lambda n, stem=stem: f"{stem}-{im.id}" if n == 1 else f"{stem}-{im.id}-{n}")
             objs = [a for a in by_image.get(im.id, ()) if a.kind != "mask" and a.kind != "label"
                     and a.bbox is not None and not (a.extra or {}).get("voc_part_of")]
             skipped_here = [a for a in by_image.get(im.id, ()) if a.kind == "label" or (a.bbox is None and a.kind != "mask")]

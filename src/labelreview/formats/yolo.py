@@ -914,6 +914,8 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     listed: set[str] = set()
     names = {index[c.name]: c.name for c in cats}
     used_rel: set[str] = set()
+    used_images: set[str] = set()
+    shared: list[str] = []  # images left out: another image has their label file
     dumps = orjson.dumps
     opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     with FolderExport(out) as fx:
@@ -937,10 +939,19 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
                 listed.add(split)
                 continue
             rel = label_rel_for(im.file_name)
-            if rel in used_rel:  # two images (from two imports) with the same file name
-                rel = f"labels/{im.import_id}/{im.file_name.rsplit('.', 1)[0]}.txt"
-            used_rel.add(rel)
             in_export = image_rel_in_export(im.file_name)
+            if rel in used_rel or in_export in used_images:
+                # Another image has its label file (img.png and img.jpg; the same name from two
+                # imports; x.jpg beside an images/ folder holding another x.jpg): Ultralytics finds
+                # one label file per image name, so one of them would train on the other's labels.
+                # Left out, and its split lists the images it does hold.
+                if mine:
+                    skipped[_SHARED] = skipped.get(_SHARED, 0) + len(mine)
+                shared.append(im.file_name)
+                listed.add(split)
+                continue
+            used_rel.add(rel)
+            used_images.add(in_export)
             split_dirs.setdefault(split, set()).add(in_export.rsplit("/", 1)[0])
             split_images.setdefault(split, []).append(in_export)
             lines = []
@@ -991,23 +1002,25 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
         yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
         fx.write("data.yaml", "\n".join(yaml_lines) + "\n")
         fx.commit()
-    res = {"file": str(out), "images": len(snapshot.images) - len(left_out), "annotations": n_written,
+    res = {"file": str(out), "images": len(snapshot.images) - len(left_out) - len(shared), "annotations": n_written,
            "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
     if past:
         res["past_image"] = {_PAST[k]: n for k, n in past.items()}
-    if left_out:
-        res["images_left_out"] = {"image size unknown (image file missing or unreadable)": left_out}
+    if left_out or shared:
+        res["images_left_out"] = {k: v for k, v in (
+            ("image size unknown (image file missing or unreadable)", left_out), (_SHARED, shared)) if v}
     return res
+
+
+_SHARED = "label file shared with another image (YOLO finds one label file per image name)"
 
 
 def _yaml_str(s: str) -> str:
     """``s`` as a YAML scalar that reads back as this very string: plain when it does, else quoted.
     A plain ``yes``, ``null``, ``007`` or ``1.50`` is a bool, None, 7 or 1.5 to YAML (and so to
     Ultralytics and to labelreview's import)."""
-    import json
-
     import yaml
 
     if s and all(ch.isalnum() or ch in "._-/" for ch in s) and not s[0] in "-.":
@@ -1016,7 +1029,8 @@ def _yaml_str(s: str) -> str:
                 return s
         except yaml.YAMLError:
             pass
-    return json.dumps(s)
+    # YAML's own double-quoted form: JSON's \ud83d\ude00 for an emoji reads back as two lone halves
+    return yaml.safe_dump(s, default_style='"', allow_unicode=True, width=1 << 30).rstrip("\n")
 
 
 def _line(a, cls: int, task: str, W: int, H: int, kshape, past: dict[str, int]) -> str | None:
