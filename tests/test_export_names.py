@@ -113,6 +113,7 @@ def test_yolo_class_names_outside_the_basic_plane_read_back_whole(tmp_path):
 
 @pytest.mark.parametrize("fmt, cls, message", [
     ("imagefolder", ".hidden", "class '.hidden' cannot be a folder name (a hidden folder"),
+    ("imagefolder", "labelreview.provenance.jsonl", "it is the name of the export's provenance file"),
     ("csv", "image_name", "a class is named 'image_name', the name of the image column of a one-hot CSV"),
 ])
 def test_a_class_the_format_cannot_hold_is_refused_before_anything_is_written(tmp_path, fmt, cls, message):

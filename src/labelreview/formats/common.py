@@ -435,6 +435,9 @@ def folder_name(name: str, what: str) -> str:
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise LabelreviewError(f"{what} {name!r} cannot be a folder name (empty, '.', '..' or with a slash); "
                                "relabel it, or export csv instead (nothing was written)")
+    if name == PROVENANCE_NAME:  # (the export's own file beside the class folders)
+        raise LabelreviewError(f"{what} {name!r} cannot be a folder name: it is the name of the export's "
+                               "provenance file; relabel it, or export csv instead (nothing was written)")
     if name.startswith(".") or not name.strip():
         # (a hidden folder: torchvision's ImageFolder and labelreview's import pass it by)
         raise LabelreviewError(f"{what} {name!r} cannot be a folder name (a hidden folder, or blank, is one "
