@@ -151,3 +151,18 @@ def test_an_output_name_too_long_for_what_is_written_beside_it_is_refused_first(
     rc, _, err = run("export", fmt, out, "--store", store)
     assert rc == 1 and "the name is too long" in err and "nothing was written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "store", "store.json"]
+
+
+def test_yolo_leaves_out_images_no_yolo_reader_lists_and_says_so(tmp_path):
+    # (no image extension, or hidden: their label files were written and never read)
+    _images(tmp_path / "imgs", "a.png", ".hidden.png", "sub/.h/b.png")
+    Image.new("RGB", (40, 30)).save(tmp_path / "imgs" / "noext", format="PNG")
+    names = ["a.png", ".hidden.png", "sub/.h/b.png", "noext"]
+    store = _store_of(tmp_path, names, [(n, "cat") for n in names])
+    rc, out, err = run("export", "yolo", tmp_path / "out", "--store", store)
+    assert rc == 0, err
+    assert ("images left out of the export, image name a YOLO reader does not list (no image extension, or a "
+            "hidden file or folder): .hidden.png, sub/.h/b.png, noext") in out
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.txt")) == [
+        "labels/a.txt", "train.txt"]
+    assert [a["file_name"] for a in _reimport(tmp_path, "yolo", tmp_path / "out")] == ["a.png"]

@@ -916,6 +916,7 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     used_rel: set[str] = set()
     used_images: set[str] = set()
     shared: list[str] = []  # images left out: another image has their label file
+    unlisted: list[str] = []  # images left out: no YOLO reader lists them
     dumps = orjson.dumps
     opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     with FolderExport(out) as fx:
@@ -940,6 +941,14 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
                 continue
             rel = label_rel_for(im.file_name)
             in_export = image_rel_in_export(im.file_name)
+            if not imgs.is_image_name(im.file_name) or _hidden(im.file_name):
+                # (no image extension, or hidden: a YOLO reader never lists it, and its labels would
+                # lie in the export unread)
+                if mine:
+                    skipped[_UNLISTED] = skipped.get(_UNLISTED, 0) + len(mine)
+                unlisted.append(im.file_name)
+                listed.add(split)
+                continue
             if rel in used_rel or in_export in used_images:
                 # Another image has its label file (img.png and img.jpg; the same name from two
                 # imports; x.jpg beside an images/ folder holding another x.jpg): Ultralytics finds
@@ -1002,19 +1011,26 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
         yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
         fx.write("data.yaml", "\n".join(yaml_lines) + "\n")
         fx.commit()
-    res = {"file": str(out), "images": len(snapshot.images) - len(left_out) - len(shared), "annotations": n_written,
+    res = {"file": str(out), "images": len(snapshot.images) - len(left_out) - len(shared) - len(unlisted),
+           "annotations": n_written,
            "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
     if past:
         res["past_image"] = {_PAST[k]: n for k, n in past.items()}
-    if left_out or shared:
+    if left_out or shared or unlisted:
         res["images_left_out"] = {k: v for k, v in (
-            ("image size unknown (image file missing or unreadable)", left_out), (_SHARED, shared)) if v}
+            ("image size unknown (image file missing or unreadable)", left_out), (_SHARED, shared),
+            (_UNLISTED, unlisted)) if v}
     return res
 
 
 _SHARED = "label file shared with another image (YOLO finds one label file per image name)"
+_UNLISTED = "image name a YOLO reader does not list (no image extension, or a hidden file or folder)"
+
+
+def _hidden(file_name: str) -> bool:
+    return any(p.startswith(".") for p in file_name.split("/"))
 
 
 def _yaml_str(s: str) -> str:
