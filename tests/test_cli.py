@@ -805,3 +805,17 @@ def test_import_with_one_word_detects_the_format_and_one_word_exports_say_what_i
                                       "(`labelreview export FORMAT out.json`; formats: coco, yolo")
     rc, _, err = run("export", "coco", *s)
     assert rc == 2 and "give the file or folder to write after the format (`labelreview export coco OUT`)" in err
+
+
+def test_a_store_whose_git_is_gone_refuses_a_decision_before_writing_it(sample_store):
+    # (it wrote the decision to the log, then its checkpoint failed: "safe in the event log", rc 1)
+    import shutil
+
+    shutil.rmtree(sample_store / ".git")
+    logs = sorted((sample_store / "events").rglob("*.jsonl"))
+    rc, out, err = run("accept", "3", "--store", str(sample_store))
+    assert rc == 1 and out == "" and ".git is missing, so the store has no history to add to: accept 3 refused, " \
+        "nothing was written" in err
+    assert sorted((sample_store / "events").rglob("*.jsonl")) == logs and all(p.stat().st_size for p in logs)
+    rc, out, err = run("ls", "--status", "accepted", "--store", str(sample_store), "--json")
+    assert rc == 0 and json.loads(out) == []  # reading still works

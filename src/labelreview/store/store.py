@@ -329,6 +329,10 @@ class Store:
             raise LabelreviewError(
                 f"{self.root}: this store is read-only for you ({self.read_only}): {what} refused, nothing "
                 "was written. Reading works: status, ls, log, blame, diff, verify, export")
+        if not (self.root / ".git").exists():  # (the decision was written, then its checkpoint failed)
+            raise LabelreviewError(
+                f"{self.root}: .git is missing, so the store has no history to add to: {what} refused, "
+                "nothing was written. Restore .git (or clone the store again from its remote)")
 
     def __enter__(self) -> "Store":
         return self
