@@ -140,6 +140,32 @@ async def test_flag_with_reason_and_comment(app_store):
     assert (a.status, a.reason, a.comment) == ("flagged", reasons[1], "ears")
 
 
+async def test_a_pasted_comment_leaves_out_control_characters(app_store):
+    # A paste copied from a terminal or a web page can hold an escape code or a bidi override: the
+    # box drew them raw, and the comment carried them into the log.
+    from textual import events
+
+    app, store = app_store
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f", "2")
+        box = app.screen.query_one("#comment")
+        box.post_message(events.Paste("tail\x1b[2J cut\u202eoff\r"))
+        await pilot.pause()
+        assert box.value == "tail[2J cutoff"
+        await pilot.press("enter")
+        await settle(pilot, app)
+    assert store.annotation(1).comment == "tail[2J cutoff"
+
+
+def test_class_names_on_the_picture_are_escaped_as_the_list_shows_them():
+    # "cat\rdog" was "cat dog" on the picture and "cat\\rdog" in the list: two classes alike
+    from labelreview.tui.render import _clean_label
+
+    assert _clean_label("cat\rdog") == "cat\\rdog" != _clean_label("cat dog")
+    assert _clean_label("\x1b[31mred\u202e") == "\\x1b[31mred\\u202e"
+
+
 async def test_reject_with_reason_then_undo(app_store):
     app, store = app_store
     async with app.run_test(size=(120, 36)) as pilot:

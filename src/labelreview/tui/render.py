@@ -27,7 +27,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from ..formats.images import NotAFile, open_image_file, shown_size
-from ..display import score_text
+from ..display import printable, score_text
 from ..model import shape_of
 
 if TYPE_CHECKING:
@@ -636,7 +636,10 @@ def _paint_keypoints(draw: ImageDraw.ImageDraw, ov: Overlay, color: tuple[int, i
 
 
 def _clean_label(text: str) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    # Escaped as the list and the detail panel show it ("cat\\rdog", not "cat dog": two classes
+    # that differ by a control character must not look alike on the picture); what else does not
+    # print (a zero-width joiner) is a space, so that each character takes the cells it is measured at.
+    return "".join(ch if ch.isprintable() else " " for ch in printable(text)).strip()
 
 
 @dataclass(slots=True)

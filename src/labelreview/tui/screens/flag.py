@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ...display import printable
+from ..widgets.text_input import TextInput
 
 
 class ReasonDialog(ModalScreen[tuple[str, str | None] | None]):
@@ -35,7 +36,7 @@ class ReasonDialog(ModalScreen[tuple[str, str | None] | None]):
             yield Label(Content(f"{printable(self.title_text)}  (1-9 or enter · esc)"), id="prompt")
             yield OptionList(*[Option(Content(f"{n + 1 if n < 9 else ' '} {printable(r)}"))
                                for n, r in enumerate(self.reasons)], id="reasons")
-            yield Input(placeholder="comment (optional) — enter to save", id="comment")
+            yield TextInput(placeholder="comment (optional) — enter to save", id="comment")
 
     def on_mount(self) -> None:
         self.query_one("#comment").display = False

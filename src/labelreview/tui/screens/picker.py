@@ -12,13 +12,14 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from ...display import printable
+from ..widgets.text_input import TextInput
 
 #: Classes listed at most: the OptionList lays out every option it holds on each key typed in the
 #: filter box (1,200 classes: ~140 ms per key even given all at once). Typing narrows to the rest.
 SHOWN_AT_MOST = 100
 
 
-class FilterInput(Input):
+class FilterInput(TextInput):
     """The picker's filter box: it leaves digits 1-9 to the picker (they choose), takes every other
     key; and a digit too once something is typed and the text with it still names a class ("class1"
     then "2" filters to "class12"), so numbered taxonomies can be typed."""

@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from ..widgets.text_input import TextInput
+
 
 class Prompt(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt_cancel")]
@@ -20,7 +22,7 @@ class Prompt(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.question)
-            yield Input(value=self.value, placeholder=self.placeholder)
+            yield TextInput(value=self.value, placeholder=self.placeholder)
             if self.hint:
                 yield Label(self.hint, classes="hint")
 
