@@ -324,7 +324,8 @@ class Store:
             self._notify(message)
 
     def refuse_if_read_only(self, what: str) -> None:
-        """A change to a store this process may not write: refused, with nothing written."""
+        """A change to a store this process may not write (read-only for it, or its .git is gone):
+        refused, with nothing written."""
         if self.read_only is not None:
             raise LabelreviewError(
                 f"{self.root}: this store is read-only for you ({self.read_only}): {what} refused, nothing "
@@ -2353,7 +2354,7 @@ def _refuse_unwritable(batch: ImportBatch) -> None:
             raise LabelreviewError(f"{shown}: label {p.source_id!r} on {p.image_key!r}: a coordinate is not a "
                                    "finite number (past the largest number there is once scaled to pixels); "
                                    "nothing was imported")
-        if too_deep(p.extra) or too_deep(p.scores):
+        if (p.extra and too_deep(p.extra)) or (p.scores and too_deep(p.scores)):
             raise LabelreviewError(f"{shown}: label {p.source_id!r} on {p.image_key!r}: {deep}")
     for what, items in (("image", batch.images), ("class", batch.categories)):
         for item in items:
