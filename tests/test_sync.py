@@ -489,7 +489,7 @@ def test_a_decision_in_conflict_after_a_sync_can_be_taken_back_by_its_author(two
     assert states(a) == states(b)
 
 
-@pytest.mark.parametrize("tamper", ["edit", "delete"])
+@pytest.mark.parametrize("tamper", ["edit", "delete", "cut-last", "cut-first"])
 def test_a_remote_whose_committed_events_were_edited_or_removed_is_refused(two_machines, tamper):
     # Bob edits (or deletes) Alice's log in his clone, commits and pushes it with plain git. Alice's
     # sync merged it without a word (a fast-forward): her log on disk was rewritten or removed under
@@ -502,13 +502,19 @@ def test_a_remote_whose_committed_events_were_edited_or_removed_is_refused(two_m
     rel = alices.relative_to(b).as_posix()
     if tamper == "edit":  # the same length: the size does not give it away
         alices.write_text(alices.read_text().replace('"status":"accepted"', '"status":"rejected"', 1))
-    else:
+    elif tamper == "delete":
         git(b, "rm", "-q", rel)
+    else:  # a line cut: the last was taken for "origin is behind", the first for a fork; and the
+        # last went through the merge, which cut it from Alice's own log too
+        lines = alices.read_text().splitlines(keepends=True)
+        alices.write_text("".join(lines[:-1] if tamper == "cut-last" else lines[1:]))
     git(b, "-c", "user.name=Bob", "-c", "user.email=bob@example.org", "commit", "-qam", "tidy")
     git(b, "push", "-q", "origin", "HEAD")
     before, head = files_of(a), git(a, "rev-parse", "HEAD")
     rc, _, err = cli("sync", "--store", a, author=ALICE)
-    said = f"{rel}:1 does not match its hash" if tamper == "edit" else f"{rel} was deleted there"
+    said = {"edit": f"{rel}:1 does not match its hash", "delete": f"{rel} was deleted there",
+            "cut-last": f"{rel}:2 and the lines after it were removed there",
+            "cut-first": f"{rel}:1 differs from the line both stores held"}[tamper]
     assert rc == 1 and "not merged: the history on origin does not extend this store's" in err, err
     assert said in err and "Nothing was changed here" in err, err
     assert files_of(a) == before and git(a, "rev-parse", "HEAD") == head

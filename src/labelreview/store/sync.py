@@ -220,7 +220,8 @@ def _check_history(store: Store, ref: str, remote: str) -> None:
     based = _tree(root, base) if base else {}
     logs = [p for p, (blob, _) in there.items() if p.startswith(eventlog.EVENTS_DIR + "/")
             and p.endswith(".jsonl") and here.get(p, ("",))[0] != blob]
-    data = _blobs(root, sorted({there[p][0] for p in logs} | {here[p][0] for p in logs if p in here}))
+    data = _blobs(root, sorted({there[p][0] for p in logs} | {here[p][0] for p in logs if p in here}
+                               | {based[p][0] for p in logs if p in based}))
     problems = []
     # Per writer, a log where this store holds events the remote has not, and one where the remote
     # holds events this store has not: a writer's chain is one line of events, so both at once
@@ -231,6 +232,10 @@ def _check_history(store: Store, ref: str, remote: str) -> None:
         writer = eventlog.writer_of(path)
         theirs = data.get(there[path][0], b"")
         ours = data.get(here[path][0], b"") if path in here else b""
+        # The log at the commit both stores share: the remote's must go on from it (a log only
+        # grows). A remote that cut lines of it was taken for one behind this store, or for a fork,
+        # and git's merge then removed the lines from this store's own log too.
+        shared = data.get(based[path][0], b"") if path in based else b""
         if theirs.startswith(ours):  # what they add to this log must be events as written
             bad = _bad_line(theirs, len(ours))
             if bad:
@@ -238,6 +243,9 @@ def _check_history(store: Store, ref: str, remote: str) -> None:
             else:
                 more_there.setdefault(writer, f"{path}:{ours.count(_NL) + 1}")
         elif ours.startswith(theirs):
+            if len(shared) > len(theirs):
+                problems.append(f"{path}:{theirs.count(_NL) + 1} and the lines after it were removed there")
+                continue
             more_here.setdefault(writer, f"{path}:{theirs.count(_NL) + 1}")
             continue  # this store holds more of the log than the remote: it goes there on push
         else:
@@ -245,6 +253,9 @@ def _check_history(store: Store, ref: str, remote: str) -> None:
             bad = _bad_line(theirs, len(b"\n".join(theirs.split(b"\n")[:line - 1])) + (line > 1))
             if bad:
                 problems.append(f"{path}:{bad[0]} {bad[1]}")
+            elif not theirs.startswith(shared):  # (each line an event as written, but one was cut)
+                problems.append(f"{path}:{_first_difference(shared, theirs)} differs from the line both stores "
+                                "held (lines were removed or reordered there)")
             elif _bad_line(ours, len(b"\n".join(ours.split(b"\n")[:line - 1])) + (line > 1)) is None:
                 # Both lines are events as written, each going on from the same one: a fork.
                 more_here.setdefault(writer, f"{path}:{line}")
