@@ -1037,3 +1037,27 @@ def test_a_sync_with_a_store_someone_reviews_in_says_how_to_sync_with_it(two_mac
     assert js("sync", "alices", "--no-push", "--store", b, author=BOB)["events_received"] == 1
     assert states(a) == states(b)
     verify_ok(a), verify_ok(b)
+
+
+def test_a_push_that_lost_a_race_for_the_branch_is_tried_again(two_machines, monkeypatch):
+    # Two syncs pushing at once: git refuses one with "cannot lock ref ... but expected ...", which
+    # is the remote moving as "fetch first" is; the sync exited 1 instead of merging and pushing again.
+    import subprocess
+
+    from labelreview.store import sync as sync_mod
+
+    a, b, remote = two_machines
+    assert cli("accept", "1", "--store", a, author=ALICE)[0] == 0
+    real, lost = sync_mod._git, []
+
+    def git_losing_one_race(root, *args, **kwargs):
+        if args[:1] == ("push",) and not lost:
+            lost.append(args)
+            return subprocess.CompletedProcess(["git", *args], 1, "", (
+                "error: cannot lock ref 'refs/heads/master': is at 1111111 but expected 2222222\n"))
+        return real(root, *args, **kwargs)
+
+    monkeypatch.setattr(sync_mod, "_git", git_losing_one_race)
+    rc, out, err = cli("sync", "--store", a, author=ALICE)
+    assert rc == 0 and lost, err
+    assert git(remote, "rev-parse", "HEAD") == git(a, "rev-parse", "HEAD")  # pushed the second time

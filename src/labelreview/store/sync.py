@@ -601,7 +601,8 @@ def sync(store: Store, remote: str | None = None, *, push: bool = True) -> dict[
         err = proc.stderr + proc.stdout  # (with --porcelain, each refused ref's reason is on stdout)
         # Only a remote that moved is worth fetching, merging and pushing again; a hook or a policy
         # that refuses the push ("[remote rejected] ... hook declined") refuses it again.
-        moved = "fetch first" in err or "non-fast-forward" in err
+        # ("cannot lock ref ... but expected": another push moved the branch while this one ran)
+        moved = "fetch first" in err or "non-fast-forward" in err or "cannot lock ref" in err
         if "refusing to update checked out branch" in err or "branch is currently checked out" in err:
             url = _git(store.root, "remote", "get-url", name, check=False).stdout.strip() or name
             raise LabelreviewError(
