@@ -1061,3 +1061,25 @@ def test_a_push_that_lost_a_race_for_the_branch_is_tried_again(two_machines, mon
     rc, out, err = cli("sync", "--store", a, author=ALICE)
     assert rc == 0 and lost, err
     assert git(remote, "rev-parse", "HEAD") == git(a, "rev-parse", "HEAD")  # pushed the second time
+
+
+@pytest.mark.parametrize("first", ["alice", "bob"])
+def test_an_undo_of_one_of_two_identical_decisions_after_a_sync_takes_back_that_agreement_only(two_machines, first):
+    # Alice and Bob both accept 3 and sync; Bob's undo was refused ("Alice changed it since") when
+    # his accept came second, and recorded as going back to pending (while the label stayed
+    # accepted) when it came first. The README: it takes back his agreement, the label keeps hers.
+    a, b, _ = two_machines
+    order = [(a, ALICE), (b, BOB)] if first == "alice" else [(b, BOB), (a, ALICE)]
+    for store, who in order:
+        assert cli("accept", "3", "--store", store, author=who)[0] == 0
+    for store, who in ((a, ALICE), (b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    rc, out, err = cli("undo", "--store", b, author=BOB)
+    assert rc == 0 and "undid accept of annotation 3: now saucer accepted" in out, (out, err)
+    for store, who in ((b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    for root in (a, b):
+        assert open_conflicts(root) == {}
+        assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
+        verify_ok(root)
+    assert states(a) == states(b)

@@ -164,6 +164,17 @@ class ReviewSession:
                                    extra={"blind": True} if target.get("blind") else None)
             self._after(-1)
             return ev
+        partner = self.store.agreed_with(target["hash"])
+        if not target.get("blind") and (
+                (partner is not None and self._as_left_by(current.last_event, partner))
+                or (self.store.agreeing(target["hash"]) and self._as_left_by(current.last_event, target["hash"]))):
+            # One of two identical decisions (another reviewer's, met in a sync; this one merged into
+            # it, or it into this one): taking it back withdraws this reviewer's agreement only, and
+            # the label keeps the other's decision.
+            ev = self.store.record(current.id, "undo", current.state(), base=current.last_event,
+                                   undoes=target["hash"], reason=f"undo {target['action']}")
+            self._after(-1)
+            return ev
         if not self._as_left_by(current.last_event, target["hash"]):
             # (Nobody changed a label still as proposed: the decision no longer stands, e.g. it was
             # adjudicated and the adjudication taken back. Never "None changed it since".)

@@ -712,6 +712,18 @@ class Store:
             h = alias[0] if alias is not None else target[0]
         return None
 
+    def agreed_with(self, event: str) -> str | None:
+        """The decision ``event`` was merged into as identical (another reviewer's same decision,
+        met in a sync), or None."""
+        row = self.conn.execute("SELECT target FROM fold_alias WHERE event=?", (event,)).fetchone()
+        return row[0] if row is not None else None
+
+    def agreeing(self, event: str) -> bool:
+        """Whether another decision, not taken back, was merged into ``event`` as identical."""
+        return self.conn.execute(
+            "SELECT 1 FROM fold_alias f JOIN events e ON e.hash = f.event WHERE f.target=? AND e.action != 'undo'"
+            " AND NOT EXISTS (SELECT 1 FROM events u WHERE u.undoes = e.hash)", (event,)).fetchone() is not None
+
     # ------------------------------------------------------------------ blind double review
 
     def blind_decisions(self, author: str, ann_ids: list[int]) -> dict[int, dict[str, Any]]:
