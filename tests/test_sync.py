@@ -469,6 +469,17 @@ def test_a_decision_undone_before_a_sync_goes_to_no_adjudication(two_machines):
     assert states(a) == states(b)
 
 
+def _synced_with_alices_accept_of_3_standing(a, b) -> None:
+    """Bob's store synced, then Alice's: no conflict left, 3 is Alice's accept on both, verify passes."""
+    for store, who in ((b, BOB), (a, ALICE)):
+        assert cli("sync", "--store", store, author=who)[0] == 0
+    for root in (a, b):
+        assert open_conflicts(root) == {}
+        assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
+        verify_ok(root)
+    assert states(a) == states(b)
+
+
 def test_a_decision_in_conflict_after_a_sync_can_be_taken_back_by_its_author(two_machines):
     # Its undo was refused ("Alice changed it since"), and blocked every undo of Bob's after it.
     a, b, _ = two_machines
@@ -480,13 +491,7 @@ def test_a_decision_in_conflict_after_a_sync_can_be_taken_back_by_its_author(two
     mine = next(d for d in open_conflicts(b)[3] if d["author"] == BOB)
     rc, out, err = cli("undo", "--store", b, author=BOB)
     assert rc == 0 and f"undid {mine['action']} of annotation 3" in out, err
-    for store, who in ((b, BOB), (a, ALICE)):
-        assert cli("sync", "--store", store, author=who)[0] == 0
-    for root in (a, b):
-        assert open_conflicts(root) == {}
-        assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
-        verify_ok(root)
-    assert states(a) == states(b)
+    _synced_with_alices_accept_of_3_standing(a, b)
 
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "cut-last", "cut-first"])
@@ -1076,10 +1081,4 @@ def test_an_undo_of_one_of_two_identical_decisions_after_a_sync_takes_back_that_
         assert cli("sync", "--store", store, author=who)[0] == 0
     rc, out, err = cli("undo", "--store", b, author=BOB)
     assert rc == 0 and "undid accept of annotation 3: now saucer accepted" in out, (out, err)
-    for store, who in ((b, BOB), (a, ALICE)):
-        assert cli("sync", "--store", store, author=who)[0] == 0
-    for root in (a, b):
-        assert open_conflicts(root) == {}
-        assert states(root)[3][:2] == ("saucer", "accepted") and states(root)[3][3] == ALICE
-        verify_ok(root)
-    assert states(a) == states(b)
+    _synced_with_alices_accept_of_3_standing(a, b)
