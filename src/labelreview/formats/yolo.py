@@ -907,16 +907,21 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
     past: dict[str, int] = {}  # shapes past their image: what was done, and to how many
     n_written = 0
     split_dirs: dict[str, set[str]] = {}
-    #: Per split, the images written, as data.yaml's paths inside the export; and the images left out
-    #: (labels but no size to normalize them against), with the splits they leave out of their folder.
+    #: Per split, the images written, as data.yaml's paths inside the export; and the images left out,
+    #: by why, with the splits they leave out of their folder (each lists the images it holds).
     split_images: dict[str, list[str]] = {}
-    left_out: list[str] = []
+    left_out: dict[str, list[str]] = {}
     listed: set[str] = set()
+
+    def leave_out(im, split: str, labels, why: str, counted: str) -> None:
+        if labels:
+            skipped[counted] = skipped.get(counted, 0) + len(labels)
+        left_out.setdefault(why, []).append(im.file_name)
+        listed.add(split)
+
     names = {index[c.name]: c.name for c in cats}
     used_rel: set[str] = set()
     used_images: set[str] = set()
-    shared: list[str] = []  # images left out: another image has their label file
-    unlisted: list[str] = []  # images left out: no YOLO reader lists them
     dumps = orjson.dumps
     opts = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     with FolderExport(out) as fx:
@@ -935,29 +940,21 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
                 # Its labels cannot be normalized. An empty label file, or none, beside an image in
                 # a split is "no objects" to Ultralytics (a background image): a wrong label, said
                 # nowhere. So the image is left out, and its split lists the images it does hold.
-                skipped["image size unknown"] = skipped.get("image size unknown", 0) + len(mine)
-                left_out.append(im.file_name)
-                listed.add(split)
+                leave_out(im, split, mine, "image size unknown (image file missing or unreadable)",
+                          "image size unknown")
                 continue
             rel = label_rel_for(im.file_name)
             in_export = image_rel_in_export(im.file_name)
-            if not imgs.is_image_name(im.file_name) or _hidden(im.file_name):
+            if not imgs.is_image_name(im.file_name) or any(map(imgs.is_hidden, im.file_name.split("/"))):
                 # (no image extension, or hidden: a YOLO reader never lists it, and its labels would
                 # lie in the export unread)
-                if mine:
-                    skipped[_UNLISTED] = skipped.get(_UNLISTED, 0) + len(mine)
-                unlisted.append(im.file_name)
-                listed.add(split)
+                leave_out(im, split, mine, _UNLISTED, _UNLISTED)
                 continue
             if rel in used_rel or in_export in used_images:
                 # Another image has its label file (img.png and img.jpg; the same name from two
                 # imports; x.jpg beside an images/ folder holding another x.jpg): Ultralytics finds
                 # one label file per image name, so one of them would train on the other's labels.
-                # Left out, and its split lists the images it does hold.
-                if mine:
-                    skipped[_SHARED] = skipped.get(_SHARED, 0) + len(mine)
-                shared.append(im.file_name)
-                listed.add(split)
+                leave_out(im, split, mine, _SHARED, _SHARED)
                 continue
             used_rel.add(rel)
             used_images.add(in_export)
@@ -1011,26 +1008,19 @@ def write(snapshot, out: str | os.PathLike, task: str | None = None) -> dict[str
         yaml_lines += [f"  {i}: {_yaml_str(names[i])}" for i in sorted(names)]
         fx.write("data.yaml", "\n".join(yaml_lines) + "\n")
         fx.commit()
-    res = {"file": str(out), "images": len(snapshot.images) - len(left_out) - len(shared) - len(unlisted),
-           "annotations": n_written,
-           "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
+    res = {"file": str(out), "images": len(snapshot.images) - sum(map(len, left_out.values())),
+           "annotations": n_written, "categories": len(cats), "task": task, "provenance": str(Path(out) / PROVENANCE_NAME)}
     if skipped:
         res["skipped"] = skipped
     if past:
         res["past_image"] = {_PAST[k]: n for k, n in past.items()}
-    if left_out or shared or unlisted:
-        res["images_left_out"] = {k: v for k, v in (
-            ("image size unknown (image file missing or unreadable)", left_out), (_SHARED, shared),
-            (_UNLISTED, unlisted)) if v}
+    if left_out:
+        res["images_left_out"] = left_out
     return res
 
 
 _SHARED = "label file shared with another image (YOLO finds one label file per image name)"
 _UNLISTED = "image name a YOLO reader does not list (no image extension, or a hidden file or folder)"
-
-
-def _hidden(file_name: str) -> bool:
-    return any(p.startswith(".") for p in file_name.split("/"))
 
 
 def _yaml_str(s: str) -> str:
